@@ -1,0 +1,190 @@
+/**
+ * Validation of config documents at every edge: the REST API before a commit, the data plane
+ * before applying a snapshot. Every problem is reported (not just the first), each with the field
+ * at fault, and the input is never modified: defaults are filled into a copy.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { isValidMatchHost, parseHostPort } from './address.js';
+import type { Backend, Config, Pool, Route } from './model.js';
+import { backendBodySchema, backendPatchSchema, backendSchema, configSchema, poolSchema, routeSchema } from './schema.js';
+
+export interface FieldError {
+  /** Dotted path of the field at fault, relative to the document validated: `backends[0].weight`. */
+  field: string;
+  message: string;
+}
+
+export type Validation<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
+const compiled = {
+  config: ajv.compile(configSchema),
+  pool: ajv.compile(poolSchema),
+  route: ajv.compile(routeSchema),
+  backend: ajv.compile(backendSchema),
+  backendBody: ajv.compile(backendBodySchema),
+  backendPatch: ajv.compile(backendPatchSchema),
+};
+
+/** `/pools/web/backends/0/weight` → `pools.web.backends[0].weight`. */
+export function pointerToField(pointer: string, prefix = ''): string {
+  let out = prefix;
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (/^\d+$/.test(part)) out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out;
+}
+
+function joinField(prefix: string, field: string): string {
+  if (prefix === '') return field;
+  if (field === '' || field.startsWith('[')) return prefix + field;
+  return `${prefix}.${field}`;
+}
+
+function describe(error: ErrorObject, prefix: string): FieldError {
+  const base = pointerToField(error.instancePath, prefix);
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const name = String((error.params as { additionalProperty: string }).additionalProperty);
+      return { field: joinField(base, name), message: 'unknown field' };
+    }
+    case 'required': {
+      const name = String((error.params as { missingProperty: string }).missingProperty);
+      return { field: joinField(base, name), message: 'is required' };
+    }
+    case 'propertyNames':
+      return { field: joinField(base, String((error.params as { propertyName: string }).propertyName)), message: 'is not a valid name: use [a-z0-9][a-z0-9-]{0,62}' };
+    case 'pattern':
+      if (String((error.params as { pattern: string }).pattern).startsWith('^[a-z0-9]'))
+        return { field: base, message: 'is not a valid name: use [a-z0-9][a-z0-9-]{0,62}' };
+      return { field: base, message: `must match ${String((error.params as { pattern: string }).pattern)}` };
+    case 'enum':
+      return { field: base, message: `must be one of: ${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` };
+    default:
+      return { field: base === '' ? '(body)' : base, message: error.message ?? 'is invalid' };
+  }
+}
+
+function structural<T>(validate: ValidateFunction, input: unknown, prefix: string): Validation<T> {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return { ok: false, errors: [{ field: prefix === '' ? '(body)' : prefix, message: 'must be a JSON object' }] };
+  }
+  const copy = structuredClone(input) as T;
+  if (validate(copy)) return { ok: true, value: copy };
+  // A bad property name is reported twice: by the inner `pattern` (tagged with propertyName) and by
+  // `propertyNames`; keep the latter, which names the property.
+  const errors = (validate.errors ?? []).filter((e) => e.keyword === 'propertyNames' || e.propertyName === undefined);
+  return { ok: false, errors: dedupe(errors.map((e) => describe(e, prefix))) };
+}
+
+function dedupe(errors: FieldError[]): FieldError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const key = `${e.field}\u0000${e.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function checkBackends(backends: Backend[], prefix: string, errors: FieldError[]): void {
+  const ids = new Map<string, number>();
+  const addresses = new Map<string, string>();
+  backends.forEach((b, i) => {
+    const at = `${prefix}[${i}]`;
+    const parsed = parseHostPort(b.address);
+    if (typeof parsed === 'string') errors.push({ field: `${at}.address`, message: parsed });
+    const seenAt = ids.get(b.id);
+    if (seenAt !== undefined) errors.push({ field: `${at}.id`, message: `duplicate backend id "${b.id}" (also at index ${seenAt})` });
+    else ids.set(b.id, i);
+    const key = b.address.toLowerCase();
+    const owner = addresses.get(key);
+    if (owner !== undefined && owner !== b.id) errors.push({ field: `${at}.address`, message: `address already used by backend "${owner}" in this pool` });
+    else addresses.set(key, b.id);
+  });
+}
+
+function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
+  checkBackends(pool.backends, joinField(prefix, 'backends'), errors);
+}
+
+function checkRoute(route: Route, prefix: string, errors: FieldError[], pools?: Record<string, Pool>): void {
+  const host = route.match.host;
+  if (host !== undefined && !isValidMatchHost(host)) {
+    errors.push({ field: joinField(prefix, 'match.host'), message: 'must be a host name, optionally starting with "*."' });
+  }
+  const seen = new Set<string>();
+  let total = 0;
+  route.pools.forEach((p, i) => {
+    const at = joinField(prefix, `pools[${i}].pool`);
+    if (seen.has(p.pool)) errors.push({ field: at, message: `pool "${p.pool}" is listed twice` });
+    seen.add(p.pool);
+    if (pools && !Object.hasOwn(pools, p.pool)) errors.push({ field: at, message: `pool "${p.pool}" does not exist` });
+    total += p.weight;
+  });
+  if (route.pools.length > 0 && total === 0) errors.push({ field: joinField(prefix, 'pools'), message: 'at least one pool needs a weight above 0' });
+}
+
+/** A route's match as one comparable key: two routes with the same key would be ambiguous. */
+export function matchKey(route: Route): string {
+  return `${(route.match.host ?? '').toLowerCase()} ${route.match.pathPrefix ?? '/'}`;
+}
+
+function checkConfig(config: Config, errors: FieldError[]): void {
+  for (const [name, pool] of Object.entries(config.pools)) checkPool(pool, `pools.${name}`, errors);
+  const matches = new Map<string, string>();
+  for (const [name, route] of Object.entries(config.routes)) {
+    checkRoute(route, `routes.${name}`, errors, config.pools);
+    const key = matchKey(route);
+    const other = matches.get(key);
+    if (other !== undefined) errors.push({ field: `routes.${name}.match`, message: `same match as route "${other}"` });
+    else matches.set(key, name);
+  }
+}
+
+function finish<T>(result: Validation<T>, check: (value: T, errors: FieldError[]) => void): Validation<T> {
+  if (!result.ok) return result;
+  const errors: FieldError[] = [];
+  check(result.value, errors);
+  return errors.length === 0 ? result : { ok: false, errors };
+}
+
+/** The whole config: structure, then every cross-reference. */
+export function validateConfig(input: unknown, prefix = ''): Validation<Config> {
+  return finish(structural<Config>(compiled.config, input, prefix), (c, errors) => checkConfig(c, errors));
+}
+
+/** One pool on its own (PUT /v1/pools/{pool}); cross-references are checked when it is merged. */
+export function validatePool(input: unknown, prefix = ''): Validation<Pool> {
+  return finish(structural<Pool>(compiled.pool, input, prefix), (p, errors) => checkPool(p, prefix, errors));
+}
+
+/** One route on its own; pass the pools it may name to check its references too. */
+export function validateRoute(input: unknown, pools?: Record<string, Pool>, prefix = ''): Validation<Route> {
+  return finish(structural<Route>(compiled.route, input, prefix), (r, errors) => checkRoute(r, prefix, errors, pools));
+}
+
+/** A backend document; `idFromPath` allows the id to be left out of the body (PUT .../backends/{id}). */
+export function validateBackend(input: unknown, idFromPath?: string): Validation<Backend> {
+  const result = structural<Backend>(idFromPath === undefined ? compiled.backend : compiled.backendBody, input, '');
+  return finish(result, (b, errors) => {
+    if (idFromPath !== undefined) {
+      if (b.id !== undefined && b.id !== idFromPath) errors.push({ field: 'id', message: `does not match the id in the path ("${idFromPath}")` });
+      b.id = idFromPath;
+    }
+    const parsed = parseHostPort(b.address);
+    if (typeof parsed === 'string') errors.push({ field: 'address', message: parsed });
+  });
+}
+
+/** A partial backend (PATCH): only the fields present are checked and returned. */
+export function validateBackendPatch(input: unknown): Validation<Partial<Backend>> {
+  return finish(structural<Partial<Backend>>(compiled.backendPatch, input, ''), (b, errors) => {
+    if (b.address !== undefined) {
+      const parsed = parseHostPort(b.address);
+      if (typeof parsed === 'string') errors.push({ field: 'address', message: parsed });
+    }
+  });
+}

@@ -1,0 +1,90 @@
+/**
+ * TypeScript shapes of the messages in proto/lb/v1/discovery.proto, as @grpc/proto-loader decodes
+ * them with PROTO_LOADER_OPTIONS (camelCase fields, uint64 as number, enums as strings, `kind`
+ * naming the oneof member that is set).
+ */
+
+export type PushKind = 'PUSH_KIND_UNSPECIFIED' | 'PUSH_KIND_CONFIG' | 'PUSH_KIND_HEALTH';
+
+export interface Hello {
+  nodeId: string;
+  zone: string;
+  cachedVersion: number;
+  address: string;
+  cachedHealthRevision: number;
+}
+
+export interface Ack {
+  nonce: string;
+  version: number;
+  kind: PushKind;
+}
+
+export interface Nack {
+  nonce: string;
+  version: number;
+  error: string;
+  kind: PushKind;
+}
+
+export interface Ejection {
+  pool: string;
+  backendId: string;
+  ejected: boolean;
+  reason: string;
+  untilUnixMs: number;
+}
+
+export interface NodeReport {
+  ejections: Ejection[];
+}
+
+export interface NodeMessage {
+  hello?: Hello | null;
+  ack?: Ack | null;
+  nack?: Nack | null;
+  report?: NodeReport | null;
+  kind?: 'hello' | 'ack' | 'nack' | 'report';
+}
+
+export interface Resource {
+  type: string;
+  name: string;
+  json: string;
+}
+
+export interface ResourceRef {
+  type: string;
+  name: string;
+}
+
+export interface ConfigSnapshot {
+  version: number;
+  nonce: string;
+  configJson: string;
+  baseVersion: number;
+  upserted: Resource[];
+  removed: ResourceRef[];
+}
+
+export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown';
+
+export interface BackendHealth {
+  pool: string;
+  backendId: string;
+  status: HealthStatus | string;
+  sinceUnixMs: number;
+}
+
+export interface HealthUpdate {
+  revision: number;
+  nonce: string;
+  full: boolean;
+  backends: BackendHealth[];
+}
+
+export interface ControlMessage {
+  config?: ConfigSnapshot | null;
+  health?: HealthUpdate | null;
+  kind?: 'config' | 'health';
+}
