@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Brings a fresh Debian machine with Node 20 up to what the project needs, then installs and builds.
+# Idempotent: each step is skipped when already done. Used by deploy/up.sh and test/run.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# pnpm 10 through npm: corepack's signature check fails on some machines.
+if ! command -v pnpm >/dev/null 2>&1 || ! pnpm --version 2>/dev/null | grep -q '^10\.'; then
+  echo "bootstrap: installing pnpm 10" >&2
+  as_root npm install -g pnpm@10 >/dev/null
+fi
+
+# Real etcd for the local stack and the end-to-end tests (Debian's etcd-server package).
+if ! command -v etcd >/dev/null 2>&1; then
+  echo "bootstrap: installing etcd-server" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+fi
+
+pnpm install --frozen-lockfile --reporter=silent
+pnpm build

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# One command for every test: installs what is missing, builds, type-checks the tests, then runs the
+# unit tests and the end-to-end tests (real etcd, control plane, data planes and backends).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/bootstrap.sh
+pnpm exec tsc -p test --noEmit
+pnpm exec vitest run "$@"

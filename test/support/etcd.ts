@@ -1,0 +1,53 @@
+/** A real etcd server (Debian's etcd-server) on loopback with a temporary data directory. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Child } from './child.js';
+import { freePort, waitFor } from './wait.js';
+
+export class EtcdServer {
+  private child: Child | undefined;
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'lb-etcd-'));
+
+  private constructor(readonly clientPort: number, readonly peerPort: number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.clientPort}`;
+  }
+
+  static async start(): Promise<EtcdServer> {
+    const server = new EtcdServer(await freePort(), await freePort());
+    await server.restart();
+    return server;
+  }
+
+  /** (Re)starts etcd on the same ports and data directory, so its contents survive. */
+  async restart(): Promise<void> {
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    this.child = new Child('etcd', 'etcd', [
+      '--name', 'test',
+      '--data-dir', this.dataDir,
+      '--listen-client-urls', this.url,
+      '--advertise-client-urls', this.url,
+      '--listen-peer-urls', peer,
+      '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', `test=${peer}`,
+      '--log-level', 'warn',
+    ]);
+    const child = this.child;
+    await waitFor(async () => {
+      if (!child.running) throw new Error(`etcd exited: ${child.logs()}`);
+      const res = await fetch(`${this.url}/health`);
+      return res.ok && ((await res.json()) as { health: string }).health === 'true';
+    }, { timeoutMs: 20_000, message: 'etcd to be healthy' });
+  }
+
+  async kill(): Promise<void> {
+    await this.child?.kill();
+  }
+
+  async stop(): Promise<void> {
+    await this.child?.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,135 @@
+/** The real control plane and data plane, started as processes from their built entry points. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Child } from './child.js';
+import { freePort, waitFor } from './wait.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CP_MAIN = join(ROOT, 'packages/control-plane/dist/main.js');
+const DP_MAIN = join(ROOT, 'packages/data-plane/dist/main.js');
+
+export interface ControlPlaneOptions {
+  etcd: string;
+  httpPort?: number;
+  grpcPort?: number;
+  prefix?: string;
+  extraArgs?: string[];
+}
+
+export class ControlPlane {
+  private child!: Child;
+
+  private constructor(readonly options: ControlPlaneOptions, readonly httpPort: number, readonly grpcPort: number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  get grpcAddress(): string {
+    return `127.0.0.1:${this.grpcPort}`;
+  }
+
+  static async start(options: ControlPlaneOptions): Promise<ControlPlane> {
+    const cp = new ControlPlane(options, options.httpPort ?? (await freePort()), options.grpcPort ?? (await freePort()));
+    await cp.restart();
+    return cp;
+  }
+
+  /** Starts the process again on the same ports (after stop() or kill()) and waits until ready. */
+  async restart(): Promise<void> {
+    const args = [CP_MAIN, '--etcd', this.options.etcd, '--http-listen', `127.0.0.1:${this.httpPort}`, '--grpc-listen', this.grpcAddress];
+    if (this.options.prefix) args.push('--etcd-prefix', this.options.prefix);
+    args.push(...(this.options.extraArgs ?? []));
+    this.child = new Child('control-plane', process.execPath, args, { LB_LOG_LEVEL: 'warn' });
+    const child = this.child;
+    await waitFor(async () => {
+      if (!child.running) throw new Error(`control plane exited: ${child.logs()}`);
+      return (await fetch(`${this.url}/readyz`)).ok;
+    }, { timeoutMs: 20_000, message: 'control plane /readyz' });
+  }
+
+  get process(): Child {
+    return this.child;
+  }
+
+  stop(): Promise<number | null> {
+    return this.child.stop();
+  }
+
+  kill(): Promise<number | null> {
+    return this.child.kill();
+  }
+}
+
+export interface DataPlaneOptions {
+  controlPlanes: string[];
+  nodeId: string;
+  cacheFile?: string;
+  listenPort?: number;
+  adminPort?: number;
+  extraArgs?: string[];
+  /** Wait for /readyz (a snapshot applied) before returning; default true. */
+  waitReady?: boolean;
+}
+
+export class DataPlane {
+  private child!: Child;
+  readonly cacheFile: string;
+
+  private constructor(readonly options: DataPlaneOptions, readonly port: number, readonly adminPort: number) {
+    this.cacheFile = options.cacheFile ?? join(mkdtempSync(join(tmpdir(), 'lb-dp-')), 'snapshot.json');
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get adminUrl(): string {
+    return `http://127.0.0.1:${this.adminPort}`;
+  }
+
+  static async start(options: DataPlaneOptions): Promise<DataPlane> {
+    const dp = new DataPlane(options, options.listenPort ?? (await freePort()), options.adminPort ?? (await freePort()));
+    await dp.restart();
+    return dp;
+  }
+
+  async restart(): Promise<void> {
+    const args = [
+      DP_MAIN,
+      '--control-plane', this.options.controlPlanes.join(','),
+      '--listen', `127.0.0.1:${this.port}`,
+      '--admin-listen', `127.0.0.1:${this.adminPort}`,
+      '--node-id', this.options.nodeId,
+      '--cache-file', this.cacheFile,
+      ...(this.options.extraArgs ?? []),
+    ];
+    this.child = new Child(`data-plane ${this.options.nodeId}`, process.execPath, args, { LB_LOG_LEVEL: 'warn' });
+    const child = this.child;
+    const path = this.options.waitReady === false ? '/healthz' : '/readyz';
+    await waitFor(async () => {
+      if (!child.running) throw new Error(`data plane exited: ${child.logs()}`);
+      return (await fetch(`${this.adminUrl}${path}`)).ok;
+    }, { timeoutMs: 20_000, message: `data plane ${this.options.nodeId} ${path}` });
+  }
+
+  get process(): Child {
+    return this.child;
+  }
+
+  /** The version the node has applied, from its admin /config. */
+  async appliedVersion(): Promise<number> {
+    const res = await fetch(`${this.adminUrl}/config`);
+    return ((await res.json()) as { version: number }).version;
+  }
+
+  stop(): Promise<number | null> {
+    return this.child.stop();
+  }
+
+  kill(): Promise<number | null> {
+    return this.child.kill();
+  }
+}
