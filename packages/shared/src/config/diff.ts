@@ -29,12 +29,19 @@ function keyed(config: Config): unknown {
   return { pools, routes };
 }
 
+/** A whole pool or route added or removed is reported as written, not in its keyed form. */
+function original(config: Config, path: (string | number)[], keyedValue: unknown): unknown {
+  if (path.length !== 2) return keyedValue;
+  const [kind, name] = path as [keyof Config, string];
+  return config[kind][name];
+}
+
 export function diffConfigs(before: Config, after: Config): ConfigChange[] {
   const opOf = { CREATE: 'add', REMOVE: 'remove', CHANGE: 'change' } as const;
   return diff(keyed(before) as Record<string, unknown>, keyed(after) as Record<string, unknown>).map((d) => {
     const change: ConfigChange = { op: opOf[d.type], path: d.path.join('.') };
-    if (d.type !== 'CREATE') change.before = d.oldValue;
-    if (d.type !== 'REMOVE') change.after = d.value;
+    if (d.type !== 'CREATE') change.before = original(before, d.path, d.oldValue);
+    if (d.type !== 'REMOVE') change.after = original(after, d.path, d.value);
     return change;
   });
 }
