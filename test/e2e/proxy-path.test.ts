@@ -1,0 +1,158 @@
+// The request path end to end: REST → etcd → gRPC push → data plane → real backends.
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, distribution, get } from '../support/http.js';
+import { Stack } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
+
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await Stack.start({ dataPlanes: 2, backends: 3 });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function pool(algorithm: string, backends: { id: string; address: string; weight?: number; state?: string }[]) {
+  return { algorithm, backends };
+}
+
+describe('routing and balancing through both data planes', () => {
+  it('routes by host and longest path prefix to weighted pools', async () => {
+    const [b1, b2, b3] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0], typeof stack.backends[0]];
+    await stack.applyConfig({
+      pools: {
+        web: pool('weighted_round_robin', [{ id: 'b1', address: b1.address, weight: 3 }, { id: 'b2', address: b2.address, weight: 1 }]),
+        api: pool('round_robin', [{ id: 'b3', address: b3.address }]),
+        shop: pool('round_robin', [{ id: 'b2', address: b2.address }]),
+      },
+      routes: {
+        web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] },
+        api: { match: { pathPrefix: '/api' }, pools: [{ pool: 'api', weight: 1 }] },
+        'api-v2': { match: { pathPrefix: '/api/v2' }, pools: [{ pool: 'shop', weight: 1 }] },
+        shop: { match: { host: 'shop.example.com' }, pools: [{ pool: 'shop', weight: 1 }] },
+        wild: { match: { host: '*.wild.test', pathPrefix: '/' }, pools: [{ pool: 'api', weight: 1 }] },
+      },
+    });
+    for (const dp of stack.dps) {
+      expect(await distribution(`${dp.url}/index.html`, 40)).toEqual({ b1: 30, b2: 10 });
+      expect((await get(`${dp.url}/api/users`)).headers['x-backend']).toBe('b3');
+      expect((await get(`${dp.url}/api/v2/users`)).headers['x-backend']).toBe('b2');
+      expect((await get(`${dp.url}/api/users`, { host: 'SHOP.example.com:8080' })).headers['x-backend']).toBe('b2');
+      expect((await get(`${dp.url}/x`, { host: 'a.wild.test' })).headers['x-backend']).toBe('b3');
+    }
+  });
+
+  it('interleaves smooth weighted round robin instead of sending bursts', async () => {
+    const [b1, b2, b3] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0], typeof stack.backends[0]];
+    await stack.applyConfig({
+      pools: { web: pool('weighted_round_robin', [{ id: 'a', address: b1.address, weight: 5 }, { id: 'b', address: b2.address, weight: 1 }, { id: 'c', address: b3.address, weight: 1 }]) },
+      routes: { web: { pools: [{ pool: 'web' }] } },
+    });
+    const dp = stack.dps[0]!;
+    const order: string[] = [];
+    for (let i = 0; i < 14; i++) order.push(String((await get(`${dp.url}/`)).headers['x-backend']));
+    // nginx's smooth WRR for 5:1:1 is a a b a c a a, repeating; the cycle may start anywhere.
+    const cycle = ['b1', 'b1', 'b2', 'b1', 'b3', 'b1', 'b1'];
+    const doubled = [...cycle, ...cycle].join(',');
+    expect(doubled).toContain(order.slice(0, 7).join(','));
+    expect(order.slice(7)).toEqual(order.slice(0, 7));
+  });
+
+  it('splits a route across pools by weight', async () => {
+    const [b1, b2] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0]];
+    await stack.applyConfig({
+      pools: { stable: pool('round_robin', [{ id: 's', address: b1.address }]), canary: pool('round_robin', [{ id: 'c', address: b2.address }]) },
+      routes: { web: { pools: [{ pool: 'stable', weight: 9 }, { pool: 'canary', weight: 1 }] } },
+    });
+    expect(await distribution(`${stack.dps[1]!.url}/`, 50)).toEqual({ b1: 45, b2: 5 });
+  });
+
+  it('answers 404 without a route, 503 without a usable backend, 502 when the backend is down', async () => {
+    const [b1] = stack.backends as [typeof stack.backends[0]];
+    await stack.applyConfig({
+      pools: {
+        web: pool('round_robin', [{ id: 'b1', address: b1.address }]),
+        off: pool('round_robin', [{ id: 'x', address: b1.address, state: 'disabled' }]),
+        empty: pool('round_robin', []),
+        dead: pool('round_robin', [{ id: 'gone', address: '127.0.0.1:1' }]),
+      },
+      routes: {
+        web: { match: { host: 'web.test' }, pools: [{ pool: 'web' }] },
+        off: { match: { pathPrefix: '/off' }, pools: [{ pool: 'off' }] },
+        empty: { match: { pathPrefix: '/empty' }, pools: [{ pool: 'empty' }] },
+        dead: { match: { pathPrefix: '/dead' }, pools: [{ pool: 'dead' }] },
+      },
+    });
+    const dp = stack.dps[0]!;
+    const noRoute = await get(`${dp.url}/nothing-here`);
+    expect(noRoute.status).toBe(404);
+    expect(noRoute.body.length).toBeGreaterThan(0);
+    expect((await get(`${dp.url}/off`)).status).toBe(503);
+    expect((await get(`${dp.url}/empty`)).status).toBe(503);
+    expect((await get(`${dp.url}/dead`)).status).toBe(502);
+    expect((await get(`${dp.url}/`, { host: 'web.test' })).status).toBe(200);
+  });
+
+  it('sets X-Forwarded-* and strips hop-by-hop headers both ways', async () => {
+    const [b1] = stack.backends as [typeof stack.backends[0]];
+    await stack.applyConfig({ pools: { web: pool('round_robin', [{ id: 'b1', address: b1.address }]) }, routes: { web: { pools: [{ pool: 'web' }] } } });
+    const dp = stack.dps[0]!;
+    const res = await request(`${dp.url}/echo`, {
+      method: 'POST',
+      headers: { host: 'app.example.com', 'x-forwarded-for': '203.0.113.9', connection: 'x-secret', 'x-secret': 'hop', 'keep-alive': 'timeout=5', te: 'trailers', 'x-keep': 'end-to-end' },
+      body: 'payload',
+    });
+    const echoed = (await res.body.json()) as { headers: Record<string, string>; body: string; method: string };
+    expect(res.statusCode).toBe(200);
+    expect(echoed.method).toBe('POST');
+    expect(echoed.body).toBe('payload');
+    expect(echoed.headers['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
+    expect(echoed.headers['x-forwarded-proto']).toBe('http');
+    expect(echoed.headers['x-forwarded-host']).toBe('app.example.com');
+    expect(echoed.headers.host).toBe('app.example.com');
+    expect(echoed.headers['x-keep']).toBe('end-to-end');
+    expect(echoed.headers['x-secret']).toBeUndefined();
+    expect(echoed.headers['keep-alive']).toBeUndefined();
+    expect(echoed.headers.te).toBeUndefined();
+  });
+
+  it('streams a 4 MiB response body intact', async () => {
+    const dp = stack.dps[1]!;
+    const res = await request(`${dp.url}/big?bytes=${4 << 20}`);
+    const body = Buffer.from(await res.body.arrayBuffer());
+    expect(res.statusCode).toBe(200);
+    expect(body.length).toBe(4 << 20);
+    expect(body.every((byte) => byte === 97)).toBe(true);
+  });
+});
+
+describe('draining', () => {
+  it('a draining backend finishes its in-flight request and gets nothing new', async () => {
+    const [b1, b2] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0]];
+    const version = await stack.applyConfig({
+      pools: { web: pool('round_robin', [{ id: 'b1', address: b1.address }, { id: 'b2', address: b2.address }]) },
+      routes: { web: { pools: [{ pool: 'web' }] } },
+    });
+    const dp = stack.dps[0]!;
+    // Find which backend the next request lands on, then hold a 2 s request there.
+    const probe = await get(`${dp.url}/`);
+    const next = probe.headers['x-backend'] === 'b1' ? b2 : b1;
+    const slow = get(`${dp.url}/slow?ms=2000`);
+    await waitFor(() => next.active === 1, { message: 'the slow request to reach its backend' });
+    const drained = next === b1 ? 'b1' : 'b2';
+    const patch = await api('PATCH', `${stack.cp.url}/v1/pools/web/backends/${drained}`, { state: 'draining' }, { 'if-match': `"${version}"` });
+    expect(patch.status).toBe(200);
+    await stack.converge(patch.body.version);
+    const hitsAtDrain = next.hits;
+    expect(next.active).toBe(1);
+    const seen = await distribution(`${dp.url}/`, 20);
+    expect(Object.keys(seen)).toEqual([drained === 'b1' ? 'b2' : 'b1']);
+    expect(next.hits).toBe(hitsAtDrain);
+    const finished = await slow;
+    expect(finished.status).toBe(200);
+    expect(finished.body).toContain(`${drained} slow 2000`);
+  });
+});
