@@ -1,0 +1,28 @@
+import type { Random } from '../runtime/clock.js';
+import type { Balancer } from './balancer.js';
+
+/**
+ * Plain round robin, ignoring weights. The start position is random so that many data planes
+ * applying the same snapshot at once do not all send their first request to the same backend.
+ */
+export class RoundRobin<T> implements Balancer<T> {
+  private readonly items: readonly T[];
+  private next: number;
+
+  constructor(items: readonly T[], random: Random) {
+    this.items = items;
+    this.next = items.length === 0 ? 0 : Math.floor(random() * items.length) % items.length;
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  pick(): T | undefined {
+    const n = this.items.length;
+    if (n === 0) return undefined;
+    const i = this.next;
+    this.next = i + 1 === n ? 0 : i + 1;
+    return this.items[i];
+  }
+}

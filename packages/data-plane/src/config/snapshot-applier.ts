@@ -1,0 +1,152 @@
+/**
+ * Turns snapshots (pushed or cached) into the routing table the forwarder reads. Everything that
+ * can fail — parsing, validation, compilation — happens before the swap; the swap is one
+ * assignment to `current`; side effects (closing upstream pools no longer used, writing the cache
+ * file) come after and never block a request.
+ */
+import type { Config, ConfigSnapshot, HealthUpdate, Logger, Route } from '@lb/shared';
+import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import { ERROR_CODES } from '../errors.js';
+import type { HealthStore } from '../health/health-store.js';
+import type { DataPlaneMetrics } from '../metrics.js';
+import type { TableSource } from '../proxy/forwarder.js';
+import { compileRoutingTable, type RoutingTable } from '../routing/routing-table.js';
+import type { Clock, Random } from '../runtime/clock.js';
+import type { UpstreamPools } from '../upstream/upstream-pools.js';
+import { checkSnapshot } from './snapshot-validate.js';
+
+export type ConfigSource = 'control-plane' | 'cache';
+
+/** The answer to a push: ACK, or NACK with a reason. */
+export type PushOutcome = { ok: true } | { ok: false; error: string };
+
+/** What the discovery client needs from the node: state for Hello, and somewhere to apply pushes. */
+export interface PushHandler {
+  /** The config version running now; 0 when none. Sent as Hello.cached_version. */
+  appliedVersion(): number;
+  /** The health revision held now; 0 when none. */
+  healthRevision(): number;
+  /** Applies a config push synchronously and says whether to ACK or NACK it. */
+  onConfig(snapshot: ConfigSnapshot): PushOutcome;
+  onHealth(update: HealthUpdate): PushOutcome;
+}
+
+export interface ConfigView {
+  version: number;
+  source: ConfigSource | null;
+  appliedAt: string | null;
+  pools: Record<string, { algorithm: string; backends: { id: string; address: string; weight: number; state: string }[] }>;
+  routes: Record<string, Route>;
+  health: { revision: number; backends: ReturnType<HealthStore['toJSON']> };
+}
+
+export interface ApplierDeps {
+  upstreams: UpstreamPools;
+  metrics: DataPlaneMetrics;
+  health: HealthStore;
+  logger: Logger;
+  random: Random;
+  clock: Clock;
+  cache?: SnapshotCache | undefined;
+}
+
+export class SnapshotApplier implements TableSource, PushHandler {
+  /** The table requests are routed with. Replaced whole, never mutated. */
+  current: RoutingTable | undefined;
+  private source: ConfigSource | null = null;
+  private appliedAt: number | null = null;
+
+  constructor(private readonly deps: ApplierDeps) {}
+
+  appliedVersion(): number {
+    return this.current?.version ?? 0;
+  }
+
+  healthRevision(): number {
+    return this.deps.health.revision;
+  }
+
+  /** Starts from the cache file, if it holds a usable snapshot. Returns the version loaded (0: none). */
+  loadCache(): number {
+    const cached = this.deps.cache?.load();
+    if (cached === undefined) return 0;
+    const outcome = this.install(cached.version, cached.config, 'cache');
+    if (!outcome.ok) {
+      this.deps.logger.warn({ code: ERROR_CODES.CACHE_CORRUPT, reason: outcome.error }, 'cached snapshot cannot be applied; ignoring it');
+      return 0;
+    }
+    this.deps.logger.info({ version: cached.version, path: this.deps.cache?.path }, 'serving the cached snapshot until a control plane answers');
+    return cached.version;
+  }
+
+  onConfig(snapshot: ConfigSnapshot): PushOutcome {
+    const { logger, metrics } = this.deps;
+    const check = checkSnapshot(snapshot);
+    if (!check.ok) {
+      metrics.snapshot('rejected');
+      logger.warn({ version: snapshot.version, code: check.code, reason: check.error }, 'snapshot rejected; keeping the running config');
+      return { ok: false, error: check.error };
+    }
+    const running = this.current;
+    // A control plane that restarted (or a replica we reconnected to) resends what we run: ACK again.
+    if (running !== undefined && running.version === snapshot.version && JSON.stringify(running.config) === JSON.stringify(check.config)) {
+      this.source = 'control-plane';
+      metrics.snapshot('unchanged');
+      return { ok: true };
+    }
+    if (running !== undefined && snapshot.version < running.version) {
+      // Versions only grow (a rollback is a new version), so this is a lagging replica or a rebuilt
+      // store. The control plane is the authority; apply it, but leave a trace.
+      logger.warn({ version: snapshot.version, running: running.version }, 'control plane pushed an older version than the one running; applying it');
+    }
+    const outcome = this.install(snapshot.version, check.config, 'control-plane');
+    metrics.snapshot(outcome.ok ? 'applied' : 'rejected');
+    if (outcome.ok) {
+      logger.info({ version: snapshot.version }, 'snapshot applied');
+      this.deps.cache?.save({ version: snapshot.version, config: check.config });
+    }
+    return outcome;
+  }
+
+  onHealth(update: HealthUpdate): PushOutcome {
+    this.deps.health.apply(update);
+    return { ok: true };
+  }
+
+  private install(version: number, config: Config, source: ConfigSource): PushOutcome {
+    const { upstreams, metrics, random, logger } = this.deps;
+    const previous = this.current;
+    let table: RoutingTable;
+    try {
+      table = compileRoutingTable({ version, config }, { upstreams, metrics, random, previous });
+    } catch (err) {
+      // Give back the upstream pools the failed compile may have opened.
+      upstreams.retainOnly(previous?.addresses() ?? new Set());
+      logger.error({ err, version, code: ERROR_CODES.SNAPSHOT_COMPILE }, 'snapshot passed validation but could not be compiled');
+      return { ok: false, error: `cannot build routing table: ${(err as Error).message}` };
+    }
+    this.current = table;
+    this.source = source;
+    this.appliedAt = this.deps.clock.now();
+    metrics.setConfigVersion(version);
+    upstreams.retainOnly(table.addresses());
+    return { ok: true };
+  }
+
+  /** The /config document: what runs, where it came from, and the table summary. */
+  describe(): ConfigView {
+    const table = this.current;
+    const pools: ConfigView['pools'] = {};
+    for (const [name, pool] of table?.pools ?? []) {
+      pools[name] = { algorithm: pool.algorithm, backends: pool.backends.map((b) => ({ id: b.id, address: b.address, weight: b.weight, state: b.state })) };
+    }
+    return {
+      version: table?.version ?? 0,
+      source: this.source,
+      appliedAt: this.appliedAt === null ? null : new Date(this.appliedAt).toISOString(),
+      pools,
+      routes: table?.config.routes ?? {},
+      health: { revision: this.deps.health.revision, backends: this.deps.health.toJSON() },
+    };
+  }
+}

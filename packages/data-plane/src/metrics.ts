@@ -1,0 +1,127 @@
+/**
+ * Metrics that cost the request path almost nothing: the hot path bumps plain numbers on objects
+ * it already holds (one per route×pool, one per pool), and prom-client reads them only when
+ * /metrics is scraped. Stats objects outlive snapshots, so counters never go backwards when a
+ * route or pool is recompiled.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { UPSTREAM_ERROR_KINDS, type UpstreamErrorKind } from './errors.js';
+
+/** Index 0 counts requests that ended without a status (the client went away first). */
+export const STATUS_CLASS_LABELS = ['aborted', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+export class RequestStats {
+  /** Indexed by Math.floor(status / 100); 0 = aborted. */
+  readonly byClass = [0, 0, 0, 0, 0, 0];
+  constructor(readonly route: string, readonly pool: string) {}
+
+  count(status: number): void {
+    const i = (status / 100) | 0;
+    if (i > 0 && i < 6) this.byClass[i]!++;
+  }
+}
+
+export class UpstreamErrorStats {
+  readonly byKind: Record<UpstreamErrorKind, number> = { connect: 0, timeout: 0, reset: 0, protocol: 0, other: 0 };
+  constructor(readonly pool: string) {}
+}
+
+export type SnapshotResult = 'applied' | 'rejected' | 'unchanged';
+
+export class DataPlaneMetrics {
+  readonly registry = new Registry();
+  /** Requests forwarded and not yet finished. */
+  inFlight = 0;
+  private readonly requests = new Map<string, RequestStats>();
+  private readonly upstream = new Map<string, UpstreamErrorStats>();
+  private readonly configVersion: Gauge;
+  private readonly snapshots: Counter<'result'>;
+  private readonly cacheWrites: Counter<'result'>;
+  private readonly controlPlaneConnected: Gauge;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const self = this;
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    new Counter({
+      name: 'lb_dp_requests_total',
+      help: 'Client requests by route, pool and status class (route="" when nothing matched, pool="" when no backend was usable).',
+      labelNames: ['route', 'pool', 'status_class'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of self.requests.values()) {
+          s.byClass.forEach((n, i) => {
+            if (n > 0) this.inc({ route: s.route, pool: s.pool, status_class: STATUS_CLASS_LABELS[i]! }, n);
+          });
+        }
+      },
+    });
+    new Counter({
+      name: 'lb_dp_upstream_errors_total',
+      help: 'Forwarded requests that failed at the backend, by pool and kind (connect, timeout, reset, protocol, other).',
+      labelNames: ['pool', 'kind'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of self.upstream.values()) {
+          for (const kind of UPSTREAM_ERROR_KINDS) if (s.byKind[kind] > 0) this.inc({ pool: s.pool, kind }, s.byKind[kind]);
+        }
+      },
+    });
+    new Gauge({
+      name: 'lb_dp_requests_in_flight',
+      help: 'Requests forwarded to a backend and not yet finished.',
+      registers: [this.registry],
+      collect() {
+        this.set(self.inFlight);
+      },
+    });
+    this.configVersion = new Gauge({ name: 'lb_dp_config_version', help: 'The config version this node serves (0: none yet).', registers: [this.registry] });
+    this.configVersion.set(0);
+    this.snapshots = new Counter({
+      name: 'lb_dp_snapshots_total',
+      help: 'Config snapshots received, by result: applied, rejected (NACKed), unchanged (same version re-acked).',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.cacheWrites = new Counter({ name: 'lb_dp_cache_writes_total', help: 'Snapshot cache file writes, by result (ok, error).', labelNames: ['result'], registers: [this.registry] });
+    this.controlPlaneConnected = new Gauge({ name: 'lb_dp_control_plane_connected', help: '1 while a control plane stream is open.', registers: [this.registry] });
+    this.controlPlaneConnected.set(0);
+  }
+
+  /** The counters for one route×pool pair; the same object for the same pair, for the process's life. */
+  requestStats(route: string, pool: string): RequestStats {
+    const key = `${route}\u0000${pool}`;
+    let s = this.requests.get(key);
+    if (s === undefined) {
+      s = new RequestStats(route, pool);
+      this.requests.set(key, s);
+    }
+    return s;
+  }
+
+  upstreamErrors(pool: string): UpstreamErrorStats {
+    let s = this.upstream.get(pool);
+    if (s === undefined) {
+      s = new UpstreamErrorStats(pool);
+      this.upstream.set(pool, s);
+    }
+    return s;
+  }
+
+  snapshot(result: SnapshotResult): void {
+    this.snapshots.inc({ result });
+  }
+
+  cacheWrite(result: 'ok' | 'error'): void {
+    this.cacheWrites.inc({ result });
+  }
+
+  setConfigVersion(version: number): void {
+    this.configVersion.set(version);
+  }
+
+  setControlPlaneConnected(connected: boolean): void {
+    this.controlPlaneConnected.set(connected ? 1 : 0);
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * One data-plane node assembled from its parts: the snapshot applier (routing table), the
+ * forwarder on the client listener, the admin listener, the snapshot cache and the discovery
+ * client. main.ts turns flags into DataPlaneOptions; tests build nodes directly.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger, type HostPort, type Logger } from '@lb/shared';
+import { createAdminServer } from './admin/admin-server.js';
+import { SnapshotCache } from './cache/snapshot-cache.js';
+import { SnapshotApplier } from './config/snapshot-applier.js';
+import { HealthStore } from './health/health-store.js';
+import { DataPlaneMetrics } from './metrics.js';
+import { Forwarder } from './proxy/forwarder.js';
+import { createProxyServer, drainServer, listen, type ProxyServerOptions } from './proxy/proxy-server.js';
+import { DiscoveryClient } from './push/discovery-client.js';
+import { systemClock, systemRandom, type Clock, type Random } from './runtime/clock.js';
+import { UpstreamPools, type UpstreamOptions } from './upstream/upstream-pools.js';
+
+export interface DataPlaneOptions {
+  /** Control plane gRPC addresses; empty runs the node from its cache file alone. */
+  controlPlanes: readonly string[];
+  listen: HostPort;
+  adminListen: HostPort;
+  nodeId: string;
+  zone?: string;
+  /** Where the last applied snapshot is kept; undefined keeps none. */
+  cacheFile?: string | undefined;
+  /** Grace period for requests in flight on shutdown (ms). Default 10000. */
+  drainTimeoutMs?: number;
+  upstream?: UpstreamOptions;
+  proxy?: ProxyServerOptions;
+  discovery?: { initialBackoffMs?: number; maxBackoffMs?: number; firstMessageTimeoutMs?: number };
+  logger?: Logger;
+  clock?: Clock;
+  random?: Random;
+  /** Process-wide default metrics (CPU, memory, event loop); off in tests that build many nodes. */
+  defaultMetrics?: boolean;
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export class DataPlaneNode {
+  readonly logger: Logger;
+  readonly metrics: DataPlaneMetrics;
+  readonly applier: SnapshotApplier;
+  readonly upstreams: UpstreamPools;
+  readonly health = new HealthStore();
+  readonly cache: SnapshotCache | undefined;
+  private readonly proxyServer: Server;
+  private readonly adminServer: Server;
+  private discovery: DiscoveryClient | undefined;
+  private draining = false;
+  private stopping: Promise<void> | undefined;
+  /** Bound addresses, known after start(). */
+  proxyAddress: AddressInfo | undefined;
+  adminAddress: AddressInfo | undefined;
+
+  constructor(private readonly options: DataPlaneOptions) {
+    this.logger = options.logger ?? createLogger('data-plane');
+    this.metrics = new DataPlaneMetrics({ defaultMetrics: options.defaultMetrics ?? true });
+    this.upstreams = new UpstreamPools(options.upstream);
+    const metrics = this.metrics;
+    this.cache = options.cacheFile === undefined ? undefined : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
+    this.applier = new SnapshotApplier({
+      upstreams: this.upstreams,
+      metrics,
+      health: this.health,
+      logger: this.logger,
+      random: options.random ?? systemRandom,
+      clock: options.clock ?? systemClock,
+      cache: this.cache,
+    });
+    this.proxyServer = createProxyServer(new Forwarder(this.applier, metrics), options.proxy);
+    this.adminServer = createAdminServer(
+      {
+        ready: () => {
+          if (this.draining) return { ready: false, reason: 'shutting down' };
+          if (this.applier.current === undefined) return { ready: false, reason: 'no config snapshot applied yet' };
+          return { ready: true };
+        },
+        describeConfig: () => this.applier.describe(),
+      },
+      metrics,
+      this.logger,
+    );
+  }
+
+  get proxyUrl(): string {
+    const a = this.proxyAddress!;
+    return `http://${formatHostPort(a.address, a.port)}`;
+  }
+
+  get adminUrl(): string {
+    const a = this.adminAddress!;
+    return `http://${formatHostPort(a.address, a.port)}`;
+  }
+
+  /** Loads the cache, opens both listeners, then connects to the control planes. */
+  async start(): Promise<void> {
+    this.applier.loadCache();
+    this.proxyAddress = await listen(this.proxyServer, this.options.listen.host, this.options.listen.port);
+    this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
+    this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId }, 'data plane listening');
+    if (this.options.controlPlanes.length > 0) {
+      this.discovery = new DiscoveryClient({
+        addresses: this.options.controlPlanes,
+        nodeId: this.options.nodeId,
+        zone: this.options.zone ?? '',
+        listenAddress: formatHostPort(this.proxyAddress.address, this.proxyAddress.port),
+        handler: this.applier,
+        logger: this.logger,
+        random: this.options.random ?? systemRandom,
+        ...this.options.discovery,
+        onConnectionChange: (connected) => this.metrics.setControlPlaneConnected(connected),
+      });
+      this.discovery.start();
+    }
+  }
+
+  /** The control plane the node is streaming from, if any. */
+  get controlPlane(): string | undefined {
+    return this.discovery?.connectedTo;
+  }
+
+  /**
+   * Graceful stop: /readyz turns 503, the listener stops accepting, requests in flight get the
+   * drain period to finish, then upstream pools, the cache writer and the admin port close.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.draining = true;
+    this.discovery?.stop();
+    const grace = this.options.drainTimeoutMs ?? 10_000;
+    const clean = await drainServer(this.proxyServer, grace);
+    if (!clean) this.logger.warn({ graceMs: grace }, 'drain period over; closed the remaining client connections');
+    await this.upstreams.closeAll(1_000);
+    await this.cache?.flush();
+    await drainServer(this.adminServer, 1_000);
+  }
+}

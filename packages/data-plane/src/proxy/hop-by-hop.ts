@@ -1,0 +1,170 @@
+/**
+ * Header classification for the proxy, RFC 9110 §7.6.1: hop-by-hop headers describe one
+ * connection and must not be forwarded, in either direction; nor may any header the Connection
+ * header names. Raw header names are classified once and remembered (header names repeat across
+ * requests), so the hot path does a Map lookup instead of lower-casing every name.
+ */
+
+export const HeaderClass = {
+  /** Forward unchanged. */
+  Keep: 0,
+  /** Hop-by-hop or replaced by the proxy: never forwarded. */
+  Drop: 1,
+  /** `Connection`: not forwarded, but the headers it lists are dropped too. */
+  Connection: 2,
+  Host: 3,
+  XForwardedFor: 4,
+  ContentLength: 5,
+  TransferEncoding: 6,
+} as const;
+export type HeaderClass = (typeof HeaderClass)[keyof typeof HeaderClass];
+
+/** Hop-by-hop headers (lower case), dropped both ways. */
+export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization'] as const;
+
+const REQUEST_SPECIAL: Record<string, HeaderClass> = {
+  connection: HeaderClass.Connection,
+  host: HeaderClass.Host,
+  'x-forwarded-for': HeaderClass.XForwardedFor,
+  'content-length': HeaderClass.ContentLength,
+  'transfer-encoding': HeaderClass.TransferEncoding,
+  // Set by the proxy from what it saw, never trusted from the client.
+  'x-forwarded-proto': HeaderClass.Drop,
+  'x-forwarded-host': HeaderClass.Drop,
+  // Node's server has already answered `100-continue` to the client; undici refuses the header.
+  expect: HeaderClass.Drop,
+};
+
+const RESPONSE_SPECIAL: Record<string, HeaderClass> = {
+  connection: HeaderClass.Connection,
+  'transfer-encoding': HeaderClass.TransferEncoding,
+};
+
+function classifyLower(lower: string, special: Record<string, HeaderClass>): HeaderClass {
+  const s = special[lower];
+  if (s !== undefined) return s;
+  return (HOP_BY_HOP as readonly string[]).includes(lower) ? HeaderClass.Drop : HeaderClass.Keep;
+}
+
+/** Remembers at most this many distinct raw names, so odd clients cannot grow it without bound. */
+const CACHE_LIMIT = 1024;
+
+class Classifier {
+  private readonly cache = new Map<string, HeaderClass>();
+  constructor(private readonly special: Record<string, HeaderClass>) {}
+
+  classify(name: string): HeaderClass {
+    const hit = this.cache.get(name);
+    if (hit !== undefined) return hit;
+    const c = classifyLower(name.toLowerCase(), this.special);
+    if (this.cache.size < CACHE_LIMIT) this.cache.set(name, c);
+    return c;
+  }
+}
+
+const requestClassifier = new Classifier(REQUEST_SPECIAL);
+const responseClassifier = new Classifier(RESPONSE_SPECIAL);
+
+export function classifyRequestHeader(name: string): HeaderClass {
+  return requestClassifier.classify(name);
+}
+
+export function classifyResponseHeader(name: string): HeaderClass {
+  return responseClassifier.classify(name);
+}
+
+/**
+ * Removes from a flat `[name, value, ...]` array every header named in a Connection header value
+ * (`close` and `keep-alive` name no header worth a pass). Rare, so it may allocate.
+ */
+export function dropConnectionListed(headers: string[], connection: string): void {
+  const listed = new Set<string>();
+  for (const token of connection.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'close' && t !== 'keep-alive') listed.add(t);
+  }
+  if (listed.size === 0) return;
+  let w = 0;
+  for (let r = 0; r < headers.length; r += 2) {
+    if (listed.has(headers[r]!.toLowerCase())) continue;
+    headers[w++] = headers[r]!;
+    headers[w++] = headers[r + 1]!;
+  }
+  headers.length = w;
+}
+
+/**
+ * Request headers to send upstream, from Node's `rawHeaders`. Hop-by-hop headers, X-Forwarded-*
+ * and Host are left out (the forwarder adds its own); what it needs from them is returned.
+ */
+export interface RequestHeaderScan {
+  headers: string[];
+  host: string | undefined;
+  forwardedFor: string | undefined;
+  /** The request has a body to stream (Content-Length > 0 or Transfer-Encoding). */
+  hasBody: boolean;
+}
+
+export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderScan): void {
+  const headers: string[] = [];
+  let host: string | undefined;
+  let forwardedFor: string | undefined;
+  let connection: string | undefined;
+  let hasBody = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    switch (classifyRequestHeader(name)) {
+      case HeaderClass.Keep:
+        headers.push(name, value);
+        break;
+      case HeaderClass.Host:
+        host ??= value;
+        break;
+      case HeaderClass.XForwardedFor:
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        break;
+      case HeaderClass.ContentLength:
+        headers.push(name, value);
+        if (value !== '0') hasBody = true;
+        break;
+      case HeaderClass.TransferEncoding:
+        hasBody = true;
+        break;
+      case HeaderClass.Connection:
+        connection = connection === undefined ? value : `${connection},${value}`;
+        break;
+      default:
+        break;
+    }
+  }
+  if (connection !== undefined) dropConnectionListed(headers, connection);
+  out.headers = headers;
+  out.host = host;
+  out.forwardedFor = forwardedFor;
+  out.hasBody = hasBody;
+}
+
+/** Response headers from undici's raw Buffer pairs to the strings node's writeHead takes, hop-by-hop removed. */
+export function filterResponseHeaders(raw: readonly Buffer[]): string[] {
+  const headers: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    // latin1: node writes header strings back as latin1, so every byte round-trips unchanged.
+    const name = raw[i]!.toString('latin1');
+    switch (classifyResponseHeader(name)) {
+      case HeaderClass.Keep:
+        headers.push(name, raw[i + 1]!.toString('latin1'));
+        break;
+      case HeaderClass.Connection: {
+        const value = raw[i + 1]!.toString('latin1');
+        connection = connection === undefined ? value : `${connection},${value}`;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  if (connection !== undefined) dropConnectionListed(headers, connection);
+  return headers;
+}

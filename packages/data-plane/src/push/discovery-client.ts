@@ -1,0 +1,199 @@
+/**
+ * The data plane's end of ConfigDiscovery.Stream. It keeps one stream open to one of the listed
+ * control planes, says Hello with the version it runs, applies each push through the PushHandler
+ * and answers ACK or NACK. When a stream fails or ends it moves to the next address after a
+ * jittered exponential backoff (full jitter: uniform in [0, min(max, initial·2^attempt)]), so a
+ * fleet of nodes does not reconnect in lockstep after a control plane restart.
+ *
+ * Nothing here is on the request path: a push is applied synchronously in the stream's data
+ * handler, and requests keep using the old table until the one-assignment swap.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { KEEPALIVE, loadDiscovery, type ControlMessage, type Logger, type NodeMessage, type PushKind } from '@lb/shared';
+import type { PushHandler, PushOutcome } from '../config/snapshot-applier.js';
+import { systemRandom, type Random } from '../runtime/clock.js';
+
+export interface DiscoveryClientOptions {
+  /** Control plane gRPC addresses (`host:port`), tried in turn. */
+  addresses: readonly string[];
+  nodeId: string;
+  zone: string;
+  /** Where this node serves client traffic (shown by the control plane in GET /v1/nodes). */
+  listenAddress: string;
+  handler: PushHandler;
+  logger: Logger;
+  random?: Random;
+  /** First reconnect delay cap (ms); doubles per failed attempt. Default 200. */
+  initialBackoffMs?: number;
+  /** Largest reconnect delay cap (ms). Default 10000. */
+  maxBackoffMs?: number;
+  /**
+   * Time for a control plane to send its first message after the stream opens (ms); past it the
+   * attempt counts as failed. Catches black-holed addresses sooner than TCP would. Default 5000.
+   */
+  firstMessageTimeoutMs?: number;
+  onConnectionChange?(connected: boolean, address: string): void;
+}
+
+type DuplexCall = grpc.ClientDuplexStream<NodeMessage, ControlMessage>;
+
+/** Large configs (20,000 backends per pool) exceed gRPC's 4 MiB default message size. */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export class DiscoveryClient {
+  private readonly random: Random;
+  private readonly initialBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly firstMessageTimeoutMs: number;
+  private failures = 0;
+  private nextAddress = 0;
+  private stopped = true;
+  private client: grpc.Client | undefined;
+  private call: DuplexCall | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private connectedAddress: string | undefined;
+
+  constructor(private readonly options: DiscoveryClientOptions) {
+    if (options.addresses.length === 0) throw new Error('at least one control plane address is needed');
+    this.random = options.random ?? systemRandom;
+    this.initialBackoffMs = options.initialBackoffMs ?? 200;
+    this.maxBackoffMs = options.maxBackoffMs ?? 10_000;
+    this.firstMessageTimeoutMs = options.firstMessageTimeoutMs ?? 5_000;
+  }
+
+  /** The control plane whose stream is open and has answered; undefined while (re)connecting. */
+  get connectedTo(): string | undefined {
+    return this.connectedAddress;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** Closes the stream and stops reconnecting. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const call = this.call;
+    const client = this.client;
+    this.call = undefined;
+    this.client = undefined;
+    call?.cancel();
+    client?.close();
+    this.setConnected(undefined);
+  }
+
+  private connect(): void {
+    this.retryTimer = undefined;
+    if (this.stopped) return;
+    const { addresses, logger } = this.options;
+    const address = addresses[this.nextAddress % addresses.length]!;
+    this.nextAddress = (this.nextAddress + 1) % addresses.length;
+
+    const { Client } = loadDiscovery();
+    const client = new Client(address, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
+      'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    });
+    const call = (client as unknown as { Stream(): DuplexCall }).Stream();
+    this.client = client;
+    this.call = call;
+
+    let heard = false;
+    let finished = false;
+    const firstMessageTimer = setTimeout(() => {
+      logger.warn({ controlPlane: address, timeoutMs: this.firstMessageTimeoutMs }, 'control plane did not answer Hello in time');
+      call.cancel();
+    }, this.firstMessageTimeoutMs);
+
+    const finish = (reason: string) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(firstMessageTimer);
+      client.close();
+      if (this.call !== call) return; // stop() or a newer attempt owns the state now
+      this.call = undefined;
+      this.client = undefined;
+      this.setConnected(undefined);
+      if (this.stopped) return;
+      // A stream that worked and then ended starts the backoff afresh; one that never answered grows it.
+      this.failures = heard ? 0 : this.failures + 1;
+      const cap = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** Math.min(this.failures, 30));
+      const delay = Math.floor(this.random() * cap);
+      logger.warn({ controlPlane: address, reason, retryInMs: delay }, 'control plane stream closed; reconnecting');
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    };
+
+    call.on('data', (message: ControlMessage) => {
+      if (!heard) {
+        heard = true;
+        clearTimeout(firstMessageTimer);
+        this.failures = 0;
+        this.setConnected(address);
+      }
+      this.handle(call, message);
+    });
+    // The 'status' event always follows; it decides what happens next. An 'error' needs a listener.
+    call.on('error', () => {});
+    call.on('status', (status: grpc.StatusObject) => finish(`${grpc.status[status.code] ?? status.code}: ${status.details}`));
+
+    const hello: NodeMessage = {
+      hello: {
+        nodeId: this.options.nodeId,
+        zone: this.options.zone,
+        cachedVersion: this.options.handler.appliedVersion(),
+        address: this.options.listenAddress,
+        cachedHealthRevision: this.options.handler.healthRevision(),
+      },
+    };
+    call.write(hello);
+  }
+
+  private handle(call: DuplexCall, message: ControlMessage): void {
+    const { handler, logger } = this.options;
+    let outcome: PushOutcome;
+    let kind: PushKind;
+    let nonce: string;
+    let version: number;
+    if (message.config) {
+      kind = 'PUSH_KIND_CONFIG';
+      ({ nonce, version } = message.config);
+      outcome = this.safely(() => handler.onConfig(message.config!));
+    } else if (message.health) {
+      kind = 'PUSH_KIND_HEALTH';
+      ({ nonce, revision: version } = message.health);
+      outcome = this.safely(() => handler.onHealth(message.health!));
+    } else {
+      logger.warn({ kind: message.kind }, 'ignoring a control message of unknown kind');
+      return;
+    }
+    const reply: NodeMessage = outcome.ok ? { ack: { nonce, version, kind } } : { nack: { nonce, version, error: outcome.error, kind } };
+    call.write(reply);
+  }
+
+  /** A throwing handler is a bug; NACK rather than kill the stream or the process. */
+  private safely(apply: () => PushOutcome): PushOutcome {
+    try {
+      return apply();
+    } catch (err) {
+      this.options.logger.error({ err }, 'applying a push failed unexpectedly');
+      return { ok: false, error: `internal error: ${(err as Error).message}` };
+    }
+  }
+
+  private setConnected(address: string | undefined): void {
+    const before = this.connectedAddress;
+    this.connectedAddress = address;
+    if (before === address) return;
+    if (address !== undefined) {
+      this.options.logger.info({ controlPlane: address }, 'connected to control plane');
+      this.options.onConnectionChange?.(true, address);
+    } else if (before !== undefined) this.options.onConnectionChange?.(false, before);
+  }
+}

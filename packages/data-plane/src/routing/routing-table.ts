@@ -1,0 +1,250 @@
+/**
+ * The immutable routing table compiled from one config version. The request path asks it one
+ * question — which route serves this Host and path — and then picks a pool and a backend from
+ * balancers built here. Nothing in it changes after compilation; a new snapshot builds a new table
+ * and swaps it in with one reference assignment.
+ *
+ * Matching rules:
+ * - Host: case-insensitive, port and trailing dot ignored. An exact host beats a `*.example.com`
+ *   wildcard (longer wildcard suffix first; `*.example.com` matches `a.example.com` and
+ *   `a.b.example.com`, not `example.com`), which beats routes without a host.
+ * - Path: `pathPrefix` is a plain string prefix of the path (the part before `?`), like Envoy's
+ *   `prefix`: `/api` matches `/api`, `/api/x` and `/apix`. Absent means `/`. Longest prefix wins.
+ * - A request tries the routes of its most specific host tier first, longest prefix first, and then
+ *   falls back to the less specific tiers: `api.example.com/other` reaches a catch-all `/` route
+ *   when the `api.example.com` routes only cover `/v1`. The merged list per host is built here, so
+ *   a lookup is one map read plus a short scan.
+ */
+import type { Algorithm, BackendState, Config, VersionedConfig } from '@lb/shared';
+import type { Dispatcher } from 'undici';
+import { EMPTY_PICK_CONTEXT, type Balancer } from '../balancer/balancer.js';
+import { createBalancer } from '../balancer/factory.js';
+import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robin.js';
+import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
+import type { Random } from '../runtime/clock.js';
+import type { UpstreamSource } from '../upstream/upstream-pools.js';
+
+export interface CompiledBackend {
+  readonly id: string;
+  readonly address: string;
+  readonly weight: number;
+  readonly state: BackendState;
+  /** Set for active backends only: the others never receive a new request. */
+  readonly upstream: Dispatcher | undefined;
+}
+
+export interface CompiledPool {
+  readonly name: string;
+  readonly algorithm: Algorithm;
+  /** Every backend of the pool in config order, whatever its state (for /config). */
+  readonly backends: readonly CompiledBackend[];
+  /** Chooses among the active backends only. */
+  readonly balancer: Balancer<CompiledBackend>;
+  readonly errors: UpstreamErrorStats;
+  /** The pool's config as JSON: an unchanged pool is reused by the next table, balancer position and all. */
+  readonly source: string;
+}
+
+export interface RouteTarget {
+  readonly pool: CompiledPool;
+  readonly weight: number;
+  readonly stats: RequestStats;
+}
+
+export interface CompiledRoute {
+  readonly name: string;
+  /** Lower-cased; `*.example.com` for wildcards; undefined for any host. */
+  readonly host: string | undefined;
+  readonly pathPrefix: string;
+  /** The route's pools with weight > 0, in config order. */
+  readonly targets: readonly RouteTarget[];
+  /** Smooth weighted round robin over targets by weight. */
+  readonly chooser: Balancer<RouteTarget>;
+  /** Counts requests answered 503 because no pool of this route had an active backend. */
+  readonly noBackend: RequestStats;
+}
+
+interface WildcardGroup {
+  /** `.example.com` for `*.example.com`. */
+  readonly suffix: string;
+  readonly routes: readonly CompiledRoute[];
+}
+
+const NO_ROUTES: readonly CompiledRoute[] = [];
+
+/** `Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
+export function normalizeHost(value: string): string {
+  let host = value;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    if (close > 0) host = host.slice(0, close + 1);
+  } else {
+    const colon = host.indexOf(':');
+    if (colon >= 0) host = host.slice(0, colon);
+  }
+  if (host.charCodeAt(host.length - 1) === 46 /* . */) host = host.slice(0, -1);
+  return host.toLowerCase();
+}
+
+export class RoutingTable {
+  constructor(
+    readonly version: number,
+    readonly config: Config,
+    readonly pools: ReadonlyMap<string, CompiledPool>,
+    readonly routes: ReadonlyMap<string, CompiledRoute>,
+    private readonly exact: ReadonlyMap<string, readonly CompiledRoute[]>,
+    private readonly wildcards: readonly WildcardGroup[],
+    private readonly anyHost: readonly CompiledRoute[],
+  ) {}
+
+  /**
+   * The route for a request. `host` must already be normalized (normalizeHost) or undefined when
+   * the request had none; `url` is the request target as received (`/path?query`).
+   */
+  match(host: string | undefined, url: string): CompiledRoute | undefined {
+    let candidates = this.anyHost;
+    if (host !== undefined) {
+      const exact = this.exact.get(host);
+      if (exact !== undefined) candidates = exact;
+      else {
+        const wildcards = this.wildcards;
+        for (let i = 0; i < wildcards.length; i++) {
+          const w = wildcards[i]!;
+          if (host.length > w.suffix.length && host.endsWith(w.suffix)) {
+            candidates = w.routes;
+            break;
+          }
+        }
+      }
+    }
+    const q = url.indexOf('?');
+    for (let i = 0; i < candidates.length; i++) {
+      const route = candidates[i]!;
+      const prefix = route.pathPrefix;
+      if (url.startsWith(prefix) && (q < 0 || prefix.length <= q)) return route;
+    }
+    return undefined;
+  }
+
+  /** Upstream addresses the table can send to (active backends). */
+  addresses(): Set<string> {
+    const out = new Set<string>();
+    for (const pool of this.pools.values()) for (const b of pool.backends) if (b.upstream !== undefined) out.add(b.address);
+    return out;
+  }
+}
+
+export interface CompileDeps {
+  upstreams: UpstreamSource;
+  metrics: DataPlaneMetrics;
+  random: Random;
+  /** The table being replaced: unchanged pools are taken over from it. */
+  previous?: RoutingTable | undefined;
+}
+
+function compilePool(name: string, pool: Config['pools'][string], deps: CompileDeps): CompiledPool {
+  const source = JSON.stringify(pool);
+  const reused = deps.previous?.pools.get(name);
+  if (reused !== undefined && reused.source === source) return reused;
+  const backends: CompiledBackend[] = pool.backends.map((b) => ({
+    id: b.id,
+    address: b.address,
+    weight: b.weight,
+    state: b.state,
+    upstream: b.state === 'active' ? deps.upstreams.acquire(b.address) : undefined,
+  }));
+  const active = backends.filter((b) => b.upstream !== undefined);
+  return {
+    name,
+    algorithm: pool.algorithm,
+    backends,
+    balancer: createBalancer(pool.algorithm, active, deps.random),
+    errors: deps.metrics.upstreamErrors(name),
+    source,
+  };
+}
+
+/** Sort key: host tier (exact, wildcard by longer suffix, any), then longer prefix, then name. */
+function compareRoutes(a: CompiledRoute, b: CompiledRoute): number {
+  return tierOf(a) - tierOf(b) || b.pathPrefix.length - a.pathPrefix.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+function tierOf(route: CompiledRoute): number {
+  if (route.host === undefined) return 2_000;
+  if (route.host.startsWith('*.')) return 1_000 - route.host.length;
+  return 0;
+}
+
+/**
+ * Compiles a validated config. Throws only on a bug (the config has passed validateConfig);
+ * callers turn that into a NACK.
+ */
+export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): RoutingTable {
+  const { config } = input;
+  const pools = new Map<string, CompiledPool>();
+  for (const [name, pool] of Object.entries(config.pools)) pools.set(name, compilePool(name, pool, deps));
+
+  const routes = new Map<string, CompiledRoute>();
+  for (const [name, route] of Object.entries(config.routes)) {
+    const targets: RouteTarget[] = [];
+    for (const p of route.pools) {
+      const pool = pools.get(p.pool);
+      if (pool === undefined) throw new Error(`route "${name}" names missing pool "${p.pool}"`);
+      if (p.weight > 0) targets.push({ pool, weight: p.weight, stats: deps.metrics.requestStats(name, p.pool) });
+    }
+    let host = route.match.host?.toLowerCase();
+    if (host?.endsWith('.')) host = host.slice(0, -1);
+    routes.set(name, {
+      name,
+      host,
+      pathPrefix: route.match.pathPrefix ?? '/',
+      targets,
+      chooser: new SmoothWeightedRoundRobin(targets, targets.map((t) => t.weight), { random: deps.random }),
+      noBackend: deps.metrics.requestStats(name, ''),
+    });
+  }
+
+  const all = [...routes.values()];
+  const anyHost = all.filter((r) => r.host === undefined).sort(compareRoutes);
+  const wildcardRoutes = all.filter((r) => r.host?.startsWith('*.'));
+  const matchingWildcards = (host: string) => wildcardRoutes.filter((r) => host.length > r.host!.length - 1 && host.endsWith(r.host!.slice(1)));
+
+  const exact = new Map<string, readonly CompiledRoute[]>();
+  for (const r of all) {
+    if (r.host === undefined || r.host.startsWith('*.') || exact.has(r.host)) continue;
+    const own = all.filter((o) => o.host === r.host);
+    exact.set(r.host, [...own, ...matchingWildcards(r.host), ...anyHost].sort(compareRoutes));
+  }
+  const suffixes = [...new Set(wildcardRoutes.map((r) => r.host!.slice(1)))].sort((a, b) => b.length - a.length);
+  const wildcards: WildcardGroup[] = suffixes.map((suffix) => ({
+    suffix,
+    // Every host this wildcard matches also matches the shorter wildcards it ends with.
+    routes: [...wildcardRoutes.filter((r) => suffix.endsWith(r.host!.slice(1))), ...anyHost].sort(compareRoutes),
+  }));
+
+  return new RoutingTable(input.version, config, pools, routes, exact, wildcards, anyHost.length > 0 ? anyHost : NO_ROUTES);
+}
+
+/** Picks a backend for a route: a pool by weight, then a backend by the pool's algorithm; when the
+ * chosen pool has no active backend, the route's other pools are tried in order. */
+export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }): CompiledBackend | undefined {
+  const first = route.chooser.pick(EMPTY_PICK_CONTEXT);
+  if (first !== undefined) {
+    const backend = first.pool.balancer.pick(EMPTY_PICK_CONTEXT);
+    if (backend !== undefined) {
+      out.target = first;
+      return backend;
+    }
+  }
+  const targets = route.targets;
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i]!;
+    const backend = t.pool.balancer.pick(EMPTY_PICK_CONTEXT);
+    if (backend !== undefined) {
+      out.target = t;
+      return backend;
+    }
+  }
+  out.target = undefined;
+  return undefined;
+}

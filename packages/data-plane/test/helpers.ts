@@ -1,0 +1,74 @@
+/** Shared test fixtures: a silent logger, real HTTP backends on port 0, config builders. */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import type { Config, ConfigSnapshot } from '@lb/shared';
+
+export const silentLogger = pino({ level: 'silent' });
+
+export interface Backend {
+  server: Server;
+  address: string;
+  /** Requests seen, in order. */
+  seen: { method: string; url: string; headers: IncomingMessage['headers']; rawHeaders: string[] }[];
+  close(): Promise<void>;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A real node:http backend on 127.0.0.1 and a free port; by default answers its name. */
+export async function startBackend(name: string, handler?: Handler): Promise<Backend> {
+  const seen: Backend['seen'] = [];
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders });
+    if (handler) return handler(req, res);
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'text/plain');
+      res.end(name);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    address: `127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port nothing listens on (bound, read, released). */
+export async function deadAddress(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `127.0.0.1:${port}`;
+}
+
+let nonce = 0;
+export function snapshot(version: number, config: unknown): ConfigSnapshot {
+  return { version, nonce: `n${++nonce}`, configJson: JSON.stringify(config), baseVersion: 0, upserted: [], removed: [] };
+}
+
+/** One pool `web` of the given backends and one catch-all route to it. */
+export function simpleConfig(addresses: string[], algorithm: 'round_robin' | 'weighted_round_robin' = 'round_robin'): Config {
+  return {
+    pools: { web: { algorithm, backends: addresses.map((address, i) => ({ id: `b${i}`, address, weight: 1, state: 'active' as const })) } },
+    routes: { all: { match: {}, pools: [{ pool: 'web', weight: 1 }] } },
+  };
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
