@@ -78,6 +78,11 @@ export function classifyResponseHeader(name: string): HeaderClass {
  * (`close` and `keep-alive` name no header worth a pass). Rare, so it may allocate.
  */
 export function dropConnectionListed(headers: string[], connection: string): void {
+  // Nearly every peer sends just `keep-alive` or `close`: skip the split for those.
+  if (connection.length <= 10) {
+    const v = connection.toLowerCase();
+    if (v === 'keep-alive' || v === 'close') return;
+  }
   const listed = new Set<string>();
   for (const token of connection.split(',')) {
     const t = token.trim().toLowerCase();

@@ -126,7 +126,10 @@ export class DiscoveryClient {
       this.failures = heard ? 0 : this.failures + 1;
       const cap = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** Math.min(this.failures, 30));
       const delay = Math.floor(this.random() * cap);
-      logger.warn({ controlPlane: address, reason, retryInMs: delay }, 'control plane stream closed; reconnecting');
+      // One line when a working stream breaks or the first attempt fails; retries after that go to debug.
+      if (heard) logger.warn({ controlPlane: address, reason, retryInMs: delay }, 'control plane stream closed; reconnecting');
+      else if (this.failures === 1) logger.warn({ controlPlane: address, reason, retryInMs: delay }, 'cannot reach a control plane; retrying with backoff');
+      else logger.debug({ controlPlane: address, reason, retryInMs: delay, failures: this.failures }, 'control plane attempt failed');
       this.retryTimer = setTimeout(() => this.connect(), delay);
     };
 
