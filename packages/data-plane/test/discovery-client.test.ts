@@ -102,6 +102,18 @@ describe('DiscoveryClient', () => {
     expect(applier.describe().health).toEqual({ revision: 9, backends: { web: { b0: { status: 'unhealthy', sinceUnixMs: 5 } } } });
   });
 
+  it('becomes ready on the empty config when the control plane has none (health comes first)', async () => {
+    const cp = await new FakeControlPlane().start();
+    cleanup.push(() => cp.kill());
+    cp.onHello = (call) => call.write({ health: { revision: 1, nonce: 'h', full: true, backends: [] } });
+    const { applier, client } = node([cp.address]);
+    client.start();
+    await waitFor(() => cp.of('ack').length === 1, 5_000, 'health ack');
+    expect(applier.current?.version).toBe(0);
+    cp.calls[0]!.write({ config: snapshot(1, simpleConfig([])) });
+    await waitFor(() => applier.appliedVersion() === 1, 5_000, 'version 1');
+  });
+
   it('reconnects after the control plane dies, reports its version and re-ACKs the same snapshot', async () => {
     const cp = await new FakeControlPlane().start();
     const config = simpleConfig(['10.0.0.1:80']);

@@ -29,7 +29,7 @@ describe('snapshot validation', () => {
   it('refuses text that is not JSON, deltas and bad versions', () => {
     expect(checkConfigJson('{nope')).toMatchObject({ ok: false, code: ERROR_CODES.SNAPSHOT_JSON });
     expect(checkSnapshot({ ...snapshot(2, simpleConfig([])), baseVersion: 1, configJson: '' })).toMatchObject({ ok: false, code: ERROR_CODES.SNAPSHOT_DELTA_UNSUPPORTED });
-    expect(checkSnapshot(snapshot(0, simpleConfig([])))).toMatchObject({ ok: false, code: ERROR_CODES.SNAPSHOT_INVALID });
+    expect(checkSnapshot(snapshot(2 ** 60, simpleConfig([])))).toMatchObject({ ok: false, code: ERROR_CODES.SNAPSHOT_INVALID });
   });
 });
 
@@ -74,6 +74,18 @@ describe('SnapshotApplier', () => {
     a.onConfig(snapshot(5, simpleConfig(['10.0.0.2:80'])));
     expect(upstreams.addresses()).toEqual(['10.0.0.2:80']);
     expect(a.describe()).toMatchObject({ version: 5, source: 'control-plane', pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b0', address: '10.0.0.2:80', weight: 1, state: 'active' }] } } });
+  });
+
+  it('takes "the control plane has no config" as the empty config, unless it runs one already', () => {
+    const { a } = applier();
+    a.onNoConfig();
+    expect(a.current?.version).toBe(0);
+    expect(a.current?.match(undefined, '/')).toBeUndefined();
+    expect(a.describe()).toMatchObject({ version: 0, source: 'control-plane', pools: {}, routes: {} });
+    const running = applier().a;
+    running.onConfig(snapshot(3, simpleConfig(['10.0.0.1:80'])));
+    running.onNoConfig();
+    expect(running.appliedVersion()).toBe(3);
   });
 
   it('writes applied snapshots to the cache and starts from it', async () => {

@@ -38,8 +38,8 @@ export function checkSnapshot(snapshot: ConfigSnapshot): SnapshotCheck {
   if (snapshot.baseVersion > 0 || snapshot.upserted.length > 0 || snapshot.removed.length > 0) {
     return { ok: false, code: ERROR_CODES.SNAPSHOT_DELTA_UNSUPPORTED, error: 'delta snapshots are not supported by this data plane; send config_json' };
   }
-  if (!Number.isSafeInteger(snapshot.version) || snapshot.version < 1) {
-    return { ok: false, code: ERROR_CODES.SNAPSHOT_INVALID, error: `version must be a positive integer, got ${snapshot.version}` };
+  if (!Number.isSafeInteger(snapshot.version) || snapshot.version < 0) {
+    return { ok: false, code: ERROR_CODES.SNAPSHOT_INVALID, error: `version must be an integer in 0..2^53-1, got ${snapshot.version}` };
   }
   return checkConfigJson(snapshot.configJson);
 }
