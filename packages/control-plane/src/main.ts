@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/** lb-control-plane: wires etcd, the REST API and the gRPC push server together. Nothing else. */
+import { createLogger, runMain, usage } from '@lb/shared';
+import { buildApp } from './app.js';
+import { COMMAND, FLAGS, parseControlPlaneFlags } from './flags.js';
+import { CpMetrics } from './metrics.js';
+import { ConfigFeed } from './push/config-feed.js';
+import { NoHealthSource } from './push/health-source.js';
+import { NodeRegistry } from './push/node-registry.js';
+import { StreamServer } from './push/stream-server.js';
+import { createEtcdClient } from './store/etcd-client.js';
+import { EtcdConfigStore } from './store/etcd-config-store.js';
+import { EtcdNodeStore } from './store/etcd-node-store.js';
+
+/** A shutdown that takes longer than this is forced (and reported with exit code 1). */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+async function main(): Promise<void> {
+  const settings = parseControlPlaneFlags(process.argv.slice(2));
+  if (settings.help) {
+    process.stdout.write(`${usage(COMMAND, FLAGS)}\n`);
+    return;
+  }
+  const logger = createLogger(COMMAND).child({ replica: settings.replicaId });
+  const client = createEtcdClient({ hosts: settings.etcdHosts });
+  const store = new EtcdConfigStore({ client, prefix: settings.etcdPrefix, logger });
+  const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, logger });
+  const metrics = new CpMetrics({ defaultMetrics: true });
+
+  // If etcd is down now the feed keeps retrying and /readyz answers 503 meanwhile: no crash loop.
+  const feed = new ConfigFeed({ store, logger, metrics });
+  feed.start();
+  const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
+  const streams = new StreamServer({ config: feed, health: new NoHealthSource(), registry, logger, metrics });
+  const app = await buildApp({ store, nodes: nodeStore, metrics, logger });
+
+  try {
+    await app.listen({ host: settings.http.host, port: settings.http.port });
+    await streams.listen(settings.grpc.host, settings.grpc.port);
+  } catch (err) {
+    logger.fatal({ err }, 'cannot listen');
+    process.exit(1);
+  }
+  logger.info({ http: settings.http, grpc: settings.grpc, etcd: settings.etcdHosts, prefix: settings.etcdPrefix }, 'control plane started');
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      logger.error('shutdown took too long; exiting anyway');
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS);
+    force.unref();
+    void (async () => {
+      await app.close(); // stop accepting REST requests, finish those in flight
+      registry.stop();
+      await streams.close(); // end every DP stream so the nodes reconnect to another replica
+      feed.stop();
+      await nodeStore.close(); // revoke the lease: this replica's node records vanish at once
+      await store.close();
+      client.close();
+      logger.info('stopped');
+      process.exit(0);
+    })().catch((err: unknown) => {
+      logger.error({ err }, 'error during shutdown');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+await runMain(COMMAND, FLAGS, main);

@@ -1,0 +1,32 @@
+/**
+ * The seam where central health checking plugs into the push path (a later issue). The stream
+ * server sends `full()` right after each Hello and every update from `subscribe` afterwards.
+ */
+import type { BackendHealth } from '@lb/shared';
+
+export interface HealthState {
+  /** Health has its own revision, independent of config versions (invariant 3). */
+  revision: number;
+  backends: BackendHealth[];
+}
+
+export interface HealthDelta extends HealthState {
+  /** true: replaces everything the node holds; false: only the backends that changed. */
+  full: boolean;
+}
+
+export interface HealthSource {
+  full(): HealthState;
+  subscribe(listener: (delta: HealthDelta) => void): () => void;
+}
+
+/** No health checking yet: revision 0, nothing known, never changes. */
+export class NoHealthSource implements HealthSource {
+  full(): HealthState {
+    return { revision: 0, backends: [] };
+  }
+
+  subscribe(): () => void {
+    return () => undefined;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Where config versions live. The REST API and the push side depend only on these interfaces;
+ * etcd-config-store.ts is the real implementation, memory-config-store.ts serves unit tests.
+ *
+ * Contract shared by every implementation:
+ * - Version 0 is the implicit empty config before the first write; it is never stored.
+ * - Versions are immutable; `commit` succeeds only if the current pointer still equals
+ *   `record.parent` (compare-and-swap), so two writers can never both win.
+ * - Methods throw StoreUnavailableError when the backing store cannot answer in time.
+ */
+import type { ConfigVersionRecord, VersionedConfig } from '@lb/shared';
+
+/** A history entry without its config, as GET /v1/versions lists it. */
+export type VersionSummary = Omit<ConfigVersionRecord, 'config'>;
+
+export interface ListVersionsOptions {
+  /** At most this many entries, newest first. */
+  limit: number;
+  /** Only versions strictly below this one (the pagination cursor); absent: from the newest. */
+  before?: number;
+}
+
+export interface ConfigStore {
+  /** The current version and its config; `{version: 0, config: empty}` before the first write. */
+  current(): Promise<VersionedConfig>;
+  /** Just the current version number: a cheap read for "did anything change?". */
+  currentVersion(): Promise<number>;
+  /** One stored version, or undefined if it does not exist (0 is not stored). */
+  getVersion(version: number): Promise<ConfigVersionRecord | undefined>;
+  listVersions(options: ListVersionsOptions): Promise<VersionSummary[]>;
+  /**
+   * Stores `record` and moves the current pointer to `record.version` in one atomic step, only if
+   * the pointer still equals `record.parent`. Returns false when another writer got there first.
+   */
+  commit(record: ConfigVersionRecord): Promise<boolean>;
+  /**
+   * Calls `onChange` whenever the current pointer may have moved: after every change and after
+   * every (re)connection of the watch, since events may have been missed while disconnected.
+   * The callback only signals; the caller re-reads `current()`. Returns a function that stops it.
+   */
+  watchCurrent(onChange: () => void): () => void;
+  /** Resolves if the store answers within its deadline (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One data-plane node as GET /v1/nodes shows it (and as /lb/nodes/<id> stores it). */
+export interface NodeRecord {
+  id: string;
+  /** Where the node serves client traffic, as it said in Hello. */
+  address: string;
+  zone: string;
+  /** ISO 8601: when this stream opened. */
+  connectedAt: string;
+  /** The config version the node last ACKed; 0 until its first ACK. */
+  configVersion: number;
+  /** The health revision the node last ACKed; 0 until its first ACK. */
+  healthRevision: number;
+  lastNack: { version: number; error: string; at: string } | null;
+  /** The CP replica that holds the node's stream. */
+  replica: string;
+}
+
+/**
+ * Where nodes are published so every replica sees all of them. Records written by this replica
+ * disappear by themselves when the replica dies (etcd lease); `onRecordsLost` fires when that
+ * happened while the replica lives (etcd unreachable longer than the TTL), and the owner must
+ * put its records again.
+ */
+export interface NodeStore {
+  put(record: NodeRecord): Promise<void>;
+  /** Deletes the node's record only if this replica still owns it (another may have taken it over). */
+  remove(id: string): Promise<void>;
+  list(): Promise<NodeRecord[]>;
+  onRecordsLost(listener: () => void): void;
+  /** Removes every record this replica owns. */
+  close(): Promise<void>;
+}

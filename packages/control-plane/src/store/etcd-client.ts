@@ -1,0 +1,57 @@
+/**
+ * One etcd3 client with deadlines everywhere, so an unreachable etcd turns into a quick
+ * StoreUnavailableError (REST 503) instead of a request that hangs.
+ */
+import { Etcd3 } from 'etcd3';
+import { StoreTooLargeError, StoreUnavailableError } from '../errors.js';
+
+export interface EtcdClientOptions {
+  /** `http://host:port` URLs (a bare `host:port` gets `http://`). */
+  hosts: string[];
+  /** Deadline of each unary etcd call (one attempt), in ms. */
+  callTimeoutMs?: number;
+}
+
+export const DEFAULT_CALL_TIMEOUT_MS = 2_000;
+
+export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
+  const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  return new Etcd3({
+    hosts: options.hosts.map((h) => (/^https?:\/\//.test(h) ? h : `http://${h}`)),
+    dialTimeout: callTimeoutMs,
+    // Streams (watch, lease keepalive) live for the whole process, so only unary calls get one.
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    grpcOptions: {
+      // grpc-js backs off up to 120 s between reconnects by default; etcd coming back after a
+      // restart must be noticed in seconds.
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+      // Detect a dead etcd under a long-lived watch. etcd's default --grpc-keepalive-min-time is
+      // 5 s; pinging more often than that gets the connection closed.
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+    },
+  });
+}
+
+/**
+ * Runs one store operation under an overall deadline and maps every failure to the store error
+ * types. The etcd3 client retries a failed call on its own (up to 3 times), each attempt with its
+ * own deadline; this caps the total.
+ */
+export async function guarded<T>(what: string, deadlineMs: number, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreUnavailableError(`etcd did not answer ${what} within ${deadlineMs} ms`)), deadlineMs);
+  });
+  try {
+    return await Promise.race([work(), timeout]);
+  } catch (err) {
+    if (err instanceof StoreUnavailableError || err instanceof StoreTooLargeError) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    if (/request is too large/i.test(message)) throw new StoreTooLargeError(`etcd refused ${what}: ${message}`);
+    throw new StoreUnavailableError(`etcd ${what} failed: ${message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * NodeStore on etcd: /lb/nodes/<id> keys bound to one lease per replica, so the records of a
+ * replica that dies vanish after the TTL and GET /v1/nodes on any replica shows only live streams.
+ */
+import type { Etcd3, Lease } from 'etcd3';
+import type { Logger } from '@lb/shared';
+import type { NodeRecord, NodeStore } from './config-store.js';
+import { guarded } from './etcd-client.js';
+import { EtcdKeys } from './keys.js';
+
+export interface EtcdNodeStoreOptions {
+  client: Etcd3;
+  prefix: string;
+  logger: Logger;
+  /** Lease TTL: how long a dead replica's nodes stay listed. */
+  ttlSeconds?: number;
+  deadlineMs?: number;
+}
+
+export class EtcdNodeStore implements NodeStore {
+  private readonly client: Etcd3;
+  private readonly keys: EtcdKeys;
+  private readonly logger: Logger;
+  private readonly ttlSeconds: number;
+  private readonly deadlineMs: number;
+  private readonly lostListeners: Array<() => void> = [];
+  /** Granted lazily on the first put, and again after it is lost. */
+  private lease: Lease | undefined;
+
+  constructor(options: EtcdNodeStoreOptions) {
+    this.client = options.client;
+    this.keys = new EtcdKeys(options.prefix);
+    this.logger = options.logger;
+    this.ttlSeconds = options.ttlSeconds ?? 10;
+    this.deadlineMs = options.deadlineMs ?? 4_000;
+  }
+
+  private currentLease(): Lease {
+    if (this.lease) return this.lease;
+    const lease = this.client.lease(this.ttlSeconds);
+    lease.on('lost', (err) => {
+      if (this.lease !== lease) return;
+      this.lease = undefined;
+      this.logger.warn({ err: err.message }, 'etcd lease of the node records lost; they will be written again');
+      for (const listener of this.lostListeners) listener();
+    });
+    this.lease = lease;
+    return lease;
+  }
+
+  put(record: NodeRecord): Promise<void> {
+    return guarded(`publishing node ${record.id}`, this.deadlineMs, async () => {
+      await this.currentLease().put(this.keys.node(record.id)).value(JSON.stringify(record));
+    });
+  }
+
+  remove(id: string): Promise<void> {
+    const lease = this.lease;
+    // Without a lease this replica wrote nothing that is still alive.
+    if (!lease) return Promise.resolve();
+    return guarded(`removing node ${id}`, this.deadlineMs, async () => {
+      const leaseId = await lease.grant();
+      const key = this.keys.node(id);
+      // Another replica that took the node over wrote the key under its own lease: leave it.
+      await this.client.if(key, 'Lease', '==', leaseId).then(this.client.delete().key(key)).commit();
+    });
+  }
+
+  list(): Promise<NodeRecord[]> {
+    return guarded('listing nodes', this.deadlineMs, async () => {
+      const values = await this.client.getAll().prefix(this.keys.nodesPrefix).strings();
+      return Object.values(values)
+        .map((v) => JSON.parse(v) as NodeRecord)
+        .sort((a, b) => a.id.localeCompare(b.id));
+    });
+  }
+
+  onRecordsLost(listener: () => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    if (!lease) return;
+    try {
+      // Revoking deletes every key on the lease at once; if etcd is gone they expire with the TTL.
+      await guarded('revoking the node lease', this.deadlineMs, () => lease.revoke());
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'could not revoke the node lease; node records expire with its TTL');
+      lease.release();
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The one way a config changes: read the current version, apply a mutation, validate the whole
+ * result, diff it, and commit it as version N+1 in one compare-and-swap against N.
+ */
+import { diffConfigs, validateConfig, type Config, type ConfigChange, type ConfigVersionRecord } from '@lb/shared';
+import { ApiError, StoreUnavailableError } from '../errors.js';
+import type { ConfigStore } from '../store/config-store.js';
+
+/** `If-Match` as parsed from the header: the versions the client accepts, or any (`*`). */
+export type Precondition = { anyVersion: true } | { versions: number[] };
+
+export interface WriteRequest {
+  /** Absent: no precondition, and a write that loses a race is retried on the new version. */
+  precondition?: Precondition;
+  dryRun: boolean;
+  author: string;
+  message: string;
+  /** Set on rollbacks: recorded in the version record. */
+  rollbackOf?: number;
+}
+
+/**
+ * Turns the current config into the next one (an unvalidated document). It may be called more
+ * than once (after a lost race) and must not keep state between calls; it throws ApiError for
+ * request-level problems (a missing pool to patch, a pool still in use).
+ */
+export type Mutation = (current: Config) => unknown;
+
+export interface WriteResult {
+  /** The new version; for dry runs and no-op writes, the current one. */
+  version: number;
+  /** False for dry runs and for writes that change nothing (no version is created for those). */
+  committed: boolean;
+  dryRun: boolean;
+  changes: ConfigChange[];
+  /** The whole config as of `version` (or as it would be, for a dry run). */
+  config: Config;
+}
+
+export interface ConfigWriterOptions {
+  /** Attempts before giving up with 409 when writers without If-Match keep racing. */
+  maxAttempts?: number;
+  now?: () => Date;
+}
+
+function satisfies(precondition: Precondition | undefined, version: number): boolean {
+  if (!precondition) return true;
+  if ('anyVersion' in precondition) return true;
+  return precondition.versions.includes(version);
+}
+
+function stale(precondition: Precondition, current: number): ApiError {
+  const wanted = 'versions' in precondition ? precondition.versions.join(', ') : '*';
+  return new ApiError('LB_CP_STALE_VERSION', `If-Match names version ${wanted} but the current version is ${current}; read it again and retry`, undefined, {
+    currentVersion: current,
+  });
+}
+
+export class ConfigWriter {
+  private readonly maxAttempts: number;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly store: ConfigStore,
+    options: ConfigWriterOptions = {},
+  ) {
+    this.maxAttempts = options.maxAttempts ?? 5;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  async write(request: WriteRequest, mutate: Mutation): Promise<WriteResult> {
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      const current = await this.store.current();
+      if (!satisfies(request.precondition, current.version)) throw stale(request.precondition!, current.version);
+      const validation = validateConfig(mutate(structuredClone(current.config)));
+      if (!validation.ok) throw new ApiError('LB_CP_VALIDATION', 'the resulting config is invalid; nothing was changed', validation.errors);
+      const next = validation.value;
+      const changes = diffConfigs(current.config, next);
+      if (request.dryRun) return { version: current.version, committed: false, dryRun: true, changes, config: next };
+      // A write that changes nothing creates no version: history stays a list of real changes,
+      // and retried or repeated declarative PUTs are idempotent.
+      if (changes.length === 0) return { version: current.version, committed: false, dryRun: false, changes, config: current.config };
+      const record: ConfigVersionRecord = {
+        version: current.version + 1,
+        parent: current.version,
+        createdAt: this.now().toISOString(),
+        author: request.author,
+        message: request.message,
+        ...(request.rollbackOf !== undefined ? { rollbackOf: request.rollbackOf } : {}),
+        config: next,
+      };
+      if (await this.commit(record)) return { version: record.version, committed: true, dryRun: false, changes, config: next };
+      // Another writer committed between our read and our transaction. With If-Match the client
+      // based its change on a version that is now stale; without it, redo the change on top.
+      if (request.precondition && 'versions' in request.precondition) throw stale(request.precondition, (await this.store.current()).version);
+    }
+    throw new ApiError('LB_CP_CONFLICT', `the config kept changing under this write (${this.maxAttempts} attempts); retry`);
+  }
+
+  private async commit(record: ConfigVersionRecord): Promise<boolean> {
+    try {
+      return await this.store.commit(record);
+    } catch (err) {
+      // The transaction may have reached etcd before the deadline passed: say so, never "nothing changed".
+      if (err instanceof StoreUnavailableError) {
+        throw new StoreUnavailableError(`${err.message}; version ${record.version} may or may not have been committed: check GET /v1/versions before retrying`, { cause: err });
+      }
+      throw err;
+    }
+  }
+}
