@@ -1,4 +1,5 @@
 // The request path end to end: REST → etcd → gRPC push → data plane → real backends.
+import { request as httpRequest } from 'node:http';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, distribution, get } from '../support/http.js';
@@ -100,13 +101,22 @@ describe('routing and balancing through both data planes', () => {
     const [b1] = stack.backends as [typeof stack.backends[0]];
     await stack.applyConfig({ pools: { web: pool('round_robin', [{ id: 'b1', address: b1.address }]) }, routes: { web: { pools: [{ pool: 'web' }] } } });
     const dp = stack.dps[0]!;
-    const res = await request(`${dp.url}/echo`, {
-      method: 'POST',
-      headers: { host: 'app.example.com', 'x-forwarded-for': '203.0.113.9', connection: 'x-secret', 'x-secret': 'hop', 'keep-alive': 'timeout=5', te: 'trailers', 'x-keep': 'end-to-end' },
-      body: 'payload',
+    // node:http, not undici: undici refuses to send hop-by-hop headers at all.
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${dp.url}/echo`, {
+        method: 'POST',
+        headers: { host: 'app.example.com', 'x-forwarded-for': '203.0.113.9', connection: 'keep-alive, x-secret', 'x-secret': 'hop', 'keep-alive': 'timeout=5', te: 'trailers', 'x-keep': 'end-to-end' },
+      }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end('payload');
     });
-    const echoed = (await res.body.json()) as { headers: Record<string, string>; body: string; method: string };
-    expect(res.statusCode).toBe(200);
+    const echoed = JSON.parse(body) as { headers: Record<string, string>; body: string; method: string };
+    expect(status).toBe(200);
     expect(echoed.method).toBe('POST');
     expect(echoed.body).toBe('payload');
     expect(echoed.headers['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
