@@ -4,8 +4,77 @@
  * filled in, so code past validation never guesses.
  */
 
-export const ALGORITHMS = ['round_robin', 'weighted_round_robin'] as const;
+export const ALGORITHMS = [
+  'round_robin',
+  'weighted_round_robin',
+  'random',
+  'weighted_random',
+  'least_connections',
+  'weighted_least_connections',
+  'p2c',
+  'least_response_time',
+  'ip_hash',
+  'consistent_hash',
+  'maglev',
+  'resource_based',
+] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
+
+/** Algorithms that read `hashOn` (ip_hash always hashes the client address). */
+export const HASH_ON_ALGORITHMS: readonly Algorithm[] = ['consistent_hash', 'maglev'];
+
+export const HASH_SOURCES = ['ip', 'header', 'cookie', 'path', 'query'] as const;
+export type HashSource = (typeof HASH_SOURCES)[number];
+
+/** What a hash-based pool hashes. `name` is required for header, cookie and query, and unused otherwise. */
+export interface HashOn {
+  source: HashSource;
+  name?: string;
+}
+
+/** consistent_hash and maglev hash the client address when `hashOn` is absent. */
+export const DEFAULT_HASH_ON: Readonly<HashOn> = Object.freeze({ source: 'ip' });
+
+export interface ConsistentHashOptions {
+  /** Ring points per unit of weight, 1..1000, default 100. */
+  virtualNodes: number;
+  /** Bounded load (Envoy's hash_balance_factor), percent ≥ 100: no backend takes more than this share of the average in-flight load. Absent: unbounded. */
+  hashBalanceFactor?: number;
+}
+
+export interface P2cOptions {
+  /** Exponent of Envoy's `weight / (active + 1)^bias`, 0..10, default 1. */
+  bias: number;
+}
+
+export interface LeastResponseTimeOptions {
+  /** Decay window of the peak-EWMA latency (ms), default 10000. */
+  decayMs: number;
+}
+
+export interface ResourceBasedOptions {
+  /** Response header carrying the backend's load, 0.0 (idle) .. 1.0 (full). Default `x-backend-load`. */
+  header: string;
+  /** Smoothing window of the reported load (ms), default 5000. */
+  decayMs: number;
+  /** A fully loaded backend keeps this share of its weight, 1..100, default 10. */
+  minWeightPercent: number;
+}
+
+export const SAME_SITE_VALUES = ['Lax', 'Strict', 'None'] as const;
+
+export interface StickyOptions {
+  /** Cookie name, default `lb_affinity`. */
+  cookie: string;
+  /** Cookie Max-Age in seconds; 0 (default) makes a session cookie. */
+  ttlSeconds: number;
+  /** Default false. */
+  secure: boolean;
+  /** Default true. */
+  httpOnly: boolean;
+  /** Default `Lax`; `None` needs `secure`. */
+  sameSite: (typeof SAME_SITE_VALUES)[number];
+}
 
 export const BACKEND_STATES = ['active', 'draining', 'disabled'] as const;
 /** `active` takes traffic; `draining` finishes in-flight work but gets nothing new; `disabled` gets nothing. */
@@ -27,6 +96,18 @@ export interface Pool {
   algorithm: Algorithm;
   /** Default `[]`. */
   backends: Backend[];
+  /** consistent_hash and maglev only; default DEFAULT_HASH_ON. */
+  hashOn?: HashOn;
+  /** consistent_hash only. */
+  consistentHash?: ConsistentHashOptions;
+  /** p2c only. */
+  p2c?: P2cOptions;
+  /** least_response_time only. */
+  leastResponseTime?: LeastResponseTimeOptions;
+  /** resource_based only. */
+  resourceBased?: ResourceBasedOptions;
+  /** Cookie-based session affinity on top of any algorithm; absent: off. */
+  sticky?: StickyOptions;
 }
 
 export interface RouteMatch {

@@ -3,7 +3,7 @@
  * between parts (a route naming a pool, duplicate ids) are checked in validate.ts.
  * Later issues add fields here; `additionalProperties: false` makes unknown fields errors.
  */
-import { ALGORITHMS, BACKEND_STATES } from './model.js';
+import { ALGORITHMS, BACKEND_STATES, HASH_SOURCES, SAME_SITE_VALUES } from './model.js';
 import { NAME_PATTERN } from './names.js';
 
 export const backendSchema = {
@@ -37,12 +37,55 @@ export const backendPatchSchema = {
   },
 } as const;
 
+/** RFC 9110 token: header and cookie names. */
+export const HTTP_TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
 export const poolSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
     algorithm: { enum: [...ALGORITHMS], default: 'round_robin' },
     backends: { type: 'array', maxItems: 20000, items: backendSchema, default: [] },
+    hashOn: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['source'],
+      properties: { source: { enum: [...HASH_SOURCES] }, name: { type: 'string', minLength: 1, maxLength: 256 } },
+    },
+    consistentHash: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        virtualNodes: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+        hashBalanceFactor: { type: 'integer', minimum: 100, maximum: 100000 },
+      },
+    },
+    p2c: { type: 'object', additionalProperties: false, properties: { bias: { type: 'number', minimum: 0, maximum: 10, default: 1 } } },
+    leastResponseTime: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { decayMs: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 } },
+    },
+    resourceBased: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        header: { type: 'string', pattern: HTTP_TOKEN_PATTERN, maxLength: 128, default: 'x-backend-load' },
+        decayMs: { type: 'integer', minimum: 100, maximum: 600000, default: 5000 },
+        minWeightPercent: { type: 'integer', minimum: 1, maximum: 100, default: 10 },
+      },
+    },
+    sticky: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        cookie: { type: 'string', pattern: HTTP_TOKEN_PATTERN, maxLength: 128, default: 'lb_affinity' },
+        ttlSeconds: { type: 'integer', minimum: 0, maximum: 31536000, default: 0 },
+        secure: { type: 'boolean', default: false },
+        httpOnly: { type: 'boolean', default: true },
+        sameSite: { enum: [...SAME_SITE_VALUES], default: 'Lax' },
+      },
+    },
   },
 } as const;
 

@@ -5,8 +5,8 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isValidMatchHost, parseHostPort } from './address.js';
-import type { Backend, Config, Pool, Route } from './model.js';
-import { backendBodySchema, backendPatchSchema, backendSchema, configSchema, poolSchema, routeSchema } from './schema.js';
+import { HASH_ON_ALGORITHMS, type Backend, type Config, type Pool, type Route } from './model.js';
+import { HTTP_TOKEN_PATTERN, backendBodySchema, backendPatchSchema, backendSchema, configSchema, poolSchema, routeSchema } from './schema.js';
 
 export interface FieldError {
   /** Dotted path of the field at fault, relative to the document validated: `backends[0].weight`. */
@@ -59,6 +59,8 @@ function describe(error: ErrorObject, prefix: string): FieldError {
     case 'pattern':
       if (String((error.params as { pattern: string }).pattern).startsWith('^[a-z0-9]'))
         return { field: base, message: 'is not a valid name: use [a-z0-9][a-z0-9-]{0,62}' };
+      if ((error.params as { pattern: string }).pattern === HTTP_TOKEN_PATTERN)
+        return { field: base, message: "must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~" };
       return { field: base, message: `must match ${String((error.params as { pattern: string }).pattern)}` };
     case 'enum':
       return { field: base, message: `must be one of: ${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` };
@@ -108,6 +110,36 @@ function checkBackends(backends: Backend[], prefix: string, errors: FieldError[]
 
 function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
   checkBackends(pool.backends, joinField(prefix, 'backends'), errors);
+  checkAlgorithmOptions(pool, prefix, errors);
+}
+
+/** Per-algorithm settings: each block only on the algorithm that reads it, so a typo'd setup fails loudly. */
+const ALGORITHM_OPTIONS = [
+  ['hashOn', HASH_ON_ALGORITHMS],
+  ['consistentHash', ['consistent_hash']],
+  ['p2c', ['p2c']],
+  ['leastResponseTime', ['least_response_time']],
+  ['resourceBased', ['resource_based']],
+] as const;
+
+function checkAlgorithmOptions(pool: Pool, prefix: string, errors: FieldError[]): void {
+  for (const [field, algorithms] of ALGORITHM_OPTIONS) {
+    if (pool[field] !== undefined && !(algorithms as readonly string[]).includes(pool.algorithm)) {
+      errors.push({ field: joinField(prefix, field), message: `is only used by algorithm ${algorithms.join(' or ')}, not ${pool.algorithm}` });
+    }
+  }
+  const hashOn = pool.hashOn;
+  if (hashOn !== undefined) {
+    const needsName = hashOn.source === 'header' || hashOn.source === 'cookie' || hashOn.source === 'query';
+    if (needsName && hashOn.name === undefined) errors.push({ field: joinField(prefix, 'hashOn.name'), message: `is required when source is ${hashOn.source}` });
+    if (!needsName && hashOn.name !== undefined) errors.push({ field: joinField(prefix, 'hashOn.name'), message: `is not used when source is ${hashOn.source}` });
+    if ((hashOn.source === 'header' || hashOn.source === 'cookie') && hashOn.name !== undefined && !new RegExp(HTTP_TOKEN_PATTERN).test(hashOn.name)) {
+      errors.push({ field: joinField(prefix, 'hashOn.name'), message: "must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~" });
+    }
+  }
+  if (pool.sticky !== undefined && pool.sticky.sameSite === 'None' && !pool.sticky.secure) {
+    errors.push({ field: joinField(prefix, 'sticky.secure'), message: 'must be true when sameSite is None (browsers drop the cookie otherwise)' });
+  }
 }
 
 function checkRoute(route: Route, prefix: string, errors: FieldError[], pools?: Record<string, Pool>): void {
