@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 // etcd, control planes, data planes and backends as processes (run one file at a time: 2 cores).
 export default defineConfig({
   test: {
+    reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       {
         test: {
@@ -18,8 +19,9 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
-          fileParallelism: false,
+          // One file at a time: each starts its own etcd and several Node processes.
           pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],

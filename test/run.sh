@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh
-pnpm exec tsc -p test --noEmit
+pnpm exec tsc -p tsconfig.tests.json
 pnpm exec vitest run "$@"
