@@ -108,7 +108,60 @@ export interface Pool {
   resourceBased?: ResourceBasedOptions;
   /** Cookie-based session affinity on top of any algorithm; absent: off. */
   sticky?: StickyOptions;
+  /** Active health checks run by the control-plane leader; absent: none (every backend stays `unknown`, routable). */
+  healthCheck?: HealthCheck;
+  /** Passive checks each data plane runs on its own traffic; absent: off. */
+  outlierDetection?: OutlierDetection;
+  /** 0..100, default 50 (POOL_DEFAULTS): below this healthy share, route across every active backend (panic). 0 turns panic off. */
+  panicThresholdPercent?: number;
+  /** 0..3600000, default 0 (off): a backend that is added or turns healthy ramps its weight from 10% to 100% over this window. */
+  slowStartMs?: number;
+  /** 0..3600000, default 30000: how long requests in flight to a draining or removed backend may take before they are cut. */
+  drainTimeoutMs?: number;
 }
+
+export const HEALTH_CHECK_TYPES = ['http', 'tcp', 'grpc'] as const;
+export type HealthCheckType = (typeof HEALTH_CHECK_TYPES)[number];
+
+export interface HealthCheck {
+  /** Default `http`. `grpc` calls grpc.health.v1.Health/Check (service ""); `tcp` only connects. */
+  type: HealthCheckType;
+  /** http only; default `/health`. */
+  path: string;
+  /** Default 5000; each backend's schedule is jittered by up to 10% of it. */
+  intervalMs: number;
+  /** Default 2000; a probe never outlives the interval (the shorter of the two applies). */
+  timeoutMs: number;
+  /** Consecutive successes that make an unhealthy or unknown backend healthy; default 2. */
+  healthyThreshold: number;
+  /** Consecutive failures that make a backend unhealthy; default 3. */
+  unhealthyThreshold: number;
+  /** http only; statuses counted as success: numbers or "200-399" ranges. Default [200]. */
+  expectedStatuses: Array<number | string>;
+  /** http: Host header; grpc: authority. Default: the backend's address. */
+  host?: string;
+  /** Probe this port instead of the backend's own. */
+  port?: number;
+}
+
+export interface OutlierDetection {
+  /** Consecutive 5xx answers that eject a backend; default 5; 0 disables. */
+  consecutive5xx: number;
+  /** Consecutive gateway errors (502/503/504, connect errors, resets, timeouts) that eject; default 5; 0 disables. */
+  consecutiveGatewayErrors: number;
+  /** First ejection lasts this long; the n-th lasts n times as long, capped at max(baseEjectionMs, 300000). Default 30000. */
+  baseEjectionMs: number;
+  /** At most this share of the pool is ejected at once (but always at least one backend); default 10. */
+  maxEjectionPercent: number;
+  /** How often ejections are reviewed; a backend that stays clean for an interval earns back one step of its ejection multiplier. Default 10000. */
+  intervalMs: number;
+}
+
+/** Defaults of the pool-level scalars that are optional in stored configs (absent means the default). */
+export const POOL_DEFAULTS = Object.freeze({ panicThresholdPercent: 50, slowStartMs: 0, drainTimeoutMs: 30_000 });
+
+/** The ejection time cap: Envoy's max_ejection_time default. */
+export const MAX_EJECTION_MS = 300_000;
 
 export interface RouteMatch {
   /** Exact host (case-insensitive, port ignored) or a `*.example.com` wildcard. Absent: any host. */

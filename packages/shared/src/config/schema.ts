@@ -3,7 +3,7 @@
  * between parts (a route naming a pool, duplicate ids) are checked in validate.ts.
  * Later issues add fields here; `additionalProperties: false` makes unknown fields errors.
  */
-import { ALGORITHMS, BACKEND_STATES, HASH_SOURCES, SAME_SITE_VALUES } from './model.js';
+import { ALGORITHMS, BACKEND_STATES, HASH_SOURCES, HEALTH_CHECK_TYPES, SAME_SITE_VALUES } from './model.js';
 import { NAME_PATTERN } from './names.js';
 
 export const backendSchema = {
@@ -36,6 +36,9 @@ export const backendPatchSchema = {
     state: { enum: [...BACKEND_STATES] },
   },
 } as const;
+
+/** An expected-status range such as `200-399`. */
+export const STATUS_RANGE_PATTERN = '^[1-5][0-9][0-9]-[1-5][0-9][0-9]$';
 
 /** RFC 9110 token: header and cookie names. */
 export const HTTP_TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
@@ -86,6 +89,52 @@ export const poolSchema = {
         sameSite: { enum: [...SAME_SITE_VALUES], default: 'Lax' },
       },
     },
+    healthCheck: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        type: { enum: [...HEALTH_CHECK_TYPES], default: 'http' },
+        path: { type: 'string', pattern: '^/', maxLength: 2048, default: '/health' },
+        intervalMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 5000 },
+        timeoutMs: { type: 'integer', minimum: 10, maximum: 3600000, default: 2000 },
+        healthyThreshold: { type: 'integer', minimum: 1, maximum: 100, default: 2 },
+        unhealthyThreshold: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
+        expectedStatuses: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 64,
+          default: [200],
+          items: { anyOf: [{ type: 'integer', minimum: 100, maximum: 599 }, { type: 'string', pattern: STATUS_RANGE_PATTERN }] },
+        },
+        host: { type: 'string', minLength: 1, maxLength: 255 },
+        port: { type: 'integer', minimum: 1, maximum: 65535 },
+      },
+    },
+    outlierDetection: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        consecutive5xx: { type: 'integer', minimum: 0, maximum: 1000, default: 5 },
+        consecutiveGatewayErrors: { type: 'integer', minimum: 0, maximum: 1000, default: 5 },
+        baseEjectionMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 30000 },
+        maxEjectionPercent: { type: 'integer', minimum: 0, maximum: 100, default: 10 },
+        intervalMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 10000 },
+      },
+    },
+    panicThresholdPercent: { type: 'integer', minimum: 0, maximum: 100 },
+    slowStartMs: { type: 'integer', minimum: 0, maximum: 3600000 },
+    drainTimeoutMs: { type: 'integer', minimum: 0, maximum: 3600000 },
+  },
+} as const;
+
+/** PUT /v1/pools/{pool}/backends/{id} with `ttlSeconds`: a self-registered backend on an etcd lease. */
+export const registrationBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['address', 'ttlSeconds'],
+  properties: {
+    ...backendSchema.properties,
+    ttlSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
   },
 } as const;
 

@@ -6,7 +6,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isValidMatchHost, parseHostPort } from './address.js';
 import { HASH_ON_ALGORITHMS, type Backend, type Config, type Pool, type Route } from './model.js';
-import { HTTP_TOKEN_PATTERN, backendBodySchema, backendPatchSchema, backendSchema, configSchema, poolSchema, routeSchema } from './schema.js';
+import { HTTP_TOKEN_PATTERN, backendBodySchema, backendPatchSchema, backendSchema, configSchema, poolSchema, registrationBodySchema, routeSchema } from './schema.js';
 
 export interface FieldError {
   /** Dotted path of the field at fault, relative to the document validated: `backends[0].weight`. */
@@ -24,6 +24,7 @@ const compiled = {
   backend: ajv.compile(backendSchema),
   backendBody: ajv.compile(backendBodySchema),
   backendPatch: ajv.compile(backendPatchSchema),
+  registration: ajv.compile(registrationBodySchema),
 };
 
 /** `/pools/web/backends/0/weight` → `pools.web.backends[0].weight`. */
@@ -62,6 +63,8 @@ function describe(error: ErrorObject, prefix: string): FieldError {
       if ((error.params as { pattern: string }).pattern === HTTP_TOKEN_PATTERN)
         return { field: base, message: "must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~" };
       return { field: base, message: `must match ${String((error.params as { pattern: string }).pattern)}` };
+    case 'anyOf':
+      return { field: base, message: 'must be a status code (100-599) or a range such as "200-399"' };
     case 'enum':
       return { field: base, message: `must be one of: ${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` };
     default:
@@ -77,7 +80,8 @@ function structural<T>(validate: ValidateFunction, input: unknown, prefix: strin
   if (validate(copy)) return { ok: true, value: copy };
   // A bad property name is reported twice: by the inner `pattern` (tagged with propertyName) and by
   // `propertyNames`; keep the latter, which names the property.
-  const errors = (validate.errors ?? []).filter((e) => e.keyword === 'propertyNames' || e.propertyName === undefined);
+  // The branches of an anyOf each report their own failure; the anyOf error itself says it better.
+  const errors = (validate.errors ?? []).filter((e) => (e.keyword === 'propertyNames' || e.propertyName === undefined) && !e.schemaPath.includes('/anyOf/'));
   return { ok: false, errors: dedupe(errors.map((e) => describe(e, prefix))) };
 }
 
@@ -111,6 +115,11 @@ function checkBackends(backends: Backend[], prefix: string, errors: FieldError[]
 function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
   checkBackends(pool.backends, joinField(prefix, 'backends'), errors);
   checkAlgorithmOptions(pool, prefix, errors);
+  pool.healthCheck?.expectedStatuses.forEach((status, i) => {
+    if (typeof status !== 'string') return;
+    const [lo, hi] = status.split('-').map(Number) as [number, number];
+    if (lo > hi) errors.push({ field: joinField(prefix, `healthCheck.expectedStatuses[${i}]`), message: `range "${status}" is empty: the first status must not exceed the second` });
+  });
 }
 
 /** Per-algorithm settings: each block only on the algorithm that reads it, so a typo'd setup fails loudly. */
@@ -219,4 +228,30 @@ export function validateBackendPatch(input: unknown): Validation<Partial<Backend
       if (typeof parsed === 'string') errors.push({ field: 'address', message: parsed });
     }
   });
+}
+
+/** A self-registered backend (PUT .../backends/{id} with `ttlSeconds`): the backend and its lease TTL. */
+export function validateBackendRegistration(input: unknown, idFromPath: string): Validation<{ backend: Backend; ttlSeconds: number }> {
+  const result = structural<Backend & { ttlSeconds: number }>(compiled.registration, input, '');
+  if (!result.ok) return result;
+  const { ttlSeconds, ...rest } = result.value;
+  const errors: FieldError[] = [];
+  if (rest.id !== undefined && rest.id !== idFromPath) errors.push({ field: 'id', message: `does not match the id in the path ("${idFromPath}")` });
+  const parsed = parseHostPort(rest.address);
+  if (typeof parsed === 'string') errors.push({ field: 'address', message: parsed });
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, value: { backend: { ...rest, id: idFromPath }, ttlSeconds } };
+}
+
+/** Does `status` count as success for a health check's expectedStatuses (numbers and "200-399" ranges)? */
+export function statusExpected(expected: ReadonlyArray<number | string>, status: number): boolean {
+  for (const e of expected) {
+    if (typeof e === 'number') {
+      if (e === status) return true;
+    } else {
+      const dash = e.indexOf('-');
+      if (status >= Number(e.slice(0, dash)) && status <= Number(e.slice(dash + 1))) return true;
+    }
+  }
+  return false;
 }
