@@ -50,7 +50,7 @@ describe('bad input answers 400 problem+json and changes nothing', () => {
     const res = await t.app.inject({
       method: 'PUT',
       url: '/v1/pools/web',
-      payload: { algorithm: 'random', extra: 1, backends: [{ id: 'b1', address: '10.0.0.1', weight: 5000 }] },
+      payload: { algorithm: 'fastest', extra: 1, backends: [{ id: 'b1', address: '10.0.0.1', weight: 5000 }] },
     });
     const problem = await expectProblem(res, 400, 'LB_CP_VALIDATION');
     const fields = problem.errors!.map((e) => e.field).sort();

@@ -14,6 +14,7 @@ const FLAGS = {
   'cache-file': { description: 'where the last applied snapshot is kept (default: ./lb-data-plane-<node-id>.json)' },
   zone: { description: 'zone or rack label sent to the control plane (default: empty)' },
   'drain-timeout-ms': { description: 'on SIGTERM/SIGINT, how long requests in flight may take to finish', default: '10000' },
+  'sticky-secret': { description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)' },
 } satisfies Record<string, FlagSpec>;
 
 const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
     zone: flags.zone ?? '',
     cacheFile: flags['cache-file'] ?? `./lb-data-plane-${nodeId}.json`,
     drainTimeoutMs,
+    stickySecret: flags['sticky-secret'],
   });
   try {
     await node.start();

@@ -26,6 +26,8 @@ export interface DataPlaneOptions {
   zone?: string;
   /** Where the last applied snapshot is kept; undefined keeps none. */
   cacheFile?: string | undefined;
+  /** Signs sticky-session cookies; every node of a cluster needs the same one. Default: DEFAULT_STICKY_SECRET. */
+  stickySecret?: string | undefined;
   /** Grace period for requests in flight on shutdown (ms). Default 10000. */
   drainTimeoutMs?: number;
   upstream?: UpstreamOptions;
@@ -72,6 +74,7 @@ export class DataPlaneNode {
       random: options.random ?? systemRandom,
       clock: options.clock ?? systemClock,
       cache: this.cache,
+      stickySecret: options.stickySecret,
     });
     this.proxyServer = createProxyServer(new Forwarder(this.applier, metrics), options.proxy);
     this.adminServer = createAdminServer(

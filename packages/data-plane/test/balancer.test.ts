@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { ALGORITHMS } from '@lb/shared';
 import { EMPTY_PICK_CONTEXT, EmptyBalancer } from '../src/balancer/balancer.js';
+import { counts, fixedClock, hosts, pickIds, request } from './balancer-helpers.js';
 import { createBalancer } from '../src/balancer/factory.js';
 import { RoundRobin } from '../src/balancer/round-robin.js';
 import { SmoothWeightedRoundRobin } from '../src/balancer/smooth-weighted-round-robin.js';
@@ -80,21 +82,40 @@ describe('RoundRobin', () => {
 });
 
 describe('createBalancer', () => {
-  const items = [
-    { id: 'a', weight: 5 },
-    { id: 'b', weight: 1 },
-    { id: 'c', weight: 1 },
-  ];
+  const items = hosts(['a', 'b', 'c'], [5, 1, 1]);
+  const deps = { random: zero, clock: fixedClock };
 
   it('round_robin ignores weights', () => {
-    expect(picks(createBalancer('round_robin', items, zero), 3).map((x) => x?.id)).toEqual(['a', 'b', 'c']);
+    expect(pickIds(createBalancer({ algorithm: 'round_robin' }, items, deps), 3, EMPTY_PICK_CONTEXT)).toEqual(['a', 'b', 'c']);
   });
 
-  it('weighted_round_robin is smooth', () => {
-    expect(picks(createBalancer('weighted_round_robin', items, zero), 7).map((x) => x?.id)).toEqual(['a', 'a', 'b', 'a', 'c', 'a', 'a']);
+  it('weighted_round_robin is smooth: 5:1:1 gives a a b a c a a', () => {
+    expect(pickIds(createBalancer({ algorithm: 'weighted_round_robin' }, items, deps), 14, EMPTY_PICK_CONTEXT)).toEqual([...'aabacaa', ...'aabacaa']);
   });
 
-  it('an empty pool gets a balancer that answers none', () => {
-    expect(createBalancer('weighted_round_robin', [], zero).pick(EMPTY_PICK_CONTEXT)).toBeUndefined();
+  it('weighted_round_robin scales fractional (slow-start) weights instead of losing them', () => {
+    const b = createBalancer({ algorithm: 'weighted_round_robin' }, hosts(['a', 'b'], [1, 0.5]), deps);
+    expect(counts(pickIds(b, 30, EMPTY_PICK_CONTEXT))).toEqual(new Map([['a', 20], ['b', 10]]));
+  });
+
+  it('an empty pool, or one whose hosts all weigh 0, gets a balancer that answers none', () => {
+    expect(createBalancer({ algorithm: 'weighted_round_robin' }, [], deps).pick(EMPTY_PICK_CONTEXT)).toBeUndefined();
+    expect(createBalancer({ algorithm: 'p2c' }, hosts(['a'], [0]), deps).pick(EMPTY_PICK_CONTEXT)).toBeUndefined();
+  });
+
+  it('builds every algorithm, and each picks one of the hosts', () => {
+    for (const algorithm of ALGORITHMS) {
+      const b = createBalancer({ algorithm }, items, deps);
+      expect(b.size, algorithm).toBe(3);
+      expect(['a', 'b', 'c'], algorithm).toContain(b.pick(request({ ip: '10.0.0.1' }))?.id);
+    }
+  });
+
+  it('moves the load-tracking claim to the newest balancer over the same runtimes', () => {
+    const hs = hosts(['a', 'b']);
+    const first = createBalancer({ algorithm: 'least_connections' }, hs, deps);
+    expect(hs[0]!.runtime.tracker).toBe(first);
+    createBalancer({ algorithm: 'round_robin' }, hs, deps);
+    expect(hs[0]!.runtime.tracker).toBeNull();
   });
 });

@@ -1,16 +1,52 @@
 /**
  * A balancer answers one question: which item takes the next request. It may answer "none"
  * (undefined) when it has nothing to offer. Picking is synchronous and must not allocate: it runs
- * on every request. A balancer is built for one immutable set of items and never sees changes;
- * a new snapshot builds a new balancer.
+ * on every request. A balancer is built for one immutable set of items and never sees changes to
+ * the set; a new snapshot (or a health change) builds a new balancer. Dynamic algorithms read the
+ * load of their items through BackendRuntime (host.ts), which outlives balancers.
  */
 
-/** What a pick may look at. Empty for now; hash-based algorithms will add a key here. */
+/**
+ * What a pick may look at: the request, read lazily so algorithms that ignore it pay nothing.
+ * One context object is reused for every request (the forwarder resets it), so a balancer must not
+ * keep it or anything it returns past the pick.
+ */
 export interface PickContext {
-  readonly hashKey?: string;
+  /** The client's address as the socket sees it (not X-Forwarded-For, which clients can forge). */
+  clientIp(): string | undefined;
+  /** The first value of a request header; `lowerName` must be lower case. */
+  header(lowerName: string): string | undefined;
+  /** A cookie's value from the Cookie header(s), quotes removed. */
+  cookie(name: string): string | undefined;
+  /** The request path, without the query. */
+  path(): string;
+  /** The first value of a query parameter, percent-decoded. */
+  query(name: string): string | undefined;
+  /** Sticky sessions: the response must carry this Set-Cookie value (pinned to the picked backend). */
+  pin(setCookie: string): void;
 }
 
-export const EMPTY_PICK_CONTEXT: PickContext = Object.freeze({});
+class EmptyPickContext implements PickContext {
+  clientIp(): undefined {
+    return undefined;
+  }
+  header(): undefined {
+    return undefined;
+  }
+  cookie(): undefined {
+    return undefined;
+  }
+  path(): string {
+    return '/';
+  }
+  query(): undefined {
+    return undefined;
+  }
+  pin(): void {}
+}
+
+/** A context with no request behind it: hash-based algorithms fall back to a random pick. */
+export const EMPTY_PICK_CONTEXT: PickContext = Object.freeze(new EmptyPickContext());
 
 export interface Balancer<T> {
   /** Returns the next item, or undefined when there is none to choose from. */

@@ -1,16 +1,125 @@
-import type { Algorithm } from '@lb/shared';
-import type { Random } from '../runtime/clock.js';
+/**
+ * The one place that turns a pool's config into its balancer. Callers (the routing table now,
+ * health/slow start later) pass the hosts that may take traffic with their effective weights, and
+ * call again whenever that set or a weight changes: rebuilds are cheap (O(n)), except the hash
+ * tables — a ring of 100 points per backend or a 65,537-entry maglev table — which take a few
+ * milliseconds at 10,000 backends.
+ */
+import { DEFAULT_HASH_ON, type Pool } from '@lb/shared';
+import type { Clock, Random } from '../runtime/clock.js';
 import { EmptyBalancer, type Balancer } from './balancer.js';
+import { EarliestDeadlineFirst } from './edf.js';
+import { hashKeyReader } from './hash-key.js';
+import type { Host } from './host.js';
+import { IpHash } from './ip-hash.js';
+import { LeastLoad, connectionsScore, responseTimeScore, seedLatencies, weightedConnectionsScore } from './least-load.js';
+import { Maglev } from './maglev.js';
+import { PowerOfTwoChoices } from './p2c.js';
+import { RandomBalancer, WeightedRandom } from './random.js';
+import { ResourceBased } from './resource-based.js';
+import { RingHash } from './ring-hash.js';
 import { RoundRobin } from './round-robin.js';
 import { SmoothWeightedRoundRobin } from './smooth-weighted-round-robin.js';
+import { DEFAULT_STICKY_SECRET, StickyBalancer } from './sticky.js';
 
-/** Builds the balancer a pool's `algorithm` names over the items it may pick (already filtered). */
-export function createBalancer<T extends { weight: number }>(algorithm: Algorithm, items: readonly T[], random: Random): Balancer<T> {
-  if (items.length === 0) return new EmptyBalancer<T>();
-  switch (algorithm) {
+export interface BalancerDeps {
+  random: Random;
+  clock: Clock;
+  /** The pool's name: sticky cookies are signed for one pool. */
+  poolName?: string;
+  /** Shared by every data plane so each honours the others' sticky cookies. */
+  stickySecret?: string | undefined;
+}
+
+/** The parts of a pool's config a balancer reads. */
+export type BalancerConfig = Pick<Pool, 'algorithm' | 'hashOn' | 'consistentHash' | 'p2c' | 'leastResponseTime' | 'resourceBased' | 'sticky'>;
+
+/** Beyond this many hosts nginx's smooth WRR (O(n) per pick when not precomputed) gives way to EDF. */
+const SMOOTH_WRR_LIVE_MAX = 128;
+
+/** Weights as integers for the round-robin schedules: fractional (slow-start) weights are scaled. */
+function integerWeights(hosts: readonly Host[]): number[] {
+  const raw = hosts.map((h) => h.weight);
+  if (raw.every((w) => Number.isInteger(w))) return raw;
+  return raw.map((w) => Math.max(1, Math.round(w * 100)));
+}
+
+/**
+ * The balancer the pool's `algorithm` names over `hosts` (hosts with weight ≤ 0 are dropped).
+ * Claims the hosts' runtimes for algorithms that track load; any earlier claim is released.
+ */
+export function createBalancer<H extends Host>(pool: BalancerConfig, hosts: readonly H[], deps: BalancerDeps): Balancer<H> {
+  for (const h of hosts) {
+    h.runtime.tracker = null;
+    h.runtime.slot = -1;
+  }
+  const items = hosts.filter((h) => h.weight > 0);
+  if (items.length === 0) return new EmptyBalancer<H>();
+  const inner = createAlgorithm(pool, items, deps);
+  if (pool.sticky === undefined) return inner;
+  return new StickyBalancer(inner, items, pool.sticky, deps.poolName ?? '', deps.stickySecret ?? DEFAULT_STICKY_SECRET);
+}
+
+/** Hash tables are built in id order, so every node maps keys alike whatever order it lists hosts in. */
+function byId<H extends Host>(items: readonly H[]): H[] {
+  return [...items].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function createAlgorithm<H extends Host>(pool: BalancerConfig, items: readonly H[], deps: BalancerDeps): Balancer<H> {
+  const { random } = deps;
+  switch (pool.algorithm) {
     case 'round_robin':
       return new RoundRobin(items, random);
-    case 'weighted_round_robin':
-      return new SmoothWeightedRoundRobin(items, items.map((i) => i.weight), { random });
+    case 'weighted_round_robin': {
+      const weights = integerWeights(items);
+      const smooth = new SmoothWeightedRoundRobin(items, weights, { random });
+      return smooth.live && items.length > SMOOTH_WRR_LIVE_MAX ? new EarliestDeadlineFirst(items, weights, random()) : smooth;
+    }
+    case 'random':
+      return new RandomBalancer(items, random);
+    case 'weighted_random':
+      return new WeightedRandom(items, items.map((h) => h.weight), random);
+    case 'least_connections':
+      return new LeastLoad(items, connectionsScore, random);
+    case 'weighted_least_connections':
+      return new LeastLoad(items, weightedConnectionsScore, random);
+    case 'p2c':
+      return new PowerOfTwoChoices(items, pool.p2c?.bias ?? 1, random);
+    case 'least_response_time':
+      seedLatencies(items);
+      return new LeastLoad(items, responseTimeScore, random);
+    case 'ip_hash': {
+      const sorted = byId(items);
+      return new IpHash(sorted, sorted.map((h) => h.weight), random);
+    }
+    case 'consistent_hash':
+      return new RingHash(byId(items), hashKeyReader(pool.hashOn ?? DEFAULT_HASH_ON), {
+        virtualNodes: pool.consistentHash?.virtualNodes ?? 100,
+        hashBalanceFactor: pool.consistentHash?.hashBalanceFactor,
+      }, random);
+    case 'maglev':
+      return new Maglev(byId(items), hashKeyReader(pool.hashOn ?? DEFAULT_HASH_ON), random);
+    case 'resource_based':
+      return new ResourceBased(items, (pool.resourceBased?.minWeightPercent ?? 10) / 100, random);
   }
+}
+
+/** What the forwarder must measure for a pool's algorithm; undefined when nothing. */
+export interface PoolFeedback {
+  /** Record time to response headers with this peak-EWMA decay (ms). */
+  readonly latencyDecayMs: number | undefined;
+  /** Read this response header (lower case) as the backend's load… */
+  readonly loadHeader: string | undefined;
+  /** …smoothed over this window (ms). */
+  readonly loadDecayMs: number;
+}
+
+export function poolFeedback(pool: BalancerConfig): PoolFeedback | undefined {
+  if (pool.algorithm === 'least_response_time') {
+    return { latencyDecayMs: pool.leastResponseTime?.decayMs ?? 10_000, loadHeader: undefined, loadDecayMs: 0 };
+  }
+  if (pool.algorithm === 'resource_based') {
+    return { latencyDecayMs: undefined, loadHeader: (pool.resourceBased?.header ?? 'x-backend-load').toLowerCase(), loadDecayMs: pool.resourceBased?.decayMs ?? 5_000 };
+  }
+  return undefined;
 }

@@ -33,7 +33,8 @@ export class SmoothWeightedRoundRobin<T> implements Balancer<T> {
   /** Indexes into items for one full period; null when every weight is equal (plain rotation). */
   private readonly schedule: Uint32Array | null;
   private readonly period: number;
-  private readonly live: boolean;
+  /** True when a pick runs the O(n) loop (the schedule was too large to precompute). */
+  readonly live: boolean;
   private next = 0;
 
   /** Items with weight ≤ 0 are dropped: they never take traffic. */

@@ -53,6 +53,7 @@ export interface ApplierDeps {
   random: Random;
   clock: Clock;
   cache?: SnapshotCache | undefined;
+  stickySecret?: string | undefined;
 }
 
 export class SnapshotApplier implements TableSource, PushHandler {
@@ -130,11 +131,11 @@ export class SnapshotApplier implements TableSource, PushHandler {
   }
 
   private install(version: number, config: Config, source: ConfigSource): PushOutcome {
-    const { upstreams, metrics, random, logger } = this.deps;
+    const { upstreams, metrics, random, logger, clock, stickySecret } = this.deps;
     const previous = this.current;
     let table: RoutingTable;
     try {
-      table = compileRoutingTable({ version, config }, { upstreams, metrics, random, previous });
+      table = compileRoutingTable({ version, config }, { upstreams, metrics, random, clock, stickySecret, previous });
     } catch (err) {
       // Give back the upstream pools the failed compile may have opened.
       upstreams.retainOnly(previous?.addresses() ?? new Set());

@@ -13,6 +13,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { PoolFeedback } from '../balancer/factory.js';
+import { rawHeaderNumber, recordLatency, recordLoad, requestEnded, requestStarted, type BackendRuntime } from '../balancer/host.js';
+import { RequestPickContext } from '../balancer/request-context.js';
 import { classifyUpstreamError } from '../errors.js';
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
 import { normalizeHost, pickBackend, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
@@ -80,13 +83,20 @@ class ProxyCall implements Dispatcher.DispatchHandler {
   private gone = false;
   private status = 0;
   private drainHooked = false;
+  /** performance.now() at dispatch, for pools whose algorithm learns from latency. */
+  private readonly startedAt: number;
 
   constructor(
     private readonly res: TaggedResponse,
     private readonly stats: RequestStats,
     private readonly errors: UpstreamErrorStats,
     private readonly metrics: DataPlaneMetrics,
-  ) {}
+    private readonly runtime: BackendRuntime,
+    private readonly feedback: PoolFeedback | undefined,
+    private readonly setCookie: string | undefined,
+  ) {
+    this.startedAt = feedback === undefined ? 0 : performance.now();
+  }
 
   clientGone(): void {
     this.gone = true;
@@ -105,6 +115,13 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     this.resume = resume;
     const headers = filterResponseHeaders(rawHeaders);
+    if (this.setCookie !== undefined) headers.push('set-cookie', this.setCookie);
+    const fb = this.feedback;
+    if (fb !== undefined) {
+      const now = performance.now();
+      if (fb.latencyDecayMs !== undefined) recordLatency(this.runtime, now - this.startedAt, now, fb.latencyDecayMs);
+      if (fb.loadHeader !== undefined) recordLoad(this.runtime, rawHeaderNumber(rawHeaders, fb.loadHeader), now, fb.loadDecayMs);
+    }
     const res = this.res;
     try {
       if (statusText !== '') res.writeHead(statusCode, statusText, headers);
@@ -130,6 +147,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
   onComplete(): void {
     this.done = true;
     this.metrics.inFlight--;
+    requestEnded(this.runtime);
     this.stats.count(this.status);
     this.res.end();
   }
@@ -138,6 +156,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.metrics.inFlight--;
+    requestEnded(this.runtime);
     const res = this.res;
     if (this.gone || res.destroyed) {
       this.stats.byClass[0]!++;
@@ -165,6 +184,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
 // Scratch space for the synchronous part of a request; never held across an await.
 const scan: RequestHeaderScan = { headers: [], host: undefined, forwardedFor: undefined, hasBody: false };
 const picked: { target: RouteTarget | undefined } = { target: undefined };
+const pickCtx = new RequestPickContext();
 
 export class Forwarder {
   private readonly noRoute: RequestStats;
@@ -193,7 +213,8 @@ export class Forwarder {
       this.noRoute.byClass[4]!++;
       return sendLocal(res, LOCAL_REPLIES.noRoute);
     }
-    const backend = pickBackend(route, picked);
+    pickCtx.reset(req.rawHeaders, url, req.socket);
+    const backend = pickBackend(route, picked, pickCtx);
     const target = picked.target;
     if (backend === undefined || target === undefined || backend.upstream === undefined) {
       route.noBackend.byClass[5]!++;
@@ -208,10 +229,11 @@ export class Forwarder {
     else if (forwardedFor !== undefined) headers.push('x-forwarded-for', forwardedFor);
     headers.push('x-forwarded-proto', 'http');
 
-    const call = new ProxyCall(res, target.stats, target.pool.errors, this.metrics);
+    const call = new ProxyCall(res, target.stats, target.pool.errors, this.metrics, backend.runtime, target.pool.feedback, pickCtx.setCookie);
     (res as TaggedResponse)[kCall] = call;
     res.on('close', onResponseClose);
     this.metrics.inFlight++;
+    requestStarted(backend.runtime);
     backend.upstream.dispatch({ path: url, method: req.method as Dispatcher.HttpMethod, headers, body: scan.hasBody ? req : null }, call);
   };
 }

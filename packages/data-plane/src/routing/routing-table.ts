@@ -17,11 +17,12 @@
  */
 import type { Algorithm, BackendState, Config, VersionedConfig } from '@lb/shared';
 import type { Dispatcher } from 'undici';
-import { EMPTY_PICK_CONTEXT, type Balancer } from '../balancer/balancer.js';
-import { createBalancer } from '../balancer/factory.js';
+import { EMPTY_PICK_CONTEXT, type Balancer, type PickContext } from '../balancer/balancer.js';
+import { createBalancer, poolFeedback, type PoolFeedback } from '../balancer/factory.js';
+import { BackendRuntime, type Host } from '../balancer/host.js';
 import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robin.js';
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
-import type { Random } from '../runtime/clock.js';
+import { systemClock, type Clock, type Random } from '../runtime/clock.js';
 import type { UpstreamSource } from '../upstream/upstream-pools.js';
 
 export interface CompiledBackend {
@@ -31,6 +32,8 @@ export interface CompiledBackend {
   readonly state: BackendState;
   /** Set for active backends only: the others never receive a new request. */
   readonly upstream: Dispatcher | undefined;
+  /** In-flight count, latency, reported load: carried over to the next table for the same pool and id. */
+  readonly runtime: BackendRuntime;
 }
 
 export interface CompiledPool {
@@ -39,7 +42,9 @@ export interface CompiledPool {
   /** Every backend of the pool in config order, whatever its state (for /config). */
   readonly backends: readonly CompiledBackend[];
   /** Chooses among the active backends only. */
-  readonly balancer: Balancer<CompiledBackend>;
+  readonly balancer: Balancer<Host<CompiledBackend>>;
+  /** What the forwarder measures for the algorithm (latency, load header); undefined: nothing. */
+  readonly feedback: PoolFeedback | undefined;
   readonly errors: UpstreamErrorStats;
   /** The pool's config as JSON: an unchanged pool is reused by the next table, balancer position and all. */
   readonly source: string;
@@ -138,6 +143,9 @@ export interface CompileDeps {
   upstreams: UpstreamSource;
   metrics: DataPlaneMetrics;
   random: Random;
+  clock?: Clock;
+  /** Signs sticky cookies; the same on every data plane. */
+  stickySecret?: string | undefined;
   /** The table being replaced: unchanged pools are taken over from it. */
   previous?: RoutingTable | undefined;
 }
@@ -146,19 +154,24 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
   const source = JSON.stringify(pool);
   const reused = deps.previous?.pools.get(name);
   if (reused !== undefined && reused.source === source) return reused;
+  const runtimes = new Map<string, BackendRuntime>();
+  for (const b of reused?.backends ?? []) runtimes.set(b.id, b.runtime);
   const backends: CompiledBackend[] = pool.backends.map((b) => ({
     id: b.id,
     address: b.address,
     weight: b.weight,
     state: b.state,
     upstream: b.state === 'active' ? deps.upstreams.acquire(b.address) : undefined,
+    runtime: runtimes.get(b.id) ?? new BackendRuntime(),
   }));
-  const active = backends.filter((b) => b.upstream !== undefined);
+  const hosts: Host<CompiledBackend>[] = [];
+  for (const b of backends) if (b.upstream !== undefined) hosts.push({ backend: b, id: b.id, weight: b.weight, runtime: b.runtime });
   return {
     name,
     algorithm: pool.algorithm,
     backends,
-    balancer: createBalancer(pool.algorithm, active, deps.random),
+    balancer: createBalancer(pool, hosts, { random: deps.random, clock: deps.clock ?? systemClock, poolName: name, stickySecret: deps.stickySecret }),
+    feedback: poolFeedback(pool),
     errors: deps.metrics.upstreamErrors(name),
     source,
   };
@@ -226,23 +239,24 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
 }
 
 /** Picks a backend for a route: a pool by weight, then a backend by the pool's algorithm; when the
- * chosen pool has no active backend, the route's other pools are tried in order. */
-export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }): CompiledBackend | undefined {
+ * chosen pool has no active backend, the route's other pools are tried in order. `ctx` is the
+ * request as hash-based and sticky pools read it. */
+export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }, ctx: PickContext = EMPTY_PICK_CONTEXT): CompiledBackend | undefined {
   const first = route.chooser.pick(EMPTY_PICK_CONTEXT);
   if (first !== undefined) {
-    const backend = first.pool.balancer.pick(EMPTY_PICK_CONTEXT);
-    if (backend !== undefined) {
+    const host = first.pool.balancer.pick(ctx);
+    if (host !== undefined) {
       out.target = first;
-      return backend;
+      return host.backend;
     }
   }
   const targets = route.targets;
   for (let i = 0; i < targets.length; i++) {
     const t = targets[i]!;
-    const backend = t.pool.balancer.pick(EMPTY_PICK_CONTEXT);
-    if (backend !== undefined) {
+    const host = t.pool.balancer.pick(ctx);
+    if (host !== undefined) {
       out.target = t;
-      return backend;
+      return host.backend;
     }
   }
   out.target = undefined;
