@@ -36,7 +36,7 @@ export interface HashOn {
 export const DEFAULT_HASH_ON: Readonly<HashOn> = Object.freeze({ source: 'ip' });
 
 export interface ConsistentHashOptions {
-  /** Ring points per unit of weight, 1..1000, default 100. */
+  /** Ring points of a backend of average weight (others in proportion to their weight), 1..1000, default 100. */
   virtualNodes: number;
   /** Bounded load (Envoy's hash_balance_factor), percent ≥ 100: no backend takes more than this share of the average in-flight load. Absent: unbounded. */
   hashBalanceFactor?: number;
