@@ -6,7 +6,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '@lb/shared';
 import { backendRoutes } from './api/backends.js';
 import { configRoutes } from './api/config.js';
-import type { ApiDeps } from './api/deps.js';
+import type { ApiDeps, HealthDeps } from './api/deps.js';
+import { healthRoutes } from './api/health.js';
+import { MemoryEjectionStore } from './health/ejection-store.js';
+import { MemoryHealthStore } from './health/health-store.js';
+import { MemoryRegistrationStore } from './store/registration-store.js';
 import { nodeRoutes } from './api/nodes.js';
 import { opsRoutes } from './api/ops.js';
 import { poolRoutes } from './api/pools.js';
@@ -22,6 +26,8 @@ export interface AppOptions {
   nodes: NodeStore;
   metrics?: CpMetrics;
   writer?: ConfigWriter;
+  /** Health, registrations and ejection reports; absent: empty in-memory ones (tests). */
+  health?: HealthDeps;
   /** Absent: no logging (tests). */
   logger?: Logger;
   /** Largest accepted body; etcd's own limit (--max-request-bytes, 1.5 MiB by default) also applies. */
@@ -37,6 +43,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     nodes: options.nodes,
     metrics: options.metrics ?? new CpMetrics(),
     writer: options.writer ?? new ConfigWriter(options.store),
+    health: options.health ?? { store: new MemoryHealthStore(), registrations: new MemoryRegistrationStore(), ejections: new MemoryEjectionStore() },
   };
 
   installProblemHandling(app);
@@ -51,6 +58,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(configRoutes, deps);
   await app.register(poolRoutes, deps);
   await app.register(backendRoutes, deps);
+  await app.register(healthRoutes, deps);
   await app.register(routeRoutes, deps);
   await app.register(versionRoutes, deps);
   await app.register(nodeRoutes, deps);

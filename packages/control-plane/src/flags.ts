@@ -10,6 +10,7 @@ export const FLAGS = {
   'grpc-listen': { description: 'gRPC address data planes connect to, HOST:PORT', default: '127.0.0.1:18000' },
   'etcd-prefix': { description: 'prefix of every etcd key this control plane uses', default: '/lb' },
   'replica-id': { description: 'name of this replica, shown per node in GET /v1/nodes (default HOSTNAME-PID)' },
+  'leader-ttl-seconds': { description: 'lease TTL of the health-check leader election: a dead leader is replaced after about this long (2..60)', default: '3' },
 } satisfies Record<string, FlagSpec>;
 
 export interface ControlPlaneSettings {
@@ -19,6 +20,7 @@ export interface ControlPlaneSettings {
   grpc: HostPort;
   etcdPrefix: string;
   replicaId: string;
+  leaderTtlSeconds: number;
 }
 
 function etcdHost(value: string): string {
@@ -37,13 +39,16 @@ function etcdHost(value: string): string {
 /** Throws FlagError on anything wrong, so runMain prints usage and exits 2. */
 export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): ControlPlaneSettings {
   const flags = parseFlags(argv, FLAGS, env);
-  if (flags.help) return { help: true, etcdHosts: [], http: { host: '', port: 0 }, grpc: { host: '', port: 0 }, etcdPrefix: '', replicaId: '' };
+  if (flags.help) return { help: true, etcdHosts: [], http: { host: '', port: 0 }, grpc: { host: '', port: 0 }, etcdPrefix: '', replicaId: '', leaderTtlSeconds: 0 };
   const etcdPrefix = flags['etcd-prefix'] ?? '/lb';
   if (!/^\/[A-Za-z0-9._\/-]*$/.test(etcdPrefix)) throw new FlagError(`--etcd-prefix "${etcdPrefix}" must start with "/" and use [A-Za-z0-9._/-]`);
   const replicaId = flags['replica-id'] ?? `${hostname()}-${process.pid}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(replicaId)) throw new FlagError(`--replica-id "${replicaId}" must be 1-128 of [A-Za-z0-9._-]`);
+  const leaderTtlSeconds = Number(flags['leader-ttl-seconds'] ?? '3');
+  if (!Number.isInteger(leaderTtlSeconds) || leaderTtlSeconds < 2 || leaderTtlSeconds > 60) throw new FlagError('--leader-ttl-seconds must be a whole number from 2 to 60');
   return {
     help: false,
+    leaderTtlSeconds,
     etcdHosts: listFlag('etcd', flags.etcd ?? '').map(etcdHost),
     http: hostPortFlag('http-listen', flags['http-listen'] ?? ''),
     grpc: hostPortFlag('grpc-listen', flags['grpc-listen'] ?? ''),

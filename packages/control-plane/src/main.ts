@@ -5,12 +5,22 @@ import { buildApp } from './app.js';
 import { COMMAND, FLAGS, parseControlPlaneFlags } from './flags.js';
 import { CpMetrics } from './metrics.js';
 import { ConfigFeed } from './push/config-feed.js';
-import { NoHealthSource } from './push/health-source.js';
+import { EtcdEjectionStore } from './health/ejection-store.js';
+import { HealthChecker } from './health/health-checker.js';
+import { HealthFeed } from './health/health-feed.js';
+import { HealthMetrics } from './health/health-metrics.js';
+import { EtcdHealthStore } from './health/health-store.js';
+import { grpcProbe } from './health/grpc-probe.js';
+import { httpProbe } from './health/http-probe.js';
+import { LeaderElection } from './health/leader-election.js';
+import { tcpProbe } from './health/tcp-probe.js';
+import { MergedConfigSource } from './push/merged-config.js';
 import { NodeRegistry } from './push/node-registry.js';
 import { StreamServer } from './push/stream-server.js';
 import { createEtcdClient } from './store/etcd-client.js';
 import { EtcdConfigStore } from './store/etcd-config-store.js';
 import { EtcdNodeStore } from './store/etcd-node-store.js';
+import { EtcdRegistrationStore } from './store/registration-store.js';
 
 /** A shutdown that takes longer than this is forced (and reported with exit code 1). */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -30,9 +40,29 @@ async function main(): Promise<void> {
   // If etcd is down now the feed keeps retrying and /readyz answers 503 meanwhile: no crash loop.
   const feed = new ConfigFeed({ store, logger, metrics });
   feed.start();
+  // Self-registered backends are merged into what is pushed and probed, never into versions.
+  const registrations = new EtcdRegistrationStore(client, settings.etcdPrefix, logger);
+  const merged = new MergedConfigSource({ config: feed, registrations, logger });
+  merged.start();
+  const healthStore = new EtcdHealthStore(client, settings.etcdPrefix, logger);
+  const healthFeed = new HealthFeed({ store: healthStore, logger });
+  healthFeed.start();
+  const ejections = new EtcdEjectionStore(client, settings.etcdPrefix, logger);
+  const election = new LeaderElection({ client, prefix: settings.etcdPrefix, replica: settings.replicaId, logger, ttlSeconds: settings.leaderTtlSeconds });
+  const checker = new HealthChecker({
+    config: merged,
+    leadership: election,
+    store: healthStore,
+    probes: { http: httpProbe, tcp: tcpProbe, grpc: grpcProbe },
+    replica: settings.replicaId,
+    logger,
+    metrics: new HealthMetrics(metrics.registry),
+  });
+  checker.start();
+  election.start();
   const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
-  const streams = new StreamServer({ config: feed, health: new NoHealthSource(), registry, logger, metrics });
-  const app = await buildApp({ store, nodes: nodeStore, metrics, logger });
+  const streams = new StreamServer({ config: merged, health: healthFeed, reports: ejections, registry, logger, metrics });
+  const app = await buildApp({ store, nodes: nodeStore, metrics, logger, health: { store: healthStore, registrations, ejections } });
 
   try {
     await app.listen({ host: settings.http.host, port: settings.http.port });
@@ -54,10 +84,15 @@ async function main(): Promise<void> {
     }, SHUTDOWN_TIMEOUT_MS);
     force.unref();
     void (async () => {
+      checker.stop(); // stop probing before resigning, so two replicas never probe together
+      await election.stop(); // resign: another replica takes over health checks at once
       await app.close(); // stop accepting REST requests, finish those in flight
       registry.stop();
       await streams.close(); // end every DP stream so the nodes reconnect to another replica
       feed.stop();
+      merged.stop();
+      healthFeed.stop();
+      await ejections.close();
       await nodeStore.close(); // revoke the lease: this replica's node records vanish at once
       await store.close();
       client.close();

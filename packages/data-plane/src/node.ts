@@ -120,6 +120,8 @@ export class DataPlaneNode {
         onConnectionChange: (connected) => this.metrics.setControlPlaneConnected(connected),
       });
       this.discovery.start();
+      // Ejections are local and immediate; the control plane hears of them afterwards.
+      this.applier.onEjection((ejection) => this.discovery?.report(ejection));
     }
   }
 

@@ -1,11 +1,12 @@
 /** PUT/PATCH/DELETE /v1/pools/{pool}/backends/{id}: one backend, keeping its place in the pool. */
 import type { FastifyPluginAsync } from 'fastify';
-import { validateBackend, validateBackendPatch, type Config, type Pool } from '@lb/shared';
+import { validateBackend, validateBackendPatch, validateBackendRegistration, type Config, type Pool } from '@lb/shared';
 import { ApiError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
 import { poolNotFound } from './pools.js';
 import { paramsSchema, writeQuerySchema } from './schemas.js';
-import { sendWriteResult, writeRequestOf } from './write-request.js';
+import { sendWriteResult, setVersionTag, writeRequestOf } from './write-request.js';
+import { registerBackend, registrationRoutes } from './registrations.js';
 
 interface BackendParams {
   pool: string;
@@ -26,8 +27,12 @@ export const backendRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   const schema = { params: paramsSchema('pool', 'id'), querystring: writeQuerySchema };
   const backendIn = (config: Config, pool: string, id: string) => config.pools[pool]?.backends.find((b) => b.id === id);
 
+  await app.register(registrationRoutes, deps);
+
   app.put<{ Params: BackendParams }>('/v1/pools/:pool/backends/:id', { schema }, async (request, reply) => {
     const { pool, id } = request.params;
+    // With ttlSeconds the backend registers itself on a lease: not config, no new version.
+    if (request.body !== null && typeof request.body === 'object' && Object.hasOwn(request.body, 'ttlSeconds')) return registerBackend(deps, request, reply);
     const write = writeRequestOf(request, `PUT /v1/pools/${pool}/backends/${id}`);
     const validation = validateBackend(request.body, id);
     if (!validation.ok) throw new ApiError('LB_CP_VALIDATION', 'the backend is invalid; nothing was changed', validation.errors);
@@ -63,6 +68,13 @@ export const backendRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   app.delete<{ Params: BackendParams }>('/v1/pools/:pool/backends/:id', { schema }, async (request, reply) => {
     const { pool, id } = request.params;
     const write = writeRequestOf(request, `DELETE /v1/pools/${pool}/backends/${id}`);
+    // A self-registered backend (not in config) is deregistered: no version is created.
+    const current = await deps.store.current();
+    if (!backendIn(current.config, pool, id) && (await deps.health.registrations.get(pool, id))) {
+      if (!write.dryRun) await deps.health.registrations.deregister(pool, id);
+      setVersionTag(reply, current.version);
+      return reply.send({ version: current.version, committed: false, ...(write.dryRun ? { dryRun: true } : {}), changes: [], pool, id, registered: false });
+    }
     const result = await deps.writer.write(write, (config) => {
       const p = poolOf(config, pool);
       const at = p.backends.findIndex((b) => b.id === id);

@@ -2,10 +2,21 @@
 import type { ConfigStore, NodeStore } from '../store/config-store.js';
 import type { ConfigWriter } from '../versioning/config-writer.js';
 import type { CpMetrics } from '../metrics.js';
+import type { EjectionReader } from '../health/ejection-store.js';
+import type { HealthStore } from '../health/health-store.js';
+import type { RegistrationStore } from '../store/registration-store.js';
+
+/** Health and self-registration: state that lives beside config, never in a config version. */
+export interface HealthDeps {
+  store: HealthStore;
+  registrations: RegistrationStore;
+  ejections: EjectionReader;
+}
 
 export interface ApiDeps {
   store: ConfigStore;
   nodes: NodeStore;
   writer: ConfigWriter;
   metrics: CpMetrics;
+  health: HealthDeps;
 }

@@ -1,6 +1,7 @@
 /**
- * The seam where central health checking plugs into the push path (a later issue). The stream
- * server sends `full()` right after each Hello and every update from `subscribe` afterwards.
+ * The seam where central health checking plugs into the push path (health/health-feed.ts is the
+ * real source). The stream server sends `full()` right after each Hello and every update from
+ * `subscribe` afterwards.
  */
 import type { BackendHealth } from '@lb/shared';
 
@@ -20,7 +21,7 @@ export interface HealthSource {
   subscribe(listener: (delta: HealthDelta) => void): () => void;
 }
 
-/** No health checking yet: revision 0, nothing known, never changes. */
+/** No health checking (unit tests): revision 0, nothing known, never changes. */
 export class NoHealthSource implements HealthSource {
   full(): HealthState {
     return { revision: 0, backends: [] };

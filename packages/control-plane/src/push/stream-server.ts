@@ -9,6 +9,7 @@ import { KEEPALIVE, loadDiscovery, type ControlMessage, type Logger, type NodeMe
 import type { CpMetrics } from '../metrics.js';
 import type { ConfigSource } from './config-feed.js';
 import type { HealthDelta, HealthSource } from './health-source.js';
+import type { NodeReportSink } from '../health/ejection-store.js';
 import type { NodeHandle, NodeRegistry, PushKindName } from './node-registry.js';
 
 /** Node ids end up in etcd keys and logs: keep them to a safe, bounded alphabet. */
@@ -22,6 +23,8 @@ export interface StreamServerOptions {
   registry: NodeRegistry;
   logger: Logger;
   metrics?: CpMetrics;
+  /** Where ejection reports of nodes go (GET /v1/pools/{pool}/health shows them); absent: dropped. */
+  reports?: NodeReportSink;
   /** A stream that sends no Hello within this time is ended. */
   helloTimeoutMs?: number;
   nonce?: () => string;
@@ -41,6 +44,8 @@ class NodeStream {
   private closed = false;
   /** The newest config version sent on this stream; see onHello for why it may start at -1. */
   private lastConfigVersion = 0;
+  /** Generation of merged registrations sent with lastConfigVersion (see push/merged-config.ts). */
+  private lastGeneration = 0;
   private readonly pending = new Map<string, { kind: PushKindName; version: number }>();
   private readonly unsubscribe: Array<() => void> = [];
   private readonly helloTimer: NodeJS.Timeout;
@@ -72,7 +77,8 @@ class NodeStream {
         if (message.nack) this.onAnswer(message.nack.nonce, message.nack.version, message.nack.kind, message.nack.error || 'no reason given');
         return;
       case 'report':
-        // Passive-health observations arrive with a later issue; accepted and ignored for now.
+        // Observations only: recorded for operators, never acknowledged, never awaited by the node.
+        if (message.report) this.options.reports?.record(this.node.id, message.report);
         return;
       default:
         this.logger.warn({ node: this.node.id, kind: message.kind }, 'ignoring unexpected message after Hello');
@@ -119,10 +125,15 @@ class NodeStream {
     }
   }
 
-  /** Versions only move forward on a stream. */
+  /**
+   * Versions only move forward on a stream. The same version is sent again only when its merged
+   * registrations changed (a higher generation): registrations are not config versions.
+   */
   private sendConfig(config: VersionedConfig): void {
-    if (config.version <= this.lastConfigVersion) return;
+    const generation = (config as { generation?: number }).generation ?? 0;
+    if (config.version < this.lastConfigVersion || (config.version === this.lastConfigVersion && generation <= this.lastGeneration)) return;
     this.lastConfigVersion = config.version;
+    this.lastGeneration = generation;
     const nonce = this.remember('config', config.version);
     this.send({ config: { version: config.version, nonce, configJson: JSON.stringify(config.config), baseVersion: 0, upserted: [], removed: [] } }, 'config');
   }

@@ -9,7 +9,7 @@
  * handler, and requests keep using the old table until the one-assignment swap.
  */
 import * as grpc from '@grpc/grpc-js';
-import { KEEPALIVE, loadDiscovery, type ControlMessage, type Logger, type NodeMessage, type PushKind } from '@lb/shared';
+import { KEEPALIVE, loadDiscovery, type ControlMessage, type Ejection, type Logger, type NodeMessage, type PushKind } from '@lb/shared';
 import type { PushHandler, PushOutcome } from '../config/snapshot-applier.js';
 import { systemRandom, type Random } from '../runtime/clock.js';
 
@@ -84,6 +84,20 @@ export class DiscoveryClient {
     call?.cancel();
     client?.close();
     this.setConnected(undefined);
+  }
+
+  /**
+   * Sends an observation (an ejection or its end) on the open stream; dropped when none is open.
+   * Never waits: reports are informational, the node has already acted on them.
+   */
+  report(ejection: Ejection): void {
+    const call = this.call;
+    if (call === undefined || this.connectedAddress === undefined) return;
+    try {
+      call.write({ report: { ejections: [ejection] } } satisfies NodeMessage);
+    } catch (err) {
+      this.options.logger.debug({ err: (err as Error).message }, 'could not send an ejection report');
+    }
   }
 
   private connect(): void {

@@ -1,0 +1,134 @@
+/**
+ * Every replica's view of health, kept from the store's watch and handed to the streams as a
+ * HealthSource: a full state after each Hello and, afterwards, deltas naming only the backends
+ * whose status changed. The revision is etcd's: the mod revision of the newest change applied
+ * (or the revision a re-list was read at), so it only grows. Probe bookkeeping that does not move a
+ * status (lastProbe, consecutive) is stored but never pushed.
+ */
+import type { BackendHealth, Logger } from '@lb/shared';
+import type { HealthDelta, HealthSource, HealthState } from '../push/health-source.js';
+import type { HealthRecord } from './health-record.js';
+import type { HealthEvent, HealthStore } from './health-store.js';
+
+export interface HealthFeedOptions {
+  store: HealthStore;
+  logger: Logger;
+  /** Delay before retrying a failed list (etcd down). Default 1000. */
+  retryDelayMs?: number;
+  /** Re-list this often even without watch trouble (a missed event heals). Default 30000. */
+  resyncIntervalMs?: number;
+}
+
+const key = (pool: string, backend: string) => `${pool}\u0000${backend}`;
+
+function toWire(r: HealthRecord): BackendHealth {
+  return { pool: r.pool, backendId: r.backend, status: r.status, sinceUnixMs: r.since === null ? 0 : Date.parse(r.since) };
+}
+
+export class HealthFeed implements HealthSource {
+  private revision = 0;
+  private readonly records = new Map<string, HealthRecord>();
+  private readonly listeners = new Set<(delta: HealthDelta) => void>();
+  private stopWatch: (() => void) | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private listing = false;
+
+  constructor(private readonly options: HealthFeedOptions) {}
+
+  start(): void {
+    void this.resync();
+    this.resyncTimer = setInterval(() => void this.resync(), this.options.resyncIntervalMs ?? 30_000);
+    this.resyncTimer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stopWatch?.();
+    clearTimeout(this.retryTimer);
+    clearInterval(this.resyncTimer);
+    this.listeners.clear();
+  }
+
+  full(): HealthState {
+    const backends: BackendHealth[] = [];
+    for (const r of this.records.values()) if (r.status !== 'unknown') backends.push(toWire(r));
+    return { revision: this.revision, backends };
+  }
+
+  subscribe(listener: (delta: HealthDelta) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Lists the store and emits the difference as one delta; (re)starts the watch after the first list. */
+  async resync(): Promise<void> {
+    if (this.listing || this.stopped) return;
+    this.listing = true;
+    try {
+      const { revision, records } = await this.options.store.list();
+      if (this.stopped) return;
+      const seen = new Set<string>();
+      const changed: BackendHealth[] = [];
+      for (const r of records) {
+        const k = key(r.pool, r.backend);
+        seen.add(k);
+        if (this.statusChanged(this.records.get(k), r)) changed.push(toWire(r));
+        this.records.set(k, r);
+      }
+      for (const [k, r] of this.records) {
+        if (seen.has(k)) continue;
+        this.records.delete(k);
+        if (r.status !== 'unknown') changed.push({ pool: r.pool, backendId: r.backend, status: 'unknown', sinceUnixMs: 0 });
+      }
+      this.emit(Math.max(this.revision, revision), changed);
+      if (this.stopWatch === undefined) {
+        this.stopWatch = this.options.store.watch(revision, {
+          onEvent: (event) => this.onEvent(event),
+          onReconnect: () => void this.resync(),
+        });
+      }
+    } catch (err) {
+      this.options.logger.warn({ err: (err as Error).message }, 'cannot read health; retrying');
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => void this.resync(), this.options.retryDelayMs ?? 1_000);
+    } finally {
+      this.listing = false;
+    }
+  }
+
+  private onEvent(event: HealthEvent): void {
+    if (this.stopped) return;
+    if (event.type === 'put') {
+      const k = key(event.record.pool, event.record.backend);
+      const changed = this.statusChanged(this.records.get(k), event.record);
+      this.records.set(k, event.record);
+      if (changed) this.emit(event.revision, [toWire(event.record)]);
+    } else {
+      const k = key(event.pool, event.backend);
+      const before = this.records.get(k);
+      this.records.delete(k);
+      if (before !== undefined && before.status !== 'unknown') this.emit(event.revision, [{ pool: event.pool, backendId: event.backend, status: 'unknown', sinceUnixMs: 0 }]);
+    }
+  }
+
+  private statusChanged(before: HealthRecord | undefined, after: HealthRecord): boolean {
+    if (before === undefined) return after.status !== 'unknown';
+    return before.status !== after.status || before.since !== after.since;
+  }
+
+  private emit(revision: number, backends: BackendHealth[]): void {
+    if (revision <= this.revision && backends.length === 0) return;
+    this.revision = Math.max(this.revision, revision);
+    if (backends.length === 0) return;
+    const delta: HealthDelta = { revision: this.revision, full: false, backends };
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(delta);
+      } catch (err) {
+        this.options.logger.error({ err }, 'health listener failed');
+      }
+    }
+  }
+}
