@@ -12,6 +12,8 @@
  * over the same runtimes moves the claim (the factory clears it first).
  */
 
+import type { OutlierTracker } from '../outlier/outlier-detector.js';
+
 /** Told when a claimed runtime's load changes; `slot` is what the tracker put in `runtime.slot`. */
 export interface LoadTracker {
   changed(slot: number): void;
@@ -30,6 +32,8 @@ export class BackendRuntime {
   loadSamples = 0;
   loadAt = 0;
   tracker: LoadTracker | null = null;
+  /** Passive health of this backend (outlier/outlier-detector.ts); null when the pool has no outlierDetection. */
+  outlier: OutlierTracker | null = null;
   slot = -1;
   /** The signed sticky cookie value, cached with the secret it was signed with. */
   stickyValue: string | undefined = undefined;

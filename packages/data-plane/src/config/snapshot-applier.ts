@@ -4,10 +4,12 @@
  * assignment to `current`; side effects (closing upstream pools no longer used, writing the cache
  * file) come after and never block a request.
  */
-import { emptyConfig, type Config, type ConfigSnapshot, type HealthUpdate, type Logger, type Route } from '@lb/shared';
+import { POOL_DEFAULTS, emptyConfig, type Config, type ConfigSnapshot, type Ejection, type HealthUpdate, type Logger, type Route } from '@lb/shared';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import { ERROR_CODES } from '../errors.js';
 import type { HealthStore } from '../health/health-store.js';
+import { HostEligibility, type PoolEligibility } from '../health/host-eligibility.js';
+import { OutlierDetector } from '../outlier/outlier-detector.js';
 import type { DataPlaneMetrics } from '../metrics.js';
 import type { TableSource } from '../proxy/forwarder.js';
 import { compileRoutingTable, type RoutingTable } from '../routing/routing-table.js';
@@ -43,6 +45,10 @@ export interface ConfigView {
   pools: Record<string, { algorithm: string; backends: { id: string; address: string; weight: number; state: string }[] }>;
   routes: Record<string, Route>;
   health: { revision: number; backends: ReturnType<HealthStore['toJSON']> };
+  /** Per pool: active and eligible backends, panic, slow-start ramps. */
+  eligibility: Record<string, PoolEligibility>;
+  /** Backends this node ejected on its own traffic (until: ISO 8601). */
+  ejections: Array<{ pool: string; backendId: string; until: string; ejections: number }>;
 }
 
 export interface ApplierDeps {
@@ -61,8 +67,28 @@ export class SnapshotApplier implements TableSource, PushHandler {
   current: RoutingTable | undefined;
   private source: ConfigSource | null = null;
   private appliedAt: number | null = null;
+  /** Passive health from this node's traffic; ejections rebuild the pool's balancer. */
+  readonly outliers: OutlierDetector;
+  /** Which backends are routable and at what weight (health, ejections, panic, slow start). */
+  readonly eligibility: HostEligibility;
+  private ejectionListener: ((ejection: Ejection) => void) | undefined;
 
-  constructor(private readonly deps: ApplierDeps) {}
+  constructor(private readonly deps: ApplierDeps) {
+    this.outliers = new OutlierDetector({
+      clock: deps.clock,
+      onChange: (pool) => this.eligibility.rebuild(pool),
+      report: (ejection) => {
+        deps.logger.warn({ pool: ejection.pool, backend: ejection.backendId, ejected: ejection.ejected, reason: ejection.reason }, ejection.ejected ? 'backend ejected' : 'backend back from ejection');
+        this.ejectionListener?.(ejection);
+      },
+    });
+    this.eligibility = new HostEligibility({ health: deps.health, outliers: this.outliers, clock: deps.clock, logger: deps.logger });
+  }
+
+  /** Where ejections and their ends go (the control plane stream); must not block. */
+  onEjection(listener: (ejection: Ejection) => void): void {
+    this.ejectionListener = listener;
+  }
 
   appliedVersion(): number {
     return this.current?.version ?? 0;
@@ -126,7 +152,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
   }
 
   onHealth(update: HealthUpdate): PushOutcome {
-    this.deps.health.apply(update);
+    this.eligibility.onHealth(this.deps.health.apply(update));
     return { ok: true };
   }
 
@@ -135,7 +161,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
     const previous = this.current;
     let table: RoutingTable;
     try {
-      table = compileRoutingTable({ version, config }, { upstreams, metrics, random, clock, stickySecret, previous });
+      table = compileRoutingTable({ version, config }, { upstreams, metrics, random, clock, stickySecret, previous, hosts: this.eligibility.hostsFor });
     } catch (err) {
       // Give back the upstream pools the failed compile may have opened.
       upstreams.retainOnly(previous?.addresses() ?? new Set());
@@ -146,7 +172,15 @@ export class SnapshotApplier implements TableSource, PushHandler {
     this.source = source;
     this.appliedAt = this.deps.clock.now();
     metrics.setConfigVersion(version);
-    upstreams.retainOnly(table.addresses());
+    this.eligibility.adopt(table);
+    // Backends that stopped being active (draining, disabled, removed) finish what they have, for
+    // at most their pool's drainTimeoutMs.
+    const grace = new Map<string, number>();
+    for (const pool of previous?.pools.values() ?? []) {
+      const ms = pool.settings.drainTimeoutMs ?? POOL_DEFAULTS.drainTimeoutMs;
+      for (const b of pool.backends) grace.set(b.address, Math.max(grace.get(b.address) ?? 0, ms));
+    }
+    upstreams.retainOnly(table.addresses(), (address) => grace.get(address));
     return { ok: true };
   }
 
@@ -164,6 +198,8 @@ export class SnapshotApplier implements TableSource, PushHandler {
       pools,
       routes: table?.config.routes ?? {},
       health: { revision: this.deps.health.revision, backends: this.deps.health.toJSON() },
+      eligibility: this.eligibility.describe(),
+      ejections: this.outliers.ejected().map((e) => ({ ...e, until: new Date(e.until).toISOString() })),
     };
   }
 }

@@ -148,6 +148,9 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     this.done = true;
     this.metrics.inFlight--;
     requestEnded(this.runtime);
+    // Passive health: one flag check when the pool has no outlierDetection.
+    const outlier = this.runtime.outlier;
+    if (outlier !== null) outlier.onStatus(this.status);
     this.stats.count(this.status);
     this.res.end();
   }
@@ -162,6 +165,9 @@ class ProxyCall implements Dispatcher.DispatchHandler {
       this.stats.byClass[0]!++;
       return;
     }
+    // Connect errors, resets, timeouts: gateway errors for outlier detection (not the client's refusals).
+    const outlier = this.runtime.outlier;
+    if (outlier !== null && !isRequestRefused(err)) outlier.onGatewayError();
     if (res.headersSent) {
       // The status is out; all that is left is to cut the response short so the client sees it broke.
       this.errors.byKind[classifyUpstreamError(err)]++;

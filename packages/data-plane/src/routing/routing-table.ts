@@ -18,7 +18,7 @@
 import type { Algorithm, BackendState, Config, VersionedConfig } from '@lb/shared';
 import type { Dispatcher } from 'undici';
 import { EMPTY_PICK_CONTEXT, type Balancer, type PickContext } from '../balancer/balancer.js';
-import { createBalancer, poolFeedback, type PoolFeedback } from '../balancer/factory.js';
+import { createBalancer, poolFeedback, type BalancerDeps, type PoolFeedback } from '../balancer/factory.js';
 import { BackendRuntime, type Host } from '../balancer/host.js';
 import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robin.js';
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
@@ -42,7 +42,14 @@ export interface CompiledPool {
   /** Every backend of the pool in config order, whatever its state (for /config). */
   readonly backends: readonly CompiledBackend[];
   /** Chooses among the active backends only. */
-  readonly balancer: Balancer<Host<CompiledBackend>>;
+  /**
+   * Chooses among the eligible hosts (health/host-eligibility.ts). The one mutable field: replaced
+   * whole (one reference assignment) when health, ejections or slow start change the hosts.
+   */
+  balancer: Balancer<Host<CompiledBackend>>;
+  /** The pool's config and balancer deps, for rebuilding the balancer outside a compile. */
+  readonly settings: Config['pools'][string];
+  readonly balancerDeps: BalancerDeps;
   /** What the forwarder measures for the algorithm (latency, load header); undefined: nothing. */
   readonly feedback: PoolFeedback | undefined;
   readonly errors: UpstreamErrorStats;
@@ -148,6 +155,8 @@ export interface CompileDeps {
   stickySecret?: string | undefined;
   /** The table being replaced: unchanged pools are taken over from it. */
   previous?: RoutingTable | undefined;
+  /** The hosts a pool's balancer may pick, with effective weights (health, panic, slow start); default: every active backend at its weight. */
+  hosts?: ((pool: string, settings: Config['pools'][string], backends: readonly CompiledBackend[]) => Host<CompiledBackend>[]) | undefined;
 }
 
 function compilePool(name: string, pool: Config['pools'][string], deps: CompileDeps): CompiledPool {
@@ -165,12 +174,16 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     runtime: runtimes.get(b.id) ?? new BackendRuntime(),
   }));
   const hosts: Host<CompiledBackend>[] = [];
-  for (const b of backends) if (b.upstream !== undefined) hosts.push({ backend: b, id: b.id, weight: b.weight, runtime: b.runtime });
+  if (deps.hosts !== undefined) hosts.push(...deps.hosts(name, pool, backends));
+  else for (const b of backends) if (b.upstream !== undefined) hosts.push({ backend: b, id: b.id, weight: b.weight, runtime: b.runtime });
+  const balancerDeps: BalancerDeps = { random: deps.random, clock: deps.clock ?? systemClock, poolName: name, stickySecret: deps.stickySecret };
   return {
     name,
     algorithm: pool.algorithm,
     backends,
-    balancer: createBalancer(pool, hosts, { random: deps.random, clock: deps.clock ?? systemClock, poolName: name, stickySecret: deps.stickySecret }),
+    balancer: createBalancer(pool, hosts, balancerDeps),
+    settings: pool,
+    balancerDeps,
     feedback: poolFeedback(pool),
     errors: deps.metrics.upstreamErrors(name),
     source,

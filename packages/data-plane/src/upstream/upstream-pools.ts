@@ -50,12 +50,21 @@ export class UpstreamPools implements UpstreamSource {
     return pool;
   }
 
-  /** Closes (gracefully, not awaited) every pool whose address is not in `keep`. */
-  retainOnly(keep: ReadonlySet<string>): void {
+  /**
+   * Closes (gracefully, not awaited) every pool whose address is not in `keep`. Requests in flight
+   * finish; `graceFor(address)` (ms) cuts those still running after that long (drainTimeoutMs).
+   */
+  retainOnly(keep: ReadonlySet<string>, graceFor?: (address: string) => number | undefined): void {
     for (const [address, pool] of this.pools) {
       if (!keep.has(address)) {
         this.pools.delete(address);
-        pool.close().catch(() => {});
+        const closed = pool.close().catch(() => {});
+        const grace = graceFor?.(address);
+        if (grace !== undefined) {
+          const timer = setTimeout(() => void pool.destroy().catch(() => {}), grace);
+          timer.unref();
+          void closed.then(() => clearTimeout(timer));
+        }
       }
     }
   }
