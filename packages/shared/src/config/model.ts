@@ -118,7 +118,107 @@ export interface Pool {
   slowStartMs?: number;
   /** 0..3600000, default 30000: how long requests in flight to a draining or removed backend may take before they are cut. */
   drainTimeoutMs?: number;
+  /** Upstream timeouts; absent: RESILIENCE_DEFAULTS.timeouts. Routes may override. */
+  timeouts?: Timeouts;
+  /** Retries of failed requests; absent: RESILIENCE_DEFAULTS.retry. Routes may override. */
+  retry?: RetryPolicy;
+  /** Limits on what the pool and each backend take at once, and the error-rate breaker; absent: RESILIENCE_DEFAULTS.circuitBreaker. */
+  circuitBreaker?: CircuitBreaker;
 }
+
+export interface Timeouts {
+  /** Time to open a connection to a backend (ms); a miss is a connect failure (502, retryable). Default 1000. */
+  connectMs: number;
+  /** Time for the backend to answer with a status and headers, and the longest silence mid-body (ms); 504. 0: none. Default 15000. */
+  requestMs: number;
+  /** How long an idle upstream keep-alive connection is kept (ms). Default 60000. */
+  idleMs: number;
+}
+
+export const RETRY_ON = ['connect-failure', 'reset', '503', 'gateway-error', '5xx'] as const;
+/**
+ * `connect-failure`: no connection (refused, connect timeout). `reset`: the connection broke before
+ * a response. `503`: a 503 answer. `gateway-error`: 502, 503 or 504 answers. `5xx`: any 5xx answer.
+ */
+export type RetryOn = (typeof RETRY_ON)[number];
+
+export interface RetryPolicy {
+  /** Tries in all, the first included; 1 turns retries off. Default 2. */
+  attempts: number;
+  /** Default ["connect-failure", "reset", "503", "gateway-error"]. */
+  on: RetryOn[];
+  /** Base of the jittered exponential backoff (ms): a retry n waits random(0, min(maxBackoffMs, backoffMs × 2^(n-1))). Default 25. */
+  backoffMs: number;
+  /** Default 250. */
+  maxBackoffMs: number;
+  /** Retries allowed on top of the pool's requests over the last 10 s, in percent (Envoy/Finagle retry budget). Default 20. */
+  budgetPercent: number;
+  /** Retries always allowed per second, whatever the traffic. Default 3. */
+  minRetriesPerSecond: number;
+  /** A request carrying this header may be retried whatever its method; absent: only idempotent methods. */
+  idempotencyHeader?: string;
+}
+
+export interface BreakerLimits {
+  /** Connections to a backend (or the pool's backends together). Default 1024. */
+  maxConnections: number;
+  /** Requests waiting for a connection. Default 1024. */
+  maxPendingRequests: number;
+  /** Requests in flight. Default 1024. */
+  maxRequests: number;
+}
+
+export interface ErrorRateBreaker {
+  /** Share of failed requests (5xx, connect errors, resets, timeouts) in the window that opens the breaker, 1..100. Default 50. */
+  thresholdPercent: number;
+  /** The window must hold at least this many requests before the rate counts. Default 20. */
+  minRequests: number;
+  /** Default 10000. */
+  windowMs: number;
+  /** Cool-down before trial requests are let through (ms). Default 5000. */
+  openMs: number;
+  /** Trial requests of a half-open breaker; this many successes in a row close it, one failure opens it again. Default 3. */
+  trialRequests: number;
+}
+
+export interface CircuitBreaker extends BreakerLimits {
+  /** The same limits per backend. Default 1024 each. */
+  perBackend: BreakerLimits;
+  /** Per-backend breaker that opens on error rate; absent: off. */
+  errorRate?: ErrorRateBreaker;
+}
+
+export const RATE_LIMIT_KEYS = ['ip', 'header'] as const;
+
+export interface RateLimit {
+  /** Tokens added per second to each key's bucket. */
+  requestsPerSecond: number;
+  /** Bucket size: the most requests a key may send at once. Default: requestsPerSecond (at least 1). */
+  burst: number;
+  /** `ip`: the client's address as the socket sees it; `header`: the value of `header` (requests without it fall back to the address). Default `ip`. */
+  key: (typeof RATE_LIMIT_KEYS)[number];
+  /** The header `key: "header"` reads. */
+  header?: string;
+}
+
+/** The policies a pool gets when it does not set them (the issue's defaults, Envoy's for circuit breakers). */
+export const RESILIENCE_DEFAULTS = Object.freeze({
+  timeouts: Object.freeze<Timeouts>({ connectMs: 1000, requestMs: 15_000, idleMs: 60_000 }),
+  retry: Object.freeze<RetryPolicy>({
+    attempts: 2,
+    on: ['connect-failure', 'reset', '503', 'gateway-error'],
+    backoffMs: 25,
+    maxBackoffMs: 250,
+    budgetPercent: 20,
+    minRetriesPerSecond: 3,
+  }),
+  circuitBreaker: Object.freeze<CircuitBreaker>({
+    maxConnections: 1024,
+    maxPendingRequests: 1024,
+    maxRequests: 1024,
+    perBackend: Object.freeze({ maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024 }),
+  }),
+});
 
 export const HEALTH_CHECK_TYPES = ['http', 'tcp', 'grpc'] as const;
 export type HealthCheckType = (typeof HEALTH_CHECK_TYPES)[number];
@@ -179,6 +279,12 @@ export interface RoutePool {
 export interface Route {
   match: RouteMatch;
   pools: RoutePool[];
+  /** Per-client token bucket on this route; absent: no limit. */
+  rateLimit?: RateLimit;
+  /** Replaces requestMs of every pool this route sends to, for this route's requests (connectMs and idleMs belong to the pool's connections). */
+  timeouts?: Pick<Timeouts, 'requestMs'>;
+  /** Replaces the retry policy of every pool this route sends to, for this route's requests (the budget stays the pool's). */
+  retry?: RetryPolicy;
 }
 
 export interface Config {

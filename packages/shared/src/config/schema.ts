@@ -3,7 +3,7 @@
  * between parts (a route naming a pool, duplicate ids) are checked in validate.ts.
  * Later issues add fields here; `additionalProperties: false` makes unknown fields errors.
  */
-import { ALGORITHMS, BACKEND_STATES, HASH_SOURCES, HEALTH_CHECK_TYPES, SAME_SITE_VALUES } from './model.js';
+import { ALGORITHMS, BACKEND_STATES, HASH_SOURCES, HEALTH_CHECK_TYPES, RATE_LIMIT_KEYS, RETRY_ON, SAME_SITE_VALUES } from './model.js';
 import { NAME_PATTERN } from './names.js';
 
 export const backendSchema = {
@@ -42,6 +42,68 @@ export const STATUS_RANGE_PATTERN = '^[1-5][0-9][0-9]-[1-5][0-9][0-9]$';
 
 /** RFC 9110 token: header and cookie names. */
 export const HTTP_TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+export const timeoutsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    connectMs: { type: 'integer', minimum: 1, maximum: 600000, default: 1000 },
+    requestMs: { type: 'integer', minimum: 0, maximum: 3600000, default: 15000 },
+    idleMs: { type: 'integer', minimum: 1, maximum: 3600000, default: 60000 },
+  },
+} as const;
+
+export const retrySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    attempts: { type: 'integer', minimum: 1, maximum: 10, default: 2 },
+    on: { type: 'array', maxItems: RETRY_ON.length, uniqueItems: true, items: { enum: [...RETRY_ON] }, default: ['connect-failure', 'reset', '503', 'gateway-error'] },
+    backoffMs: { type: 'integer', minimum: 0, maximum: 60000, default: 25 },
+    maxBackoffMs: { type: 'integer', minimum: 0, maximum: 60000, default: 250 },
+    budgetPercent: { type: 'number', minimum: 0, maximum: 100, default: 20 },
+    minRetriesPerSecond: { type: 'integer', minimum: 0, maximum: 100000, default: 3 },
+    idempotencyHeader: { type: 'string', pattern: HTTP_TOKEN_PATTERN, maxLength: 128 },
+  },
+} as const;
+
+const breakerLimitProperties = {
+  maxConnections: { type: 'integer', minimum: 1, maximum: 1000000, default: 1024 },
+  maxPendingRequests: { type: 'integer', minimum: 0, maximum: 1000000, default: 1024 },
+  maxRequests: { type: 'integer', minimum: 1, maximum: 1000000, default: 1024 },
+} as const;
+
+export const circuitBreakerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...breakerLimitProperties,
+    perBackend: { type: 'object', additionalProperties: false, default: {}, properties: breakerLimitProperties },
+    errorRate: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        thresholdPercent: { type: 'integer', minimum: 1, maximum: 100, default: 50 },
+        minRequests: { type: 'integer', minimum: 1, maximum: 1000000, default: 20 },
+        windowMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 10000 },
+        openMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 5000 },
+        trialRequests: { type: 'integer', minimum: 1, maximum: 1000, default: 3 },
+      },
+    },
+  },
+} as const;
+
+export const rateLimitSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['requestsPerSecond'],
+  properties: {
+    requestsPerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 10000000 },
+    burst: { type: 'integer', minimum: 1, maximum: 10000000 },
+    key: { enum: [...RATE_LIMIT_KEYS], default: 'ip' },
+    header: { type: 'string', pattern: HTTP_TOKEN_PATTERN, maxLength: 128 },
+  },
+} as const;
 
 export const poolSchema = {
   type: 'object',
@@ -124,6 +186,9 @@ export const poolSchema = {
     panicThresholdPercent: { type: 'integer', minimum: 0, maximum: 100 },
     slowStartMs: { type: 'integer', minimum: 0, maximum: 3600000 },
     drainTimeoutMs: { type: 'integer', minimum: 0, maximum: 3600000 },
+    timeouts: timeoutsSchema,
+    retry: retrySchema,
+    circuitBreaker: circuitBreakerSchema,
   },
 } as const;
 
@@ -166,6 +231,9 @@ export const routeSchema = {
         },
       },
     },
+    rateLimit: rateLimitSchema,
+    timeouts: { type: 'object', additionalProperties: false, required: ['requestMs'], properties: { requestMs: { type: 'integer', minimum: 0, maximum: 3600000 } } },
+    retry: retrySchema,
   },
 } as const;
 

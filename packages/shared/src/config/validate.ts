@@ -5,7 +5,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isValidMatchHost, parseHostPort } from './address.js';
-import { HASH_ON_ALGORITHMS, type Backend, type Config, type Pool, type Route } from './model.js';
+import { HASH_ON_ALGORITHMS, type Backend, type Config, type Pool, type RetryPolicy, type Route } from './model.js';
 import { HTTP_TOKEN_PATTERN, backendBodySchema, backendPatchSchema, backendSchema, configSchema, poolSchema, registrationBodySchema, routeSchema } from './schema.js';
 
 export interface FieldError {
@@ -63,6 +63,8 @@ function describe(error: ErrorObject, prefix: string): FieldError {
       if ((error.params as { pattern: string }).pattern === HTTP_TOKEN_PATTERN)
         return { field: base, message: "must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~" };
       return { field: base, message: `must match ${String((error.params as { pattern: string }).pattern)}` };
+    case 'uniqueItems':
+      return { field: base, message: 'must not list the same value twice' };
     case 'anyOf':
       return { field: base, message: 'must be a status code (100-599) or a range such as "200-399"' };
     case 'enum':
@@ -115,6 +117,7 @@ function checkBackends(backends: Backend[], prefix: string, errors: FieldError[]
 function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
   checkBackends(pool.backends, joinField(prefix, 'backends'), errors);
   checkAlgorithmOptions(pool, prefix, errors);
+  checkRetry(pool.retry, joinField(prefix, 'retry'), errors);
   pool.healthCheck?.expectedStatuses.forEach((status, i) => {
     if (typeof status !== 'string') return;
     const [lo, hi] = status.split('-').map(Number) as [number, number];
@@ -151,7 +154,20 @@ function checkAlgorithmOptions(pool: Pool, prefix: string, errors: FieldError[])
   }
 }
 
+function checkRetry(retry: RetryPolicy | undefined, prefix: string, errors: FieldError[]): void {
+  if (retry === undefined) return;
+  if (retry.maxBackoffMs < retry.backoffMs) errors.push({ field: joinField(prefix, 'maxBackoffMs'), message: `must be at least backoffMs (${retry.backoffMs})` });
+}
+
 function checkRoute(route: Route, prefix: string, errors: FieldError[], pools?: Record<string, Pool>): void {
+  checkRetry(route.retry, joinField(prefix, 'retry'), errors);
+  const limit = route.rateLimit;
+  if (limit !== undefined) {
+    if (limit.key === 'header' && limit.header === undefined) errors.push({ field: joinField(prefix, 'rateLimit.header'), message: 'is required when key is header' });
+    if (limit.key !== 'header' && limit.header !== undefined) errors.push({ field: joinField(prefix, 'rateLimit.header'), message: `is not used when key is ${limit.key}` });
+    // The bucket must hold at least one request, or a key could never send anything.
+    limit.burst ??= Math.max(1, Math.ceil(limit.requestsPerSecond));
+  }
   const host = route.match.host;
   if (host !== undefined && !isValidMatchHost(host)) {
     errors.push({ field: joinField(prefix, 'match.host'), message: 'must be a host name, optionally starting with "*."' });
