@@ -62,6 +62,6 @@ const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
 if (!res.ok) throw new Error(`config: ${res.status} ${await res.text()}`);
 start('data-plane', process.execPath, ['packages/data-plane/dist/main.js', '--control-plane', `127.0.0.1:${ports.cpGrpc}`,
   '--listen', values.listen, '--admin-listen', `127.0.0.1:${ports.admin}`, '--node-id', 'bench', '--cache-file', join(dir, 'snapshot.json'),
-  ...(values.workers === '1' ? [] : ['--workers', values.workers])]);
+  '--workers', values.workers]);
 await waitOk(`http://127.0.0.1:${ports.admin}/readyz`);
 console.error(`project ready on http://${values.listen} (workers ${values.workers})`);

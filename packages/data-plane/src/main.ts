@@ -1,7 +1,14 @@
 #!/usr/bin/env node
-/** `lb-data-plane`: flags → DataPlaneNode, and signals → graceful stop. Nothing else lives here. */
-import { hostname } from 'node:os';
-import { FlagError, hostPortFlag, listFlag, parseFlags, runMain, usage, type FlagSpec } from '@lb/shared';
+/**
+ * `lb-data-plane`: flags → DataPlaneNode (--workers 1) or a ClusterPrimary and its workers
+ * (--workers N; a worker process runs this same file and gets here with cluster.isWorker), and
+ * signals → graceful stop. Nothing else lives here.
+ */
+import cluster from 'node:cluster';
+import { availableParallelism, hostname } from 'node:os';
+import { createLogger, FlagError, hostPortFlag, listFlag, parseFlags, runMain, usage, type FlagSpec, type Logger } from '@lb/shared';
+import { ClusterPrimary } from './cluster/primary.js';
+import { runWorker } from './cluster/worker.js';
 import { DataPlaneNode } from './node.js';
 
 const COMMAND = 'lb-data-plane';
@@ -14,6 +21,7 @@ const FLAGS = {
   'cache-file': { description: 'where the last applied snapshot is kept (default: ./lb-data-plane-<node-id>.json)' },
   zone: { description: 'zone or rack label sent to the control plane (default: empty)' },
   'drain-timeout-ms': { description: 'on SIGTERM/SIGINT, how long requests in flight may take to finish', default: '10000' },
+  workers: { description: 'processes serving client traffic (default: the CPU count); 1 runs everything in one process, N > 1 adds a primary that holds the control plane stream, the admin port and the cache file' },
   'sticky-secret': { description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)' },
 } satisfies Record<string, FlagSpec>;
 
@@ -34,7 +42,16 @@ async function main(): Promise<void> {
   const drainTimeoutMs = Number(flags['drain-timeout-ms']);
   if (!Number.isInteger(drainTimeoutMs) || drainTimeoutMs < 0) throw new FlagError('--drain-timeout-ms must be a whole number of milliseconds');
 
-  const node = new DataPlaneNode({
+  const workers = flags.workers === undefined ? availableParallelism() : Number(flags.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new FlagError('--workers must be a whole number from 1 to 256');
+  const stickySecret = flags['sticky-secret'];
+
+  if (cluster.isWorker) {
+    const logger = createLogger('data-plane').child({ worker: cluster.worker!.id });
+    runWorker({ listen, drainTimeoutMs, stickySecret, logger });
+    return;
+  }
+  const common = {
     controlPlanes,
     listen,
     adminListen,
@@ -42,15 +59,23 @@ async function main(): Promise<void> {
     zone: flags.zone ?? '',
     cacheFile: flags['cache-file'] ?? `./lb-data-plane-${nodeId}.json`,
     drainTimeoutMs,
-    stickySecret: flags['sticky-secret'],
-  });
+    stickySecret,
+  };
+  const node = workers === 1 ? new DataPlaneNode(common) : new ClusterPrimary({ ...common, workers, logger: createLogger('data-plane') });
+  // Before start(): a signal while workers are still starting must drain them, not kill the primary.
+  const stopping = stopOnSignals(node);
   try {
     await node.start();
   } catch (err) {
+    if (stopping()) return; // stopped on a signal while starting; stop() exits the process
     node.logger.fatal({ err }, 'cannot start the data plane');
     process.exit(1);
   }
+}
 
+/** Installs the SIGTERM/SIGINT handlers; the returned function says whether one has fired. */
+
+function stopOnSignals(node: { logger: Logger; stop(): Promise<void> }): () => boolean {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
@@ -71,6 +96,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  return () => signals > 0;
 }
 
 await runMain(COMMAND, FLAGS, main);

@@ -28,20 +28,51 @@ export class UpstreamErrorStats {
 
 export type SnapshotResult = 'applied' | 'rejected' | 'unchanged';
 
+/**
+ * Which metrics a process registers. `node`: all of them (one process serves traffic and talks to
+ * the control plane). With --workers N the two halves live apart and the primary's /metrics
+ * aggregates them: `worker` has the request path's counters, `primary` the config and control
+ * plane ones; each has its own process metrics (summed by the aggregation).
+ */
+export type MetricsScope = 'node' | 'worker' | 'primary';
+
 export class DataPlaneMetrics {
   readonly registry = new Registry();
   /** Requests forwarded and not yet finished. */
   inFlight = 0;
   private readonly requests = new Map<string, RequestStats>();
   private readonly upstream = new Map<string, UpstreamErrorStats>();
-  private readonly configVersion: Gauge;
-  private readonly snapshots: Counter<'result'>;
-  private readonly cacheWrites: Counter<'result'>;
-  private readonly controlPlaneConnected: Gauge;
+  private readonly configVersion: Gauge | undefined;
+  private readonly snapshots: Counter<'result'> | undefined;
+  private readonly cacheWrites: Counter<'result'> | undefined;
+  private readonly controlPlaneConnected: Gauge | undefined;
+  private readonly workers: Gauge | undefined;
+  private readonly workerRestarts: Counter | undefined;
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
-    const self = this;
+  constructor(options: { defaultMetrics?: boolean; scope?: MetricsScope } = {}) {
+    const scope = options.scope ?? 'node';
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (scope !== 'primary') this.registerRequestMetrics();
+    if (scope === 'worker') return;
+    this.configVersion = new Gauge({ name: 'lb_dp_config_version', help: 'The config version this node serves (0: none yet).', registers: [this.registry] });
+    this.configVersion.set(0);
+    this.snapshots = new Counter({
+      name: 'lb_dp_snapshots_total',
+      help: 'Config snapshots received, by result: applied, rejected (NACKed), unchanged (same version re-acked).',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.cacheWrites = new Counter({ name: 'lb_dp_cache_writes_total', help: 'Snapshot cache file writes, by result (ok, error).', labelNames: ['result'], registers: [this.registry] });
+    this.controlPlaneConnected = new Gauge({ name: 'lb_dp_control_plane_connected', help: '1 while a control plane stream is open.', registers: [this.registry] });
+    this.controlPlaneConnected.set(0);
+    if (scope !== 'primary') return;
+    this.workers = new Gauge({ name: 'lb_dp_workers', help: 'Worker processes serving traffic (--workers).', registers: [this.registry] });
+    this.workers.set(0);
+    this.workerRestarts = new Counter({ name: 'lb_dp_worker_restarts_total', help: 'Worker processes that died and were started again.', registers: [this.registry] });
+  }
+
+  private registerRequestMetrics(): void {
+    const self = this;
     new Counter({
       name: 'lb_dp_requests_total',
       help: 'Client requests by route, pool and status class (route="" when nothing matched, pool="" when no backend was usable).',
@@ -76,17 +107,6 @@ export class DataPlaneMetrics {
         this.set(self.inFlight);
       },
     });
-    this.configVersion = new Gauge({ name: 'lb_dp_config_version', help: 'The config version this node serves (0: none yet).', registers: [this.registry] });
-    this.configVersion.set(0);
-    this.snapshots = new Counter({
-      name: 'lb_dp_snapshots_total',
-      help: 'Config snapshots received, by result: applied, rejected (NACKed), unchanged (same version re-acked).',
-      labelNames: ['result'],
-      registers: [this.registry],
-    });
-    this.cacheWrites = new Counter({ name: 'lb_dp_cache_writes_total', help: 'Snapshot cache file writes, by result (ok, error).', labelNames: ['result'], registers: [this.registry] });
-    this.controlPlaneConnected = new Gauge({ name: 'lb_dp_control_plane_connected', help: '1 while a control plane stream is open.', registers: [this.registry] });
-    this.controlPlaneConnected.set(0);
   }
 
   /** The counters for one route×pool pair; the same object for the same pair, for the process's life. */
@@ -109,19 +129,28 @@ export class DataPlaneMetrics {
     return s;
   }
 
+  // The methods below are no-ops in a worker: its primary counts these for the whole node.
   snapshot(result: SnapshotResult): void {
-    this.snapshots.inc({ result });
+    this.snapshots?.inc({ result });
   }
 
   cacheWrite(result: 'ok' | 'error'): void {
-    this.cacheWrites.inc({ result });
+    this.cacheWrites?.inc({ result });
   }
 
   setConfigVersion(version: number): void {
-    this.configVersion.set(version);
+    this.configVersion?.set(version);
   }
 
   setControlPlaneConnected(connected: boolean): void {
-    this.controlPlaneConnected.set(connected ? 1 : 0);
+    this.controlPlaneConnected?.set(connected ? 1 : 0);
+  }
+
+  setWorkers(n: number): void {
+    this.workers?.set(n);
+  }
+
+  workerRestarted(): void {
+    this.workerRestarts?.inc();
   }
 }

@@ -8,14 +8,14 @@ import type { AddressInfo } from 'node:net';
 import { createLogger, type HostPort, type Logger } from '@lb/shared';
 import { createAdminServer } from './admin/admin-server.js';
 import { SnapshotCache } from './cache/snapshot-cache.js';
-import { SnapshotApplier } from './config/snapshot-applier.js';
-import { HealthStore } from './health/health-store.js';
+import type { SnapshotApplier } from './config/snapshot-applier.js';
+import type { HealthStore } from './health/health-store.js';
 import { DataPlaneMetrics } from './metrics.js';
-import { Forwarder } from './proxy/forwarder.js';
-import { createProxyServer, drainServer, listen, type ProxyServerOptions } from './proxy/proxy-server.js';
+import { drainServer, listen, type ProxyServerOptions } from './proxy/proxy-server.js';
+import { TrafficRuntime } from './proxy/traffic-runtime.js';
 import { DiscoveryClient } from './push/discovery-client.js';
 import { systemClock, systemRandom, type Clock, type Random } from './runtime/clock.js';
-import { UpstreamPools, type UpstreamOptions } from './upstream/upstream-pools.js';
+import type { UpstreamOptions, UpstreamPools } from './upstream/upstream-pools.js';
 
 export interface DataPlaneOptions {
   /** Control plane gRPC addresses; empty runs the node from its cache file alone. */
@@ -40,7 +40,7 @@ export interface DataPlaneOptions {
   defaultMetrics?: boolean;
 }
 
-function formatHostPort(host: string, port: number): string {
+export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
@@ -49,9 +49,9 @@ export class DataPlaneNode {
   readonly metrics: DataPlaneMetrics;
   readonly applier: SnapshotApplier;
   readonly upstreams: UpstreamPools;
-  readonly health = new HealthStore();
+  readonly health: HealthStore;
   readonly cache: SnapshotCache | undefined;
-  private readonly proxyServer: Server;
+  private readonly traffic: TrafficRuntime;
   private readonly adminServer: Server;
   private discovery: DiscoveryClient | undefined;
   private draining = false;
@@ -63,20 +63,21 @@ export class DataPlaneNode {
   constructor(private readonly options: DataPlaneOptions) {
     this.logger = options.logger ?? createLogger('data-plane');
     this.metrics = new DataPlaneMetrics({ defaultMetrics: options.defaultMetrics ?? true });
-    this.upstreams = new UpstreamPools(options.upstream);
     const metrics = this.metrics;
     this.cache = options.cacheFile === undefined ? undefined : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
-    this.applier = new SnapshotApplier({
-      upstreams: this.upstreams,
+    this.traffic = new TrafficRuntime({
       metrics,
-      health: this.health,
       logger: this.logger,
       random: options.random ?? systemRandom,
       clock: options.clock ?? systemClock,
       cache: this.cache,
       stickySecret: options.stickySecret,
+      upstream: options.upstream,
+      proxy: options.proxy,
     });
-    this.proxyServer = createProxyServer(new Forwarder(this.applier, metrics), options.proxy);
+    this.applier = this.traffic.applier;
+    this.upstreams = this.traffic.upstreams;
+    this.health = this.traffic.health;
     this.adminServer = createAdminServer(
       {
         ready: () => {
@@ -86,7 +87,7 @@ export class DataPlaneNode {
         },
         describeConfig: () => this.applier.describe(),
       },
-      metrics,
+      metrics.registry,
       this.logger,
     );
   }
@@ -104,7 +105,7 @@ export class DataPlaneNode {
   /** Loads the cache, opens both listeners, then connects to the control planes. */
   async start(): Promise<void> {
     this.applier.loadCache();
-    this.proxyAddress = await listen(this.proxyServer, this.options.listen.host, this.options.listen.port);
+    this.proxyAddress = await this.traffic.listen(this.options.listen.host, this.options.listen.port);
     this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
     this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId }, 'data plane listening');
     if (this.options.controlPlanes.length > 0) {
@@ -143,9 +144,8 @@ export class DataPlaneNode {
     this.draining = true;
     this.discovery?.stop();
     const grace = this.options.drainTimeoutMs ?? 10_000;
-    const clean = await drainServer(this.proxyServer, grace);
+    const clean = await this.traffic.drain(grace);
     if (!clean) this.logger.warn({ graceMs: grace }, 'drain period over; closed the remaining client connections');
-    await this.upstreams.closeAll(1_000);
     await this.cache?.flush();
     await drainServer(this.adminServer, 1_000);
   }

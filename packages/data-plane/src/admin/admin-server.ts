@@ -6,12 +6,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '@lb/shared';
 import type { ConfigView } from '../config/snapshot-applier.js';
-import type { DataPlaneMetrics } from '../metrics.js';
 
 export interface AdminState {
   /** Ready to take traffic: a snapshot is applied and the node is not shutting down. */
   ready(): { ready: boolean; reason?: string };
-  describeConfig(): ConfigView;
+  /** May answer later: with --workers N the primary asks a worker for its table (undefined: none answered → 503). */
+  describeConfig(): ConfigView | undefined | Promise<ConfigView | undefined>;
+}
+
+/** Prometheus text for /metrics: a prom-client Registry, or the primary's aggregation across workers. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
@@ -23,7 +29,7 @@ function json(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(value, null, 2)}\n`);
 }
 
-export function createAdminServer(state: AdminState, metrics: DataPlaneMetrics, logger: Logger): Server {
+export function createAdminServer(state: AdminState, metrics: MetricsSource, logger: Logger): Server {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -38,9 +44,11 @@ export function createAdminServer(state: AdminState, metrics: DataPlaneMetrics, 
         return r.ready ? send(res, 200, 'text/plain; charset=utf-8', 'ready\n') : send(res, 503, 'text/plain; charset=utf-8', `not ready: ${r.reason ?? 'unknown'}\n`);
       }
       case '/metrics':
-        return send(res, 200, metrics.registry.contentType, await metrics.registry.metrics());
-      case '/config':
-        return json(res, 200, state.describeConfig());
+        return send(res, 200, metrics.contentType, await metrics.metrics());
+      case '/config': {
+        const view = await state.describeConfig();
+        return view === undefined ? send(res, 503, 'text/plain; charset=utf-8', 'no worker is serving\n') : json(res, 200, view);
+      }
       default:
         return send(res, 404, 'text/plain; charset=utf-8', 'not found: try /healthz, /readyz, /metrics or /config\n');
     }

@@ -20,7 +20,7 @@ export interface DiscoveryClientOptions {
   zone: string;
   /** Where this node serves client traffic (shown by the control plane in GET /v1/nodes). */
   listenAddress: string;
-  handler: PushHandler;
+  handler: PushHandler | AsyncPushHandler;
   logger: Logger;
   random?: Random;
   /** First reconnect delay cap (ms); doubles per failed attempt. Default 200. */
@@ -33,6 +33,15 @@ export interface DiscoveryClientOptions {
    */
   firstMessageTimeoutMs?: number;
   onConnectionChange?(connected: boolean, address: string): void;
+}
+
+/**
+ * A handler that may answer a push later: a node with worker processes ACKs only once every worker
+ * applied it. Replies go out in the order the pushes came, however long each one takes.
+ */
+export interface AsyncPushHandler extends Omit<PushHandler, 'onConfig' | 'onHealth'> {
+  onConfig(snapshot: Parameters<PushHandler['onConfig']>[0]): PushOutcome | Promise<PushOutcome>;
+  onHealth(update: Parameters<PushHandler['onHealth']>[0]): PushOutcome | Promise<PushOutcome>;
 }
 
 type DuplexCall = grpc.ClientDuplexStream<NodeMessage, ControlMessage>;
@@ -52,6 +61,7 @@ export class DiscoveryClient {
   private call: DuplexCall | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private connectedAddress: string | undefined;
+  private replies: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: DiscoveryClientOptions) {
     if (options.addresses.length === 0) throw new Error('at least one control plane address is needed');
@@ -184,7 +194,7 @@ export class DiscoveryClient {
 
   private handle(call: DuplexCall, message: ControlMessage): void {
     const { handler, logger } = this.options;
-    let outcome: PushOutcome;
+    let outcome: PushOutcome | Promise<PushOutcome>;
     let kind: PushKind;
     let nonce: string;
     let version: number;
@@ -200,12 +210,23 @@ export class DiscoveryClient {
       logger.warn({ kind: message.kind }, 'ignoring a control message of unknown kind');
       return;
     }
-    const reply: NodeMessage = outcome.ok ? { ack: { nonce, version, kind } } : { nack: { nonce, version, error: outcome.error, kind } };
-    call.write(reply);
+    const send = (result: PushOutcome) => {
+      const reply: NodeMessage = result.ok ? { ack: { nonce, version, kind } } : { nack: { nonce, version, error: result.error, kind } };
+      call.write(reply);
+    };
+    if (!(outcome instanceof Promise)) return send(outcome);
+    // Chained so replies keep the order of the pushes; a stream that closed meanwhile gets none.
+    const answered = outcome.then(
+      (result) => result,
+      (err: unknown): PushOutcome => ({ ok: false, error: `internal error: ${(err as Error).message}` }),
+    );
+    this.replies = this.replies.then(() => answered).then((result) => {
+      if (this.call === call) send(result);
+    });
   }
 
   /** A throwing handler is a bug; NACK rather than kill the stream or the process. */
-  private safely(apply: () => PushOutcome): PushOutcome {
+  private safely<T extends PushOutcome | Promise<PushOutcome>>(apply: () => T): T | PushOutcome {
     try {
       return apply();
     } catch (err) {

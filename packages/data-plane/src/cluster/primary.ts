@@ -1,0 +1,452 @@
+/**
+ * The primary process of a data plane started with --workers N (N > 1). It holds what there is one
+ * of per node — the control plane stream, the admin port and the cache file — and N worker
+ * processes (node:cluster) that serve client traffic on the shared listener.
+ *
+ * Snapshots: the primary validates a push first (an invalid one is NACKed without reaching any
+ * worker), forwards it to every worker, and ACKs once each of them has applied it. If a worker
+ * refuses it, the push is NACKed and the last good snapshot is sent again so all workers agree.
+ * The cache file is written once per applied version, by the primary only.
+ *
+ * Workers that die are started again (with backoff if they keep dying); a new worker gets the
+ * current snapshot and all health in its `init` and listens only once it has applied them.
+ * /metrics aggregates the workers' registries with the primary's (prom-client's
+ * AggregatorRegistry.aggregate: counters summed, gauges per their aggregator).
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ConfigSnapshot, HealthUpdate, Logger } from '@lb/shared';
+import { AggregatorRegistry } from 'prom-client';
+import { createAdminServer } from '../admin/admin-server.js';
+import { SnapshotCache } from '../cache/snapshot-cache.js';
+import type { ConfigSource, ConfigView, PushOutcome } from '../config/snapshot-applier.js';
+import { checkSnapshot } from '../config/snapshot-validate.js';
+import { HealthStore } from '../health/health-store.js';
+import { DataPlaneMetrics } from '../metrics.js';
+import { formatHostPort, type DataPlaneOptions } from '../node.js';
+import { drainServer, listen } from '../proxy/proxy-server.js';
+import { DiscoveryClient, type AsyncPushHandler } from '../push/discovery-client.js';
+import { systemRandom } from '../runtime/clock.js';
+import { isOurs, LB, type FromWorker, type ToWorker } from './protocol.js';
+
+export interface ClusterOptions extends Omit<DataPlaneOptions, 'proxy' | 'upstream' | 'clock' | 'defaultMetrics'> {
+  /** Worker processes to run (≥ 1). */
+  workers: number;
+  logger: Logger;
+  /** How long a worker may take from fork to listening (ms). Default 30000. */
+  workerStartTimeoutMs?: number;
+  /** How long a scrape or /config waits for workers' answers (ms). Default 2000. */
+  workerQueryTimeoutMs?: number;
+}
+
+interface WorkerState {
+  readonly worker: Worker;
+  /** `init` was sent: from now on the worker gets every push. */
+  initialized: boolean;
+  listening: boolean;
+  readonly startedAt: number;
+}
+
+interface Applied {
+  version: number;
+  snapshot: ConfigSnapshot | null;
+  source: ConfigSource;
+  appliedAt: number;
+}
+
+interface Broadcast {
+  waiting: Set<number>;
+  errors: string[];
+  resolve(outcome: PushOutcome): void;
+}
+
+interface Query<T> {
+  waiting: Set<number>;
+  answers: T[];
+  resolve(answers: T[]): void;
+}
+
+type Body<T> = T extends unknown ? Omit<T, 'lb'> : never;
+
+function cachedSnapshot(version: number, configJson: string): ConfigSnapshot {
+  return { version, nonce: 'cache', configJson, baseVersion: 0, upserted: [], removed: [] };
+}
+
+/** A full HealthUpdate rebuilt from the store, for a worker that starts after the pushes went by. */
+function fullHealth(store: HealthStore): HealthUpdate {
+  const backends: HealthUpdate['backends'] = [];
+  for (const [pool, byId] of Object.entries(store.toJSON())) {
+    for (const [backendId, state] of Object.entries(byId)) backends.push({ pool, backendId, status: state.status, sinceUnixMs: state.sinceUnixMs });
+  }
+  return { revision: store.revision, nonce: 'init', full: true, backends };
+}
+
+export class ClusterPrimary implements AsyncPushHandler {
+  readonly logger: Logger;
+  readonly metrics = new DataPlaneMetrics({ scope: 'primary' });
+  readonly health = new HealthStore();
+  readonly cache: SnapshotCache | undefined;
+  private readonly adminServer: Server;
+  private readonly workers = new Map<number, WorkerState>();
+  private readonly broadcasts = new Map<number, Broadcast>();
+  private readonly queries = new Map<number, Query<unknown>>();
+  private seq = 0;
+  /** What every worker runs (ACKed); undefined until the first snapshot. */
+  private good: Applied | undefined;
+  /** What a worker starting now must apply: the newest snapshot sent, even if not ACKed yet. */
+  private latest: { snapshot: ConfigSnapshot | null; noConfig: boolean } = { snapshot: null, noConfig: false };
+  /** Pushes are applied one at a time, in order. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private discovery: DiscoveryClient | undefined;
+  private draining = false;
+  private stopping: Promise<void> | undefined;
+  private deathsInARow = 0;
+  /** start() finished: from now on a worker that dies is replaced. */
+  private up = false;
+  private readonly started = new Map<number, { resolve(): void; reject(err: Error): void }>();
+  proxyAddress: AddressInfo | undefined;
+  adminAddress: AddressInfo | undefined;
+
+  constructor(private readonly options: ClusterOptions) {
+    this.logger = options.logger;
+    const metrics = this.metrics;
+    this.cache = options.cacheFile === undefined ? undefined : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
+    this.adminServer = createAdminServer(
+      {
+        ready: () => {
+          if (this.draining) return { ready: false, reason: 'shutting down' };
+          if (!this.up) return { ready: false, reason: 'workers starting' };
+          if (this.good === undefined) return { ready: false, reason: 'no config snapshot applied yet' };
+          if (this.serving() === 0) return { ready: false, reason: 'no worker is serving' };
+          return { ready: true };
+        },
+        describeConfig: () => this.describe(),
+      },
+      { contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE, metrics: () => this.aggregatedMetrics() },
+      this.logger,
+    );
+    cluster.on('message', (worker, message: unknown) => this.onWorkerMessage(worker, message));
+    cluster.on('exit', (worker, code, signal) => this.onWorkerExit(worker, code, signal));
+  }
+
+  get proxyUrl(): string {
+    const a = this.proxyAddress!;
+    return `http://${formatHostPort(a.address, a.port)}`;
+  }
+
+  get adminUrl(): string {
+    const a = this.adminAddress!;
+    return `http://${formatHostPort(a.address, a.port)}`;
+  }
+
+  /** Loads the cache, starts the workers and waits until each listens, opens the admin port, then connects to the control planes. */
+  async start(): Promise<void> {
+    const cached = this.cache?.load();
+    if (cached !== undefined) {
+      const snapshot = cachedSnapshot(cached.version, JSON.stringify(cached.config));
+      this.latest = { snapshot, noConfig: false };
+      this.good = { version: cached.version, snapshot, source: 'cache', appliedAt: Date.now() };
+      this.metrics.setConfigVersion(cached.version);
+      this.logger.info({ version: cached.version, path: this.cache?.path }, 'serving the cached snapshot until a control plane answers');
+    }
+    // Like the single-process node: client traffic is accepted before the admin port says alive.
+    await Promise.all(Array.from({ length: this.options.workers }, () => this.fork()));
+    this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
+    this.up = true;
+    this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId, workers: this.options.workers }, 'data plane listening');
+    if (this.options.controlPlanes.length > 0) {
+      this.discovery = new DiscoveryClient({
+        addresses: this.options.controlPlanes,
+        nodeId: this.options.nodeId,
+        zone: this.options.zone ?? '',
+        listenAddress: formatHostPort(this.proxyAddress!.address, this.proxyAddress!.port),
+        handler: this,
+        logger: this.logger,
+        random: this.options.random ?? systemRandom,
+        ...this.options.discovery,
+        onConnectionChange: (connected) => this.metrics.setControlPlaneConnected(connected),
+      });
+      this.discovery.start();
+    }
+  }
+
+  get controlPlane(): string | undefined {
+    return this.discovery?.connectedTo;
+  }
+
+  // --- PushHandler: what the discovery client drives ---
+
+  appliedVersion(): number {
+    return this.good?.version ?? 0;
+  }
+
+  healthRevision(): number {
+    return this.health.revision;
+  }
+
+  onConfig(snapshot: ConfigSnapshot): Promise<PushOutcome> {
+    return this.serially(() => this.applyConfig(snapshot));
+  }
+
+  onHealth(update: HealthUpdate): Promise<PushOutcome> {
+    return this.serially(() => {
+      this.health.apply(update);
+      return this.broadcast((seq) => ({ kind: 'health', seq, update }));
+    });
+  }
+
+  onNoConfig(): void {
+    void this.serially(async () => {
+      if (this.good !== undefined || this.latest.snapshot !== null) return { ok: true };
+      this.latest = { snapshot: null, noConfig: true };
+      const outcome = await this.broadcast((seq) => ({ kind: 'noConfig', seq }));
+      if (outcome.ok && this.good === undefined) {
+        this.good = { version: 0, snapshot: null, source: 'control-plane', appliedAt: Date.now() };
+        this.logger.info('control plane has no config yet; serving the empty config (version 0)');
+      }
+      return outcome;
+    });
+  }
+
+  private serially(run: () => Promise<PushOutcome>): Promise<PushOutcome> {
+    const next = this.chain.then(run, run);
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  private async applyConfig(snapshot: ConfigSnapshot): Promise<PushOutcome> {
+    const { logger, metrics } = this;
+    const check = checkSnapshot(snapshot);
+    if (!check.ok) {
+      metrics.snapshot('rejected');
+      logger.warn({ version: snapshot.version, code: check.code, reason: check.error }, 'snapshot rejected; keeping the running config');
+      return { ok: false, error: check.error };
+    }
+    const good = this.good;
+    if (good?.snapshot != null && good.version === snapshot.version && good.snapshot.configJson === snapshot.configJson) {
+      good.source = 'control-plane';
+      metrics.snapshot('unchanged');
+      return { ok: true };
+    }
+    // Workers get the snapshot as received; each validates and compiles it itself.
+    const previous = this.latest;
+    this.latest = { snapshot, noConfig: false };
+    const outcome = await this.broadcast((seq) => ({ kind: 'config', seq, snapshot }));
+    if (!outcome.ok) {
+      metrics.snapshot('rejected');
+      logger.error({ version: snapshot.version, reason: outcome.error }, 'a worker could not apply the snapshot; restoring the last good one');
+      this.latest = previous;
+      if (previous.snapshot !== null) void this.broadcast((seq) => ({ kind: 'config', seq, snapshot: previous.snapshot! }));
+      return outcome;
+    }
+    this.good = { version: snapshot.version, snapshot, source: 'control-plane', appliedAt: Date.now() };
+    metrics.snapshot('applied');
+    metrics.setConfigVersion(snapshot.version);
+    logger.info({ version: snapshot.version, workers: this.workers.size }, 'snapshot applied');
+    this.cache?.save({ version: snapshot.version, config: check.config });
+    return outcome;
+  }
+
+  // --- workers ---
+
+  private send(state: WorkerState, message: Body<ToWorker>): void {
+    if (state.worker.isConnected()) state.worker.send({ lb: LB, ...message });
+  }
+
+  /** Sends to every initialized worker and resolves once each has answered (or died). */
+  private broadcast(build: (seq: number) => Body<ToWorker>): Promise<PushOutcome> {
+    const seq = ++this.seq;
+    const targets = [...this.workers.values()].filter((w) => w.initialized && w.worker.isConnected());
+    if (targets.length === 0) return Promise.resolve({ ok: true });
+    return new Promise((resolve) => {
+      this.broadcasts.set(seq, { waiting: new Set(targets.map((t) => t.worker.id)), errors: [], resolve });
+      const message = build(seq);
+      for (const t of targets) this.send(t, message);
+    });
+  }
+
+  /** Asks every serving worker; resolves with the answers that came within the timeout. */
+  private query<T>(build: (seq: number) => Body<ToWorker>, only?: number): Promise<T[]> {
+    const seq = ++this.seq;
+    let targets = [...this.workers.values()].filter((w) => w.listening && w.worker.isConnected());
+    if (only !== undefined) targets = targets.slice(0, only);
+    if (targets.length === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const q = this.queries.get(seq);
+        this.queries.delete(seq);
+        q?.resolve(q.answers);
+      }, this.options.workerQueryTimeoutMs ?? 2_000);
+      const done = (answers: unknown[]) => {
+        clearTimeout(timer);
+        resolve(answers as T[]);
+      };
+      this.queries.set(seq, { waiting: new Set(targets.map((t) => t.worker.id)), answers: [], resolve: done });
+      const message = build(seq);
+      for (const t of targets) this.send(t, message);
+    });
+  }
+
+  private settle(seq: number, workerId: number, ok: boolean, error?: string): void {
+    const b = this.broadcasts.get(seq);
+    if (b === undefined) {
+      if (!ok) this.logger.error({ worker: workerId, reason: error }, 'a worker could not apply its initial snapshot');
+      return;
+    }
+    if (!b.waiting.delete(workerId)) return;
+    if (!ok) b.errors.push(error ?? 'worker refused the snapshot');
+    if (b.waiting.size > 0) return;
+    this.broadcasts.delete(seq);
+    b.resolve(b.errors.length === 0 ? { ok: true } : { ok: false, error: b.errors[0]! });
+  }
+
+  private answer(seq: number, workerId: number, value: unknown): void {
+    const q = this.queries.get(seq);
+    if (q === undefined || !q.waiting.delete(workerId)) return;
+    if (value !== undefined) q.answers.push(value);
+    if (q.waiting.size > 0) return;
+    this.queries.delete(seq);
+    q.resolve(q.answers);
+  }
+
+  /** Starts one worker; resolves once it listens. */
+  private fork(): Promise<void> {
+    const worker = cluster.fork();
+    const state: WorkerState = { worker, initialized: false, listening: false, startedAt: Date.now() };
+    this.workers.set(worker.id, state);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.started.delete(worker.id);
+        reject(new Error(`worker ${worker.id} did not start listening in time`));
+      }, this.options.workerStartTimeoutMs ?? 30_000);
+      this.started.set(worker.id, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+    });
+  }
+
+  private onWorkerMessage(worker: Worker, message: unknown): void {
+    if (!isOurs(message)) return;
+    const state = this.workers.get(worker.id);
+    if (state === undefined) return;
+    const m = message as FromWorker;
+    switch (m.kind) {
+      case 'hello': {
+        // Everything sent from here on follows init, so the worker sees pushes in order.
+        state.initialized = true;
+        this.send(state, { kind: 'init', seq: ++this.seq, snapshot: this.latest.snapshot, noConfig: this.latest.noConfig, health: fullHealth(this.health) });
+        return;
+      }
+      case 'applied':
+        return this.settle(m.seq, worker.id, m.ok, m.error);
+      case 'listening':
+        state.listening = true;
+        this.proxyAddress ??= { address: m.address, port: m.port, family: m.address.includes(':') ? 'IPv6' : 'IPv4' };
+        this.metrics.setWorkers(this.serving());
+        this.started.get(worker.id)?.resolve();
+        this.started.delete(worker.id);
+        return;
+      case 'listenError':
+        this.started.get(worker.id)?.reject(new Error(`worker ${worker.id} cannot listen: ${m.error}`));
+        this.started.delete(worker.id);
+        return;
+      case 'metrics':
+        return this.answer(m.seq, worker.id, m.metrics);
+      case 'describe':
+        return this.answer(m.seq, worker.id, m.view);
+      case 'ejection':
+        return this.discovery?.report(m.ejection);
+    }
+  }
+
+  private onWorkerExit(worker: Worker, code: number | null, signal: string | null): void {
+    const state = this.workers.get(worker.id);
+    if (state === undefined) return;
+    this.workers.delete(worker.id);
+    this.metrics.setWorkers(this.serving());
+    for (const seq of [...this.broadcasts.keys()]) this.settle(seq, worker.id, true);
+    for (const seq of [...this.queries.keys()]) this.answer(seq, worker.id, undefined);
+    const starting = this.started.get(worker.id);
+    if (starting !== undefined) {
+      this.started.delete(worker.id);
+      starting.reject(new Error(`worker ${worker.id} exited while starting (code ${code}, signal ${signal})`));
+    }
+    if (this.draining || !this.up) return;
+    // A worker that lived a while starts the backoff afresh; one that keeps dying waits longer.
+    this.deathsInARow = Date.now() - state.startedAt > 10_000 ? 0 : this.deathsInARow + 1;
+    const delay = Math.min(5_000, 100 * 2 ** this.deathsInARow);
+    this.logger.error({ worker: worker.id, workerPid: worker.process.pid, code, signal, restartInMs: delay }, 'worker died; starting a new one');
+    this.metrics.workerRestarted();
+    setTimeout(() => {
+      if (this.draining) return;
+      this.fork().catch((err: unknown) => this.logger.error({ err }, 'a restarted worker failed to start'));
+    }, delay);
+  }
+
+  private serving(): number {
+    let n = 0;
+    for (const w of this.workers.values()) if (w.listening) n++;
+    return n;
+  }
+
+  // --- admin ---
+
+  private async aggregatedMetrics(): Promise<string> {
+    const fromWorkers = await this.query<object[]>((seq) => ({ kind: 'metrics', seq }));
+    const own = await this.metrics.registry.getMetricsAsJSON();
+    return AggregatorRegistry.aggregate([...fromWorkers, own]).metrics();
+  }
+
+  /** A serving worker's table summary; undefined when no worker answers. */
+  private async describe(): Promise<ConfigView | undefined> {
+    const [view] = await this.query<ConfigView>((seq) => ({ kind: 'describe', seq }), 1);
+    const good = this.good;
+    const source = good?.source ?? null;
+    const appliedAt = good === undefined ? null : new Date(good.appliedAt).toISOString();
+    // The table is the worker's; where it came from and when is the primary's to say.
+    return view === undefined ? undefined : { ...view, source, appliedAt };
+  }
+
+  // --- shutdown ---
+
+  /**
+   * Graceful stop: /readyz turns 503, the control plane stream closes, every worker drains (stops
+   * accepting, finishes requests in flight within the drain timeout) and exits; then the cache
+   * writer and the admin port close.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.draining = true;
+    this.discovery?.stop();
+    const grace = this.options.drainTimeoutMs ?? 10_000;
+    const exits = [...this.workers.values()].map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.worker.isDead()) return resolve();
+          const timer = setTimeout(() => w.worker.process.kill('SIGKILL'), grace + 5_000);
+          w.worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          // A worker that has not said hello may not be listening for messages yet: a signal reaches it either way.
+          if (w.initialized) this.send(w, { kind: 'drain', graceMs: grace });
+          else w.worker.process.kill('SIGTERM');
+        }),
+    );
+    await Promise.all(exits);
+    await this.cache?.flush();
+    await drainServer(this.adminServer, 1_000);
+  }
+}

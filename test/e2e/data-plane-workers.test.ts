@@ -1,0 +1,150 @@
+// A data plane with --workers 2: one control plane stream and one ACK per push for the node, every
+// worker on the same snapshot, NACKs from the primary, a dead worker replaced with the current
+// snapshot, /metrics summed across workers, and SIGTERM draining every worker.
+import { Etcd3 } from 'etcd3';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Backend } from '../support/backends.js';
+import { EtcdServer } from '../support/etcd.js';
+import { api } from '../support/http.js';
+import { ControlPlane, DataPlane } from '../support/planes.js';
+import { waitFor } from '../support/wait.js';
+
+let etcd: EtcdServer;
+let cp: ControlPlane;
+let dp: DataPlane;
+let b1: Backend;
+let b2: Backend;
+
+interface NodeView {
+  id: string;
+  configVersion: number;
+  lastNack: { version: number; error: string } | null;
+}
+
+async function nodes(): Promise<NodeView[]> {
+  return (await api('GET', `${cp.url}/v1/nodes`)).body.nodes as NodeView[];
+}
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${dp.adminUrl}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+/** The worker pids, from /proc (children of the data plane process). */
+async function workerPids(): Promise<number[]> {
+  const { readFileSync } = await import('node:fs');
+  const pid = dp.process.process.pid!;
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return children === '' ? [] : children.split(/\s+/).map(Number);
+}
+
+/** `count` requests, each on a new connection, so the listener spreads them across workers. */
+async function spread(count: number): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < count; i++) {
+    const agent = new Agent({ pipelining: 0 });
+    const res = await request(`${dp.url}/`, { dispatcher: agent, headers: { connection: 'close' } });
+    await res.body.text();
+    await agent.close();
+    const key = res.statusCode === 200 ? String(res.headers['x-backend']) : `status-${res.statusCode}`;
+    seen[key] = (seen[key] ?? 0) + 1;
+  }
+  return seen;
+}
+
+beforeAll(async () => {
+  etcd = await EtcdServer.start();
+  cp = await ControlPlane.start({ etcd: etcd.url });
+  b1 = await Backend.start('b1');
+  b2 = await Backend.start('b2');
+  dp = await DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: 'dp-workers', extraArgs: ['--workers', '2'] });
+});
+
+afterAll(async () => {
+  await dp?.stop();
+  await cp?.stop().catch(() => undefined);
+  await b1?.close();
+  await b2?.close();
+  await etcd?.stop();
+});
+
+describe('data plane with --workers 2', () => {
+  let version = 0;
+
+  it('applies each version on every worker and acks once for the node', async () => {
+    const res = await api('PUT', `${cp.url}/v1/config`, {
+      pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: b1.address }, { id: 'b2', address: b2.address }] } },
+      routes: { web: { pools: [{ pool: 'web' }] } },
+    });
+    expect(res.status).toBe(200);
+    version = res.body.version as number;
+    await waitFor(async () => (await dp.appliedVersion()) === version, { message: 'the node to apply the version' });
+    const [node] = await waitFor(async () => {
+      const list = await nodes();
+      return list.length === 1 && list[0]!.configVersion === version ? list : undefined;
+    }, { message: 'one node entry acking the version' });
+    expect(node!.lastNack).toBeNull();
+    expect(await workerPids()).toHaveLength(2);
+    expect(await metric('lb_dp_workers')).toBe(2);
+    expect(await metric('lb_dp_config_version')).toBe(version);
+
+    const seen = await spread(12);
+    expect(seen.b1! + seen.b2!).toBe(12);
+    // Request counters live in the workers; /metrics sums them.
+    await waitFor(async () => (await metric('lb_dp_requests_total{route="web",pool="web",status_class="2xx"}')) === 12, { message: 'aggregated request count' });
+  });
+
+  it('NACKs a bad snapshot in the primary and keeps every worker on the last good one', async () => {
+    const etcdClient = new Etcd3({ hosts: etcd.url });
+    const bad = version + 1;
+    const record = { version: bad, parent: version, createdAt: new Date().toISOString(), author: 'test', message: 'bad', config: { pools: { web: { algorithm: 'no-such-algorithm', backends: [] } }, routes: {} } };
+    const committed = await etcdClient
+      .if('/lb/config/current', 'Value', '==', String(version))
+      .then(etcdClient.put(`/lb/config/versions/${String(bad).padStart(12, '0')}`).value(JSON.stringify(record)), etcdClient.put('/lb/config/current').value(String(bad)))
+      .commit();
+    etcdClient.close();
+    expect(committed.succeeded).toBe(true);
+    const [node] = await waitFor(async () => {
+      const list = await nodes();
+      return list[0]?.lastNack?.version === bad ? list : undefined;
+    }, { message: 'the node to NACK the bad version' });
+    expect(node!.configVersion).toBe(version);
+    expect(node!.lastNack!.error).toMatch(/algorithm/);
+    expect(await dp.appliedVersion()).toBe(version);
+    const seen = await spread(6);
+    expect((seen.b1 ?? 0) + (seen.b2 ?? 0)).toBe(6);
+
+    // Put a good version back on top, for the tests that follow.
+    const res = await api('PUT', `${cp.url}/v1/config`, {
+      pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b2', address: b2.address }] } },
+      routes: { web: { pools: [{ pool: 'web' }] } },
+    });
+    expect(res.status).toBe(200);
+    version = res.body.version as number;
+    await waitFor(async () => (await nodes())[0]?.configVersion === version, { message: 'the node to ack the good version' });
+  });
+
+  it('replaces a worker that dies, and the new one serves the current snapshot', async () => {
+    const before = await workerPids();
+    expect(before).toHaveLength(2);
+    process.kill(before[0]!, 'SIGKILL');
+    await waitFor(async () => {
+      const now = await workerPids();
+      return now.length === 2 && !now.includes(before[0]!) && (await metric('lb_dp_workers')) === 2;
+    }, { message: 'a replacement worker to serve', timeoutMs: 15_000 });
+    expect(await metric('lb_dp_worker_restarts_total')).toBe(1);
+    // Every connection, whichever worker takes it, sees the current version (b2 only).
+    expect(await spread(8)).toEqual({ b2: 8 });
+  });
+
+  it('drains every worker and exits 0 on SIGTERM', async () => {
+    const pids = await workerPids();
+    expect(await dp.stop()).toBe(0);
+    for (const pid of pids) {
+      expect(() => process.kill(pid, 0)).toThrow();
+    }
+  });
+});
