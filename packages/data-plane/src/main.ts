@@ -10,6 +10,7 @@ import { createLogger, FlagError, hostPortFlag, listFlag, parseFlags, runMain, u
 import { ClusterPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { DataPlaneNode } from './node.js';
+import { PROXY_DEFAULTS, type ProxyServerOptions } from './proxy/proxy-server.js';
 
 const COMMAND = 'lb-data-plane';
 
@@ -22,6 +23,12 @@ const FLAGS = {
   zone: { description: 'zone or rack label sent to the control plane (default: empty)' },
   'drain-timeout-ms': { description: 'on SIGTERM/SIGINT, how long requests in flight may take to finish', default: '10000' },
   workers: { description: 'processes serving client traffic (default: the CPU count); 1 runs everything in one process, N > 1 adds a primary that holds the control plane stream, the admin port and the cache file' },
+  'max-concurrent-requests': { description: 'requests in flight per process past which new ones get 503 (X-LB-Overloaded: node); 0: no cap', default: String(PROXY_DEFAULTS.maxConcurrentRequests) },
+  'max-event-loop-delay-ms': { description: 'shed new requests with 503 while the event loop\'s p99 delay exceeds this; 0: off', default: String(PROXY_DEFAULTS.maxEventLoopDelayMs) },
+  'max-header-size': { description: 'largest client request head in bytes; larger ones get 431', default: String(PROXY_DEFAULTS.maxHeaderSize) },
+  'client-header-timeout-ms': { description: 'time a client has to send its request headers (slowloris defence)', default: String(PROXY_DEFAULTS.headersTimeoutMs) },
+  'client-request-timeout-ms': { description: 'time a client has to send a whole request, body included; 0: none', default: String(PROXY_DEFAULTS.requestTimeoutMs) },
+  'client-keep-alive-timeout-ms': { description: 'how long an idle client keep-alive connection stays open', default: String(PROXY_DEFAULTS.keepAliveTimeoutMs) },
   'sticky-secret': { description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)' },
 } satisfies Record<string, FlagSpec>;
 
@@ -39,6 +46,7 @@ async function main(): Promise<void> {
   const adminListen = hostPortFlag('admin-listen', flags['admin-listen']!);
   const nodeId = flags['node-id'] ?? hostname();
   if (!NODE_ID_RE.test(nodeId)) throw new FlagError(`--node-id "${nodeId}": use letters, digits, '.', '_' and '-' (up to 253)`);
+  const proxy = proxyOptions(flags);
   const drainTimeoutMs = Number(flags['drain-timeout-ms']);
   if (!Number.isInteger(drainTimeoutMs) || drainTimeoutMs < 0) throw new FlagError('--drain-timeout-ms must be a whole number of milliseconds');
 
@@ -48,7 +56,7 @@ async function main(): Promise<void> {
 
   if (cluster.isWorker) {
     const logger = createLogger('data-plane').child({ worker: cluster.worker!.id });
-    runWorker({ listen, drainTimeoutMs, stickySecret, logger });
+    runWorker({ listen, drainTimeoutMs, stickySecret, logger, proxy });
     return;
   }
   const common = {
@@ -61,7 +69,7 @@ async function main(): Promise<void> {
     drainTimeoutMs,
     stickySecret,
   };
-  const node = workers === 1 ? new DataPlaneNode(common) : new ClusterPrimary({ ...common, workers, logger: createLogger('data-plane') });
+  const node = workers === 1 ? new DataPlaneNode({ ...common, proxy }) : new ClusterPrimary({ ...common, workers, logger: createLogger('data-plane') });
   // Before start(): a signal while workers are still starting must drain them, not kill the primary.
   const stopping = stopOnSignals(node);
   try {
@@ -73,8 +81,24 @@ async function main(): Promise<void> {
   }
 }
 
-/** Installs the SIGTERM/SIGINT handlers; the returned function says whether one has fired. */
+/** The client listener's limits (each process of a --workers node applies them to itself). */
+function proxyOptions(flags: Readonly<Record<string, string | boolean | undefined>>): ProxyServerOptions {
+  const whole = (name: string, min: number): number => {
+    const value = Number(flags[name]);
+    if (!Number.isInteger(value) || value < min) throw new FlagError(`--${name} must be a whole number${min > 0 ? ` of at least ${min}` : ' (0 or more)'}`);
+    return value;
+  };
+  return {
+    maxConcurrentRequests: whole('max-concurrent-requests', 0),
+    maxEventLoopDelayMs: whole('max-event-loop-delay-ms', 0),
+    maxHeaderSize: whole('max-header-size', 1024),
+    headersTimeoutMs: whole('client-header-timeout-ms', 100),
+    requestTimeoutMs: whole('client-request-timeout-ms', 0),
+    keepAliveTimeoutMs: whole('client-keep-alive-timeout-ms', 0),
+  };
+}
 
+/** Installs the SIGTERM/SIGINT handlers; the returned function says whether one has fired. */
 function stopOnSignals(node: { logger: Logger; stop(): Promise<void> }): () => boolean {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { UPSTREAM_ERROR_KINDS, type UpstreamErrorKind } from './errors.js';
+import { ResilienceStats } from './resilience/resilience-stats.js';
 
 /** Index 0 counts requests that ended without a status (the client went away first). */
 export const STATUS_CLASS_LABELS = ['aborted', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -40,6 +41,8 @@ export class DataPlaneMetrics {
   readonly registry = new Registry();
   /** Requests forwarded and not yet finished. */
   inFlight = 0;
+  /** Retries, budgets, overloads, rate limits (resilience/resilience-stats.ts). */
+  readonly resilience = new ResilienceStats();
   private readonly requests = new Map<string, RequestStats>();
   private readonly upstream = new Map<string, UpstreamErrorStats>();
   private readonly configVersion: Gauge | undefined;
@@ -73,6 +76,7 @@ export class DataPlaneMetrics {
 
   private registerRequestMetrics(): void {
     const self = this;
+    this.resilience.register(this.registry);
     new Counter({
       name: 'lb_dp_requests_total',
       help: 'Client requests by route, pool and status class (route="" when nothing matched, pool="" when no backend was usable).',
