@@ -24,6 +24,7 @@ import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robi
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
 import { systemClock, type Clock, type Random } from '../runtime/clock.js';
 import type { UpstreamSource } from '../upstream/upstream-pools.js';
+import { RouteList } from './route-list.js';
 
 export interface CompiledBackend {
   readonly id: string;
@@ -76,14 +77,6 @@ export interface CompiledRoute {
   readonly noBackend: RequestStats;
 }
 
-interface WildcardGroup {
-  /** `.example.com` for `*.example.com`. */
-  readonly suffix: string;
-  readonly routes: readonly CompiledRoute[];
-}
-
-const NO_ROUTES: readonly CompiledRoute[] = [];
-
 /** `Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
 export function normalizeHost(value: string): string {
   let host = value;
@@ -104,9 +97,10 @@ export class RoutingTable {
     readonly config: Config,
     readonly pools: ReadonlyMap<string, CompiledPool>,
     readonly routes: ReadonlyMap<string, CompiledRoute>,
-    private readonly exact: ReadonlyMap<string, readonly CompiledRoute[]>,
-    private readonly wildcards: readonly WildcardGroup[],
-    private readonly anyHost: readonly CompiledRoute[],
+    private readonly exact: ReadonlyMap<string, RouteList>,
+    /** By suffix with its leading dot: `.example.com` for `*.example.com`. */
+    private readonly wildcards: ReadonlyMap<string, RouteList>,
+    private readonly anyHost: RouteList,
   ) {}
 
   /**
@@ -118,24 +112,19 @@ export class RoutingTable {
     if (host !== undefined) {
       const exact = this.exact.get(host);
       if (exact !== undefined) candidates = exact;
-      else {
-        const wildcards = this.wildcards;
-        for (let i = 0; i < wildcards.length; i++) {
-          const w = wildcards[i]!;
-          if (host.length > w.suffix.length && host.endsWith(w.suffix)) {
-            candidates = w.routes;
+      else if (this.wildcards.size > 0) {
+        // Longest wildcard suffix first: try the host's suffixes from its first dot on (one map
+        // read per label, however many wildcards there are). `*.a.com` needs a label before `.a.com`.
+        for (let dot = host.indexOf('.', 1); dot > 0; dot = host.indexOf('.', dot + 1)) {
+          const w = this.wildcards.get(host.slice(dot));
+          if (w !== undefined) {
+            candidates = w;
             break;
           }
         }
       }
     }
-    const q = url.indexOf('?');
-    for (let i = 0; i < candidates.length; i++) {
-      const route = candidates[i]!;
-      const prefix = route.pathPrefix;
-      if (url.startsWith(prefix) && (q < 0 || prefix.length <= q)) return route;
-    }
-    return undefined;
+    return candidates.find(url);
   }
 
   /** Upstream addresses the table can send to (active backends). */
@@ -235,20 +224,19 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
   const wildcardRoutes = all.filter((r) => r.host?.startsWith('*.'));
   const matchingWildcards = (host: string) => wildcardRoutes.filter((r) => host.length > r.host!.length - 1 && host.endsWith(r.host!.slice(1)));
 
-  const exact = new Map<string, readonly CompiledRoute[]>();
+  const exact = new Map<string, RouteList>();
   for (const r of all) {
     if (r.host === undefined || r.host.startsWith('*.') || exact.has(r.host)) continue;
     const own = all.filter((o) => o.host === r.host);
-    exact.set(r.host, [...own, ...matchingWildcards(r.host), ...anyHost].sort(compareRoutes));
+    exact.set(r.host, new RouteList([...own, ...matchingWildcards(r.host), ...anyHost].sort(compareRoutes), tierOf));
   }
-  const suffixes = [...new Set(wildcardRoutes.map((r) => r.host!.slice(1)))].sort((a, b) => b.length - a.length);
-  const wildcards: WildcardGroup[] = suffixes.map((suffix) => ({
-    suffix,
+  const wildcards = new Map<string, RouteList>();
+  for (const suffix of new Set(wildcardRoutes.map((r) => r.host!.slice(1)))) {
     // Every host this wildcard matches also matches the shorter wildcards it ends with.
-    routes: [...wildcardRoutes.filter((r) => suffix.endsWith(r.host!.slice(1))), ...anyHost].sort(compareRoutes),
-  }));
+    wildcards.set(suffix, new RouteList([...wildcardRoutes.filter((r) => suffix.endsWith(r.host!.slice(1))), ...anyHost].sort(compareRoutes), tierOf));
+  }
 
-  return new RoutingTable(input.version, config, pools, routes, exact, wildcards, anyHost.length > 0 ? anyHost : NO_ROUTES);
+  return new RoutingTable(input.version, config, pools, routes, exact, wildcards, new RouteList(anyHost, tierOf));
 }
 
 /** Picks a backend for a route: a pool by weight, then a backend by the pool's algorithm; when the
