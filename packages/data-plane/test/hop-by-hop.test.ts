@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { filterResponseHeaders, scanRequestHeaders, type RequestHeaderScan } from '../src/proxy/hop-by-hop.js';
 
 function scan(raw: string[]): RequestHeaderScan {
-  const out: RequestHeaderScan = { headers: [], host: undefined, forwardedFor: undefined, hasBody: false };
+  const out: RequestHeaderScan = { headers: [], host: undefined, forwardedFor: undefined, hasBody: false, hasRequestId: false, duplicateHost: false, badTransferEncoding: false, chunked: false };
   scanRequestHeaders(raw, out);
   return out;
 }

@@ -13,6 +13,7 @@
  */
 
 import type { OutlierTracker } from '../outlier/outlier-detector.js';
+import type { ErrorRateBreaker } from '../resilience/circuit-breaker.js';
 
 /** Told when a claimed runtime's load changes; `slot` is what the tracker put in `runtime.slot`. */
 export interface LoadTracker {
@@ -22,6 +23,8 @@ export interface LoadTracker {
 export class BackendRuntime {
   /** Requests dispatched to this backend from this node and not finished. */
   active = 0;
+  /** Of those, requests not yet on a connection (circuit-breaker accounting). */
+  pending = 0;
   /** Peak-EWMA of time to response headers (ms); a seed (pool median) until latencySamples > 0. */
   latencyMs = 0;
   latencySamples = 0;
@@ -34,6 +37,8 @@ export class BackendRuntime {
   tracker: LoadTracker | null = null;
   /** Passive health of this backend (outlier/outlier-detector.ts); null when the pool has no outlierDetection. */
   outlier: OutlierTracker | null = null;
+  /** Error-rate circuit breaker (resilience/circuit-breaker.ts); null when the pool has none. */
+  breaker: ErrorRateBreaker | null = null;
   slot = -1;
   /** The signed sticky cookie value, cached with the secret it was signed with. */
   stickyValue: string | undefined = undefined;

@@ -16,6 +16,8 @@ export const HeaderClass = {
   XForwardedFor: 4,
   ContentLength: 5,
   TransferEncoding: 6,
+  /** `X-Request-Id`: forwarded; the proxy adds one when it is absent. */
+  RequestId: 7,
 } as const;
 export type HeaderClass = (typeof HeaderClass)[keyof typeof HeaderClass];
 
@@ -28,6 +30,7 @@ const REQUEST_SPECIAL: Record<string, HeaderClass> = {
   'x-forwarded-for': HeaderClass.XForwardedFor,
   'content-length': HeaderClass.ContentLength,
   'transfer-encoding': HeaderClass.TransferEncoding,
+  'x-request-id': HeaderClass.RequestId,
   // Set by the proxy from what it saw, never trusted from the client.
   'x-forwarded-proto': HeaderClass.Drop,
   'x-forwarded-host': HeaderClass.Drop,
@@ -108,6 +111,24 @@ export interface RequestHeaderScan {
   forwardedFor: string | undefined;
   /** The request has a body to stream (Content-Length > 0 or Transfer-Encoding). */
   hasBody: boolean;
+  /** It carries an X-Request-Id. */
+  hasRequestId: boolean;
+  /** More than one Host header: RFC 9112 §3.2 says answer 400 (two hosts are a smuggling tool). */
+  duplicateHost: boolean;
+  /** The body is chunked (Transfer-Encoding). */
+  chunked: boolean;
+  /** Transfer-Encoding whose last coding is not `chunked`: the body's end cannot be known (RFC 9112 §6.3), answer 400. */
+  badTransferEncoding: boolean;
+}
+
+/** Whether a Transfer-Encoding value ends with the `chunked` coding. */
+export function endsWithChunked(value: string): boolean {
+  let end = value.length;
+  while (end > 0 && (value.charCodeAt(end - 1) === 32 || value.charCodeAt(end - 1) === 9)) end--;
+  if (end < 7 || value.slice(end - 7, end).toLowerCase() !== 'chunked') return false;
+  if (end === 7) return true;
+  const c = value.charCodeAt(end - 8);
+  return c === 44 /* , */ || c === 32 || c === 9;
 }
 
 export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderScan): void {
@@ -116,6 +137,10 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
   let forwardedFor: string | undefined;
   let connection: string | undefined;
   let hasBody = false;
+  let hasRequestId = false;
+  let duplicateHost = false;
+  let badTransferEncoding = false;
+  let chunked = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -124,7 +149,12 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
         headers.push(name, value);
         break;
       case HeaderClass.Host:
-        host ??= value;
+        if (host === undefined) host = value;
+        else duplicateHost = true;
+        break;
+      case HeaderClass.RequestId:
+        headers.push(name, value);
+        hasRequestId = true;
         break;
       case HeaderClass.XForwardedFor:
         forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
@@ -135,6 +165,8 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
         break;
       case HeaderClass.TransferEncoding:
         hasBody = true;
+        chunked = true;
+        if (!endsWithChunked(value)) badTransferEncoding = true;
         break;
       case HeaderClass.Connection:
         connection = connection === undefined ? value : `${connection},${value}`;
@@ -148,6 +180,10 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
   out.host = host;
   out.forwardedFor = forwardedFor;
   out.hasBody = hasBody;
+  out.hasRequestId = hasRequestId;
+  out.duplicateHost = duplicateHost;
+  out.badTransferEncoding = badTransferEncoding;
+  out.chunked = chunked;
 }
 
 /** Response headers from undici's raw Buffer pairs to the strings node's writeHead takes, hop-by-hop removed. */

@@ -23,7 +23,9 @@ import { BackendRuntime, type Host } from '../balancer/host.js';
 import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robin.js';
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
 import { systemClock, type Clock, type Random } from '../runtime/clock.js';
-import type { UpstreamSource } from '../upstream/upstream-pools.js';
+import { upstreamKey, type UpstreamSource } from '../upstream/upstream-pools.js';
+import { attachBreaker, compilePoolResilience, routeRateLimiter, targetPolicy, type PoolResilience, type TargetPolicy } from '../resilience/pool-policy.js';
+import type { RateLimiter } from '../resilience/rate-limiter.js';
 import { RouteList } from './route-list.js';
 
 export interface CompiledBackend {
@@ -54,6 +56,8 @@ export interface CompiledPool {
   /** What the forwarder measures for the algorithm (latency, load header); undefined: nothing. */
   readonly feedback: PoolFeedback | undefined;
   readonly errors: UpstreamErrorStats;
+  /** Timeouts, retry policy and budget, circuit-breaker limits and counters. */
+  readonly resilience: PoolResilience;
   /** The pool's config as JSON: an unchanged pool is reused by the next table, balancer position and all. */
   readonly source: string;
 }
@@ -62,6 +66,8 @@ export interface RouteTarget {
   readonly pool: CompiledPool;
   readonly weight: number;
   readonly stats: RequestStats;
+  /** Retries and request timeout: the pool's, with the route's overrides. */
+  readonly policy: TargetPolicy;
 }
 
 export interface CompiledRoute {
@@ -75,6 +81,10 @@ export interface CompiledRoute {
   readonly chooser: Balancer<RouteTarget>;
   /** Counts requests answered 503 because no pool of this route had an active backend. */
   readonly noBackend: RequestStats;
+  /** The route's per-client token buckets; undefined: no rate limit. */
+  readonly rateLimiter: RateLimiter | undefined;
+  /** Requests answered 429 (bump `.n`). */
+  readonly rateLimited: { n: number };
 }
 
 /** `Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
@@ -127,10 +137,10 @@ export class RoutingTable {
     return candidates.find(url);
   }
 
-  /** Upstream addresses the table can send to (active backends). */
+  /** Upstream pools the table can send to (active backends), by upstreamKey(). */
   addresses(): Set<string> {
     const out = new Set<string>();
-    for (const pool of this.pools.values()) for (const b of pool.backends) if (b.upstream !== undefined) out.add(b.address);
+    for (const pool of this.pools.values()) for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.resilience.upstream));
     return out;
   }
 }
@@ -152,6 +162,8 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
   const source = JSON.stringify(pool);
   const reused = deps.previous?.pools.get(name);
   if (reused !== undefined && reused.source === source) return reused;
+  const clock = deps.clock ?? systemClock;
+  const resilience = compilePoolResilience(name, pool, reused?.resilience, deps.metrics.resilience, clock);
   const runtimes = new Map<string, BackendRuntime>();
   for (const b of reused?.backends ?? []) runtimes.set(b.id, b.runtime);
   const backends: CompiledBackend[] = pool.backends.map((b) => ({
@@ -159,9 +171,10 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     address: b.address,
     weight: b.weight,
     state: b.state,
-    upstream: b.state === 'active' ? deps.upstreams.acquire(b.address) : undefined,
+    upstream: b.state === 'active' ? deps.upstreams.acquire(b.address, resilience.upstream) : undefined,
     runtime: runtimes.get(b.id) ?? new BackendRuntime(),
   }));
+  for (const b of backends) attachBreaker(b.runtime, resilience, clock);
   const hosts: Host<CompiledBackend>[] = [];
   if (deps.hosts !== undefined) hosts.push(...deps.hosts(name, pool, backends));
   else for (const b of backends) if (b.upstream !== undefined) hosts.push({ backend: b, id: b.id, weight: b.weight, runtime: b.runtime });
@@ -175,6 +188,7 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     balancerDeps,
     feedback: poolFeedback(pool),
     errors: deps.metrics.upstreamErrors(name),
+    resilience,
     source,
   };
 }
@@ -205,7 +219,7 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
     for (const p of route.pools) {
       const pool = pools.get(p.pool);
       if (pool === undefined) throw new Error(`route "${name}" names missing pool "${p.pool}"`);
-      if (p.weight > 0) targets.push({ pool, weight: p.weight, stats: deps.metrics.requestStats(name, p.pool) });
+      if (p.weight > 0) targets.push({ pool, weight: p.weight, stats: deps.metrics.requestStats(name, p.pool), policy: targetPolicy(route, pool.resilience) });
     }
     let host = route.match.host?.toLowerCase();
     if (host?.endsWith('.')) host = host.slice(0, -1);
@@ -216,6 +230,8 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
       targets,
       chooser: new SmoothWeightedRoundRobin(targets, targets.map((t) => t.weight), { random: deps.random }),
       noBackend: deps.metrics.requestStats(name, ''),
+      rateLimiter: routeRateLimiter(route, deps.previous?.routes.get(name)?.rateLimiter),
+      rateLimited: deps.metrics.resilience.route(name),
     });
   }
 

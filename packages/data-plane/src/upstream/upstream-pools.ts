@@ -18,13 +18,33 @@ export interface UpstreamOptions {
   keepAliveTimeoutMs?: number;
 }
 
-/** What the routing table needs: a dispatcher per address. */
+/** A config pool's connection settings (its `timeouts` and circuit breaker); absent fields: the node's UpstreamOptions. */
+export interface UpstreamSettings {
+  connectTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+  /** Most connections to the address (undici's `connections`); absent: no limit. */
+  connections?: number;
+}
+
+/** The key of the upstream pool for `address` with `settings`: the address alone for the defaults. */
+export function upstreamKey(address: string, settings: UpstreamSettings | undefined): string {
+  if (settings === undefined) return address;
+  const { connectTimeoutMs: c, keepAliveTimeoutMs: k, connections: n } = settings;
+  if ((c === undefined || c === DEFAULT_SETTINGS.connectTimeoutMs) && (k === undefined || k === DEFAULT_SETTINGS.keepAliveTimeoutMs) && (n === undefined || n === DEFAULT_SETTINGS.connections)) return address;
+  return `${address}#${c ?? ''},${k ?? ''},${n ?? ''}`;
+}
+
+/** The settings every pool has unless it says otherwise (RESILIENCE_DEFAULTS): these share the plain-address pool. */
+const DEFAULT_SETTINGS = { connectTimeoutMs: 1000, keepAliveTimeoutMs: 60_000, connections: 1024 } as const;
+
+/** What the routing table needs: a dispatcher per address (and connection settings). */
 export interface UpstreamSource {
-  acquire(address: string): Dispatcher;
+  acquire(address: string, settings?: UpstreamSettings): Dispatcher;
 }
 
 export class UpstreamPools implements UpstreamSource {
-  private readonly pools = new Map<string, Pool>();
+  /** By upstreamKey(); several config pools naming an address with the same settings share one. */
+  private readonly pools = new Map<string, { address: string; pool: Pool }>();
   private readonly options: Pool.Options;
 
   constructor(options: UpstreamOptions = {}) {
@@ -38,26 +58,38 @@ export class UpstreamPools implements UpstreamSource {
     };
   }
 
-  /** The pool for `address` (`host:port`), created on first use; no connection is opened yet. */
-  acquire(address: string): Dispatcher {
-    let pool = this.pools.get(address);
-    if (pool === undefined) {
-      pool = new Pool(`http://${address}`, this.options);
+  /**
+   * The pool for `address` (`host:port`) with `settings`, created on first use; no connection is
+   * opened yet. Settings absent use the node's options (UpstreamOptions).
+   */
+  acquire(address: string, settings?: UpstreamSettings): Dispatcher {
+    const key = upstreamKey(address, settings);
+    let entry = this.pools.get(key);
+    if (entry === undefined) {
+      const options: Pool.Options = { ...this.options };
+      if (settings?.connectTimeoutMs !== undefined) options.connectTimeout = settings.connectTimeoutMs;
+      if (settings?.keepAliveTimeoutMs !== undefined) {
+        options.keepAliveTimeout = settings.keepAliveTimeoutMs;
+        options.keepAliveMaxTimeout = Math.max(settings.keepAliveTimeoutMs, 600_000);
+      }
+      if (settings?.connections !== undefined) options.connections = settings.connections;
+      const pool = new Pool(`http://${address}`, options);
       // Connection failures reach the request's handler; an 'error' event must not crash the process.
       pool.on('connectionError', () => {});
-      this.pools.set(address, pool);
+      entry = { address, pool };
+      this.pools.set(key, entry);
     }
-    return pool;
+    return entry.pool;
   }
 
   /**
-   * Closes (gracefully, not awaited) every pool whose address is not in `keep`. Requests in flight
-   * finish; `graceFor(address)` (ms) cuts those still running after that long (drainTimeoutMs).
+   * Closes (gracefully, not awaited) every pool whose key (upstreamKey) is not in `keep`. Requests
+   * in flight finish; `graceFor(address)` (ms) cuts those still running after that long (drainTimeoutMs).
    */
   retainOnly(keep: ReadonlySet<string>, graceFor?: (address: string) => number | undefined): void {
-    for (const [address, pool] of this.pools) {
-      if (!keep.has(address)) {
-        this.pools.delete(address);
+    for (const [key, { address, pool }] of this.pools) {
+      if (!keep.has(key)) {
+        this.pools.delete(key);
         const closed = pool.close().catch(() => {});
         const grace = graceFor?.(address);
         if (grace !== undefined) {
@@ -69,13 +101,14 @@ export class UpstreamPools implements UpstreamSource {
     }
   }
 
+  /** The keys (upstreamKey) of the pools open now: the plain address for default settings. */
   addresses(): string[] {
     return [...this.pools.keys()];
   }
 
   /** Closes every pool; in-flight requests get `graceMs` to finish before their sockets are destroyed. */
   async closeAll(graceMs = 0): Promise<void> {
-    const pools = [...this.pools.values()];
+    const pools = [...this.pools.values()].map((e) => e.pool);
     this.pools.clear();
     await Promise.all(
       pools.map(async (pool) => {

@@ -1,0 +1,176 @@
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataPlaneNode } from '../src/node.js';
+import { deadAddress, silentLogger, snapshot, startBackend, type Backend } from './helpers.js';
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+function call(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** One raw exchange: what the proxy answers to `raw` (first status line). */
+function raw(port: number, data: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let out = '';
+    socket.on('data', (c) => (out += c.toString('latin1')));
+    socket.on('close', () => resolve(out));
+    socket.on('error', () => resolve(out));
+    socket.write(data);
+    setTimeout(() => socket.end(), 300);
+  });
+}
+
+describe('forwarder resilience', () => {
+  let node: DataPlaneNode;
+  let ok: Backend;
+  let failing: Backend;
+  let slow: Backend;
+  let dead: string;
+  let version = 0;
+
+  const apply = (config: unknown) => {
+    const outcome = node.applier.onConfig(snapshot(++version, config));
+    if (!outcome.ok) throw new Error(outcome.error);
+  };
+  const pool = (addresses: string[], extra: Record<string, unknown> = {}) => ({ backends: addresses.map((address, i) => ({ id: `b${i}`, address })), ...extra });
+
+  beforeAll(async () => {
+    ok = await startBackend('ok', (req, res) => {
+      req.resume();
+      req.on('end', () => res.end(JSON.stringify({ backend: 'ok', headers: req.headers })));
+    });
+    failing = await startBackend('failing', (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.statusCode = 503;
+        res.end('down');
+      });
+    });
+    slow = await startBackend('slow', (req, res) => {
+      req.resume();
+      setTimeout(() => res.end('slow'), 300);
+    });
+    dead = await deadAddress();
+    node = new DataPlaneNode({
+      controlPlanes: [],
+      listen: { host: '127.0.0.1', port: 0 },
+      adminListen: { host: '127.0.0.1', port: 0 },
+      nodeId: 'test',
+      logger: silentLogger,
+      defaultMetrics: false,
+      proxy: { maxHeaderSize: 4096 },
+    });
+    await node.start();
+  });
+
+  afterAll(async () => {
+    await node.stop();
+    await Promise.all([ok, failing, slow].map((x) => x.close()));
+  });
+
+  it('retries a connect failure and a 503 on another backend, telling it X-Retry-Count', async () => {
+    for (const other of [dead, failing.address]) {
+      apply({ pools: { web: pool([other, ok.address]) }, routes: { r: { pools: [{ pool: 'web' }] } } });
+      const before = ok.seen.length;
+      for (let i = 0; i < 6; i++) {
+        const r = await call(node.proxyUrl, '/');
+        expect(r.status).toBe(200);
+        expect(JSON.parse(r.body).backend).toBe('ok');
+      }
+      const counts = ok.seen.slice(before).map((x) => x.headers['x-retry-count'] ?? '0');
+      // Round robin also hands the retries' picks out, so most first picks land on the bad one.
+      expect(counts).toContain('1');
+      expect(counts.every((c) => c === '0' || c === '1')).toBe(true);
+    }
+    const metrics = (await call(node.adminUrl, '/metrics')).body;
+    expect(metrics).toMatch(/lb_dp_retries_total\{pool="web"\} [1-9]/);
+  });
+
+  it('never retries a POST, unless it carries the idempotency header', async () => {
+    apply({ pools: { web: pool([dead, ok.address], { retry: { idempotencyHeader: 'Idempotency-Key' } }) }, routes: { r: { pools: [{ pool: 'web' }] } } });
+    const statuses = new Set<number>();
+    for (let i = 0; i < 4; i++) statuses.add((await call(node.proxyUrl, '/', { method: 'POST', body: 'x' })).status);
+    expect(statuses).toEqual(new Set([200, 502]));
+    for (let i = 0; i < 4; i++) {
+      const r = await call(node.proxyUrl, '/', { method: 'POST', body: 'payload', headers: { 'idempotency-key': `k${i}` } });
+      expect(r.status).toBe(200);
+    }
+    // Retries off on the route: the route's policy replaces the pool's.
+    apply({ pools: { web: pool([dead, ok.address]) }, routes: { r: { pools: [{ pool: 'web' }], retry: { attempts: 1 } } } });
+    const off = new Set<number>();
+    for (let i = 0; i < 4; i++) off.add((await call(node.proxyUrl, '/')).status);
+    expect(off).toEqual(new Set([200, 502]));
+  });
+
+  it('passes X-Request-Id and traceparent through and makes an X-Request-Id when there is none', async () => {
+    apply({ pools: { web: pool([ok.address]) }, routes: { r: { pools: [{ pool: 'web' }] } } });
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const a = JSON.parse((await call(node.proxyUrl, '/', { headers: { 'x-request-id': 'mine', traceparent: tp } })).body);
+    expect(a.headers['x-request-id']).toBe('mine');
+    expect(a.headers.traceparent).toBe(tp);
+    const b = JSON.parse((await call(node.proxyUrl, '/')).body);
+    const c = JSON.parse((await call(node.proxyUrl, '/')).body);
+    expect(b.headers['x-request-id']).toMatch(/.+-\w+$/);
+    expect(b.headers['x-request-id']).not.toBe(c.headers['x-request-id']);
+  });
+
+  it('holds each client key to its rate with 429 and Retry-After', async () => {
+    apply({ pools: { web: pool([ok.address]) }, routes: { r: { pools: [{ pool: 'web' }], rateLimit: { requestsPerSecond: 1, burst: 2, key: 'header', header: 'x-api-key' } } } });
+    const a = [];
+    for (let i = 0; i < 3; i++) a.push(await call(node.proxyUrl, '/', { headers: { 'x-api-key': 'a' } }));
+    expect(a.map((r) => r.status)).toEqual([200, 200, 429]);
+    expect(a[2]!.headers['retry-after']).toBe('1');
+    expect((await call(node.proxyUrl, '/', { headers: { 'x-api-key': 'b' } })).status).toBe(200);
+    const metrics = (await call(node.adminUrl, '/metrics')).body;
+    expect(metrics).toContain('lb_dp_rate_limited_total{route="r"} 1');
+  });
+
+  it('answers 503 with X-LB-Overloaded past a circuit-breaker limit', async () => {
+    apply({ pools: { web: pool([slow.address], { circuitBreaker: { maxRequests: 2, maxPendingRequests: 0, perBackend: {} } }) }, routes: { r: { pools: [{ pool: 'web' }] } } });
+    const replies = await Promise.all([1, 2, 3, 4].map(() => call(node.proxyUrl, '/')));
+    const over = replies.filter((r) => r.status === 503);
+    expect(replies.filter((r) => r.status === 200)).toHaveLength(2);
+    expect(over).toHaveLength(2);
+    expect(over[0]!.headers['x-lb-overloaded']).toBe('pool');
+    const metrics = (await call(node.adminUrl, '/metrics')).body;
+    expect(metrics).toContain('lb_dp_overloaded_total{pool="web",limit="pool"} 2');
+  });
+
+  it('opens the error-rate breaker of a failing backend and sends its share elsewhere', async () => {
+    apply({
+      pools: { web: pool([failing.address, ok.address], { retry: { attempts: 1 }, circuitBreaker: { errorRate: { minRequests: 4, thresholdPercent: 50, openMs: 60000 } } }) },
+      routes: { r: { pools: [{ pool: 'web' }] } },
+    });
+    const statuses = [];
+    for (let i = 0; i < 20; i++) statuses.push((await call(node.proxyUrl, '/')).status);
+    // The first 503s open the breaker; after that every request goes to the healthy backend.
+    expect(statuses.slice(-10)).toEqual(Array(10).fill(200));
+    expect((await call(node.adminUrl, '/metrics')).body).toContain('lb_dp_circuit_breaker_opened_total{pool="web"} 1');
+  });
+
+  it('refuses two Host headers and oversized heads before any backend sees them', async () => {
+    apply({ pools: { web: pool([ok.address]) }, routes: { r: { pools: [{ pool: 'web' }] } } });
+    const before = ok.seen.length;
+    const port = node.proxyAddress!.port;
+    expect(await raw(port, 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await raw(port, `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'x'.repeat(5000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
+    expect(ok.seen.length).toBe(before);
+  });
+});
