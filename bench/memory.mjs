@@ -11,14 +11,15 @@ const project = await startProject({ workers: Number(values.workers), backends: 
 await sleep(1000);
 const before = dataPlaneRssMb();
 let peak = before;
-const heap = [];
+let ticks = 0;
+// RSS every 250 ms; with LB_BENCH_VERBOSE=1 also the heap and external memory once a second.
 const sampler = setInterval(() => {
   peak = Math.max(peak, dataPlaneRssMb());
-  if (process.env.LB_BENCH_VERBOSE) fetch('http://127.0.0.1:29901/metrics').then((r) => r.text()).then((t) => {
+  if (process.env.LB_BENCH_VERBOSE && ++ticks % 4 === 0) fetch('http://127.0.0.1:29901/metrics').then((r) => r.text()).then((t) => {
     const g = (n) => (Number(new RegExp(`^${n} (\\S+)`, 'm').exec(t)?.[1] ?? 0) / 1048576).toFixed(0);
     console.error(`rss ${dataPlaneRssMb().toFixed(0)} heapUsed ${g('nodejs_heap_size_used_bytes')} heapTotal ${g('nodejs_heap_size_total_bytes')} external ${g('nodejs_external_memory_bytes')}`);
   }, () => {});
-}, 1000);
+}, 250);
 const r = await wrk('http://127.0.0.1:8090/', { connections: Number(values.connections), seconds });
 const requests = r.requests;
 const errors = r.errors;
