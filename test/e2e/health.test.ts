@@ -26,11 +26,11 @@ beforeAll(async () => {
   cpB = await ControlPlane.start({ etcd: etcd.url, extraArgs: ['--replica-id', 'cp-b'] });
   b = await Promise.all(['b1', 'b2', 'b3', 'b4'].map((n) => HealthBackend.start(n)));
   // Each data plane starts on a different replica, so both replicas' health feeds are exercised.
-  // dp-1 runs one process, so its request order and its outlier counts are exact; dp-2 runs the
-  // default worker processes, so health must reach every worker.
+  // dp-1 runs one process, so its request order and its outlier counts are exact; dp-2 runs two
+  // worker processes, so health must reach every worker.
   dps = [
     await DataPlane.start({ controlPlanes: [cpA.grpcAddress, cpB.grpcAddress], nodeId: 'dp-1', extraArgs: ['--workers', '1'] }),
-    await DataPlane.start({ controlPlanes: [cpB.grpcAddress, cpA.grpcAddress], nodeId: 'dp-2' }),
+    await DataPlane.start({ controlPlanes: [cpB.grpcAddress, cpA.grpcAddress], nodeId: 'dp-2', workers: 2 }),
   ];
 });
 

@@ -69,6 +69,11 @@ export interface DataPlaneOptions {
   cacheFile?: string;
   listenPort?: number;
   adminPort?: number;
+  /**
+   * Worker processes (`--workers`). Default 1, so request order and per-backend counts are exact;
+   * tests of multi-process behaviour ask for more. Ignored when extraArgs names --workers.
+   */
+  workers?: number;
   extraArgs?: string[];
   /** Wait for /readyz (a snapshot applied) before returning; default true. */
   waitReady?: boolean;
@@ -106,6 +111,7 @@ export class DataPlane {
       '--cache-file', this.cacheFile,
       ...(this.options.extraArgs ?? []),
     ];
+    if (!args.includes('--workers')) args.push('--workers', String(this.options.workers ?? 1));
     this.child = new Child(`data-plane ${this.options.nodeId}`, process.execPath, args, { LB_LOG_LEVEL: 'warn' });
     const child = this.child;
     const path = this.options.waitReady === false ? '/healthz' : '/readyz';

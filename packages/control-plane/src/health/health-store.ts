@@ -123,7 +123,8 @@ export class MemoryHealthStore implements HealthStore {
     return { revision: this.revision, records };
   }
 
-  async put(record: HealthRecord): Promise<boolean> {
+  // The fence is not checked here: tests flip `fenceOk` to play a deposed leader.
+  async put(record: HealthRecord, _fence?: LeaderFence): Promise<boolean> {
     if (!this.fenceOk) return false;
     this.revision++;
     this.records.set(`${record.pool}/${record.backend}`, structuredClone(record));
@@ -131,7 +132,7 @@ export class MemoryHealthStore implements HealthStore {
     return true;
   }
 
-  async remove(pool: string, backend: string): Promise<boolean> {
+  async remove(pool: string, backend: string, _fence?: LeaderFence): Promise<boolean> {
     if (!this.fenceOk) return false;
     if (!this.records.delete(`${pool}/${backend}`)) return true;
     this.revision++;
