@@ -2,7 +2,7 @@
  * The Fastify application: routes, problem+json error handling and HTTP metrics. A factory, so
  * unit tests drive it with inject() over in-memory stores and no port.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '@lb/shared';
 import { backendRoutes } from './api/backends.js';
 import { configRoutes } from './api/config.js';
@@ -36,7 +36,8 @@ export interface AppOptions {
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = (options.logger
-    ? Fastify({ loggerInstance: options.logger, disableRequestLogging: true, bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024 })
+    ? // Per-request logging stays off: metrics count requests, and the log is for events.
+      Fastify({ loggerInstance: options.logger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024 })
     : Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024 })) as unknown as FastifyInstance;
   const deps: ApiDeps = {
     store: options.store,
