@@ -102,14 +102,17 @@ describe('DiscoveryClient', () => {
     expect(applier.describe().health).toEqual({ revision: 9, backends: { web: { b0: { status: 'unhealthy', sinceUnixMs: 5 } } } });
   });
 
-  it('becomes ready on the empty config when the control plane has none (health comes first)', async () => {
+  it('health alone does not make a node ready; the empty config (version 0) does', async () => {
     const cp = await new FakeControlPlane().start();
     cleanup.push(() => cp.kill());
     cp.onHello = (call) => call.write({ health: { revision: 1, nonce: 'h', full: true, backends: [] } });
     const { applier, client } = node([cp.address]);
     client.start();
     await waitFor(() => cp.of('ack').length === 1, 5_000, 'health ack');
-    expect(applier.current?.version).toBe(0);
+    expect(applier.current).toBeUndefined();
+    // A control plane with nothing written yet pushes version 0 to a node that has no config.
+    cp.calls[0]!.write({ config: snapshot(0, { pools: {}, routes: {} }) });
+    await waitFor(() => applier.current?.version === 0, 5_000, 'version 0');
     cp.calls[0]!.write({ config: snapshot(1, simpleConfig([])) });
     await waitFor(() => applier.appliedVersion() === 1, 5_000, 'version 1');
   });

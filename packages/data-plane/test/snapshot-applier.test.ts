@@ -76,18 +76,6 @@ describe('SnapshotApplier', () => {
     expect(a.describe()).toMatchObject({ version: 5, source: 'control-plane', pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b0', address: '10.0.0.2:80', weight: 1, state: 'active' }] } } });
   });
 
-  it('takes "the control plane has no config" as the empty config, unless it runs one already', () => {
-    const { a } = applier();
-    a.onNoConfig();
-    expect(a.current?.version).toBe(0);
-    expect(a.current?.match(undefined, '/')).toBeUndefined();
-    expect(a.describe()).toMatchObject({ version: 0, source: 'control-plane', pools: {}, routes: {} });
-    const running = applier().a;
-    running.onConfig(snapshot(3, simpleConfig(['10.0.0.1:80'])));
-    running.onNoConfig();
-    expect(running.appliedVersion()).toBe(3);
-  });
-
   it('writes applied snapshots to the cache and starts from it', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'lb-dp-test-')), 'nested', 'cache.json');
     const first = applier(new SnapshotCache(path, silentLogger));

@@ -95,7 +95,7 @@ export class ClusterPrimary implements AsyncPushHandler {
   /** What every worker runs (ACKed); undefined until the first snapshot. */
   private good: Applied | undefined;
   /** What a worker starting now must apply: the newest snapshot sent, even if not ACKed yet. */
-  private latest: { snapshot: ConfigSnapshot | null; noConfig: boolean } = { snapshot: null, noConfig: false };
+  private latest: { snapshot: ConfigSnapshot | null } = { snapshot: null };
   /** Pushes are applied one at a time, in order. */
   private chain: Promise<unknown> = Promise.resolve();
   private discovery: DiscoveryClient | undefined;
@@ -145,7 +145,7 @@ export class ClusterPrimary implements AsyncPushHandler {
     const cached = this.cache?.load();
     if (cached !== undefined) {
       const snapshot = cachedSnapshot(cached.version, JSON.stringify(cached.config));
-      this.latest = { snapshot, noConfig: false };
+      this.latest = { snapshot };
       this.good = { version: cached.version, snapshot, source: 'cache', appliedAt: Date.now() };
       this.metrics.setConfigVersion(cached.version);
       this.logger.info({ version: cached.version, path: this.cache?.path }, 'serving the cached snapshot until a control plane answers');
@@ -196,19 +196,6 @@ export class ClusterPrimary implements AsyncPushHandler {
     });
   }
 
-  onNoConfig(): void {
-    void this.serially(async () => {
-      if (this.good !== undefined || this.latest.snapshot !== null) return { ok: true };
-      this.latest = { snapshot: null, noConfig: true };
-      const outcome = await this.broadcast((seq) => ({ kind: 'noConfig', seq }));
-      if (outcome.ok && this.good === undefined) {
-        this.good = { version: 0, snapshot: null, source: 'control-plane', appliedAt: Date.now() };
-        this.logger.info('control plane has no config yet; serving the empty config (version 0)');
-      }
-      return outcome;
-    });
-  }
-
   private serially(run: () => Promise<PushOutcome>): Promise<PushOutcome> {
     const next = this.chain.then(run, run);
     this.chain = next.catch(() => {});
@@ -231,7 +218,7 @@ export class ClusterPrimary implements AsyncPushHandler {
     }
     // Workers get the snapshot as received; each validates and compiles it itself.
     const previous = this.latest;
-    this.latest = { snapshot, noConfig: false };
+    this.latest = { snapshot };
     const outcome = await this.broadcast((seq) => ({ kind: 'config', seq, snapshot }));
     if (!outcome.ok) {
       metrics.snapshot('rejected');
@@ -342,7 +329,7 @@ export class ClusterPrimary implements AsyncPushHandler {
       case 'hello': {
         // Everything sent from here on follows init, so the worker sees pushes in order.
         state.initialized = true;
-        this.send(state, { kind: 'init', seq: ++this.seq, snapshot: this.latest.snapshot, noConfig: this.latest.noConfig, health: fullHealth(this.health) });
+        this.send(state, { kind: 'init', seq: ++this.seq, snapshot: this.latest.snapshot, health: fullHealth(this.health) });
         return;
       }
       case 'applied':

@@ -4,7 +4,7 @@
  * a routing table each, compiled from the same snapshots the primary forwards.
  *
  * Ordering: IPC messages arrive in the order they were sent, so a worker that gets `init` and then
- * a `config` applies them in that order; every `config`/`health`/`noConfig` carries a sequence
+ * a `config` applies them in that order; every `config`/`health` carries a sequence
  * number the worker's `applied` answer repeats.
  */
 import type { ConfigSnapshot, Ejection, HealthUpdate } from '@lb/shared';
@@ -15,9 +15,8 @@ export const LB = 'lb-dp' as const;
 
 export type ToWorker =
   /** The state to start from: the snapshot to apply (none: the primary has none yet) and all health. */
-  | { lb: typeof LB; kind: 'init'; seq: number; snapshot: ConfigSnapshot | null; noConfig: boolean; health: HealthUpdate }
+  | { lb: typeof LB; kind: 'init'; seq: number; snapshot: ConfigSnapshot | null; health: HealthUpdate }
   | { lb: typeof LB; kind: 'config'; seq: number; snapshot: ConfigSnapshot }
-  | { lb: typeof LB; kind: 'noConfig'; seq: number }
   | { lb: typeof LB; kind: 'health'; seq: number; update: HealthUpdate }
   /** Scrape: answer with registry.getMetricsAsJSON(). */
   | { lb: typeof LB; kind: 'metrics'; seq: number }
@@ -28,7 +27,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { lb: typeof LB; kind: 'hello' }
-  /** The answer to init/config/noConfig/health: applied (ok) or refused with a reason. */
+  /** The answer to init/config/health: applied (ok) or refused with a reason. */
   | { lb: typeof LB; kind: 'applied'; seq: number; ok: boolean; error?: string }
   | { lb: typeof LB; kind: 'listening'; address: string; port: number }
   | { lb: typeof LB; kind: 'listenError'; error: string }

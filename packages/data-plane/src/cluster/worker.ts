@@ -79,7 +79,6 @@ export function runWorker(options: WorkerOptions): void {
         apply(m.seq, () => {
           applier.onHealth(m.health);
           if (m.snapshot !== null) return applier.onConfig(m.snapshot);
-          if (m.noConfig) applier.onNoConfig();
           return { ok: true };
         });
         traffic.listen(options.listen.host, options.listen.port).then(
@@ -93,11 +92,6 @@ export function runWorker(options: WorkerOptions): void {
         return;
       case 'config':
         return apply(m.seq, () => applier.onConfig(m.snapshot));
-      case 'noConfig':
-        return apply(m.seq, () => {
-          applier.onNoConfig();
-          return { ok: true };
-        });
       case 'health':
         return apply(m.seq, () => applier.onHealth(m.update));
       case 'metrics':

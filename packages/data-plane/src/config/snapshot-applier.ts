@@ -4,7 +4,7 @@
  * assignment to `current`; side effects (closing upstream pools no longer used, writing the cache
  * file) come after and never block a request.
  */
-import { POOL_DEFAULTS, emptyConfig, type Config, type ConfigSnapshot, type Ejection, type HealthUpdate, type Logger, type Route } from '@lb/shared';
+import { POOL_DEFAULTS, type Config, type ConfigSnapshot, type Ejection, type HealthUpdate, type Logger, type Route } from '@lb/shared';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import { ERROR_CODES } from '../errors.js';
 import type { HealthStore } from '../health/health-store.js';
@@ -31,11 +31,6 @@ export interface PushHandler {
   /** Applies a config push synchronously and says whether to ACK or NACK it. */
   onConfig(snapshot: ConfigSnapshot): PushOutcome;
   onHealth(update: HealthUpdate): PushOutcome;
-  /**
-   * The control plane answered Hello without a config (it pushes config first, and version 0 —
-   * nothing written yet — is never pushed): it has none. Called at most once per stream.
-   */
-  onNoConfig?(): void;
 }
 
 export interface ConfigView {
@@ -138,17 +133,6 @@ export class SnapshotApplier implements TableSource, PushHandler {
       this.deps.cache?.save({ version: snapshot.version, config: check.config });
     }
     return outcome;
-  }
-
-  /**
-   * A fresh cluster has no config yet. A node with nothing applied takes that as the empty config
-   * (version 0): it is in step with its control plane, so it is ready, and answers 404 until
-   * routes exist. A node running a snapshot (from its cache) keeps it.
-   */
-  onNoConfig(): void {
-    if (this.current !== undefined) return;
-    const outcome = this.install(0, emptyConfig(), 'control-plane');
-    if (outcome.ok) this.deps.logger.info('control plane has no config yet; serving the empty config (version 0)');
   }
 
   onHealth(update: HealthUpdate): PushOutcome {

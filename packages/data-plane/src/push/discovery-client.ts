@@ -130,7 +130,6 @@ export class DiscoveryClient {
     this.call = call;
 
     let heard = false;
-    let configSeen = false;
     let finished = false;
     const firstMessageTimer = setTimeout(() => {
       logger.warn({ controlPlane: address, timeoutMs: this.firstMessageTimeoutMs }, 'control plane did not answer Hello in time');
@@ -164,15 +163,6 @@ export class DiscoveryClient {
         clearTimeout(firstMessageTimer);
         this.failures = 0;
         this.setConnected(address);
-      }
-      if (message.config) configSeen = true;
-      else if (message.health && !configSeen) {
-        // The control plane sends its config before the first health update; none means it has none.
-        configSeen = true;
-        this.safely(() => {
-          this.options.handler.onNoConfig?.();
-          return { ok: true };
-        });
       }
       this.handle(call, message);
     });
