@@ -127,6 +127,13 @@ describe('routing and balancing through both data planes', () => {
     expect(echoed.headers['x-secret']).toBeUndefined();
     expect(echoed.headers['keep-alive']).toBeUndefined();
     expect(echoed.headers.te).toBeUndefined();
+
+    // And on the way back: the backend's Connection-listed and hop-by-hop headers stay behind.
+    const back = await get(`${dp.url}/hop`);
+    expect(back.status).toBe(200);
+    expect(back.headers['x-visible']).toBe('end-to-end');
+    expect(back.headers['x-upstream-secret']).toBeUndefined();
+    expect(back.headers['proxy-authenticate']).toBeUndefined();
   });
 
   it('streams a 4 MiB response body intact', async () => {

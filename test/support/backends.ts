@@ -1,7 +1,7 @@
 /**
  * Real HTTP backends on loopback. Each answers with its own name so tests can see where a request
  * went, counts hits, and offers a few behaviours tests need: `/slow?ms=N`, `/status/N`, `/echo`
- * (request headers and body back as JSON), `/big?bytes=N`.
+ * (request headers and body back as JSON), `/big?bytes=N`, `/hop` (answers with hop-by-hop headers).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -60,6 +60,16 @@ export class Backend {
       } else if (url.pathname === '/echo') {
         const body = JSON.stringify({ backend: this.name, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
         this.reply(res, 200, body, 'application/json');
+      } else if (url.pathname === '/hop') {
+        res.writeHead(200, {
+          connection: 'keep-alive, x-upstream-secret',
+          'x-upstream-secret': 'hop',
+          'proxy-authenticate': 'Basic realm="backend"',
+          'x-visible': 'end-to-end',
+          'x-backend': this.name,
+          'content-length': '3',
+        });
+        res.end('hop');
       } else if (url.pathname === '/big') {
         const bytes = Number(url.searchParams.get('bytes') ?? String(1 << 20));
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes), 'x-backend': this.name });
