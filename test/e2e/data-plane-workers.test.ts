@@ -5,6 +5,7 @@ import { Etcd3 } from 'etcd3';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Backend } from '../support/backends.js';
+import { HealthBackend } from '../support/health-backend.js';
 import { EtcdServer } from '../support/etcd.js';
 import { api } from '../support/http.js';
 import { ControlPlane, DataPlane } from '../support/planes.js';
@@ -138,6 +139,43 @@ describe('data plane with --workers 2', () => {
     expect(await metric('lb_dp_worker_restarts_total')).toBe(1);
     // Every connection, whichever worker takes it, sees the current version (b2 only).
     expect(await spread(8)).toEqual({ b2: 8 });
+  });
+
+  it('an outlier ejection made by one worker holds on every worker of the node', async () => {
+    const bad = await HealthBackend.start('bad');
+    bad.trafficStatus = 500;
+    try {
+      const res = await api('PUT', `${cp.url}/v1/config`, {
+        pools: {
+          web: {
+            algorithm: 'round_robin',
+            backends: [{ id: 'b1', address: b1.address }, { id: 'bad', address: bad.address }],
+            outlierDetection: { consecutive5xx: 3, baseEjectionMs: 120000, maxEjectionPercent: 50 },
+          },
+        },
+        routes: { web: { pools: [{ pool: 'web' }] } },
+      });
+      expect(res.status).toBe(200);
+      await waitFor(async () => (await nodes())[0]?.configVersion === res.body.version, { message: 'the node to ack the outlier config' });
+      // One keep-alive connection stays on one worker: only that worker sees the 500s.
+      const one = new Agent({ connections: 1 });
+      try {
+        for (let i = 0; i < 20 && bad.hits < 3; i++) await (await request(`${dp.url}/`, { dispatcher: one })).body.text();
+      } finally {
+        await one.close();
+      }
+      expect(bad.hits).toBe(3);
+      // The primary hands the ejection to the other worker before it reports it to the control plane.
+      await waitFor(async () => {
+        const health = (await api('GET', `${cp.url}/v1/pools/web/health`)).body as { backends: { id: string; ejections: unknown[] }[] };
+        return health.backends.find((x) => x.id === 'bad')?.ejections.length === 1;
+      }, { message: 'the ejection to reach the control plane' });
+      // New connections land on both workers; neither sends to the ejected backend again.
+      expect(await spread(12)).toEqual({ b1: 12 });
+      expect(bad.hits).toBe(3);
+    } finally {
+      await bad.close();
+    }
   });
 
   it('drains every worker and exits 0 on SIGTERM', async () => {

@@ -350,6 +350,11 @@ export class ClusterPrimary implements AsyncPushHandler {
       case 'describe':
         return this.answer(m.seq, worker.id, m.view);
       case 'ejection':
+        // Outlier counts are per worker, but an ejection holds for the whole node: every other
+        // worker adopts it (adopting never reports back, so this does not echo).
+        for (const other of this.workers.values()) {
+          if (other.worker.id !== worker.id && other.initialized) this.send(other, { kind: 'ejection', ejection: m.ejection });
+        }
         return this.discovery?.report(m.ejection);
     }
   }

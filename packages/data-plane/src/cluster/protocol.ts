@@ -18,6 +18,8 @@ export type ToWorker =
   | { lb: typeof LB; kind: 'init'; seq: number; snapshot: ConfigSnapshot | null; health: HealthUpdate }
   | { lb: typeof LB; kind: 'config'; seq: number; snapshot: ConfigSnapshot }
   | { lb: typeof LB; kind: 'health'; seq: number; update: HealthUpdate }
+  /** Another worker ejected (or let back) a backend from its own traffic: follow it, so the node ejects as one. */
+  | { lb: typeof LB; kind: 'ejection'; ejection: Ejection }
   /** Scrape: answer with registry.getMetricsAsJSON(). */
   | { lb: typeof LB; kind: 'metrics'; seq: number }
   /** GET /config: answer with the applier's describe(). */

@@ -94,6 +94,8 @@ export function runWorker(options: WorkerOptions): void {
         return apply(m.seq, () => applier.onConfig(m.snapshot));
       case 'health':
         return apply(m.seq, () => applier.onHealth(m.update));
+      case 'ejection':
+        return applier.outliers.adopt(m.ejection);
       case 'metrics':
         metrics.registry.getMetricsAsJSON().then(
           (json) => send({ kind: 'metrics', seq: m.seq, metrics: json }),
