@@ -8,20 +8,16 @@
 import type { Random } from '../runtime/clock.js';
 import type { Balancer, PickContext } from './balancer.js';
 import { hashString } from './hash.js';
-import { searchCumulative } from './random.js';
+import { cumulativeWeights, searchCumulative } from './random.js';
 
 export class IpHash<T> implements Balancer<T> {
   private readonly cumulative: Float64Array;
   private readonly total: number;
 
   constructor(private readonly items: readonly T[], weights: readonly number[], private readonly random: Random) {
-    this.cumulative = new Float64Array(items.length);
-    let sum = 0;
-    for (let i = 0; i < items.length; i++) {
-      sum += weights[i]!;
-      this.cumulative[i] = sum;
-    }
-    this.total = sum;
+    const { cumulative, total } = cumulativeWeights(weights, items.length);
+    this.cumulative = cumulative;
+    this.total = total;
   }
 
   get size(): number {

@@ -16,6 +16,17 @@ export class RandomBalancer<T> implements Balancer<T> {
   }
 }
 
+/** Running sums of the first `n` weights (for searchCumulative) and their total. */
+export function cumulativeWeights(weights: readonly number[], n: number): { cumulative: Float64Array; total: number } {
+  const cumulative = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    sum += weights[i]!;
+    cumulative[i] = sum;
+  }
+  return { cumulative, total: sum };
+}
+
 /** Index of the first entry of the ascending `cumulative` array greater than `u`, clamped to the last. */
 export function searchCumulative(cumulative: Float64Array, u: number): number {
   let lo = 0;
@@ -35,13 +46,9 @@ export class WeightedRandom<T> implements Balancer<T> {
 
   /** Every weight must be > 0. */
   constructor(private readonly items: readonly T[], weights: readonly number[], private readonly random: Random) {
-    this.cumulative = new Float64Array(items.length);
-    let sum = 0;
-    for (let i = 0; i < items.length; i++) {
-      sum += weights[i]!;
-      this.cumulative[i] = sum;
-    }
-    this.total = sum;
+    const { cumulative, total } = cumulativeWeights(weights, items.length);
+    this.cumulative = cumulative;
+    this.total = total;
   }
 
   get size(): number {
