@@ -13,7 +13,7 @@ import type { HealthStore } from './health/health-store.js';
 import { DataPlaneMetrics } from './metrics.js';
 import { drainServer, listen, type ProxyServerOptions } from './proxy/proxy-server.js';
 import { TrafficRuntime } from './proxy/traffic-runtime.js';
-import { DiscoveryClient } from './push/discovery-client.js';
+import { DiscoveryClient, type DiscoveryClientOptions } from './push/discovery-client.js';
 import { systemClock, systemRandom, type Clock, type Random } from './runtime/clock.js';
 import type { UpstreamOptions, UpstreamPools } from './upstream/upstream-pools.js';
 
@@ -42,6 +42,35 @@ export interface DataPlaneOptions {
 
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The base URL of a bound listener. */
+export function httpUrl(address: AddressInfo): string {
+  return `http://${formatHostPort(address.address, address.port)}`;
+}
+
+/**
+ * The node's one stream to the control planes, the same for a single process and a cluster primary:
+ * it says Hello with `proxyAddress` and hands pushes to `handler`. Not started yet.
+ */
+export function createDiscoveryClient(
+  options: Pick<DataPlaneOptions, 'controlPlanes' | 'nodeId' | 'zone' | 'random' | 'discovery'>,
+  proxyAddress: AddressInfo,
+  handler: DiscoveryClientOptions['handler'],
+  logger: Logger,
+  metrics: DataPlaneMetrics,
+): DiscoveryClient {
+  return new DiscoveryClient({
+    addresses: options.controlPlanes,
+    nodeId: options.nodeId,
+    zone: options.zone ?? '',
+    listenAddress: formatHostPort(proxyAddress.address, proxyAddress.port),
+    handler,
+    logger,
+    random: options.random ?? systemRandom,
+    ...options.discovery,
+    onConnectionChange: (connected) => metrics.setControlPlaneConnected(connected),
+  });
 }
 
 export class DataPlaneNode {
@@ -93,13 +122,11 @@ export class DataPlaneNode {
   }
 
   get proxyUrl(): string {
-    const a = this.proxyAddress!;
-    return `http://${formatHostPort(a.address, a.port)}`;
+    return httpUrl(this.proxyAddress!);
   }
 
   get adminUrl(): string {
-    const a = this.adminAddress!;
-    return `http://${formatHostPort(a.address, a.port)}`;
+    return httpUrl(this.adminAddress!);
   }
 
   /** Loads the cache, opens both listeners, then connects to the control planes. */
@@ -109,17 +136,7 @@ export class DataPlaneNode {
     this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
     this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId }, 'data plane listening');
     if (this.options.controlPlanes.length > 0) {
-      this.discovery = new DiscoveryClient({
-        addresses: this.options.controlPlanes,
-        nodeId: this.options.nodeId,
-        zone: this.options.zone ?? '',
-        listenAddress: formatHostPort(this.proxyAddress.address, this.proxyAddress.port),
-        handler: this.applier,
-        logger: this.logger,
-        random: this.options.random ?? systemRandom,
-        ...this.options.discovery,
-        onConnectionChange: (connected) => this.metrics.setControlPlaneConnected(connected),
-      });
+      this.discovery = createDiscoveryClient(this.options, this.proxyAddress, this.applier, this.logger, this.metrics);
       this.discovery.start();
       // Ejections are local and immediate; the control plane hears of them afterwards.
       this.applier.onEjection((ejection) => this.discovery?.report(ejection));

@@ -24,10 +24,9 @@ import type { ConfigSource, ConfigView, PushOutcome } from '../config/snapshot-a
 import { checkSnapshot } from '../config/snapshot-validate.js';
 import { HealthStore } from '../health/health-store.js';
 import { DataPlaneMetrics } from '../metrics.js';
-import { formatHostPort, type DataPlaneOptions } from '../node.js';
+import { createDiscoveryClient, httpUrl, type DataPlaneOptions } from '../node.js';
 import { drainServer, listen } from '../proxy/proxy-server.js';
-import { DiscoveryClient, type AsyncPushHandler } from '../push/discovery-client.js';
-import { systemRandom } from '../runtime/clock.js';
+import type { AsyncPushHandler, DiscoveryClient } from '../push/discovery-client.js';
 import { isOurs, LB, type FromWorker, type ToWorker } from './protocol.js';
 
 export interface ClusterOptions extends Omit<DataPlaneOptions, 'proxy' | 'upstream' | 'clock' | 'defaultMetrics'> {
@@ -131,13 +130,11 @@ export class ClusterPrimary implements AsyncPushHandler {
   }
 
   get proxyUrl(): string {
-    const a = this.proxyAddress!;
-    return `http://${formatHostPort(a.address, a.port)}`;
+    return httpUrl(this.proxyAddress!);
   }
 
   get adminUrl(): string {
-    const a = this.adminAddress!;
-    return `http://${formatHostPort(a.address, a.port)}`;
+    return httpUrl(this.adminAddress!);
   }
 
   /** Loads the cache, starts the workers and waits until each listens, opens the admin port, then connects to the control planes. */
@@ -156,17 +153,7 @@ export class ClusterPrimary implements AsyncPushHandler {
     this.up = true;
     this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId, workers: this.options.workers }, 'data plane listening');
     if (this.options.controlPlanes.length > 0) {
-      this.discovery = new DiscoveryClient({
-        addresses: this.options.controlPlanes,
-        nodeId: this.options.nodeId,
-        zone: this.options.zone ?? '',
-        listenAddress: formatHostPort(this.proxyAddress!.address, this.proxyAddress!.port),
-        handler: this,
-        logger: this.logger,
-        random: this.options.random ?? systemRandom,
-        ...this.options.discovery,
-        onConnectionChange: (connected) => this.metrics.setControlPlaneConnected(connected),
-      });
+      this.discovery = createDiscoveryClient(this.options, this.proxyAddress!, this, this.logger, this.metrics);
       this.discovery.start();
     }
   }
