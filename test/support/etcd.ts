@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
 import { Child } from './child.js';
 import { freePort, waitFor } from './wait.js';
 
@@ -40,6 +41,23 @@ export class EtcdServer {
       const res = await fetch(`${this.url}/health`);
       return res.ok && ((await res.json()) as { health: string }).health === 'true';
     }, { timeoutMs: 20_000, message: 'etcd to be healthy' });
+  }
+
+  /**
+   * Commits version `parent + 1` holding `config` straight into etcd (the default /lb layout),
+   * past the control plane's validation, as a buggy or newer control plane might. True when
+   * `parent` was still the current version.
+   */
+  async commitUnchecked(parent: number, config: unknown): Promise<boolean> {
+    const etcd = new Etcd3({ hosts: this.url });
+    const version = parent + 1;
+    const record = { version, parent, createdAt: new Date().toISOString(), author: 'test', message: 'bad', config };
+    const committed = await etcd
+      .if('/lb/config/current', 'Value', '==', String(parent))
+      .then(etcd.put(`/lb/config/versions/${String(version).padStart(12, '0')}`).value(JSON.stringify(record)), etcd.put('/lb/config/current').value(String(version)))
+      .commit();
+    etcd.close();
+    return committed.succeeded;
   }
 
   async kill(): Promise<void> {
