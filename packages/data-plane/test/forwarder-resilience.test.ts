@@ -1,27 +1,12 @@
-import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataPlaneNode } from '../src/node.js';
-import { deadAddress, silentLogger, snapshot, startBackend, type Backend } from './helpers.js';
+import { call as callForBuffer, deadAddress, silentLogger, snapshot, startBackend, type Backend, type Reply } from './helpers.js';
 
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function call(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}${path}`, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
+/** `call` with the body decoded as UTF-8. */
+async function call(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Omit<Reply, 'body'> & { body: string }> {
+  const reply = await callForBuffer(base, path, options);
+  return { ...reply, body: reply.body.toString('utf8') };
 }
 
 /** One raw exchange: what the proxy answers to `raw` (first status line). */

@@ -1,28 +1,8 @@
 import { createHash } from 'node:crypto';
-import { request, type IncomingHttpHeaders } from 'node:http';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataPlaneNode } from '../src/node.js';
-import { deadAddress, silentLogger, simpleConfig, snapshot, startBackend, waitFor, type Backend } from './helpers.js';
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** A plain node:http request, so tests can set Host and hop-by-hop headers freely. */
-function call(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}${path}`, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
+import { call, deadAddress, silentLogger, simpleConfig, snapshot, startBackend, waitFor, type Backend } from './helpers.js';
 
 describe('forwarder', () => {
   let node: DataPlaneNode;

@@ -1,5 +1,5 @@
-/** Shared test fixtures: a silent logger, real HTTP backends on port 0, config builders. */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+/** Shared test fixtures: a silent logger, real HTTP backends on port 0, a plain HTTP client, config builders. */
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { Config, ConfigSnapshot } from '@lb/shared';
@@ -40,6 +40,26 @@ export async function startBackend(name: string, handler?: Handler): Promise<Bac
         server.close(() => resolve());
       }),
   };
+}
+
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** A plain node:http request, so tests can set Host and hop-by-hop headers freely. */
+export function call(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
 }
 
 /** A port nothing listens on (bound, read, released). */
