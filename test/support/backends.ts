@@ -3,8 +3,8 @@
  * went, counts hits, and offers a few behaviours tests need: `/slow?ms=N`, `/status/N`, `/echo`
  * (request headers and body back as JSON), `/big?bytes=N`, `/hop` (answers with hop-by-hop headers).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback-server.js';
 
 export interface SeenRequest {
   method: string;
@@ -12,38 +12,19 @@ export interface SeenRequest {
   headers: IncomingMessage['headers'];
 }
 
-export class Backend {
+export class Backend extends LoopbackServer {
   hits = 0;
   readonly seen: SeenRequest[] = [];
-  private inFlight = 0;
 
-  private constructor(readonly name: string, private readonly server: Server) {}
-
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
+  private constructor(name: string, server: Server) {
+    super(name, server);
   }
 
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
+  static start(name: string, port = 0): Promise<Backend> {
+    return LoopbackServer.listen((server) => new Backend(name, server), port);
   }
 
-  get active(): number {
-    return this.inFlight;
-  }
-
-  static async start(name: string, port = 0): Promise<Backend> {
-    let backend!: Backend;
-    const server = createServer((req, res) => backend.handle(req, res));
-    server.keepAliveTimeout = 30_000;
-    backend = new Backend(name, server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', resolve);
-    });
-    return backend;
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     this.hits += 1;
     this.inFlight += 1;
     res.on('close', () => (this.inFlight -= 1));
@@ -85,8 +66,4 @@ export class Backend {
     res.end(body);
   }
 
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
 }

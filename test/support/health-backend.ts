@@ -4,15 +4,15 @@
  * and a log of every health probe with the control-plane replica that sent it
  * (the `X-LB-Probe-Replica` header), so tests can prove which replica probes when.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback-server.js';
 
 export interface ProbeSeen {
   replica: string;
   at: number;
 }
 
-export class HealthBackend {
+export class HealthBackend extends LoopbackServer {
   /** Client requests (everything but /health). */
   hits = 0;
   /** Status /health answers; 0 never answers (the probe times out). */
@@ -20,32 +20,13 @@ export class HealthBackend {
   /** When set, every client request answers this status. */
   trafficStatus: number | undefined;
   readonly probes: ProbeSeen[] = [];
-  private inFlight = 0;
 
-  private constructor(readonly name: string, private readonly server: Server) {}
-
-  static async start(name: string): Promise<HealthBackend> {
-    let backend!: HealthBackend;
-    const server = createServer((req, res) => backend.handle(req, res));
-    server.keepAliveTimeout = 30_000;
-    backend = new HealthBackend(name, server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', resolve);
-    });
-    return backend;
+  private constructor(name: string, server: Server) {
+    super(name, server);
   }
 
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-
-  get active(): number {
-    return this.inFlight;
+  static start(name: string): Promise<HealthBackend> {
+    return LoopbackServer.listen((server) => new HealthBackend(name, server), 0);
   }
 
   /** Probes seen per replica id. */
@@ -55,7 +36,7 @@ export class HealthBackend {
     return out;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://backend');
     if (url.pathname === '/health') {
       const replica = req.headers['x-lb-probe-replica'];
@@ -85,10 +66,6 @@ export class HealthBackend {
     res.end(body);
   }
 
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
 }
 
 /**
