@@ -1,8 +1,12 @@
 // The request path end to end: REST → etcd → gRPC push → data plane → real backends.
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, distribution, get } from '../support/http.js';
+import { DataPlane } from '../support/planes.js';
 import { Stack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
@@ -171,5 +175,43 @@ describe('draining', () => {
     const finished = await slow;
     expect(finished.status).toBe(200);
     expect(finished.body).toContain(`${drained} slow 2000`);
+  });
+});
+
+describe('access log', () => {
+  it('writes one JSON line per request with route, backend, retries and request id when asked to', async () => {
+    const [b1] = stack.backends as [typeof stack.backends[0]];
+    const version = await stack.applyConfig({
+      // The dead backend first in id order; each request that lands on it is retried on b1.
+      pools: { web: pool('round_robin', [{ id: 'a-dead', address: '127.0.0.1:1' }, { id: 'b1', address: b1.address }]) },
+      routes: { web: { match: { pathPrefix: '/app' }, pools: [{ pool: 'web' }] } },
+    });
+    const file = join(mkdtempSync(join(tmpdir(), 'lb-access-')), 'access.log');
+    const dp = await DataPlane.start({ controlPlanes: [stack.cp.grpcAddress], nodeId: 'dp-log', extraArgs: ['--access-log', file] });
+    let retriesCounted = Number.NaN;
+    try {
+      await waitFor(async () => (await dp.appliedVersion()) === version, { message: 'dp-log to apply the config' });
+      for (let i = 0; i < 4; i++) expect((await get(`${dp.url}/app/${i}`, { 'x-request-id': `req-${i}` })).status).toBe(200);
+      expect((await get(`${dp.url}/elsewhere`)).status).toBe(404);
+      const metrics = await (await fetch(`${dp.adminUrl}/metrics`)).text();
+      retriesCounted = Number(/^lb_dp_retries_total\{pool="web"\} (\d+)$/m.exec(metrics)?.[1]);
+    } finally {
+      expect(await dp.stop()).toBe(0); // flushes the log
+    }
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(5);
+    const proxied = lines.filter((l) => l.route === 'web');
+    expect(proxied.map((l) => l.requestId).sort()).toEqual(['req-0', 'req-1', 'req-2', 'req-3']);
+    for (const l of proxied) expect(l).toMatchObject({ status: 200, pool: 'web', backend: 'b1', method: 'GET', completed: true });
+    // Requests whose first attempt hit the dead backend took one retry; the log and the metric agree.
+    const retries = proxied.map((l) => l.retries as number);
+    expect(retries.every((r) => r === 0 || r === 1)).toBe(true);
+    expect(retries.reduce((a, b) => a + b, 0)).toBe(retriesCounted);
+    expect(retriesCounted).toBeGreaterThan(0);
+    const local = lines.find((l) => l.url === '/elsewhere');
+    expect(local).toMatchObject({ status: 404, lbError: 'no_route' });
+    expect(local).not.toHaveProperty('backend');
+    // Ids are made for requests that go upstream; a local answer carries only the client's own.
+    expect(local!.requestId).toBeUndefined();
   });
 });

@@ -29,6 +29,7 @@ const FLAGS = {
   'client-header-timeout-ms': { description: 'time a client has to send its request headers (slowloris defence)', default: String(PROXY_DEFAULTS.headersTimeoutMs) },
   'client-request-timeout-ms': { description: 'time a client has to send a whole request, body included; 0: none', default: String(PROXY_DEFAULTS.requestTimeoutMs) },
   'client-keep-alive-timeout-ms': { description: 'how long an idle client keep-alive connection stays open', default: String(PROXY_DEFAULTS.keepAliveTimeoutMs) },
+  'access-log': { description: 'one JSON line per request: off, stdout, or a file to append to (each worker appends its own lines)', default: 'off' },
   'sticky-secret': { description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)' },
 } satisfies Record<string, FlagSpec>;
 
@@ -95,6 +96,7 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     headersTimeoutMs: whole('client-header-timeout-ms', 100),
     requestTimeoutMs: whole('client-request-timeout-ms', 0),
     keepAliveTimeoutMs: whole('client-keep-alive-timeout-ms', 0),
+    accessLog: String(flags['access-log'] ?? 'off'),
   };
 }
 

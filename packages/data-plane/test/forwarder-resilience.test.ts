@@ -150,6 +150,59 @@ describe('forwarder resilience', () => {
     expect((await call(node.adminUrl, '/metrics')).body).toContain('lb_dp_circuit_breaker_opened_total{pool="web"} 1');
   });
 
+  it('does not count clients that hang up as backend failures: the breaker stays closed', async () => {
+    apply({
+      pools: { impatient: pool([slow.address], { retry: { attempts: 1 }, circuitBreaker: { errorRate: { minRequests: 4, thresholdPercent: 50, openMs: 60000 } } }) },
+      routes: { r: { pools: [{ pool: 'impatient' }] } },
+    });
+    const port = node.proxyAddress!.port;
+    // Impatient clients: each sends a request to the slow backend and leaves after 50 ms.
+    await Promise.all(
+      [1, 2, 3, 4, 5, 6].map(
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = connect(port, '127.0.0.1');
+            socket.on('error', () => resolve());
+            socket.on('close', () => resolve());
+            socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+            setTimeout(() => socket.destroy(), 50);
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const r = await call(node.proxyUrl, '/');
+    expect(r.headers['x-lb-overloaded']).toBeUndefined();
+    expect(r.status).toBe(200);
+  });
+
+  it('a half-open breaker whose trial request never reached the backend still lets the next trial through', async () => {
+    let failingNow = true;
+    const flaky = await startBackend('flaky', (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.statusCode = failingNow ? 503 : 200;
+        res.end(failingNow ? 'down' : 'up');
+      });
+    });
+    try {
+      apply({
+        pools: { flaky: pool([flaky.address], { retry: { attempts: 1 }, circuitBreaker: { errorRate: { minRequests: 2, thresholdPercent: 50, openMs: 100, trialRequests: 1 } } }) },
+        routes: { r: { pools: [{ pool: 'flaky' }] } },
+      });
+      for (let i = 0; i < 2; i++) expect((await call(node.proxyUrl, '/')).status).toBe(503);
+      expect((await call(node.proxyUrl, '/')).headers['x-lb-overloaded']).toBe('circuit-open');
+      failingNow = false;
+      await new Promise((r) => setTimeout(r, 150));
+      // The trial goes to a request whose chunked body is malformed: it fails before any backend sees it.
+      expect(await raw(node.proxyAddress!.port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-a-size\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+      const r = await call(node.proxyUrl, '/');
+      expect(r.headers['x-lb-overloaded']).toBeUndefined();
+      expect(r.status).toBe(200);
+    } finally {
+      await flaky.close();
+    }
+  });
+
   it('refuses two Host headers and oversized heads before any backend sees them', async () => {
     apply({ pools: { web: pool([ok.address]) }, routes: { r: { pools: [{ pool: 'web' }] } } });
     const before = ok.seen.length;

@@ -24,6 +24,7 @@ import { RequestPickContext } from '../balancer/request-context.js';
 import { classifyUpstreamError } from '../errors.js';
 import type { DataPlaneMetrics, RequestStats } from '../metrics.js';
 import { withinLimits, type OverloadReason } from '../resilience/circuit-breaker.js';
+import { AccessLog, type UpstreamSummary } from '../access-log/access-log.js';
 import type { LoadShedder } from '../resilience/load-shedder.js';
 import { RequestIds } from '../resilience/request-id.js';
 import { backoffDelay, FailureKind, requestRetryable, statusFailure } from '../resilience/retry-policy.js';
@@ -38,13 +39,15 @@ export interface TableSource {
 
 interface LocalReply {
   readonly status: number;
+  /** The `x-lb-error` value, also written to the access log. */
+  readonly code: string;
   readonly headers: readonly string[];
   readonly body: Buffer;
 }
 
 function localReply(status: number, code: string, text: string, extra: readonly string[] = []): LocalReply {
   const body = Buffer.from(`${text}\n`);
-  return { status, body, headers: ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'x-lb-error', code, ...extra] };
+  return { status, code, body, headers: ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'x-lb-error', code, ...extra] };
 }
 
 /** The short answers the proxy gives itself; `x-lb-error` tells them apart from a backend's own. */
@@ -66,18 +69,38 @@ export const LOCAL_REPLIES = {
 } as const;
 
 function sendLocal(res: ServerResponse, reply: LocalReply): void {
+  (res as TaggedResponse)[kLocal] = reply.code;
   res.writeHead(reply.status, reply.headers as string[]);
   res.end(reply.body);
 }
 
 function sendRateLimited(res: ServerResponse, waitMs: number): void {
+  (res as TaggedResponse)[kLocal] = 'rate_limited';
   const body = 'rate limit exceeded\n';
   res.writeHead(429, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'x-lb-error', 'rate_limited', 'retry-after', String(Math.max(1, Math.ceil(waitMs / 1000)))]);
   res.end(body);
 }
 
 const kCall = Symbol('lb.proxyCall');
-type TaggedResponse = ServerResponse & { [kCall]?: ProxyCall };
+// Set only while the access log is on: what it needs once the response is over.
+const kLog = Symbol('lb.accessLog');
+const kStart = Symbol('lb.startedAt');
+const kLocal = Symbol('lb.localReply');
+const kRequestId = Symbol('lb.requestId');
+type TaggedResponse = ServerResponse & {
+  [kCall]?: ProxyCall;
+  [kLog]?: AccessLog;
+  [kStart]?: number;
+  [kLocal]?: string;
+  [kRequestId]?: string;
+};
+
+/** 'close' listener of every response while the access log is on: one line per request. */
+function onAccessClose(this: TaggedResponse): void {
+  const log = this[kLog]!;
+  const req = this.req;
+  log.write(AccessLog.entry(req, this, this[kStart]!, performance.now(), this[kCall]?.summary(), this[kRequestId], this[kLocal]));
+}
 
 class ClientAbortedError extends Error {
   readonly code = 'LB_CLIENT_ABORTED';
@@ -194,9 +217,16 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     this.trial = trial;
   }
 
+  /** For the access log: where the request went, and how many retries it took. */
+  summary(): UpstreamSummary {
+    return { route: this.route.name, pool: this.target.pool.name, backend: this.backend.id, retries: this.attempt - 1 };
+  }
+
   /** The first attempt, sent late (chunked bodies): unless the client is gone or its request broke already. */
   dispatchFirst(): void {
     if (this.gone || this.res.destroyed || this.req.destroyed) {
+      // Admitted but never sent: a half-open breaker's trial slot goes back.
+      this.backend.runtime.breaker?.release(this.trial);
       this.finish();
       this.target.stats.byClass[0]!++;
       return;
@@ -224,8 +254,12 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     );
   }
 
-  /** The current attempt is over: give back what dispatch() took, and tell the breaker how it went. */
-  private endAttempt(ok: boolean): void {
+  /**
+   * The current attempt is over: give back what dispatch() took, and tell the breaker how it went
+   * (`verdict` false: the attempt says nothing about the backend — the client left or its request
+   * was refused — so it counts neither way).
+   */
+  private endAttempt(ok: boolean, verdict = true): void {
     const rt = this.backend.runtime;
     const load = this.target.pool.resilience.load;
     if (!this.connected) {
@@ -235,7 +269,9 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     load.active--;
     requestEnded(rt);
     const breaker = rt.breaker;
-    if (breaker !== null) breaker.record(ok, this.trial);
+    if (breaker === null) return;
+    if (verdict) breaker.record(ok, this.trial);
+    else breaker.release(this.trial);
   }
 
   /** The request is answered (or abandoned) for good. */
@@ -316,8 +352,10 @@ class ProxyCall implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     if (this.done) return;
-    this.endAttempt(false);
     const res = this.res;
+    // A client that hangs up, or a request undici refuses, is not the backend failing: counting it
+    // would let impatient or hostile clients open the breakers of healthy backends.
+    this.endAttempt(false, !(this.gone || res.destroyed || isRequestRefused(err)));
     if (this.gone || res.destroyed) {
       this.finish();
       this.target.stats.byClass[0]!++;
@@ -437,22 +475,33 @@ export interface ForwarderOptions {
   shedder?: LoadShedder | undefined;
   /** Backoff jitter; default Math.random. */
   random?: Random;
+  /** One line per request when set; off by default. */
+  accessLog?: AccessLog | undefined;
 }
 
 export class Forwarder {
   private readonly noRoute: RequestStats;
   private readonly ids = new RequestIds();
   shedder: LoadShedder | undefined;
+  accessLog: AccessLog | undefined;
   readonly random: Random;
 
   constructor(private readonly tables: TableSource, readonly metrics: DataPlaneMetrics, options: ForwarderOptions = {}) {
     this.noRoute = metrics.requestStats('', '');
     this.shedder = options.shedder;
+    this.accessLog = options.accessLog;
     this.random = options.random ?? systemRandom;
   }
 
   /** The node:http 'request' listener. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const log = this.accessLog;
+    if (log !== undefined) {
+      const tagged = res as TaggedResponse;
+      tagged[kLog] = log;
+      tagged[kStart] = performance.now();
+      res.once('close', onAccessClose);
+    }
     const table = this.tables.current;
     if (table === undefined) {
       this.noRoute.byClass[5]!++;
@@ -535,7 +584,11 @@ export class Forwarder {
     if (ip !== undefined) headers.push('x-forwarded-for', forwardedFor === undefined ? ip : `${forwardedFor}, ${ip}`);
     else if (forwardedFor !== undefined) headers.push('x-forwarded-for', forwardedFor);
     headers.push('x-forwarded-proto', 'http');
-    if (!scan.hasRequestId) headers.push('x-request-id', this.ids.next());
+    if (!scan.hasRequestId) {
+      const id = this.ids.next();
+      headers.push('x-request-id', id);
+      if (log !== undefined) (res as TaggedResponse)[kRequestId] = id;
+    }
 
     target.pool.resilience.budget.requests++;
     const call = new ProxyCall(req, res, this, route, target, backend, headers, scan.hasBody, pickCtx.setCookie, a === ADMIT_TRIAL);

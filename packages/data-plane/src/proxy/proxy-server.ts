@@ -10,6 +10,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AccessLog, type AccessLogTarget } from '../access-log/access-log.js';
 import { LoadShedder } from '../resilience/load-shedder.js';
 import type { Forwarder } from './forwarder.js';
 
@@ -26,6 +27,8 @@ export interface ProxyServerOptions {
   maxConcurrentRequests?: number;
   /** Shed new requests while the event loop's p99 delay exceeds this (ms); 0: off. Default 0. */
   maxEventLoopDelayMs?: number;
+  /** `off` (default), `stdout`, or a file to append JSON lines to, one per request. */
+  accessLog?: AccessLogTarget;
 }
 
 export const PROXY_DEFAULTS = Object.freeze({
@@ -35,6 +38,7 @@ export const PROXY_DEFAULTS = Object.freeze({
   maxHeaderSize: 16_384,
   maxConcurrentRequests: 10_000,
   maxEventLoopDelayMs: 0,
+  accessLog: 'off',
 });
 
 export function createProxyServer(forwarder: Forwarder, options: ProxyServerOptions = {}): Server {
@@ -61,6 +65,11 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
     const shedder = new LoadShedder({ maxConcurrentRequests, maxEventLoopDelayMs });
     forwarder.shedder = shedder;
     server.once('close', () => shedder.close());
+  }
+  const accessLog = AccessLog.open(options.accessLog ?? PROXY_DEFAULTS.accessLog);
+  if (accessLog !== undefined) {
+    forwarder.accessLog = accessLog;
+    server.once('close', () => void accessLog.close());
   }
   return server;
 }

@@ -120,6 +120,16 @@ export class ErrorRateBreaker {
     if (total >= this.settings.minRequests && failed * 100 >= this.settings.thresholdPercent * total) this.open();
   }
 
+  /**
+   * A request admitted by admit() that says nothing about the backend: it was never sent, or its
+   * client left (or sent something undici refused) before the backend answered. It counts neither
+   * way, but a trial gives its slot back, so a half-open breaker is never left waiting for an
+   * outcome that will not come.
+   */
+  release(trial: boolean): void {
+    if (trial && this.trialsInFlight > 0) this.trialsInFlight--;
+  }
+
   private open(): void {
     this.state = State.Open;
     this.openUntil = this.clock.now() + this.settings.openMs;
