@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, loadDiscovery, type ControlMessage, type NodeMessage } from '@lb/shared';
 import { CpMetrics } from '../src/metrics.js';
 import { ConfigFeed } from '../src/push/config-feed.js';
-import { NoHealthSource } from '../src/push/health-source.js';
+import { NoHealthSource, type HealthDelta, type HealthSource } from '../src/push/health-source.js';
 import { NodeRegistry } from '../src/push/node-registry.js';
 import { StreamServer } from '../src/push/stream-server.js';
 import { MemoryConfigStore, MemoryNodeStore } from '../src/store/memory-config-store.js';
@@ -196,6 +196,31 @@ describe('ConfigDiscovery.Stream', () => {
     nodes.loseRecords();
     expect(nodes.records.has('dp-1')).toBe(false);
     await waitFor('record written again', () => nodes.records.get('dp-1'));
+  });
+
+  it('records a config ACK that comes back after many health pushes went out', async () => {
+    // Health that changes a lot (a zone going down: one delta per backend) while a config push is
+    // still unanswered.
+    const listeners = new Set<(delta: HealthDelta) => void>();
+    const health: HealthSource = { full: () => ({ revision: 0, backends: [] }), subscribe: (l) => (listeners.add(l), () => listeners.delete(l)) };
+    await server.close(100);
+    client.close();
+    const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, retryDelayMs: 20 });
+    server = new StreamServer({ config: feed, health, registry, logger, metrics, helloTimeoutMs: 300 });
+    const port = await server.listen('127.0.0.1', 0);
+    const { Client } = loadDiscovery();
+    client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    commit(['web']);
+    feed.start();
+    await feed.ready();
+    const dp = node();
+    dp.hello('dp-1');
+    await waitFor('snapshot', () => dp.configs().length === 1);
+    for (let i = 1; i <= 100; i++) for (const l of listeners) l({ revision: i, full: false, backends: [{ pool: 'web', backendId: `b${i}`, status: 'unhealthy', sinceUnixMs: i }] });
+    await waitFor('health pushes', () => dp.received.filter((m) => m.kind === 'health').length === 101);
+    const snapshot = dp.configs()[0]!;
+    dp.call.write({ ack: { nonce: snapshot.nonce, version: 1, kind: 'PUSH_KIND_CONFIG' } });
+    await waitFor('acked version', () => nodes.records.get('dp-1')?.configVersion === 1);
   });
 
   it('ends every stream on close', async () => {

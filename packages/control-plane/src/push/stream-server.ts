@@ -14,7 +14,11 @@ import type { NodeHandle, NodeRegistry, PushKindName } from './node-registry.js'
 
 /** Node ids end up in etcd keys and logs: keep them to a safe, bounded alphabet. */
 const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-/** Unanswered pushes remembered per stream; older nonces are forgotten (their ACKs are ignored). */
+/**
+ * Unanswered pushes remembered per stream and per kind; older nonces are forgotten (their ACKs are
+ * ignored). Per kind, so a burst of health deltas never pushes out the config push whose ACK says
+ * which version the node runs.
+ */
 const MAX_PENDING = 32;
 
 export interface StreamServerOptions {
@@ -46,7 +50,7 @@ class NodeStream {
   private lastConfigVersion = 0;
   /** Generation of merged registrations sent with lastConfigVersion (see push/merged-config.ts). */
   private lastGeneration = 0;
-  private readonly pending = new Map<string, { kind: PushKindName; version: number }>();
+  private readonly pending: Record<PushKindName, Map<string, number>> = { config: new Map(), health: new Map() };
   private readonly unsubscribe: Array<() => void> = [];
   private readonly helloTimer: NodeJS.Timeout;
   private readonly logger: Logger;
@@ -109,13 +113,13 @@ class NodeStream {
   }
 
   private onAnswer(nonce: string, version: number, kind: PushKind, error: string | undefined): void {
-    const push = this.pending.get(nonce);
-    if (!push || !this.node) {
+    const pushed: PushKindName | undefined = this.pending.config.has(nonce) ? 'config' : this.pending.health.has(nonce) ? 'health' : undefined;
+    if (pushed === undefined || !this.node) {
       this.logger.debug({ nonce, version }, 'answer to an unknown or forgotten push; ignored');
       return;
     }
-    this.pending.delete(nonce);
-    const pushKind = kindName(kind) ?? push.kind;
+    this.pending[pushed].delete(nonce);
+    const pushKind = kindName(kind) ?? pushed;
     this.options.metrics?.pushes.inc({ kind: pushKind, result: error === undefined ? 'ack' : 'nack' });
     if (error === undefined) {
       this.node.acked(pushKind, version);
@@ -145,10 +149,11 @@ class NodeStream {
 
   private remember(kind: PushKindName, version: number): string {
     const nonce = (this.options.nonce ?? randomUUID)();
-    this.pending.set(nonce, { kind, version });
-    if (this.pending.size > MAX_PENDING) {
-      const oldest = this.pending.keys().next().value;
-      if (oldest !== undefined) this.pending.delete(oldest);
+    const pending = this.pending[kind];
+    pending.set(nonce, version);
+    if (pending.size > MAX_PENDING) {
+      const oldest = pending.keys().next().value;
+      if (oldest !== undefined) pending.delete(oldest);
     }
     return nonce;
   }
