@@ -111,6 +111,44 @@ describe('HealthFeed', () => {
   });
 });
 
+describe('HealthFeed re-list racing the watch', () => {
+  it('never lets a list read before a change it already pushed turn that change back', async () => {
+    /** A store whose list() reads its snapshot at once but answers only when told to. */
+    class LaggingStore extends MemoryHealthStore {
+      hold = false;
+      release: (() => void) | undefined;
+      override async list(pool?: string) {
+        const snapshot = await super.list(pool);
+        if (this.hold) await new Promise<void>((r) => (this.release = r));
+        return snapshot;
+      }
+    }
+    const store = new LaggingStore();
+    const fence = { key: 'k', createRevision: '1' };
+    const healthy = nextRecord(initialRecord('web', 'a'), probe(true), CHECK);
+    await store.put(healthy, fence);
+    const feed = new HealthFeed({ store, logger });
+    const deltas: HealthDelta[] = [];
+    feed.subscribe((d) => deltas.push(d));
+    feed.start();
+    await waitFor('first list', () => feed.full().backends.length === 1);
+    // A periodic re-list reads the store, then the backend goes unhealthy before the list's answer is handled.
+    store.hold = true;
+    const relist = feed.resync();
+    await waitFor('list read', () => store.release !== undefined);
+    store.hold = false;
+    const unhealthy = nextRecord(nextRecord(nextRecord(healthy, probe(false), CHECK), probe(false), CHECK), probe(false), CHECK);
+    await store.put(unhealthy, fence);
+    expect(deltas.at(-1)!.backends).toMatchObject([{ backendId: 'a', status: 'unhealthy' }]);
+    store.release!();
+    await relist;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(feed.full().backends).toMatchObject([{ backendId: 'a', status: 'unhealthy' }]);
+    expect(deltas.at(-1)!.backends).toMatchObject([{ backendId: 'a', status: 'unhealthy' }]);
+    feed.stop();
+  });
+});
+
 describe('probes', () => {
   it('http: expected statuses succeed, others and refused connections fail; the replica header is sent', async () => {
     let status = 200;

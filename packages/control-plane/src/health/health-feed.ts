@@ -67,7 +67,15 @@ export class HealthFeed implements HealthSource {
     if (this.listing || this.stopped) return;
     this.listing = true;
     try {
-      const { revision, records } = await this.options.store.list();
+      let listed = await this.options.store.list();
+      // The watch may have delivered changes newer than what the list read (its answer was on the
+      // way meanwhile): applying it would turn those back, so read again while it is older. A store
+      // that stays older (etcd restored from a backup) is taken as it is after a few reads.
+      for (let tries = 0; listed.revision < this.revision && !this.stopped && tries < 3; tries++) {
+        listed = await this.options.store.list();
+      }
+      if (listed.revision < this.revision) this.options.logger.warn({ store: listed.revision, seen: this.revision }, 'health store revision is older than changes already seen; taking the store as it is');
+      const { revision, records } = listed;
       if (this.stopped) return;
       const seen = new Set<string>();
       const changed: BackendHealth[] = [];
