@@ -82,6 +82,29 @@ describe('HealthChecker', () => {
     checker.stop();
   });
 
+  it('elected before it has read any config, keeps the recorded health instead of deleting it all', async () => {
+    const store = new MemoryHealthStore();
+    const fence = { key: 'k', createRevision: '1' };
+    const down = nextRecord(nextRecord(nextRecord(initialRecord('web', 'a'), probe(false), CHECK), probe(false), CHECK), probe(false), CHECK);
+    await store.put(down, fence);
+    const leadership = new StaticLeadership();
+    const listeners = new Set<(c: VersionedConfig) => void>();
+    let latest: VersionedConfig | undefined;
+    const cfg: ConfigSource = { latest: () => latest, subscribe: (l) => (listeners.add(l), () => listeners.delete(l)) };
+    const never: Probe = () => new Promise<ProbeResult>(() => undefined);
+    const checker = new HealthChecker({ config: cfg, leadership, store, probes: { http: never, tcp: never, grpc: never }, replica: 'r1', logger });
+    checker.start();
+    leadership.set(true);
+    await new Promise((r) => setTimeout(r, 50));
+    // Not knowing the config yet is not knowing that backend a left it.
+    expect(store.records.get('web/a')?.status).toBe('unhealthy');
+    latest = config(['a']);
+    for (const l of listeners) l(latest);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(store.records.get('web/a')?.status).toBe('unhealthy');
+    checker.stop();
+  });
+
   it('lists targets only for pools with a healthCheck and backends that are not disabled', () => {
     const c = config(['a', 'b']).config;
     c.pools.web!.backends[1]!.state = 'disabled';

@@ -47,6 +47,8 @@ export class HealthChecker {
   private readonly records = new Map<string, HealthRecord>();
   private readonly lastWrite = new Map<string, number>();
   private targets = new Map<string, ProbeTarget>();
+  /** A config was seen: until then `targets` is empty for want of knowing, not because backends left. */
+  private configured = false;
   /** Bumped on every leadership change: work started under an older term is dropped. */
   private term = 0;
   private unsubscribe: (() => void) | undefined;
@@ -77,6 +79,7 @@ export class HealthChecker {
 
   private onConfig(config: VersionedConfig): void {
     this.targets = new Map(probeTargets(config.config).map((t) => [targetKey(t.pool, t.backendId), t]));
+    this.configured = true;
     if (!this.options.leadership.isLeader) return;
     for (const [key, record] of this.records) {
       const t = this.targets.get(key);
@@ -105,7 +108,9 @@ export class HealthChecker {
     this.records.clear();
     this.lastWrite.clear();
     for (const r of existing) this.records.set(targetKey(r.pool, r.backend), r);
-    for (const r of existing) if (!this.targets.has(targetKey(r.pool, r.backend))) this.forget(r.pool, r.backend);
+    // Elected before the first config arrived: nothing is known to have left yet (onConfig forgets
+    // what did once it arrives). Deleting now would make every unhealthy backend routable.
+    if (this.configured) for (const r of existing) if (!this.targets.has(targetKey(r.pool, r.backend))) this.forget(r.pool, r.backend);
     this.scheduler.setTargets([...this.targets.values()]);
     this.scheduler.start();
     this.options.logger.info({ targets: this.scheduler.size }, 'health checking started');
