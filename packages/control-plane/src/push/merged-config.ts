@@ -40,6 +40,8 @@ export class MergedConfigSource implements ConfigSource {
   private registrations: Registration[] = [];
   private registrationsJson = '[]';
   private generation = 0;
+  /** The registrations were read once: before that a pool's registered backends are unknown, not absent. */
+  private listed = false;
   private current: MergedConfig | undefined;
   private readonly listeners = new Set<(config: VersionedConfig) => void>();
   private offs: Array<() => void> = [];
@@ -83,12 +85,14 @@ export class MergedConfigSource implements ConfigSource {
         this.listAgain = false;
         const list = await this.options.registrations.list();
         const json = JSON.stringify(list.map((r) => [r.pool, r.backend]));
+        const first = !this.listed;
+        this.listed = true;
         if (json !== this.registrationsJson) {
           this.registrations = list;
           this.registrationsJson = json;
           this.generation++;
           this.publish();
-        }
+        } else if (first) this.publish();
       } while (this.listAgain && !this.stopped);
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'cannot read registrations; retrying');
@@ -100,7 +104,9 @@ export class MergedConfigSource implements ConfigSource {
   }
 
   private publish(): void {
-    if (this.stopped) return;
+    // Nothing before the first list: a snapshot without the registered backends would drop them
+    // from every data plane, and the health leader would delete their health.
+    if (this.stopped || !this.listed) return;
     const base = this.options.config.latest();
     if (base === undefined) return;
     const before = this.current;
