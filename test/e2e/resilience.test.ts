@@ -130,7 +130,9 @@ describe('resilience under load', () => {
     );
     for (const t of times) {
       expect(t.status).toBe(504);
-      expect(t.ms).toBeGreaterThanOrEqual(REQUEST_MS - 50);
+      // undici's header timer runs on its coarse "fast timers" (a ~500 ms tick), so it fires within
+      // half a second either side of requestMs; an instant 504 would still fail here.
+      expect(t.ms).toBeGreaterThanOrEqual(REQUEST_MS - 500);
       expect(t.ms).toBeLessThan(REQUEST_MS + 700);
     }
     expect(Date.now() - started).toBeLessThan(REQUEST_MS + 1_000);
