@@ -60,7 +60,7 @@ beforeAll(async () => {
   cp = await ControlPlane.start({ etcd: etcd.url });
   b1 = await Backend.start('b1');
   b2 = await Backend.start('b2');
-  dp = await DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: 'dp-workers', extraArgs: ['--workers', '2'] });
+  dp = await DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: 'dp-workers', extraArgs: ['--workers', '2', '--worker-apply-timeout-ms', '1500'] });
 });
 
 afterAll(async () => {
@@ -168,6 +168,25 @@ describe('data plane with --workers 2', () => {
     } finally {
       await bad.close();
     }
+  });
+
+  it('replaces a hung worker that does not apply a push in time, and the node still acks', async () => {
+    const [frozen, other] = await workerPids();
+    const restartsBefore = await metric('lb_dp_worker_restarts_total');
+    process.kill(frozen!, 'SIGSTOP'); // alive but deaf, like a worker stuck in a loop
+    const res = await api('PUT', `${cp.url}/v1/config`, {
+      pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b2', address: b2.address, weight: 2 }] } },
+      routes: { web: { pools: [{ pool: 'web' }] } },
+    });
+    expect(res.status).toBe(200);
+    await waitFor(async () => (await nodes())[0]?.configVersion === res.body.version, { timeoutMs: 15_000, message: 'the node to ack despite the hung worker' });
+    await waitFor(async () => {
+      const now = await workerPids();
+      return now.length === 2 && !now.includes(frozen!) && now.includes(other!);
+    }, { timeoutMs: 15_000, message: 'the hung worker to be replaced' });
+    expect(await metric('lb_dp_worker_restarts_total')).toBe(restartsBefore + 1);
+    await waitFor(async () => (await metric('lb_dp_workers')) === 2, { message: 'both workers serving' });
+    expect(await spread(6)).toEqual({ b2: 6 });
   });
 
   it('drains every worker and exits 0 on SIGTERM', async () => {

@@ -29,6 +29,7 @@ const FLAGS = {
   'client-header-timeout-ms': { description: 'time a client has to send its request headers (slowloris defence)', default: String(PROXY_DEFAULTS.headersTimeoutMs) },
   'client-request-timeout-ms': { description: 'time a client has to send a whole request, body included; 0: none', default: String(PROXY_DEFAULTS.requestTimeoutMs) },
   'client-keep-alive-timeout-ms': { description: 'how long an idle client keep-alive connection stays open', default: String(PROXY_DEFAULTS.keepAliveTimeoutMs) },
+  'worker-apply-timeout-ms': { description: 'with --workers > 1: a worker that takes longer than this to apply a push is killed and replaced', default: '10000' },
   'access-log': { description: 'one JSON line per request: off, stdout, or a file to append to (each worker appends its own lines)', default: 'off' },
   'sticky-secret': { description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)' },
 } satisfies Record<string, FlagSpec>;
@@ -54,6 +55,8 @@ async function main(): Promise<void> {
   const workers = flags.workers === undefined ? availableParallelism() : Number(flags.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new FlagError('--workers must be a whole number from 1 to 256');
   const stickySecret = flags['sticky-secret'];
+  const workerApplyTimeoutMs = Number(flags['worker-apply-timeout-ms']);
+  if (!Number.isInteger(workerApplyTimeoutMs) || workerApplyTimeoutMs < 100) throw new FlagError('--worker-apply-timeout-ms must be a whole number of at least 100');
 
   if (cluster.isWorker) {
     const logger = createLogger('data-plane').child({ worker: cluster.worker!.id });
@@ -70,7 +73,7 @@ async function main(): Promise<void> {
     drainTimeoutMs,
     stickySecret,
   };
-  const node = workers === 1 ? new DataPlaneNode({ ...common, proxy }) : new ClusterPrimary({ ...common, workers, logger: createLogger('data-plane') });
+  const node = workers === 1 ? new DataPlaneNode({ ...common, proxy }) : new ClusterPrimary({ ...common, workers, workerApplyTimeoutMs, logger: createLogger('data-plane') });
   // Before start(): a signal while workers are still starting must drain them, not kill the primary.
   const stopping = stopOnSignals(node);
   try {

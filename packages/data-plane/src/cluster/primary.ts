@@ -37,6 +37,11 @@ export interface ClusterOptions extends Omit<DataPlaneOptions, 'proxy' | 'upstre
   workerStartTimeoutMs?: number;
   /** How long a scrape or /config waits for workers' answers (ms). Default 2000. */
   workerQueryTimeoutMs?: number;
+  /**
+   * How long a worker may take to apply a push (ms) before it is taken for hung, killed and
+   * replaced (the replacement starts from the current snapshot). Default 10000.
+   */
+  workerApplyTimeoutMs?: number;
 }
 
 interface WorkerState {
@@ -234,7 +239,19 @@ export class ClusterPrimary implements AsyncPushHandler {
     const targets = [...this.workers.values()].filter((w) => w.initialized && w.worker.isConnected());
     if (targets.length === 0) return Promise.resolve({ ok: true });
     return new Promise((resolve) => {
-      this.broadcasts.set(seq, { waiting: new Set(targets.map((t) => t.worker.id)), errors: [], resolve });
+      // A hung worker (an endless loop, a stopped process) would hold every later push and ACK of
+      // the node: past the deadline it is killed, its exit settles it, and it is replaced.
+      const timer = setTimeout(() => {
+        for (const id of this.broadcasts.get(seq)?.waiting ?? []) {
+          this.logger.error({ worker: id, timeoutMs: this.options.workerApplyTimeoutMs ?? 10_000 }, 'worker did not apply a push in time: replacing it');
+          this.workers.get(id)?.worker.process.kill('SIGKILL');
+        }
+      }, this.options.workerApplyTimeoutMs ?? 10_000);
+      const done = (outcome: PushOutcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      this.broadcasts.set(seq, { waiting: new Set(targets.map((t) => t.worker.id)), errors: [], resolve: done });
       const message = build(seq);
       for (const t of targets) this.send(t, message);
     });
