@@ -37,6 +37,8 @@ export interface NodeRegistryOptions {
 
 interface Entry {
   record: NodeRecord;
+  /** The record was written once for this stream; later writes no longer take it over. */
+  claimed: boolean;
   /** Ends the stream; used when a newer stream for the same id arrives. */
   close: (reason: string) => void;
 }
@@ -83,6 +85,7 @@ export class NodeRegistry {
         lastNack: null,
         replica: this.options.replica,
       },
+      claimed: false,
       close,
     };
     this.entries.set(node.id, entry);
@@ -135,8 +138,13 @@ export class NodeRegistry {
         run.again = false;
         const entry = this.entries.get(id);
         try {
-          if (entry) await this.options.store.put(structuredClone(entry.record));
-          else await this.options.store.remove(id);
+          if (entry) {
+            // Only the stream's first write takes the record over: a later one (an ACK, a lost
+            // lease) must not overwrite a replica that took the node after this stream went quiet.
+            const written = await this.options.store.put(structuredClone(entry.record), { claim: !entry.claimed });
+            entry.claimed = true;
+            if (!written) this.options.logger.info({ node: id }, 'another replica owns this node\'s record now; not overwriting it');
+          } else await this.options.store.remove(id);
         } catch (err) {
           this.options.logger.warn({ node: id, err: (err as Error).message }, 'cannot publish node state; retrying');
           this.retryLater(id);

@@ -67,8 +67,18 @@ export interface NodeRecord {
  * happened while the replica lives (etcd unreachable longer than the TTL), and the owner must
  * put its records again.
  */
+export interface NodePutOptions {
+  /** A stream for the node just opened on this replica: take the record over from any owner. */
+  claim?: boolean;
+}
+
 export interface NodeStore {
-  put(record: NodeRecord): Promise<void>;
+  /**
+   * Writes the node's record. A claim always writes; any other write happens only if this replica
+   * still owns the record or nobody does, so a replica that lost the node's stream cannot
+   * overwrite the new owner's record. Resolves false when the write was skipped for that reason.
+   */
+  put(record: NodeRecord, options?: NodePutOptions): Promise<boolean>;
   /** Deletes the node's record only if this replica still owns it (another may have taken it over). */
   remove(id: string): Promise<void>;
   list(): Promise<NodeRecord[]>;

@@ -4,7 +4,7 @@
  */
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from '@lb/shared';
-import type { NodeRecord, NodeStore } from './config-store.js';
+import type { NodePutOptions, NodeRecord, NodeStore } from './config-store.js';
 import { guarded } from './etcd-client.js';
 import { EtcdKeys } from './keys.js';
 
@@ -48,9 +48,24 @@ export class EtcdNodeStore implements NodeStore {
     return lease;
   }
 
-  put(record: NodeRecord): Promise<void> {
+  put(record: NodeRecord, options: NodePutOptions = {}): Promise<boolean> {
     return guarded(`publishing node ${record.id}`, this.deadlineMs, async () => {
-      await this.currentLease().put(this.keys.node(record.id)).value(JSON.stringify(record));
+      const lease = this.currentLease();
+      const key = this.keys.node(record.id);
+      const value = JSON.stringify(record);
+      if (options.claim) {
+        await lease.put(key).value(value);
+        return true;
+      }
+      const leaseId = await lease.grant();
+      const write = () => this.client.put(key).value(value).lease(leaseId);
+      // Ours (on this lease) or nobody's (expired with a lost lease): write. A key on another
+      // lease belongs to the replica that took the node over; leave it. A missing key compares
+      // as Lease 0 and Version 0, and etcd has no OR, hence two transactions.
+      const own = await this.client.if(key, 'Lease', '==', leaseId).then(write()).commit();
+      if (own.succeeded) return true;
+      const free = await this.client.if(key, 'Version', '==', 0).then(write()).commit();
+      return free.succeeded;
     });
   }
 

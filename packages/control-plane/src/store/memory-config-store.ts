@@ -5,7 +5,7 @@
  */
 import { emptyConfig, type ConfigVersionRecord, type VersionedConfig } from '@lb/shared';
 import { StoreUnavailableError } from '../errors.js';
-import type { ConfigStore, ListVersionsOptions, NodeRecord, NodeStore, VersionSummary } from './config-store.js';
+import type { ConfigStore, ListVersionsOptions, NodePutOptions, NodeRecord, NodeStore, VersionSummary } from './config-store.js';
 
 export class MemoryConfigStore implements ConfigStore {
   /** Set to simulate an unreachable store. */
@@ -91,9 +91,12 @@ export class MemoryNodeStore implements NodeStore {
     if (this.unavailable) throw new StoreUnavailableError('store unavailable (simulated)');
   }
 
-  async put(record: NodeRecord): Promise<void> {
+  async put(record: NodeRecord, options: NodePutOptions = {}): Promise<boolean> {
     this.check();
+    const owner = this.records.get(record.id)?.replica;
+    if (!options.claim && owner !== undefined && owner !== this.replica) return false;
     this.records.set(record.id, structuredClone(record));
+    return true;
   }
 
   async remove(id: string): Promise<void> {

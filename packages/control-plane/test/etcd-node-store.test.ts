@@ -1,0 +1,92 @@
+/** EtcdNodeStore against a real etcd: only the replica holding a node's stream changes its record. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '@lb/shared';
+import type { NodeRecord } from '../src/store/config-store.js';
+import { EtcdNodeStore } from '../src/store/etcd-node-store.js';
+import { waitFor } from './helpers.js';
+
+const ETCD = '/usr/bin/etcd';
+const logger = createLogger('test', 'silent');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function record(id: string, replica: string, configVersion = 0): NodeRecord {
+  return { id, address: '10.0.0.1:80', zone: 'a', connectedAt: new Date(0).toISOString(), configVersion, healthRevision: 0, lastNack: null, replica };
+}
+
+describe.skipIf(!existsSync(ETCD))('EtcdNodeStore ownership', () => {
+  let etcd: ChildProcess;
+  let dataDir: string;
+  let url: string;
+  const clients: Etcd3[] = [];
+
+  beforeAll(async () => {
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    url = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    dataDir = mkdtempSync(join(tmpdir(), 'lb-etcd-unit-'));
+    etcd = spawn(ETCD, ['--name', 't', '--data-dir', dataDir, '--listen-client-urls', url, '--advertise-client-urls', url,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `t=${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+    await waitFor('etcd to be healthy', async () => {
+      try {
+        const res = await fetch(`${url}/health`);
+        return res.ok;
+      } catch {
+        return false;
+      }
+    }, 15_000);
+  });
+
+  afterAll(() => {
+    for (const c of clients) c.close();
+    etcd?.kill('SIGKILL');
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  function replica(): EtcdNodeStore {
+    const client = new Etcd3({ hosts: url });
+    clients.push(client);
+    return new EtcdNodeStore({ client, prefix: '/lb-unit', logger, ttlSeconds: 30 });
+  }
+
+  it('a replica that lost the stream neither overwrites nor deletes the new owner\'s record', async () => {
+    const a = replica();
+    const b = replica();
+    expect(await a.put(record('dp-1', 'replica-a'), { claim: true })).toBe(true);
+    // The node moves to replica B, which takes the record over.
+    expect(await b.put(record('dp-1', 'replica-b'), { claim: true })).toBe(true);
+    // A late ACK on A's dead stream must not write A's view back.
+    expect(await a.put(record('dp-1', 'replica-a', 7))).toBe(false);
+    await a.remove('dp-1');
+    expect(await a.list()).toEqual([record('dp-1', 'replica-b')]);
+    // The owner keeps updating its own record.
+    expect(await b.put(record('dp-1', 'replica-b', 3))).toBe(true);
+    expect((await a.list())[0]).toMatchObject({ replica: 'replica-b', configVersion: 3 });
+    await a.close();
+    await b.close();
+    expect(await replica().list()).toEqual([]);
+  });
+
+  it('writes a record nobody owns (it expired with a lost lease)', async () => {
+    const a = replica();
+    expect(await a.put(record('dp-2', 'replica-a', 1))).toBe(true);
+    expect(await a.put(record('dp-2', 'replica-a', 2))).toBe(true);
+    expect((await a.list())[0]).toMatchObject({ configVersion: 2 });
+    await a.close();
+  });
+});
