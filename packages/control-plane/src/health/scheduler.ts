@@ -2,7 +2,7 @@
  * Runs one probe per target on its own jittered schedule: the first probe of each target fires at
  * a random point within its first interval and every later one after `intervalMs` ± 10%, so a pool
  * of many backends (or many pools with one interval) never probes in bursts. A probe never outlives
- * 90% of its interval, so at most one probe per target is in flight.
+ * 90% of its interval, so at most one probe per target is in flight (per term: see stop).
  *
  * The scheduler knows nothing of thresholds or storage: each result goes to `onResult`.
  */
@@ -30,6 +30,8 @@ export function targetKey(pool: string, backendId: string): string {
 export class ProbeScheduler {
   private readonly slots = new Map<string, Slot>();
   private running = false;
+  /** Bumped by stop(): a probe started in an earlier term reports nothing and frees no slot. */
+  private term = 0;
 
   constructor(private readonly options: SchedulerOptions) {}
 
@@ -61,12 +63,17 @@ export class ProbeScheduler {
     for (const slot of this.slots.values()) this.schedule(slot, this.options.random() * slot.target.check.intervalMs);
   }
 
-  /** Stops every timer; results of probes still in flight are dropped. */
+  /**
+   * Stops every timer; results of probes still in flight are dropped, also when start() is called
+   * again before they end (a quick leadership flip), and they do not hold back the next term's probes.
+   */
   stop(): void {
     this.running = false;
+    this.term++;
     for (const slot of this.slots.values()) {
       clearTimeout(slot.timer);
       slot.timer = undefined;
+      slot.running = false;
     }
   }
 
@@ -81,11 +88,13 @@ export class ProbeScheduler {
     this.schedule(slot, check.intervalMs * (0.9 + 0.2 * this.options.random()));
     if (slot.running) return;
     slot.running = true;
+    const term = this.term;
     const timeoutMs = Math.max(1, Math.min(check.timeoutMs, Math.floor(check.intervalMs * 0.9)));
     const probe = this.options.probes[check.type];
     probe(slot.target, { timeoutMs, replica: this.options.replica })
       .catch((err: unknown): ProbeResult => ({ ok: false, latencyMs: 0, detail: `probe failed: ${(err as Error).message}` }))
       .then((result) => {
+        if (term !== this.term) return;
         slot.running = false;
         if (!this.running || this.slots.get(targetKey(slot.target.pool, slot.target.backendId)) !== slot) return;
         this.options.onResult(slot.target, result);
