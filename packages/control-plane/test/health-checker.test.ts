@@ -172,6 +172,42 @@ describe('HealthFeed re-list racing the watch', () => {
   });
 });
 
+describe('HealthFeed resync requested during a list', () => {
+  it('lists once more after the running list instead of dropping the request', async () => {
+    class HeldStore extends MemoryHealthStore {
+      hold = false;
+      release: (() => void) | undefined;
+      lists = 0;
+      override async list(pool?: string) {
+        this.lists++;
+        const snapshot = await super.list(pool);
+        if (this.hold) await new Promise<void>((r) => (this.release = r));
+        return snapshot;
+      }
+    }
+    const store = new HeldStore();
+    const feed = new HealthFeed({ store, logger });
+    feed.start();
+    await waitFor('first list', () => feed.full().revision > 0);
+    store.hold = true;
+    const relist = feed.resync();
+    await waitFor('list read', () => store.release !== undefined);
+    store.hold = false;
+    // The watch was down meanwhile (its events are lost) and asks for a re-list on reconnect.
+    const healthy = nextRecord(initialRecord('web', 'a'), probe(true), CHECK);
+    store.revision++;
+    store.records.set('web/a', healthy);
+    const again = feed.resync();
+    store.release!();
+    await relist;
+    await again;
+    await waitFor('the requested re-list', () => feed.full().backends.length === 1, 1_000);
+    expect(feed.full().backends).toMatchObject([{ backendId: 'a', status: 'healthy' }]);
+    expect(store.lists).toBe(3);
+    feed.stop();
+  });
+});
+
 describe('probes', () => {
   it('http: expected statuses succeed, others and refused connections fail; the replica header is sent', async () => {
     let status = 200;

@@ -34,6 +34,8 @@ export class HealthFeed implements HealthSource {
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private listing = false;
+  /** A resync was asked for while a list ran (a watch reconnect): list once more after it. */
+  private listAgain = false;
 
   constructor(private readonly options: HealthFeedOptions) {}
 
@@ -62,10 +64,31 @@ export class HealthFeed implements HealthSource {
     return () => this.listeners.delete(listener);
   }
 
-  /** Lists the store and emits the difference as one delta; (re)starts the watch after the first list. */
+  /**
+   * Lists the store and emits the difference as one delta; (re)starts the watch after the first list.
+   * Asked for while a list runs, it lists once more after that one (which may have been read before
+   * the change the caller knows of); the promise of the running call covers that re-list.
+   */
   async resync(): Promise<void> {
-    if (this.listing || this.stopped) return;
+    if (this.stopped) return;
+    if (this.listing) {
+      this.listAgain = true;
+      return;
+    }
     this.listing = true;
+    try {
+      do {
+        this.listAgain = false;
+        // A failed list is retried by its timer, which also serves a request made meanwhile.
+        if (!(await this.listOnce())) break;
+      } while (this.listAgain && !this.stopped);
+    } finally {
+      this.listing = false;
+    }
+  }
+
+  /** One list and its delta; false when the store could not be read (a retry is scheduled). */
+  private async listOnce(): Promise<boolean> {
     try {
       let listed = await this.options.store.list();
       // The watch may have delivered changes newer than what the list read (its answer was on the
@@ -76,7 +99,7 @@ export class HealthFeed implements HealthSource {
       }
       if (listed.revision < this.revision) this.options.logger.warn({ store: listed.revision, seen: this.revision }, 'health store revision is older than changes already seen; taking the store as it is');
       const { revision, records } = listed;
-      if (this.stopped) return;
+      if (this.stopped) return true;
       const seen = new Set<string>();
       const changed: BackendHealth[] = [];
       for (const r of records) {
@@ -97,12 +120,12 @@ export class HealthFeed implements HealthSource {
           onReconnect: () => void this.resync(),
         });
       }
+      return true;
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'cannot read health; retrying');
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => void this.resync(), this.options.retryDelayMs ?? 1_000);
-    } finally {
-      this.listing = false;
+      return false;
     }
   }
 
