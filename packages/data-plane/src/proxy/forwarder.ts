@@ -27,6 +27,7 @@ import { withinLimits, type OverloadReason } from '../resilience/circuit-breaker
 import { AccessLog, type UpstreamSummary } from '../access-log/access-log.js';
 import type { LoadShedder } from '../resilience/load-shedder.js';
 import { RequestIds } from '../resilience/request-id.js';
+import type { RetryBudget } from '../resilience/retry-budget.js';
 import { backoffDelay, FailureKind, requestRetryable, statusFailure } from '../resilience/retry-policy.js';
 import { systemRandom, type Random } from '../runtime/clock.js';
 import { normalizeHost, pickBackend, type CompiledBackend, type CompiledRoute, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
@@ -201,6 +202,8 @@ class ProxyCall implements Dispatcher.DispatchHandler {
   /** Where the retry goes, chosen when it was decided; taken over once the failed attempt is accounted. */
   private nextBackend: CompiledBackend | undefined = undefined;
   private nextTarget: RouteTarget | undefined = undefined;
+  /** The budget the pending retry was withdrawn from (the failed attempt's pool), to refund it if unsent. */
+  private retryBudget: RetryBudget | undefined = undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -417,6 +420,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     }
     this.nextBackend = next;
     this.nextTarget = target;
+    this.retryBudget = pool.budget;
     return true;
   }
 
@@ -435,7 +439,11 @@ class ProxyCall implements Dispatcher.DispatchHandler {
 
   /** After the backoff: send the next attempt (the client may have left meanwhile). */
   retryNow(): void {
+    const budget = this.retryBudget!;
+    this.retryBudget = undefined;
     if (this.gone || this.res.destroyed) {
+      // Never sent: the withdrawal goes back so that clients who leave do not spend the budget.
+      budget.refund();
       this.finish();
       this.target.stats.byClass[0]!++;
       return;
@@ -452,6 +460,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     // The breaker is asked only now: trials are for requests that will be sent.
     const a = admission(this.target, this.backend.runtime);
     if (a > ADMIT_TRIAL) {
+      budget.refund();
       this.target.pool.resilience.stats.overloaded[OVERLOAD_REASONS[a]!]++;
       this.finish();
       const reply = LOCAL_REPLIES.overloaded[OVERLOAD_REASONS[a]!];

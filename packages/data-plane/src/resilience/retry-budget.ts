@@ -47,6 +47,15 @@ export class RetryBudget {
     return true;
   }
 
+  /**
+   * Gives back a withdrawal whose retry was never sent (the client left during the backoff, or
+   * the retry's backend was over a limit by then). It counts in the current window; one given
+   * back just after a second turned frees a place there instead of in the second it was taken.
+   */
+  refund(): void {
+    if (this.retries > 0) this.retries--;
+  }
+
   private advance(s: number): void {
     if (this.second < 0) {
       // Requests before the first retry is asked for count from now on (a conservative start).

@@ -1,0 +1,86 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataPlaneNode } from '../src/node.js';
+import { call, deadAddress, silentLogger, snapshot, startBackend, type Backend } from './helpers.js';
+
+/** Sends a request and hangs up after `ms`, before any answer. */
+function hangUpAfter(port: number, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      setTimeout(() => socket.destroy(), ms);
+    });
+    socket.on('close', () => resolve());
+    socket.on('error', () => undefined);
+  });
+}
+
+describe('forwarder: retries and picks that are given up', () => {
+  let node: DataPlaneNode;
+  let slow: Backend;
+  let slow2: Backend;
+  let plain: Backend;
+  let dead: string;
+  let version = 0;
+
+  const apply = (config: unknown) => {
+    const outcome = node.applier.onConfig(snapshot(++version, config));
+    if (!outcome.ok) throw new Error(outcome.error);
+  };
+
+  beforeAll(async () => {
+    slow = await startBackend('slow', (req, res) => {
+      req.resume();
+      setTimeout(() => res.end('sticky'), 300);
+    });
+    slow2 = await startBackend('slow2', (req, res) => {
+      req.resume();
+      setTimeout(() => res.end('sticky'), 300);
+    });
+    plain = await startBackend('plain', (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('plain'));
+    });
+    dead = await deadAddress();
+    node = new DataPlaneNode({
+      controlPlanes: [],
+      listen: { host: '127.0.0.1', port: 0 },
+      adminListen: { host: '127.0.0.1', port: 0 },
+      nodeId: 'test',
+      logger: silentLogger,
+      defaultMetrics: false,
+      // Backoff jitter at its top: a retry waits (almost) the whole backoff.
+      random: () => 0.999,
+    });
+    await node.start();
+  });
+
+  afterAll(async () => {
+    await node.stop();
+    await Promise.all([slow, slow2, plain].map((x) => x.close()));
+  });
+
+  it('gives the retry budget back when the client leaves during the backoff', async () => {
+    // 10 retries per 10 s window, and a backoff of ~400 ms before each.
+    apply({
+      pools: { web: { backends: [{ id: 'b0', address: dead }], retry: { attempts: 2, backoffMs: 400, maxBackoffMs: 400, budgetPercent: 0, minRetriesPerSecond: 1 } } },
+      routes: { r: { pools: [{ pool: 'web' }] } },
+    });
+    const port = Number(new URL(node.proxyUrl).port);
+    // Each fails to connect at once, gets a retry granted, and its client hangs up during the backoff.
+    await Promise.all(Array.from({ length: 10 }, () => hangUpAfter(port, 100)));
+    await new Promise((r) => setTimeout(r, 500));
+    const retried = async () => {
+      const text = (await call(node.adminUrl, '/metrics')).body.toString('utf8');
+      const count = (name: string) => Number(/ (\d+)$/.exec(text.split('\n').find((l) => l.startsWith(`${name}{pool="web"}`)) ?? ' 0')![1]);
+      return { retries: count('lb_dp_retries_total'), exhausted: count('lb_dp_retry_budget_exhausted_total') };
+    };
+    const before = await retried();
+    // The retries of those clients were never sent, so the budget still has room for this one.
+    const r = await call(node.proxyUrl, '/');
+    expect(r.status).toBe(502);
+    const after = await retried();
+    expect(after.exhausted).toBe(0);
+    expect(after.retries - before.retries).toBe(1);
+  });
+});
