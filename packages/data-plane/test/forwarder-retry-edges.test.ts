@@ -83,4 +83,21 @@ describe('forwarder: retries and picks that are given up', () => {
     expect(after.exhausted).toBe(0);
     expect(after.retries - before.retries).toBe(1);
   });
+
+  it('over a limit, a pick from another pool of the route does not carry the rejected sticky pick\'s cookie', async () => {
+    apply({
+      pools: {
+        pinned: { backends: [{ id: 's0', address: slow.address }, { id: 's1', address: slow2.address }], sticky: { cookie: 'pin' }, circuitBreaker: { maxRequests: 1 } },
+        other: { backends: [{ id: 'p0', address: plain.address }] },
+      },
+      routes: { r: { pools: [{ pool: 'pinned' }, { pool: 'other' }] } },
+    });
+    const replies = await Promise.all(Array.from({ length: 8 }, () => call(node.proxyUrl, '/')));
+    const fromPlain = replies.filter((r) => r.body.toString('utf8') === 'plain');
+    const fromSticky = replies.filter((r) => r.body.toString('utf8') === 'sticky');
+    expect(fromSticky.length).toBeGreaterThan(0);
+    expect(fromSticky.every((r) => String(r.headers['set-cookie']).startsWith('pin='))).toBe(true);
+    expect(fromPlain.length).toBeGreaterThan(fromSticky.length);
+    expect(fromPlain.map((r) => r.headers['set-cookie'])).toEqual(fromPlain.map(() => undefined));
+  });
 });

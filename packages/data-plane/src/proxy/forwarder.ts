@@ -569,6 +569,8 @@ export class Forwarder {
       let tries = target.pool.balancer.size;
       if (tries > 8) tries = 8;
       while (a > ADMIT_TRIAL && --tries > 0) {
+        // A rejected sticky pick's cookie must not go out with a backend of another pool.
+        pickCtx.setCookie = undefined;
         const other = pickBackend(route, picked, pickCtx);
         if (other === undefined || picked.target === undefined || other.upstream === undefined) break;
         const r = admission(picked.target, other.runtime);
