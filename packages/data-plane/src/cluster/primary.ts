@@ -9,7 +9,8 @@
  * The cache file is written once per applied version, by the primary only.
  *
  * Workers that die are started again (with backoff if they keep dying); a new worker gets the
- * current snapshot and all health in its `init` and listens only once it has applied them.
+ * current snapshot and all health in its `init` and listens only once it has applied them; one
+ * that refuses its `init` is killed and replaced the same way.
  * /metrics aggregates the workers' registries with the primary's (prom-client's
  * AggregatorRegistry.aggregate: counters summed, gauges per their aggregator).
  */
@@ -48,6 +49,10 @@ interface WorkerState {
   readonly worker: Worker;
   /** `init` was sent: from now on the worker gets every push. */
   initialized: boolean;
+  /** The seq of its `init`: a refusal of that one means the worker cannot run what its siblings run. */
+  initSeq: number;
+  /** It refused its `init` and is being killed: never counted as serving, sent nothing more. */
+  failed: boolean;
   listening: boolean;
   readonly startedAt: number;
 }
@@ -282,7 +287,8 @@ export class ClusterPrimary implements AsyncPushHandler {
   private settle(seq: number, workerId: number, ok: boolean, error?: string): void {
     const b = this.broadcasts.get(seq);
     if (b === undefined) {
-      if (!ok) this.logger.error({ worker: workerId, reason: error }, 'a worker could not apply its initial snapshot');
+      const state = this.workers.get(workerId);
+      if (!ok && state !== undefined && state.initSeq === seq) this.initFailed(state, error);
       return;
     }
     if (!b.waiting.delete(workerId)) return;
@@ -301,10 +307,30 @@ export class ClusterPrimary implements AsyncPushHandler {
     q.resolve(q.answers);
   }
 
+  /**
+   * A worker that cannot apply its `init` would serve a config its siblings do not run (or none):
+   * it is killed like one that fails to start — start() fails while the node starts, and later its
+   * exit replaces it with the restart backoff.
+   */
+  private initFailed(state: WorkerState, error: string | undefined): void {
+    const id = state.worker.id;
+    this.logger.error({ worker: id, reason: error }, 'a worker could not apply its initial snapshot: replacing it');
+    state.failed = true;
+    state.initialized = false;
+    state.listening = false;
+    this.metrics.setWorkers(this.serving());
+    const starting = this.started.get(id);
+    if (starting !== undefined) {
+      this.started.delete(id);
+      starting.reject(new Error(`worker ${id} could not apply its initial snapshot: ${error ?? 'refused'}`));
+    }
+    state.worker.process.kill('SIGKILL');
+  }
+
   /** Starts one worker; resolves once it listens. */
   private fork(): Promise<void> {
     const worker = cluster.fork();
-    const state: WorkerState = { worker, initialized: false, listening: false, startedAt: Date.now() };
+    const state: WorkerState = { worker, initialized: false, initSeq: 0, failed: false, listening: false, startedAt: Date.now() };
     this.workers.set(worker.id, state);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -329,11 +355,13 @@ export class ClusterPrimary implements AsyncPushHandler {
     const state = this.workers.get(worker.id);
     if (state === undefined) return;
     const m = message as FromWorker;
+    if (state.failed) return;
     switch (m.kind) {
       case 'hello': {
         // Everything sent from here on follows init, so the worker sees pushes in order.
         state.initialized = true;
-        this.send(state, { kind: 'init', seq: ++this.seq, snapshot: this.latest.snapshot, health: fullHealth(this.health) });
+        state.initSeq = ++this.seq;
+        this.send(state, { kind: 'init', seq: state.initSeq, snapshot: this.latest.snapshot, health: fullHealth(this.health) });
         return;
       }
       case 'applied':

@@ -60,7 +60,7 @@ export function runWorker(options: WorkerOptions): void {
     );
   };
 
-  const apply = (seq: number, run: () => { ok: true } | { ok: false; error: string }) => {
+  const apply = (seq: number, run: () => { ok: true } | { ok: false; error: string }): boolean => {
     let outcome: { ok: true } | { ok: false; error: string };
     try {
       outcome = run();
@@ -69,18 +69,21 @@ export function runWorker(options: WorkerOptions): void {
       outcome = { ok: false, error: `internal error: ${(err as Error).message}` };
     }
     send(outcome.ok ? { kind: 'applied', seq, ok: true } : { kind: 'applied', seq, ok: false, error: outcome.error });
+    return outcome.ok;
   };
 
   process.on('message', (message: unknown) => {
     if (!isOurs(message)) return;
     const m = message as ToWorker;
     switch (m.kind) {
-      case 'init':
-        apply(m.seq, () => {
+      case 'init': {
+        const ok = apply(m.seq, () => {
           applier.onHealth(m.health);
           if (m.snapshot !== null) return applier.onConfig(m.snapshot);
           return { ok: true };
         });
+        // Not with a config the other workers do not run: the primary kills and replaces this one.
+        if (!ok) return;
         traffic.listen(options.listen.host, options.listen.port).then(
           (address) => send({ kind: 'listening', address: address.address, port: address.port }),
           (err: unknown) => {
@@ -90,6 +93,7 @@ export function runWorker(options: WorkerOptions): void {
           },
         );
         return;
+      }
       case 'config':
         return apply(m.seq, () => applier.onConfig(m.snapshot));
       case 'health':
