@@ -1,61 +1,32 @@
 /** EtcdNodeStore against a real etcd: only the replica holding a node's stream changes its record. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@lb/shared';
+import { EtcdServer } from '../../../test/support/etcd.js';
 import type { NodeRecord } from '../src/store/config-store.js';
 import { EtcdNodeStore } from '../src/store/etcd-node-store.js';
-import { waitFor } from './helpers.js';
 
-const ETCD = '/usr/bin/etcd';
 const logger = createLogger('test', 'silent');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function record(id: string, replica: string, configVersion = 0): NodeRecord {
   return { id, address: '10.0.0.1:80', zone: 'a', connectedAt: new Date(0).toISOString(), configVersion, healthRevision: 0, lastNack: null, replica };
 }
 
-describe.skipIf(!existsSync(ETCD))('EtcdNodeStore ownership', () => {
-  let etcd: ChildProcess;
-  let dataDir: string;
+// A real etcd (installed by deploy/bootstrap.sh, like every test that needs one): ownership is a
+// property of etcd transactions and leases, which an in-memory store cannot prove.
+describe('EtcdNodeStore ownership', () => {
+  let etcd: EtcdServer;
   let url: string;
   const clients: Etcd3[] = [];
 
   beforeAll(async () => {
-    const [clientPort, peerPort] = [await freePort(), await freePort()];
-    url = `http://127.0.0.1:${clientPort}`;
-    const peer = `http://127.0.0.1:${peerPort}`;
-    dataDir = mkdtempSync(join(tmpdir(), 'lb-etcd-unit-'));
-    etcd = spawn(ETCD, ['--name', 't', '--data-dir', dataDir, '--listen-client-urls', url, '--advertise-client-urls', url,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `t=${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
-    await waitFor('etcd to be healthy', async () => {
-      try {
-        const res = await fetch(`${url}/health`);
-        return res.ok;
-      } catch {
-        return false;
-      }
-    }, 15_000);
+    etcd = await EtcdServer.start();
+    url = etcd.url;
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const c of clients) c.close();
-    etcd?.kill('SIGKILL');
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await etcd?.stop();
   });
 
   function replica(): EtcdNodeStore {
