@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataPlaneNode } from '../src/node.js';
-import { call as callForBuffer, deadAddress, silentLogger, snapshot, startBackend, type Backend, type Reply } from './helpers.js';
+import type { DataPlaneNode } from '../src/node.js';
+import { call as callForBuffer, deadAddress, startBackend, startTestNode, type Backend, type Reply, type TestNode } from './helpers.js';
 
 /** `call` with the body decoded as UTF-8. */
 async function call(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Omit<Reply, 'body'> & { body: string }> {
@@ -28,12 +28,8 @@ describe('forwarder resilience', () => {
   let failing: Backend;
   let slow: Backend;
   let dead: string;
-  let version = 0;
+  let apply: TestNode['apply'];
 
-  const apply = (config: unknown) => {
-    const outcome = node.applier.onConfig(snapshot(++version, config));
-    if (!outcome.ok) throw new Error(outcome.error);
-  };
   const pool = (addresses: string[], extra: Record<string, unknown> = {}) => ({ backends: addresses.map((address, i) => ({ id: `b${i}`, address })), ...extra });
 
   beforeAll(async () => {
@@ -53,16 +49,9 @@ describe('forwarder resilience', () => {
       setTimeout(() => res.end('slow'), 300);
     });
     dead = await deadAddress();
-    node = new DataPlaneNode({
-      controlPlanes: [],
-      listen: { host: '127.0.0.1', port: 0 },
-      adminListen: { host: '127.0.0.1', port: 0 },
-      nodeId: 'test',
-      logger: silentLogger,
-      defaultMetrics: false,
+    ({ node, apply } = await startTestNode({
       proxy: { maxHeaderSize: 4096 },
-    });
-    await node.start();
+    }));
   });
 
   afterAll(async () => {

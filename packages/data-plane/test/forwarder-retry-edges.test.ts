@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataPlaneNode } from '../src/node.js';
-import { call, deadAddress, silentLogger, snapshot, startBackend, type Backend } from './helpers.js';
+import type { DataPlaneNode } from '../src/node.js';
+import { call, deadAddress, startBackend, startTestNode, type Backend, type TestNode } from './helpers.js';
 
 /** Sends a request and hangs up after `ms`, before any answer. */
 function hangUpAfter(port: number, ms: number): Promise<void> {
@@ -21,12 +21,8 @@ describe('forwarder: retries and picks that are given up', () => {
   let slow2: Backend;
   let plain: Backend;
   let dead: string;
-  let version = 0;
+  let apply: TestNode['apply'];
 
-  const apply = (config: unknown) => {
-    const outcome = node.applier.onConfig(snapshot(++version, config));
-    if (!outcome.ok) throw new Error(outcome.error);
-  };
 
   beforeAll(async () => {
     slow = await startBackend('slow', (req, res) => {
@@ -42,17 +38,10 @@ describe('forwarder: retries and picks that are given up', () => {
       req.on('end', () => res.end('plain'));
     });
     dead = await deadAddress();
-    node = new DataPlaneNode({
-      controlPlanes: [],
-      listen: { host: '127.0.0.1', port: 0 },
-      adminListen: { host: '127.0.0.1', port: 0 },
-      nodeId: 'test',
-      logger: silentLogger,
-      defaultMetrics: false,
+    ({ node, apply } = await startTestNode({
       // Backoff jitter at its top: a retry waits (almost) the whole backoff.
       random: () => 0.999,
-    });
-    await node.start();
+    }));
   });
 
   afterAll(async () => {

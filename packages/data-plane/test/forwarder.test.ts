@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataPlaneNode } from '../src/node.js';
-import { call, deadAddress, silentLogger, simpleConfig, snapshot, startBackend, waitFor, type Backend } from './helpers.js';
+import type { DataPlaneNode } from '../src/node.js';
+import { call, deadAddress, simpleConfig, startBackend, startTestNode, waitFor, type Backend, type TestNode } from './helpers.js';
 
 describe('forwarder', () => {
   let node: DataPlaneNode;
@@ -10,12 +10,8 @@ describe('forwarder', () => {
   let b: Backend;
   let echo: Backend;
   let silent: Backend;
-  let version = 0;
+  let apply: TestNode['apply'];
 
-  const apply = (config: unknown) => {
-    const outcome = node.applier.onConfig(snapshot(++version, config));
-    if (!outcome.ok) throw new Error(outcome.error);
-  };
 
   beforeAll(async () => {
     a = await startBackend('a');
@@ -30,17 +26,10 @@ describe('forwarder', () => {
       req.on('end', () => res.end(JSON.stringify({ bytes, sha256: hash.digest('hex'), headers: req.headers })));
     });
     silent = await startBackend('silent', () => {}); // never answers
-    node = new DataPlaneNode({
-      controlPlanes: [],
-      listen: { host: '127.0.0.1', port: 0 },
-      adminListen: { host: '127.0.0.1', port: 0 },
-      nodeId: 'test',
-      logger: silentLogger,
-      defaultMetrics: false,
+    ({ node, apply } = await startTestNode({
       upstream: { headersTimeoutMs: 500 },
       drainTimeoutMs: 2_000,
-    });
-    await node.start();
+    }));
   });
 
   afterAll(async () => {
@@ -191,7 +180,7 @@ describe('forwarder', () => {
   });
 
   it('shows the running config on /config', async () => {
-    apply({ pools: { web: { algorithm: 'weighted_round_robin', backends: [{ id: 'a', address: a.address, weight: 5 }, { id: 'b', address: b.address, state: 'draining' }] } }, routes: { all: { pools: [{ pool: 'web' }] } } });
+    const version = apply({ pools: { web: { algorithm: 'weighted_round_robin', backends: [{ id: 'a', address: a.address, weight: 5 }, { id: 'b', address: b.address, state: 'draining' }] } }, routes: { all: { pools: [{ pool: 'web' }] } } });
     const view = JSON.parse((await call(node.adminUrl, '/config')).body.toString());
     expect(view).toMatchObject({
       version,

@@ -3,6 +3,7 @@ import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, 
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { Config, ConfigSnapshot } from '@lb/shared';
+import { DataPlaneNode, type DataPlaneOptions } from '../src/node.js';
 
 export const silentLogger = pino({ level: 'silent' });
 
@@ -91,4 +92,33 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+export interface TestNode {
+  node: DataPlaneNode;
+  /** Applies `config` as the next version (1, 2, …) and returns it; throws if the node NACKs it. */
+  apply(config: unknown): number;
+}
+
+/** An in-process data plane on loopback ports with no control plane: tests push snapshots through `apply`. */
+export async function startTestNode(options: Partial<DataPlaneOptions> = {}): Promise<TestNode> {
+  const node = new DataPlaneNode({
+    controlPlanes: [],
+    listen: { host: '127.0.0.1', port: 0 },
+    adminListen: { host: '127.0.0.1', port: 0 },
+    nodeId: 'test',
+    logger: silentLogger,
+    defaultMetrics: false,
+    ...options,
+  });
+  await node.start();
+  let version = 0;
+  return {
+    node,
+    apply(config: unknown): number {
+      const outcome = node.applier.onConfig(snapshot(++version, config));
+      if (!outcome.ok) throw new Error(outcome.error);
+      return version;
+    },
+  };
 }
