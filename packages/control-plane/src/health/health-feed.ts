@@ -7,6 +7,7 @@
  */
 import type { BackendHealth, Logger } from '@lb/shared';
 import type { HealthDelta, HealthSource, HealthState } from '../push/health-source.js';
+import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import type { HealthRecord } from './health-record.js';
 import type { HealthEvent, HealthStore } from './health-store.js';
 
@@ -33,9 +34,8 @@ export class HealthFeed implements HealthSource {
   private retryTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private listing = false;
-  /** A resync was asked for while a list ran (a watch reconnect): list once more after it. */
-  private listAgain = false;
+  /** A resync asked for while a list runs (a watch reconnect) lists once more after it. */
+  private readonly lists = new CoalescedRefresh(() => this.listOnce(), () => this.stopped);
 
   constructor(private readonly options: HealthFeedOptions) {}
 
@@ -71,20 +71,8 @@ export class HealthFeed implements HealthSource {
    */
   async resync(): Promise<void> {
     if (this.stopped) return;
-    if (this.listing) {
-      this.listAgain = true;
-      return;
-    }
-    this.listing = true;
-    try {
-      do {
-        this.listAgain = false;
-        // A failed list is retried by its timer, which also serves a request made meanwhile.
-        if (!(await this.listOnce())) break;
-      } while (this.listAgain && !this.stopped);
-    } finally {
-      this.listing = false;
-    }
+    // A failed list is retried by its timer, which also serves a request made meanwhile.
+    await this.lists.request();
   }
 
   /** One list and its delta; false when the store could not be read (a retry is scheduled). */

@@ -8,6 +8,7 @@
  * of a registration.
  */
 import type { Config, Logger, VersionedConfig } from '@lb/shared';
+import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import type { RegistrationStore, Registration } from '../store/registration-store.js';
 import type { ConfigSource } from './config-feed.js';
 
@@ -45,8 +46,8 @@ export class MergedConfigSource implements ConfigSource {
   private current: MergedConfig | undefined;
   private readonly listeners = new Set<(config: VersionedConfig) => void>();
   private offs: Array<() => void> = [];
-  private listing = false;
-  private listAgain = false;
+  /** A registration change seen while a list runs lists once more after it. */
+  private readonly lists = new CoalescedRefresh(() => this.listOnce(), () => this.stopped);
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -54,7 +55,7 @@ export class MergedConfigSource implements ConfigSource {
 
   start(): void {
     this.offs.push(this.options.config.subscribe(() => this.publish()));
-    this.offs.push(this.options.registrations.watch(() => void this.relist()));
+    this.offs.push(this.options.registrations.watch(() => void this.lists.request()));
     this.publish();
   }
 
@@ -74,32 +75,25 @@ export class MergedConfigSource implements ConfigSource {
     return () => this.listeners.delete(listener);
   }
 
-  private async relist(): Promise<void> {
-    if (this.listing) {
-      this.listAgain = true;
-      return;
-    }
-    this.listing = true;
+  /** One list of the registrations, published when it changed; false when it failed (a retry is scheduled). */
+  private async listOnce(): Promise<boolean> {
     try {
-      do {
-        this.listAgain = false;
-        const list = await this.options.registrations.list();
-        const json = JSON.stringify(list.map((r) => [r.pool, r.backend]));
-        const first = !this.listed;
-        this.listed = true;
-        if (json !== this.registrationsJson) {
-          this.registrations = list;
-          this.registrationsJson = json;
-          this.generation++;
-          this.publish();
-        } else if (first) this.publish();
-      } while (this.listAgain && !this.stopped);
+      const list = await this.options.registrations.list();
+      const json = JSON.stringify(list.map((r) => [r.pool, r.backend]));
+      const first = !this.listed;
+      this.listed = true;
+      if (json !== this.registrationsJson) {
+        this.registrations = list;
+        this.registrationsJson = json;
+        this.generation++;
+        this.publish();
+      } else if (first) this.publish();
+      return true;
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'cannot read registrations; retrying');
       clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => void this.relist(), this.options.retryDelayMs ?? 1_000);
-    } finally {
-      this.listing = false;
+      this.retryTimer = setTimeout(() => void this.lists.request(), this.options.retryDelayMs ?? 1_000);
+      return false;
     }
   }
 
