@@ -7,6 +7,7 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger, NodeReport } from '@lb/shared';
 import { guarded } from '../store/etcd-client.js';
+import { EtcdKeys } from '../store/keys.js';
 
 export interface NodeEjection {
   node: string;
@@ -38,7 +39,7 @@ export class EtcdEjectionStore implements NodeReportSink, EjectionReader {
     private readonly ttlSeconds = 10,
     private readonly deadlineMs = 4_000,
   ) {
-    this.prefix = `${prefix.replace(/\/+$/, '')}/ejections/`;
+    this.prefix = new EtcdKeys(prefix).ejectionsPrefix;
   }
 
   private currentLease(): Lease {

@@ -10,6 +10,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from '@lb/shared';
 import { guarded } from '../store/etcd-client.js';
 import type { HealthRecord } from './health-record.js';
+import { EtcdKeys } from '../store/keys.js';
 
 /** The leader's proof of leadership: its election key and that key's create revision. */
 export interface LeaderFence {
@@ -35,10 +36,6 @@ export interface HealthStore {
   watch(fromRevision: number, watch: HealthWatch): () => void;
 }
 
-export function healthPrefix(prefix: string): string {
-  return `${prefix.replace(/\/+$/, '')}/health/`;
-}
-
 export class EtcdHealthStore implements HealthStore {
   private readonly prefix: string;
 
@@ -48,7 +45,7 @@ export class EtcdHealthStore implements HealthStore {
     private readonly logger: Logger,
     private readonly deadlineMs = 4_000,
   ) {
-    this.prefix = healthPrefix(prefix);
+    this.prefix = new EtcdKeys(prefix).healthPrefix;
   }
 
   private key(pool: string, backend: string): string {

@@ -12,6 +12,7 @@
 import type { Campaign, Etcd3 } from 'etcd3';
 import type { Logger } from '@lb/shared';
 import type { LeaderFence } from './health-store.js';
+import { EtcdKeys } from '../store/keys.js';
 
 export interface Leadership {
   readonly isLeader: boolean;
@@ -57,7 +58,7 @@ export class LeaderElection implements Leadership {
   start(): void {
     if (this.stopped || this.campaign) return;
     const { client, prefix, replica, logger } = this.options;
-    const election = client.namespace(`${prefix.replace(/\/+$/, '')}/`).election('health', this.options.ttlSeconds ?? 3);
+    const election = client.namespace(new EtcdKeys(prefix).electionNamespace).election('health', this.options.ttlSeconds ?? 3);
     const campaign = election.campaign(replica);
     this.campaign = campaign;
     campaign.on('elected', () => {

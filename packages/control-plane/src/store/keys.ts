@@ -7,12 +7,24 @@ export class EtcdKeys {
   readonly current: string;
   readonly versionsPrefix: string;
   readonly nodesPrefix: string;
+  /** `<pool>/<backend>` below it: health written by the health-check leader. */
+  readonly healthPrefix: string;
+  /** `<pool>/<backend>` below it: self-registered backends, each on its own lease. */
+  readonly registrationsPrefix: string;
+  /** `<pool>/<backend>/<node>` below it: data planes' outlier ejections, on the receiving replica's lease. */
+  readonly ejectionsPrefix: string;
+  /** The namespace of the health-check leader election (`election/health` below it). */
+  readonly electionNamespace: string;
 
   constructor(prefix: string) {
     const base = prefix.replace(/\/+$/, '');
     this.current = `${base}/config/current`;
     this.versionsPrefix = `${base}/config/versions/`;
     this.nodesPrefix = `${base}/nodes/`;
+    this.healthPrefix = `${base}/health/`;
+    this.registrationsPrefix = `${base}/registrations/`;
+    this.ejectionsPrefix = `${base}/ejections/`;
+    this.electionNamespace = `${base}/`;
   }
 
   version(n: number): string {

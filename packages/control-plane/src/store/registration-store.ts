@@ -10,6 +10,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { Backend, Logger } from '@lb/shared';
 import { guarded } from './etcd-client.js';
+import { EtcdKeys } from './keys.js';
 
 export interface Registration {
   pool: string;
@@ -43,7 +44,7 @@ export class EtcdRegistrationStore implements RegistrationStore {
     private readonly logger: Logger,
     private readonly deadlineMs = 4_000,
   ) {
-    this.prefix = `${prefix.replace(/\/+$/, '')}/registrations/`;
+    this.prefix = new EtcdKeys(prefix).registrationsPrefix;
   }
 
   private key(pool: string, id: string): string {
