@@ -227,7 +227,10 @@ class ProxyCall implements Dispatcher.DispatchHandler {
 
   /** The first attempt, sent late (chunked bodies): unless the client is gone or its request broke already. */
   dispatchFirst(): void {
-    if (this.gone || this.res.destroyed || this.req.destroyed) {
+    // The client's socket is destroyed at once when the rest of its request fails to parse (a
+    // malformed chunk); its 'close' events only come after this check, and a pooled upstream
+    // connection would have the head on the wire by then.
+    if (this.gone || this.res.destroyed || this.req.destroyed || this.req.socket.destroyed) {
       // Admitted but never sent: a half-open breaker's trial slot goes back.
       this.backend.runtime.breaker?.release(this.trial);
       this.finish();
