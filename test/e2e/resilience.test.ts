@@ -130,9 +130,9 @@ describe('resilience under load', () => {
     );
     for (const t of times) {
       expect(t.status).toBe(504);
-      // undici's header timer runs on its coarse "fast timers" (a ~500 ms tick), so it fires within
-      // half a second either side of requestMs; an instant 504 would still fail here.
-      expect(t.ms).toBeGreaterThanOrEqual(REQUEST_MS - 500);
+      // The upstream client's deadlines are checked on a 100 ms tick (upstream/connection-sweeper.ts):
+      // never early, at most two ticks late; the rest of the slack is for a busy machine.
+      expect(t.ms).toBeGreaterThanOrEqual(REQUEST_MS);
       expect(t.ms).toBeLessThan(REQUEST_MS + 700);
     }
     expect(Date.now() - started).toBeLessThan(REQUEST_MS + 1_000);

@@ -37,9 +37,10 @@ export class DataPlaneError extends Error {
 export const UPSTREAM_ERROR_KINDS = ['connect', 'timeout', 'reset', 'protocol', 'other'] as const;
 export type UpstreamErrorKind = (typeof UPSTREAM_ERROR_KINDS)[number];
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+// Node's socket codes, the built-in client's (upstream/upstream.ts) and undici's.
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'LB_UPSTREAM_CONNECT_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const TIMEOUT_CODES = new Set(['LB_UPSTREAM_HEADERS_TIMEOUT', 'LB_UPSTREAM_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'LB_UPSTREAM_CLOSED', 'LB_UPSTREAM_POOL_CLOSED', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
 export function classifyUpstreamError(err: unknown): UpstreamErrorKind {
   const code = (err as { code?: unknown } | null)?.code;
@@ -47,6 +48,6 @@ export function classifyUpstreamError(err: unknown): UpstreamErrorKind {
   if (CONNECT_CODES.has(code)) return 'connect';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (RESET_CODES.has(code)) return 'reset';
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'protocol';
+  if (code.startsWith('HPE_') || code === 'LB_UPSTREAM_PROTOCOL' || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'protocol';
   return 'other';
 }

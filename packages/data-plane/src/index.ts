@@ -14,6 +14,7 @@ export * from './balancer/maglev.js';
 export * from './balancer/ring-hash.js';
 export * from './routing/routing-table.js';
 export * from './upstream/upstream-pools.js';
+export * from './upstream/upstream.js';
 export * from './proxy/hop-by-hop.js';
 export * from './proxy/forwarder.js';
 export * from './proxy/proxy-server.js';

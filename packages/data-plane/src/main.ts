@@ -11,6 +11,7 @@ import { ClusterPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { DataPlaneNode } from './node.js';
 import { PROXY_DEFAULTS, type ProxyServerOptions } from './proxy/proxy-server.js';
+import { DEFAULT_UPSTREAM_CLIENT, UPSTREAM_CLIENTS, type UpstreamClient } from './upstream/upstream-pools.js';
 
 const COMMAND = 'lb-data-plane';
 
@@ -31,6 +32,7 @@ const FLAGS = {
   'client-keep-alive-timeout-ms': { description: 'how long an idle client keep-alive connection stays open', default: String(PROXY_DEFAULTS.keepAliveTimeoutMs) },
   'worker-apply-timeout-ms': { description: 'with --workers > 1: a worker that takes longer than this to apply a push is killed and replaced', default: '10000' },
   'access-log': { description: 'one JSON line per request: off, stdout, or a file to append to (each worker appends its own lines)', default: 'off' },
+  'upstream-client': { description: `HTTP/1.1 client that talks to backends: native (built on node's own parser; the fast one) or undici`, default: DEFAULT_UPSTREAM_CLIENT },
   'sticky-secret': { description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)' },
 } satisfies Record<string, FlagSpec>;
 
@@ -58,9 +60,14 @@ async function main(): Promise<void> {
   const workerApplyTimeoutMs = Number(flags['worker-apply-timeout-ms']);
   if (!Number.isInteger(workerApplyTimeoutMs) || workerApplyTimeoutMs < 100) throw new FlagError('--worker-apply-timeout-ms must be a whole number of at least 100');
 
+  const client = flags['upstream-client'] as UpstreamClient;
+  if (!UPSTREAM_CLIENTS.includes(client)) throw new FlagError(`--upstream-client must be one of ${UPSTREAM_CLIENTS.join(', ')}`);
+  if (client !== DEFAULT_UPSTREAM_CLIENT && client === 'native') throw new FlagError("--upstream-client native: this node runtime does not expose its HTTP parser; use undici");
+  const upstream = { client };
+
   if (cluster.isWorker) {
     const logger = createLogger('data-plane').child({ worker: cluster.worker!.id });
-    runWorker({ listen, drainTimeoutMs, stickySecret, logger, proxy });
+    runWorker({ listen, drainTimeoutMs, stickySecret, logger, proxy, upstream });
     return;
   }
   const common = {
@@ -73,7 +80,7 @@ async function main(): Promise<void> {
     drainTimeoutMs,
     stickySecret,
   };
-  const node = workers === 1 ? new DataPlaneNode({ ...common, proxy }) : new ClusterPrimary({ ...common, workers, workerApplyTimeoutMs, logger: createLogger('data-plane') });
+  const node = workers === 1 ? new DataPlaneNode({ ...common, proxy, upstream }) : new ClusterPrimary({ ...common, workers, workerApplyTimeoutMs, logger: createLogger('data-plane') });
   // Before start(): a signal while workers are still starting must drain them, not kill the primary.
   const stopping = stopOnSignals(node);
   try {

@@ -58,7 +58,7 @@ describe('weighted_round_robin on large pools (earliest deadline first)', () => 
 
 describe('resource_based', () => {
   it('reads the load header from raw response headers, case-insensitively', () => {
-    const raw = [Buffer.from('Content-Type'), Buffer.from('text/plain'), Buffer.from('X-Backend-Load'), Buffer.from('0.75')];
+    const raw = ['Content-Type', 'text/plain', 'X-Backend-Load', '0.75'];
     expect(rawHeaderNumber(raw, 'x-backend-load')).toBe(0.75);
     expect(rawHeaderNumber(raw, 'x-other')).toBeNaN();
   });

@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataPlaneNode } from '../src/node.js';
+import { UPSTREAM_CLIENTS } from '../src/upstream/upstream-pools.js';
 import { call, deadAddress, simpleConfig, startBackend, startTestNode, waitFor, type Backend, type TestNode } from './helpers.js';
 
-describe('forwarder', () => {
+// The forwarder's contract holds for both upstream clients: the built-in one and undici.
+describe.each(UPSTREAM_CLIENTS)('forwarder (%s upstream client)', (client) => {
   let node: DataPlaneNode;
   let a: Backend;
   let b: Backend;
@@ -27,7 +29,7 @@ describe('forwarder', () => {
     });
     silent = await startBackend('silent', () => {}); // never answers
     ({ node, apply } = await startTestNode({
-      upstream: { headersTimeoutMs: 500 },
+      upstream: { headersTimeoutMs: 500, client },
       drainTimeoutMs: 2_000,
     }));
   });

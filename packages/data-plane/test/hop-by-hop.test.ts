@@ -43,12 +43,12 @@ describe('request headers', () => {
 
 describe('response headers', () => {
   it('drops hop-by-hop headers and keeps repeated ones', () => {
-    const raw = ['Content-Type', 'text/plain', 'Transfer-Encoding', 'chunked', 'Connection', 'X-Internal', 'X-Internal', 'a', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Keep-Alive', 'timeout=5', 'Upgrade', 'h2c'].map((s) => Buffer.from(s, 'latin1'));
+    const raw = ['Content-Type', 'text/plain', 'Transfer-Encoding', 'chunked', 'Connection', 'X-Internal', 'X-Internal', 'a', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Keep-Alive', 'timeout=5', 'Upgrade', 'h2c'];
     expect(filterResponseHeaders(raw)).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
   });
 
   it('keeps non-ASCII bytes as they came', () => {
-    const raw = [Buffer.from('X-Name'), Buffer.from([0x63, 0xe9])];
+    const raw = ['X-Name', Buffer.from([0x63, 0xe9]).toString('latin1')];
     expect(filterResponseHeaders(raw)).toEqual(['X-Name', 'c\u00e9']);
   });
 });

@@ -2,12 +2,12 @@
 // rule it replaces: host tier first (exact, longer wildcard suffix, any), then the longest path
 // prefix, then the name. Checked against a straightforward reference on many random tables.
 import type { Config } from '@lb/shared';
-import type { Dispatcher } from 'undici';
+import type { Upstream } from '../src/upstream/upstream.js';
 import { describe, expect, it } from 'vitest';
 import { DataPlaneMetrics } from '../src/metrics.js';
 import { compileRoutingTable, normalizeHost } from '../src/routing/routing-table.js';
 
-const upstreams = { acquire: (address: string) => ({ address }) as unknown as Dispatcher };
+const upstreams = { acquire: (address: string) => ({ address }) as unknown as Upstream };
 const metrics = new DataPlaneMetrics({ defaultMetrics: false });
 const pools: Config['pools'] = { p: { algorithm: 'round_robin', backends: [{ id: 'b', address: '10.0.0.1:80', weight: 1, state: 'active' }] } } as Config['pools'];
 

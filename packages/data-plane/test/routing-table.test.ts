@@ -1,10 +1,10 @@
 import type { Config } from '@lb/shared';
-import type { Dispatcher } from 'undici';
+import type { Upstream } from '../src/upstream/upstream.js';
 import { describe, expect, it } from 'vitest';
 import { DataPlaneMetrics } from '../src/metrics.js';
 import { compileRoutingTable, normalizeHost, pickBackend, type RouteTarget } from '../src/routing/routing-table.js';
 
-const upstreams = { acquire: (address: string) => ({ address }) as unknown as Dispatcher };
+const upstreams = { acquire: (address: string) => ({ address }) as unknown as Upstream };
 const metrics = new DataPlaneMetrics({ defaultMetrics: false });
 
 function pool(...addresses: string[]) {

@@ -100,18 +100,18 @@ export function recordLoad(rt: BackendRuntime, load: number, nowMs: number, deca
 }
 
 /** `lowerName`'s value in undici's raw response headers (name/value Buffer pairs), as a number; NaN when absent. */
-export function rawHeaderNumber(raw: readonly Buffer[], lowerName: string): number {
+export function rawHeaderNumber(raw: readonly string[], lowerName: string): number {
   const len = lowerName.length;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length !== len) continue;
     let j = 0;
     for (; j < len; j++) {
-      let c = name[j]!;
+      let c = name.charCodeAt(j);
       if (c >= 65 && c <= 90) c |= 0x20;
       if (c !== lowerName.charCodeAt(j)) break;
     }
-    if (j === len) return Number.parseFloat(raw[i + 1]!.toString('latin1'));
+    if (j === len) return Number.parseFloat(raw[i + 1]!);
   }
   return Number.NaN;
 }

@@ -1,27 +1,24 @@
 /**
  * The request path: route match → pick → forward → account, in a straight line. It reads the
  * routing table through one reference (swapped whole by the snapshot applier), never waits on
- * disk or network before dispatching, and uses undici's dispatch handler API directly: the
- * response arrives as raw header buffers and body chunks that go straight into the
- * ServerResponse, with undici's pause/resume carrying back-pressure from the client to the
- * backend. Per request it allocates the upstream header array, the dispatch options and one
- * handler object; listeners are shared functions that find their call through a symbol.
+ * disk or network before dispatching, and drives the upstream client (upstream/upstream.ts)
+ * through its handler interface directly: the response arrives as raw header strings and body
+ * chunks that go straight into the ServerResponse, with the client's pause/resume carrying
+ * back-pressure from the client to the backend. Per request it allocates the upstream header
+ * array, the dispatch options and one handler object; listeners are shared functions that find
+ * their call through a symbol.
  *
  * Resilience (resilience/*): node-wide shedding and the route's rate limit come before the pick;
  * circuit-breaker limits are a few comparisons after it. Retries cost nothing until an attempt
  * fails: only then are the method, the body, the budget and another backend looked at, and the
  * same handler object runs the next attempt.
- *
- * undici 7 runs the legacy handler methods (onConnect/onHeaders/onData/onComplete/onError)
- * natively; the newer onRequestStart/onResponseStart interface goes through an adapter that
- * parses every response header into an object, so this file keeps to the legacy one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { EMPTY_PICK_CONTEXT } from '../balancer/balancer.js';
 import { rawHeaderNumber, recordLatency, recordLoad, requestEnded, requestStarted, type BackendRuntime } from '../balancer/host.js';
 import { RequestPickContext } from '../balancer/request-context.js';
 import { classifyUpstreamError } from '../errors.js';
+import { UPSTREAM_ERRORS, type UpstreamHandler } from '../upstream/upstream.js';
 import type { DataPlaneMetrics, RequestStats } from '../metrics.js';
 import { withinLimits, type OverloadReason } from '../resilience/circuit-breaker.js';
 import { AccessLog, type UpstreamSummary } from '../access-log/access-log.js';
@@ -107,10 +104,13 @@ class ClientAbortedError extends Error {
   readonly code = 'LB_CLIENT_ABORTED';
 }
 
-/** undici refused the request itself (a header it will not send): the client's fault, not the backend's. */
+/**
+ * The request itself could not be sent — undici refused a header, or the client's body broke
+ * off: the client's fault, not the backend's.
+ */
 function isRequestRefused(err: Error): boolean {
   const code = (err as { code?: string }).code;
-  return code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED';
+  return code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === UPSTREAM_ERRORS.REQUEST_BODY;
 }
 
 function onResponseClose(this: TaggedResponse): void {
@@ -175,10 +175,10 @@ function pickRetryBackend(route: CompiledRoute, out: { target: RouteTarget | und
 }
 
 /**
- * One client request: undici's handler for each attempt, writing into the client's response.
+ * One client request: the upstream handler of each attempt, writing into the client's response.
  * Attempts run one after another on the same object.
  */
-class ProxyCall implements Dispatcher.DispatchHandler {
+class ProxyCall implements UpstreamHandler {
   done = false;
   resume: (() => void) | null = null;
   private abort: ((err?: Error) => void) | null = null;
@@ -255,7 +255,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     const requestMs = this.target.policy.requestMs;
     const req = this.req;
     backend.upstream!.dispatch(
-      { path: req.url!, method: req.method as Dispatcher.HttpMethod, headers: this.headers, body: this.hasBody ? req : null, headersTimeout: requestMs, bodyTimeout: requestMs },
+      { path: req.url!, method: req.method!, headers: this.headers, body: this.hasBody ? req : null, headersTimeout: requestMs, bodyTimeout: requestMs },
       this,
     );
   }
@@ -302,7 +302,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
     else this.abort = abort;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: readonly string[], resume: () => void, statusText: string): boolean {
     // 1xx: Node's server already answered the client's `Expect: 100-continue` itself.
     if (statusCode < 200) return true;
     this.status = statusCode;
@@ -326,7 +326,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
       if (statusText !== '') res.writeHead(statusCode, statusText, headers);
       else res.writeHead(statusCode, headers);
     } catch (err) {
-      // Node refuses a header undici accepted: treat it as a bad answer from the backend.
+      // Node refuses a header the client accepted: treat it as a bad answer from the backend.
       this.abort?.(err as Error);
       return false;
     }
@@ -359,7 +359,7 @@ class ProxyCall implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     if (this.done) return;
     const res = this.res;
-    // A client that hangs up, or a request undici refuses, is not the backend failing: counting it
+    // A client that hangs up, or a request that cannot be sent, is not the backend failing: counting it
     // would let impatient or hostile clients open the breakers of healthy backends.
     this.endAttempt(false, !(this.gone || res.destroyed || isRequestRefused(err)));
     if (this.gone || res.destroyed) {

@@ -186,19 +186,18 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
   out.chunked = chunked;
 }
 
-/** Response headers from undici's raw Buffer pairs to the strings node's writeHead takes, hop-by-hop removed. */
-export function filterResponseHeaders(raw: readonly Buffer[]): string[] {
+/** Response headers (latin1 strings, as the upstream client gives them) for node's writeHead, hop-by-hop removed. */
+export function filterResponseHeaders(raw: readonly string[]): string[] {
   const headers: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    // latin1: node writes header strings back as latin1, so every byte round-trips unchanged.
-    const name = raw[i]!.toString('latin1');
+    const name = raw[i]!;
     switch (classifyResponseHeader(name)) {
       case HeaderClass.Keep:
-        headers.push(name, raw[i + 1]!.toString('latin1'));
+        headers.push(name, raw[i + 1]!);
         break;
       case HeaderClass.Connection: {
-        const value = raw[i + 1]!.toString('latin1');
+        const value = raw[i + 1]!;
         connection = connection === undefined ? value : `${connection},${value}`;
         break;
       }

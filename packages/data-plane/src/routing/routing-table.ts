@@ -16,7 +16,6 @@
  *   a lookup is one map read plus a short scan.
  */
 import type { Algorithm, BackendState, Config, VersionedConfig } from '@lb/shared';
-import type { Dispatcher } from 'undici';
 import { EMPTY_PICK_CONTEXT, type Balancer, type PickContext } from '../balancer/balancer.js';
 import { createBalancer, poolFeedback, type BalancerDeps, type PoolFeedback } from '../balancer/factory.js';
 import { BackendRuntime, type Host } from '../balancer/host.js';
@@ -24,6 +23,7 @@ import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robi
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
 import { systemClock, type Clock, type Random } from '../runtime/clock.js';
 import { upstreamKey, type UpstreamSource } from '../upstream/upstream-pools.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { attachBreaker, compilePoolResilience, routeRateLimiter, targetPolicy, type PoolResilience, type TargetPolicy } from '../resilience/pool-policy.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
 import { RouteList } from './route-list.js';
@@ -34,7 +34,7 @@ export interface CompiledBackend {
   readonly weight: number;
   readonly state: BackendState;
   /** Set for active backends only: the others never receive a new request. */
-  readonly upstream: Dispatcher | undefined;
+  readonly upstream: Upstream | undefined;
   /** In-flight count, latency, reported load: carried over to the next table for the same pool and id. */
   readonly runtime: BackendRuntime;
 }

@@ -1,11 +1,23 @@
 /**
- * One undici Pool (keep-alive connections) per backend address, shared by every config pool that
- * names the address and kept across snapshots while the address stays in use, so a config change
- * does not cost a reconnect. A pool whose address leaves the config is closed gracefully:
- * undici's close() lets queued and in-flight requests finish first, which is what lets
- * draining and removed backends finish their work.
+ * One upstream pool (keep-alive connections) per backend address, shared by every config pool
+ * that names the address and kept across snapshots while the address stays in use, so a config
+ * change does not cost a reconnect. A pool whose address leaves the config is closed
+ * gracefully: queued and in-flight requests finish first, which is what lets draining and
+ * removed backends finish their work.
+ *
+ * The client is the built-in one on node's native HTTP parser (http1-pool.ts) unless the
+ * runtime lacks that parser or the operator asks for undici (`--upstream-client undici`).
  */
-import { Pool, type Dispatcher } from 'undici';
+import { HTTPParser } from './http1-parser.js';
+import { Http1Pool, type Http1PoolOptions } from './http1-pool.js';
+import { UndiciUpstream } from './undici-upstream.js';
+import type { Upstream } from './upstream.js';
+
+export const UPSTREAM_CLIENTS = ['native', 'undici'] as const;
+export type UpstreamClient = (typeof UPSTREAM_CLIENTS)[number];
+
+/** The client used when none is asked for: the built-in one where node's parser is reachable. */
+export const DEFAULT_UPSTREAM_CLIENT: UpstreamClient = HTTPParser !== undefined ? 'native' : 'undici';
 
 export interface UpstreamOptions {
   /** Time allowed to open a connection to a backend (ms); a miss is a 502. Default 5000. */
@@ -16,13 +28,15 @@ export interface UpstreamOptions {
   bodyTimeoutMs?: number;
   /** How long an idle upstream connection is kept, unless the backend's Keep-Alive says less (ms). Default 30000. */
   keepAliveTimeoutMs?: number;
+  /** Which HTTP/1.1 client talks to backends. Default DEFAULT_UPSTREAM_CLIENT. */
+  client?: UpstreamClient;
 }
 
 /** A config pool's connection settings (its `timeouts` and circuit breaker); absent fields: the node's UpstreamOptions. */
 export interface UpstreamSettings {
   connectTimeoutMs?: number;
   keepAliveTimeoutMs?: number;
-  /** Most connections to the address (undici's `connections`); absent: no limit. */
+  /** Most connections to the address; absent: no limit. */
   connections?: number;
 }
 
@@ -37,45 +51,42 @@ export function upstreamKey(address: string, settings: UpstreamSettings | undefi
 /** The settings every pool has unless it says otherwise (RESILIENCE_DEFAULTS): these share the plain-address pool. */
 const DEFAULT_SETTINGS = { connectTimeoutMs: 1000, keepAliveTimeoutMs: 60_000, connections: 1024 } as const;
 
-/** What the routing table needs: a dispatcher per address (and connection settings). */
+/** What the routing table needs: an upstream per address (and connection settings). */
 export interface UpstreamSource {
-  acquire(address: string, settings?: UpstreamSettings): Dispatcher;
+  acquire(address: string, settings?: UpstreamSettings): Upstream;
 }
 
 export class UpstreamPools implements UpstreamSource {
   /** By upstreamKey(); several config pools naming an address with the same settings share one. */
-  private readonly pools = new Map<string, { address: string; pool: Pool }>();
-  private readonly options: Pool.Options;
+  private readonly pools = new Map<string, { address: string; pool: Upstream }>();
+  private readonly options: Http1PoolOptions;
+  readonly client: UpstreamClient;
 
   constructor(options: UpstreamOptions = {}) {
     this.options = {
-      connectTimeout: options.connectTimeoutMs ?? 5_000,
-      headersTimeout: options.headersTimeoutMs ?? 60_000,
-      bodyTimeout: options.bodyTimeoutMs ?? 60_000,
-      keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-      keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs ?? 30_000, 600_000),
-      pipelining: 1,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      headersTimeoutMs: options.headersTimeoutMs ?? 60_000,
+      bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 30_000,
     };
+    const client = options.client ?? DEFAULT_UPSTREAM_CLIENT;
+    if (client === 'native' && HTTPParser === undefined) throw new Error("the native upstream client needs node's HTTP parser, which this runtime does not expose; use the undici client");
+    this.client = client;
   }
 
   /**
    * The pool for `address` (`host:port`) with `settings`, created on first use; no connection is
    * opened yet. Settings absent use the node's options (UpstreamOptions).
    */
-  acquire(address: string, settings?: UpstreamSettings): Dispatcher {
+  acquire(address: string, settings?: UpstreamSettings): Upstream {
     const key = upstreamKey(address, settings);
     let entry = this.pools.get(key);
     if (entry === undefined) {
-      const options: Pool.Options = { ...this.options };
-      if (settings?.connectTimeoutMs !== undefined) options.connectTimeout = settings.connectTimeoutMs;
-      if (settings?.keepAliveTimeoutMs !== undefined) {
-        options.keepAliveTimeout = settings.keepAliveTimeoutMs;
-        options.keepAliveMaxTimeout = Math.max(settings.keepAliveTimeoutMs, 600_000);
-      }
+      const options: Http1PoolOptions = { ...this.options };
+      if (settings?.connectTimeoutMs !== undefined) options.connectTimeoutMs = settings.connectTimeoutMs;
+      if (settings?.keepAliveTimeoutMs !== undefined) options.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
       if (settings?.connections !== undefined) options.connections = settings.connections;
-      const pool = new Pool(`http://${address}`, options);
-      // Connection failures reach the request's handler; an 'error' event must not crash the process.
-      pool.on('connectionError', () => {});
+      const pool = this.client === 'native' ? new Http1Pool(address, options, HTTPParser!) : new UndiciUpstream(address, options);
       entry = { address, pool };
       this.pools.set(key, entry);
     }
@@ -90,10 +101,10 @@ export class UpstreamPools implements UpstreamSource {
     for (const [key, { address, pool }] of this.pools) {
       if (!keep.has(key)) {
         this.pools.delete(key);
-        const closed = pool.close().catch(() => {});
+        const closed = pool.close();
         const grace = graceFor?.(address);
         if (grace !== undefined) {
-          const timer = setTimeout(() => void pool.destroy().catch(() => {}), grace);
+          const timer = setTimeout(() => void pool.destroy(), grace);
           timer.unref();
           void closed.then(() => clearTimeout(timer));
         }
@@ -118,7 +129,7 @@ export class UpstreamPools implements UpstreamSource {
             pool.destroy().then(resolve, resolve);
           }, graceMs);
         });
-        await Promise.race([pool.close().catch(() => {}), forced]);
+        await Promise.race([pool.close(), forced]);
         clearTimeout(timer);
       }),
     );

@@ -1,0 +1,52 @@
+/**
+ * One coarse timer for every upstream deadline: request timeouts and idle keep-alive expiry are
+ * numbers compared on a tick instead of a timer per request, so the request path only writes a
+ * field. A deadline set for `ms` fires after at least `ms` and at most two ticks more (undici's
+ * own timers are coarser). The tick runs only while some pool has connections and never keeps
+ * the process alive.
+ */
+
+export interface Sweepable {
+  /** Expire what is due at `now` (performance.now() ms). */
+  sweep(now: number): void;
+}
+
+/** Tick of the sweeper (ms): how late a deadline may fire. */
+export const SWEEP_INTERVAL_MS = 100;
+
+const members = new Set<Sweepable>();
+let timer: NodeJS.Timeout | undefined;
+/** performance.now() at the last tick (or registration): the clock deadlines are set against. */
+let coarseNow = performance.now();
+
+function tick(): void {
+  coarseNow = performance.now();
+  for (const m of members) m.sweep(coarseNow);
+}
+
+/** The deadline (performance.now() ms) `ms` from now: never early, at most two ticks late. */
+export function deadlineIn(ms: number): number {
+  return coarseNow + ms + SWEEP_INTERVAL_MS;
+}
+
+/** performance.now() as of the last tick: good enough for idle bookkeeping. */
+export function coarseClock(): number {
+  return coarseNow;
+}
+
+export function watch(member: Sweepable): void {
+  members.add(member);
+  if (timer === undefined) {
+    coarseNow = performance.now();
+    timer = setInterval(tick, SWEEP_INTERVAL_MS);
+    timer.unref();
+  }
+}
+
+export function unwatch(member: Sweepable): void {
+  members.delete(member);
+  if (members.size === 0 && timer !== undefined) {
+    clearInterval(timer);
+    timer = undefined;
+  }
+}

@@ -1,0 +1,382 @@
+/**
+ * One keep-alive HTTP/1.1 connection to a backend, parsed by node's native llhttp
+ * (http1-parser.ts). It carries one request at a time (no pipelining): the request head is
+ * written in one `write`, the body streams with back-pressure both ways, and response body
+ * chunks go to the handler as the parser produces them. Every callback is a method bound once
+ * per connection, so a request allocates only its head string and its abort function.
+ *
+ * Reuse rules (RFC 9112 §9): a connection goes back to its pool only when the response ended
+ * cleanly, the backend did not ask to close (`Connection: close`, HTTP/1.0) and the request
+ * body was sent whole. A reused connection the backend closed before answering (it timed out
+ * its idle side as we wrote) replays the request once on a new connection, if the request has
+ * no body and an idempotent method: nothing can have been processed twice that way.
+ */
+import net, { type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { coarseClock, deadlineIn } from './connection-sweeper.js';
+import type { NativeHttpParser, NativeHttpParserClass } from './http1-parser.js';
+import { UPSTREAM_ERRORS, UpstreamError, type UpstreamHandler, type UpstreamRequest } from './upstream.js';
+
+export interface ConnectionSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** What a connection tells the pool that owns it. */
+export interface ConnectionOwner {
+  /** The exchange is over and the connection can carry another request. */
+  released(conn: Http1Connection): void;
+  /** The connection is closed for good. */
+  removed(conn: Http1Connection): void;
+  /** Send `request` again on a new connection (its reused one was found closed). */
+  replay(request: UpstreamRequest, handler: UpstreamHandler): void;
+}
+
+const CONNECTING = 0;
+const IDLE = 1;
+const BUSY = 2;
+const CLOSED = 3;
+
+/** RFC 9110 §9.2.2 idempotent methods: the only ones replayed after a stale keep-alive connection. */
+const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Errors that mean "the connection was already gone", not "the backend answered badly". */
+const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', UPSTREAM_ERRORS.CLOSED]);
+
+/** Subtracted from a backend's `Keep-Alive: timeout=N`, so we stop using a connection before it does. */
+const KEEP_ALIVE_MARGIN_MS = 1000;
+
+export class Http1Connection {
+  private readonly socket: Socket;
+  private readonly parser: NativeHttpParser;
+  private state = CONNECTING;
+  private handler: UpstreamHandler | null = null;
+  private request: UpstreamRequest | null = null;
+  /** Counts requests, so an abort function kept past its request does nothing. */
+  private seq = 0;
+  /** performance.now() ms at which the current wait times out; 0: none. */
+  private deadline = 0;
+  private deadlineCode: typeof UPSTREAM_ERRORS.CONNECT_TIMEOUT | typeof UPSTREAM_ERRORS.HEADERS_TIMEOUT | typeof UPSTREAM_ERRORS.BODY_TIMEOUT = UPSTREAM_ERRORS.CONNECT_TIMEOUT;
+  private bodyTimeoutMs = 0;
+  private idleSince = 0;
+  private keepAliveMs: number;
+  private lastKeepAliveHint: string | undefined;
+  /** It has carried a request before this one. */
+  private reused = false;
+  /** The current response has begun (a replay is no longer safe). */
+  private responseStarted = false;
+  /** The current response head was a 1xx: its end is not the request's. */
+  private interim = false;
+  private keepAlive = true;
+  private skipBody = false;
+  /** Paused because the handler's consumer is full. */
+  private paused = false;
+  /** Header pairs flushed early by the parser (more than it batches in one callback). */
+  private headerPairs: string[] | null = null;
+  /** The request body still streaming: its listeners, to detach. */
+  private body: Readable | null = null;
+  private chunked = false;
+
+  constructor(
+    private readonly settings: ConnectionSettings,
+    private readonly owner: ConnectionOwner,
+    Parser: NativeHttpParserClass,
+    first: UpstreamRequest,
+    firstHandler: UpstreamHandler,
+  ) {
+    this.keepAliveMs = settings.keepAliveTimeoutMs;
+    const parser = new Parser();
+    parser.initialize(Parser.RESPONSE, {}, 0, 0);
+    parser[Parser.kOnHeaders] = this.onParserHeaders;
+    parser[Parser.kOnHeadersComplete] = this.onParserHeadersComplete;
+    parser[Parser.kOnBody] = this.onParserBody;
+    parser[Parser.kOnMessageComplete] = this.onParserMessageComplete;
+    this.parser = parser;
+    // Held until connected; a connect failure is this request's error.
+    this.handler = firstHandler;
+    this.request = first;
+    if (settings.connectTimeoutMs > 0) this.setDeadline(settings.connectTimeoutMs, UPSTREAM_ERRORS.CONNECT_TIMEOUT);
+    const socket = net.connect({ host: settings.host, port: settings.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    socket.on('connect', this.onSocketConnect);
+    socket.on('data', this.onSocketData);
+    socket.on('end', this.onSocketEnd);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onSocketClose);
+    this.socket = socket;
+  }
+
+  get idle(): boolean {
+    return this.state === IDLE;
+  }
+
+  /** Sends `request` on this idle (or just connected) connection. */
+  send(request: UpstreamRequest, handler: UpstreamHandler): void {
+    this.state = BUSY;
+    this.handler = handler;
+    this.request = request;
+    this.responseStarted = false;
+    this.interim = false;
+    this.keepAlive = true;
+    this.skipBody = request.method === 'HEAD';
+    const seq = ++this.seq;
+    handler.onConnect((err) => this.abortRequest(seq, err));
+    // The handler may have aborted at once (its client already left).
+    if (this.handler !== handler) return;
+    const headersTimeout = request.headersTimeout ?? this.settings.headersTimeoutMs;
+    if (headersTimeout > 0) this.setDeadline(headersTimeout, UPSTREAM_ERRORS.HEADERS_TIMEOUT);
+    else this.deadline = 0;
+    this.bodyTimeoutMs = request.bodyTimeout ?? this.settings.bodyTimeoutMs;
+    this.writeRequest(request);
+  }
+
+  private setDeadline(ms: number, code: typeof this.deadlineCode): void {
+    this.deadline = deadlineIn(ms);
+    this.deadlineCode = code;
+  }
+
+  private writeRequest(request: UpstreamRequest): void {
+    const body = request.body;
+    const headers = request.headers;
+    let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
+    let hasLength = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name.length === 14 && body !== null && name.toLowerCase() === 'content-length') hasLength = true;
+      head += `${name}: ${headers[i + 1]!}\r\n`;
+    }
+    if (body === null) {
+      this.socket.write(`${head}\r\n`, 'latin1');
+      return;
+    }
+    // A body of unknown length goes chunked (RFC 9112 §7.1); one with a Content-Length as is.
+    this.chunked = !hasLength;
+    this.socket.write(hasLength ? `${head}\r\n` : `${head}transfer-encoding: chunked\r\n\r\n`, 'latin1');
+    this.body = body;
+    body.on('data', this.onBodyData);
+    body.on('end', this.onBodyEnd);
+    body.on('error', this.onBodyError);
+  }
+
+  private readonly onBodyData = (chunk: Buffer): void => {
+    const socket = this.socket;
+    let ok: boolean;
+    if (this.chunked) {
+      if (chunk.length === 0) return;
+      socket.cork();
+      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      ok = socket.write('\r\n', 'latin1');
+      socket.uncork();
+    } else ok = socket.write(chunk);
+    if (!ok) {
+      this.body!.pause();
+      socket.once('drain', this.onSocketDrain);
+    }
+  };
+
+  private readonly onSocketDrain = (): void => {
+    this.body?.resume();
+  };
+
+  private readonly onBodyEnd = (): void => {
+    if (this.chunked) this.socket.write('0\r\n\r\n', 'latin1');
+    this.detachBody();
+  };
+
+  private readonly onBodyError = (): void => {
+    this.destroy(new UpstreamError(UPSTREAM_ERRORS.REQUEST_BODY, 'the request body failed before it was sent whole'));
+  };
+
+  private detachBody(): void {
+    const body = this.body;
+    if (body === null) return;
+    this.body = null;
+    body.off('data', this.onBodyData);
+    body.off('end', this.onBodyEnd);
+    body.off('error', this.onBodyError);
+    this.socket.off('drain', this.onSocketDrain);
+    // Let the rest flow away unread: a paused client request would stall its keep-alive connection.
+    body.resume();
+  }
+
+  private abortRequest(seq: number, err: Error | undefined): void {
+    if (seq !== this.seq || this.handler === null) return;
+    this.destroy(err ?? new UpstreamError(UPSTREAM_ERRORS.CLOSED, 'request aborted'), false);
+  }
+
+  private readonly resume = (): void => {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.state === BUSY && this.bodyTimeoutMs > 0) this.setDeadline(this.bodyTimeoutMs, UPSTREAM_ERRORS.BODY_TIMEOUT);
+    this.socket.resume();
+  };
+
+  // --- parser callbacks (llhttp calls them from inside execute()) ---
+
+  private readonly onParserHeaders = (headers: string[]): void => {
+    this.headerPairs = this.headerPairs === null ? headers : this.headerPairs.concat(headers);
+  };
+
+  private readonly onParserHeadersComplete = (
+    _major: number,
+    _minor: number,
+    headers: string[] | undefined,
+    _method: unknown,
+    _url: unknown,
+    status: number,
+    statusText: string | undefined,
+    upgrade: boolean,
+    keepAlive: boolean,
+  ): number => {
+    const handler = this.handler;
+    if (headers === undefined || this.headerPairs !== null) {
+      headers = headers === undefined ? (this.headerPairs ?? []) : this.headerPairs!.concat(headers);
+      this.headerPairs = null;
+    }
+    if (handler === null || this.state !== BUSY) {
+      if (this.state !== CLOSED) this.destroy(new UpstreamError(UPSTREAM_ERRORS.PROTOCOL, 'response without a request'));
+      return 1;
+    }
+    this.responseStarted = true;
+    if (status < 200 || upgrade) {
+      // We never ask to switch protocols, so a 101 (or any upgrade) is a broken backend.
+      if (status === 101 || upgrade) {
+        this.destroy(new UpstreamError(UPSTREAM_ERRORS.PROTOCOL, 'unexpected protocol switch'));
+        return 1;
+      }
+      this.interim = true;
+      return 1;
+    }
+    this.keepAlive = keepAlive;
+    if (keepAlive) this.readKeepAliveHint(headers);
+    if (this.bodyTimeoutMs > 0) this.setDeadline(this.bodyTimeoutMs, UPSTREAM_ERRORS.BODY_TIMEOUT);
+    else this.deadline = 0;
+    handler.onHeaders(status, headers, this.resume, statusText ?? '');
+    return this.skipBody ? 1 : 0;
+  };
+
+  /** `Keep-Alive: timeout=N` (RFC 2068 §19.7.1): stop reusing the connection before the backend drops it. */
+  private readKeepAliveHint(headers: readonly string[]): void {
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;
+      const value = headers[i + 1]!;
+      if (value === this.lastKeepAliveHint) return;
+      this.lastKeepAliveHint = value;
+      const m = /timeout\s*=\s*(\d+)/i.exec(value);
+      if (m !== null) {
+        const hinted = Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS;
+        this.keepAliveMs = Math.min(this.settings.keepAliveTimeoutMs, hinted);
+      }
+      return;
+    }
+  }
+
+  private readonly onParserBody = (chunk: Buffer): void => {
+    const handler = this.handler;
+    if (handler === null || this.interim) return;
+    if (this.bodyTimeoutMs > 0) this.deadline = deadlineIn(this.bodyTimeoutMs);
+    if (!handler.onData(chunk) && this.handler === handler && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  };
+
+  private readonly onParserMessageComplete = (): void => {
+    const handler = this.handler;
+    if (handler === null) return;
+    if (this.interim) {
+      this.interim = false;
+      return;
+    }
+    const reusable = this.keepAlive && this.body === null && this.keepAliveMs > 0;
+    this.handler = null;
+    this.request = null;
+    this.deadline = 0;
+    // A backend that answered before reading the whole body cannot take the rest; the
+    // connection closes below.
+    this.detachBody();
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    handler.onComplete();
+    if (this.state !== BUSY) return;
+    if (!reusable) {
+      this.destroy(null);
+      return;
+    }
+    this.reused = true;
+    this.state = IDLE;
+    this.idleSince = coarseClock();
+    this.owner.released(this);
+  };
+
+  // --- socket events ---
+
+  private readonly onSocketConnect = (): void => {
+    if (this.state !== CONNECTING) return;
+    const request = this.request!;
+    const handler = this.handler!;
+    this.send(request, handler);
+  };
+
+  private readonly onSocketData = (chunk: Buffer): void => {
+    const r = this.parser.execute(chunk);
+    if (typeof r !== 'number' && this.state !== CLOSED) this.destroy(r);
+  };
+
+  private readonly onSocketEnd = (): void => {
+    if (this.state === CLOSED) return;
+    // A body delimited by the close ends here; finish() completes it.
+    if (this.state === BUSY) this.parser.finish();
+    this.destroy(null);
+  };
+
+  private readonly onSocketError = (err: Error): void => {
+    this.destroy(err);
+  };
+
+  private readonly onSocketClose = (): void => {
+    this.destroy(null);
+  };
+
+  /** Called by the pool's sweeper: time the current wait or the idle period out. */
+  expire(now: number): void {
+    const state = this.state;
+    if (state === IDLE) {
+      if (now - this.idleSince >= this.keepAliveMs) this.destroy(null);
+      return;
+    }
+    if (this.deadline === 0 || now < this.deadline || this.paused) return;
+    const what = this.deadlineCode === UPSTREAM_ERRORS.CONNECT_TIMEOUT ? 'connecting' : this.deadlineCode === UPSTREAM_ERRORS.HEADERS_TIMEOUT ? 'waiting for the response headers' : 'waiting for the response body';
+    this.destroy(new UpstreamError(this.deadlineCode, `timed out ${what}`));
+  }
+
+  /**
+   * Closes the connection for good; the request on it, if any, fails with `err` (or, when the
+   * backend merely closed, "closed before the response ended") — or replays, see above.
+   */
+  destroy(err: Error | null, mayReplay = true): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.deadline = 0;
+    this.detachBody();
+    this.socket.destroy();
+    const handler = this.handler;
+    const request = this.request;
+    this.handler = null;
+    this.request = null;
+    this.owner.removed(this);
+    if (handler === null) return;
+    const error = err ?? new UpstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend closed the connection before the response ended');
+    if (mayReplay && this.reused && !this.responseStarted && request !== null && request.body === null && REPLAYABLE.has(request.method) && CONNECTION_LOST.has((error as { code?: string }).code ?? '')) {
+      this.owner.replay(request, handler);
+      return;
+    }
+    handler.onError(error);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The fallback upstream client: an undici Pool behind the Upstream interface, for runtimes
+ * without node's native parser (http1-parser.ts) and for `--upstream-client undici`. undici
+ * hands response headers over as Buffers; they become latin1 strings here, as the built-in
+ * client gives them.
+ */
+import { Pool, type Dispatcher } from 'undici';
+import type { Upstream, UpstreamHandler, UpstreamRequest } from './upstream.js';
+import type { Http1PoolOptions } from './http1-pool.js';
+
+class HandlerAdapter implements Dispatcher.DispatchHandler {
+  constructor(private readonly handler: UpstreamHandler) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.handler.onConnect(abort);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    // 1xx heads are the client's business; the built-in client does not pass them on either.
+    if (statusCode < 200) return true;
+    const headers = new Array<string>(rawHeaders.length);
+    for (let i = 0; i < rawHeaders.length; i++) headers[i] = rawHeaders[i]!.toString('latin1');
+    return this.handler.onHeaders(statusCode, headers, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.handler.onData(chunk);
+  }
+
+  onComplete(): void {
+    this.handler.onComplete();
+  }
+
+  onError(err: Error): void {
+    this.handler.onError(err);
+  }
+}
+
+export class UndiciUpstream implements Upstream {
+  private readonly pool: Pool;
+
+  constructor(address: string, options: Http1PoolOptions) {
+    const pool = new Pool(`http://${address}`, {
+      connectTimeout: options.connectTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs, 600_000),
+      pipelining: 1,
+      ...(options.connections !== undefined ? { connections: options.connections } : {}),
+    });
+    // Connection failures reach the request's handler; an 'error' event must not crash the process.
+    pool.on('connectionError', () => {});
+    this.pool = pool;
+  }
+
+  dispatch(request: UpstreamRequest, handler: UpstreamHandler): void {
+    this.pool.dispatch(
+      { path: request.path, method: request.method as Dispatcher.HttpMethod, headers: request.headers as string[], body: request.body, headersTimeout: request.headersTimeout, bodyTimeout: request.bodyTimeout },
+      new HandlerAdapter(handler),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.pool.close().catch(() => {});
+  }
+
+  destroy(): Promise<void> {
+    return this.pool.destroy().catch(() => {});
+  }
+}

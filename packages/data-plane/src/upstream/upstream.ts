@@ -1,0 +1,70 @@
+/**
+ * The seam between the forwarder and an HTTP/1.1 client: one `Upstream` per backend address
+ * (a keep-alive connection pool), driven through a handler whose methods follow undici's legacy
+ * dispatch handler, so either client implementation (http1-pool.ts, undici-upstream.ts) serves
+ * the same forwarder. Response headers arrive as latin1 strings in one flat `[name, value, …]`
+ * array, which is what node's `writeHead` takes back without re-encoding.
+ */
+import type { Readable } from 'node:stream';
+
+export interface UpstreamRequest {
+  /** Origin-form request target (`/path?query`). */
+  readonly path: string;
+  readonly method: string;
+  /** Flat `[name, value, …]`; framing headers (Transfer-Encoding) are the client's to add. */
+  readonly headers: readonly string[];
+  /** The request body, streamed with back-pressure; null when there is none. */
+  readonly body: Readable | null;
+  /** Time allowed for the response headers once the request is sent (ms); 0: none; absent: the pool's. */
+  readonly headersTimeout?: number;
+  /** Longest silence between two response body chunks (ms); 0: none; absent: the pool's. */
+  readonly bodyTimeout?: number;
+}
+
+export interface UpstreamHandler {
+  /** The request has a connection and is being sent; `abort` ends it (and onError follows). */
+  onConnect(abort: (err?: Error) => void): void;
+  /**
+   * Response head (1xx interim answers included). Return false to stop; `resume` restarts a
+   * response paused by onData returning false.
+   */
+  onHeaders(statusCode: number, rawHeaders: readonly string[], resume: () => void, statusText: string): boolean;
+  /** A body chunk; false: pause until `resume` is called. */
+  onData(chunk: Buffer): boolean;
+  onComplete(): void;
+  /** Ends the request unsuccessfully; nothing else is called after it. */
+  onError(err: Error): void;
+}
+
+export interface Upstream {
+  dispatch(request: UpstreamRequest, handler: UpstreamHandler): void;
+  /** No new requests; resolves once queued and in-flight ones have finished. */
+  close(): Promise<void>;
+  /** Ends every connection now; requests in flight get an error. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * Error codes of the built-in client, classified by classifyUpstreamError (errors.ts). Socket
+ * errors keep node's own codes (ECONNREFUSED, ECONNRESET, …) and parser errors llhttp's (HPE_*).
+ */
+export const UPSTREAM_ERRORS = {
+  CONNECT_TIMEOUT: 'LB_UPSTREAM_CONNECT_TIMEOUT',
+  HEADERS_TIMEOUT: 'LB_UPSTREAM_HEADERS_TIMEOUT',
+  BODY_TIMEOUT: 'LB_UPSTREAM_BODY_TIMEOUT',
+  /** The backend closed the connection before the response was complete. */
+  CLOSED: 'LB_UPSTREAM_CLOSED',
+  /** The pool was closed or destroyed (its backend left the config) before the request finished. */
+  POOL_CLOSED: 'LB_UPSTREAM_POOL_CLOSED',
+  /** An answer nobody asked for (a response with no request, a protocol switch). */
+  PROTOCOL: 'LB_UPSTREAM_PROTOCOL',
+  /** The request body ended before its Content-Length, or failed. */
+  REQUEST_BODY: 'LB_UPSTREAM_REQUEST_BODY',
+} as const;
+
+export class UpstreamError extends Error {
+  constructor(readonly code: (typeof UPSTREAM_ERRORS)[keyof typeof UPSTREAM_ERRORS], message: string) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
