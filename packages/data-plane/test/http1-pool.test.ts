@@ -7,7 +7,10 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { OWN_BODY_MIN } from '../src/upstream/http1-connection.js';
 import { HTTPParser } from '../src/upstream/http1-parser.js';
+import { freeReadBuffers } from '../src/upstream/read-buffers.js';
 import { Http1Pool, type Http1PoolOptions } from '../src/upstream/http1-pool.js';
 import { UPSTREAM_ERRORS, type UpstreamHandler, type UpstreamRequest } from '../src/upstream/upstream.js';
 import { waitFor } from './helpers.js';
@@ -57,7 +60,20 @@ class RecordingHandler implements UpstreamHandler {
     return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  /** Chunks that came as views of a reused read buffer. */
+  lent = 0;
+  /** When set, each lent chunk is copied and released at once (as a quick client socket would). */
+  releaseAtOnce = false;
+
+  onData(chunk: Buffer, release?: () => void): boolean {
+    if (release !== undefined) {
+      this.lent++;
+      if (this.releaseAtOnce) {
+        this.chunks.push(Buffer.from(chunk));
+        release();
+        return this.accept;
+      }
+    }
     this.chunks.push(chunk);
     return this.accept;
   }
@@ -422,5 +438,66 @@ describe('Http1Pool (the built-in upstream client)', () => {
     expect(body.isPaused()).toBe(false);
     body.end('more');
     await waitFor(() => p.stats.connections === 0);
+  });
+
+  describe('large bodies, read past the parser', () => {
+    const pattern = (n: number, seed: number): Buffer => {
+      const b = Buffer.allocUnsafe(n);
+      for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+      return b;
+    };
+    const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+    it('hands over views of reused buffers, byte-exact, and the next response on the connection parses', async () => {
+      const sizes = [OWN_BODY_MIN, 3 * 1024 * 1024 + 7, 100, OWN_BODY_MIN - 1, 1024 * 1024];
+      const bodies = sizes.map((n, i) => pattern(n, i));
+      const server = await rawServer((_head, socket, n) => {
+        const body = bodies[n - 1]!;
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n`);
+        socket.write(body);
+      });
+      const p = pool(server.address);
+      for (let i = 0; i < sizes.length; i++) {
+        const h = new RecordingHandler();
+        h.releaseAtOnce = true;
+        p.dispatch({ path: '/', method: 'GET', headers: ['host', 'x'], body: null }, h);
+        const r = await h.done;
+        expect(r.body.length).toBe(sizes[i]);
+        expect(sha(r.body)).toBe(sha(bodies[i]!));
+        // Only bodies of OWN_BODY_MIN or more come as lent views.
+        expect(h.lent > 0).toBe(sizes[i]! >= OWN_BODY_MIN);
+      }
+      expect(server.connections).toBe(1);
+      // Released views and the closed socket's own buffer go back to the free list.
+      await p.destroy();
+      expect(freeReadBuffers()).toBeGreaterThan(0);
+    });
+
+    it('keeps a held view intact: its buffer is not read into again until released', async () => {
+      const body = pattern(2 * 1024 * 1024, 9);
+      const server = await rawServer((_head, socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n`);
+        socket.write(body);
+      });
+      const p = pool(server.address);
+      // Never released: every view must still hold its own bytes when the body is over.
+      const h = send(p);
+      const r = await h.done;
+      expect(h.lent).toBeGreaterThan(1);
+      expect(sha(r.body)).toBe(sha(body));
+    });
+
+    it('fails a body cut short of its Content-Length, and drops a connection that sends more than it', async () => {
+      const server = await rawServer((head, socket) => {
+        const big = Buffer.alloc(OWN_BODY_MIN * 2, 120);
+        if (head.includes('/short')) socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${big.length + 10}\r\n\r\n`), big]));
+        else socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\n\r\n`), big, Buffer.from('EXTRA BYTES')]));
+      });
+      const p = pool(server.address);
+      await expect(send(p, { path: '/short' }).done).rejects.toMatchObject({ code: UPSTREAM_ERRORS.CLOSED });
+      const extra = await send(p, { path: '/extra' }).done;
+      expect(extra.body.length).toBe(OWN_BODY_MIN * 2);
+      await waitFor(() => p.stats.connections === 0);
+    });
   });
 });

@@ -333,10 +333,13 @@ class ProxyCall implements UpstreamHandler {
     return true;
   }
 
-  onData(chunk: Buffer): boolean {
-    if (this.discarding) return true;
+  onData(chunk: Buffer, release?: () => void): boolean {
+    if (this.discarding) {
+      release?.();
+      return true;
+    }
     const res = this.res;
-    if (res.write(chunk)) return true;
+    if (res.write(chunk, release)) return true;
     if (!this.drainHooked) {
       this.drainHooked = true;
       res.on('drain', onResponseDrain);

@@ -1,9 +1,16 @@
 /**
  * One keep-alive HTTP/1.1 connection to a backend, parsed by node's native llhttp
  * (http1-parser.ts). It carries one request at a time (no pipelining): the request head is
- * written in one `write`, the body streams with back-pressure both ways, and response body
- * chunks go to the handler as the parser produces them. Every callback is a method bound once
- * per connection, so a request allocates only its head string and its abort function.
+ * written in one `write` and the body streams with back-pressure both ways. Every callback is a
+ * method bound once per connection, so a request allocates only its head string and its abort
+ * function.
+ *
+ * The socket reads into recycled buffers (read-buffers.ts). Small bodies and chunked ones go
+ * through the parser, which hands over copies. A body with a Content-Length of at least
+ * OWN_BODY_MIN is not given to the parser at all: the head is parsed as if the connection were
+ * switching protocols (llhttp stops right after it and says where), the body's bytes go to the
+ * handler as views of the read buffer, counted down to the length, and the parser starts afresh
+ * for the next response. That is what keeps memory flat while large bodies stream through.
  *
  * Reuse rules (RFC 9112 §9): a connection goes back to its pool only when the response ended
  * cleanly, the backend did not ask to close (`Connection: close`, HTTP/1.0) and the request
@@ -15,6 +22,7 @@ import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { coarseClock, deadlineIn } from './connection-sweeper.js';
 import type { NativeHttpParser, NativeHttpParserClass } from './http1-parser.js';
+import { ReadBuffer, READ_BUFFER_SIZE } from './read-buffers.js';
 import { UPSTREAM_ERRORS, UpstreamError, type UpstreamHandler, type UpstreamRequest } from './upstream.js';
 
 export interface ConnectionSettings {
@@ -49,9 +57,21 @@ const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', UPSTREAM_ERRORS.CLOSED])
 /** Subtracted from a backend's `Keep-Alive: timeout=N`, so we stop using a connection before it does. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
 
+/** Bodies at least this long (by Content-Length) bypass the parser and go on uncopied. */
+export const OWN_BODY_MIN = 16 * 1024;
+/** kOnHeadersComplete answers: 0 a body follows as framed, 1 no body, 2 stop after the head. */
+const PARSE_BODY = 0;
+const NO_BODY = 1;
+const STOP_AFTER_HEAD = 2;
+
 export class Http1Connection {
   private readonly socket: Socket;
   private readonly parser: NativeHttpParser;
+  private readonly Parser: NativeHttpParserClass;
+  /** The buffer the socket reads into now. */
+  private readBuffer: ReadBuffer | null = null;
+  /** Body bytes still to come of a response read past the parser (OWN_BODY_MIN). */
+  private bodyRemaining = 0;
   private state = CONNECTING;
   private handler: UpstreamHandler | null = null;
   private request: UpstreamRequest | null = null;
@@ -88,6 +108,7 @@ export class Http1Connection {
     firstHandler: UpstreamHandler,
   ) {
     this.keepAliveMs = settings.keepAliveTimeoutMs;
+    this.Parser = Parser;
     const parser = new Parser();
     parser.initialize(Parser.RESPONSE, {}, 0, 0);
     parser[Parser.kOnHeaders] = this.onParserHeaders;
@@ -99,17 +120,19 @@ export class Http1Connection {
     this.handler = firstHandler;
     this.request = first;
     if (settings.connectTimeoutMs > 0) this.setDeadline(settings.connectTimeoutMs, UPSTREAM_ERRORS.CONNECT_TIMEOUT);
-    const socket = net.connect({ host: settings.host, port: settings.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    const socket = net.connect({
+      host: settings.host,
+      port: settings.port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 60_000,
+      onread: { buffer: this.nextReadBuffer, callback: this.onSocketRead },
+    });
     socket.on('connect', this.onSocketConnect);
-    socket.on('data', this.onSocketData);
     socket.on('end', this.onSocketEnd);
     socket.on('error', this.onSocketError);
     socket.on('close', this.onSocketClose);
     this.socket = socket;
-  }
-
-  get idle(): boolean {
-    return this.state === IDLE;
   }
 
   /** Sends `request` on this idle (or just connected) connection. */
@@ -251,28 +274,42 @@ export class Http1Connection {
       return 1;
     }
     this.keepAlive = keepAlive;
-    if (keepAlive) this.readKeepAliveHint(headers);
+    const length = this.scanResponseHeaders(headers, keepAlive);
     if (this.bodyTimeoutMs > 0) this.setDeadline(this.bodyTimeoutMs, UPSTREAM_ERRORS.BODY_TIMEOUT);
     else this.deadline = 0;
     handler.onHeaders(status, headers, this.resume, statusText ?? '');
-    return this.skipBody ? 1 : 0;
+    if (this.skipBody) return NO_BODY;
+    if (length >= OWN_BODY_MIN && status !== 204 && status !== 304 && this.handler === handler) {
+      this.bodyRemaining = length;
+      return STOP_AFTER_HEAD;
+    }
+    return PARSE_BODY;
   };
 
-  /** `Keep-Alive: timeout=N` (RFC 2068 §19.7.1): stop reusing the connection before the backend drops it. */
-  private readKeepAliveHint(headers: readonly string[]): void {
+  /**
+   * The Content-Length (-1 when absent or when Transfer-Encoding frames the body; llhttp has
+   * already refused malformed or conflicting ones), and `Keep-Alive: timeout=N` (RFC 2068
+   * §19.7.1), so that the connection is let go before the backend drops it.
+   */
+  private scanResponseHeaders(headers: readonly string[], keepAlive: boolean): number {
+    let length = -1;
+    let chunked = false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;
-      const value = headers[i + 1]!;
-      if (value === this.lastKeepAliveHint) return;
-      this.lastKeepAliveHint = value;
-      const m = /timeout\s*=\s*(\d+)/i.exec(value);
-      if (m !== null) {
-        const hinted = Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS;
-        this.keepAliveMs = Math.min(this.settings.keepAliveTimeoutMs, hinted);
+      const n = name.length;
+      if (n === 14) {
+        if (name.toLowerCase() === 'content-length') length = Number(headers[i + 1]);
+      } else if (n === 17) {
+        if (name.toLowerCase() === 'transfer-encoding') chunked = true;
+      } else if (n === 10 && keepAlive && name.toLowerCase() === 'keep-alive') {
+        const value = headers[i + 1]!;
+        if (value === this.lastKeepAliveHint) continue;
+        this.lastKeepAliveHint = value;
+        const m = /timeout\s*=\s*(\d+)/i.exec(value);
+        if (m !== null) this.keepAliveMs = Math.min(this.settings.keepAliveTimeoutMs, Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS);
       }
-      return;
     }
+    return chunked || !Number.isSafeInteger(length) ? -1 : length;
   }
 
   private readonly onParserBody = (chunk: Buffer): void => {
@@ -287,11 +324,16 @@ export class Http1Connection {
 
   private readonly onParserMessageComplete = (): void => {
     const handler = this.handler;
-    if (handler === null) return;
+    // After STOP_AFTER_HEAD llhttp calls the message complete; the body is still to come.
+    if (handler === null || this.bodyRemaining > 0) return;
     if (this.interim) {
       this.interim = false;
       return;
     }
+    this.completeResponse(handler);
+  };
+
+  private completeResponse(handler: UpstreamHandler): void {
     const reusable = this.keepAlive && this.body === null && this.keepAliveMs > 0;
     this.handler = null;
     this.request = null;
@@ -313,7 +355,41 @@ export class Http1Connection {
     this.state = IDLE;
     this.idleSince = coarseClock();
     this.owner.released(this);
-  };
+  }
+
+  /** The body bytes `buf[from, to)` of a response read past the parser. */
+  private readOwnBody(buf: Buffer, from: number, to: number): void {
+    const handler = this.handler!;
+    let n = to - from;
+    if (n > this.bodyRemaining) n = this.bodyRemaining;
+    this.bodyRemaining -= n;
+    if (this.bodyTimeoutMs > 0) this.deadline = deadlineIn(this.bodyTimeoutMs);
+    const lease = this.readBuffer!;
+    lease.hold();
+    const more = handler.onData(buf.subarray(from, from + n), lease.release);
+    if (this.handler !== handler) return;
+    if (this.bodyRemaining === 0) {
+      this.parser.initialize(this.Parser.RESPONSE, {}, 0, 0);
+      this.completeResponse(handler);
+      // Bytes past the body belong to no request: the parser reports them as such.
+      if (from + n < to && this.state !== CLOSED) this.parse(buf, from + n, to);
+      return;
+    }
+    if (!more && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private parse(buf: Buffer, from: number, to: number): void {
+    const input = from === 0 && to === buf.length ? buf : buf.subarray(from, to);
+    const r = this.parser.execute(input);
+    if (typeof r !== 'number') {
+      if (this.state !== CLOSED) this.destroy(r);
+      return;
+    }
+    if (this.bodyRemaining > 0 && r < input.length && this.state === BUSY) this.readOwnBody(buf, from + r, to);
+  }
 
   // --- socket events ---
 
@@ -324,15 +400,31 @@ export class Http1Connection {
     this.send(request, handler);
   };
 
-  private readonly onSocketData = (chunk: Buffer): void => {
-    const r = this.parser.execute(chunk);
-    if (typeof r !== 'number' && this.state !== CLOSED) this.destroy(r);
+  /** onread's buffer source, called before each read: the previous buffer is let go. */
+  private readonly nextReadBuffer = (): Buffer => {
+    this.readBuffer?.release();
+    if (this.state === CLOSED) {
+      this.readBuffer = null;
+      return Buffer.allocUnsafe(READ_BUFFER_SIZE);
+    }
+    const next = ReadBuffer.take();
+    this.readBuffer = next;
+    return next.data;
+  };
+
+  /** onread's callback; `buf` is this.readBuffer's data. Pausing goes through socket.pause(). */
+  private readonly onSocketRead = (nread: number, buf: Uint8Array): boolean => {
+    if (this.state === CLOSED) return true;
+    if (this.bodyRemaining > 0) {
+      if (this.state === BUSY) this.readOwnBody(buf as Buffer, 0, nread);
+    } else this.parse(buf as Buffer, 0, nread);
+    return true;
   };
 
   private readonly onSocketEnd = (): void => {
     if (this.state === CLOSED) return;
     // A body delimited by the close ends here; finish() completes it.
-    if (this.state === BUSY) this.parser.finish();
+    if (this.state === BUSY && this.bodyRemaining === 0) this.parser.finish();
     this.destroy(null);
   };
 
@@ -364,6 +456,9 @@ export class Http1Connection {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
     this.deadline = 0;
+    this.bodyRemaining = 0;
+    this.readBuffer?.release();
+    this.readBuffer = null;
     this.detachBody();
     this.socket.destroy();
     const handler = this.handler;

@@ -25,12 +25,16 @@ export interface UpstreamHandler {
   /** The request has a connection and is being sent; `abort` ends it (and onError follows). */
   onConnect(abort: (err?: Error) => void): void;
   /**
-   * Response head (1xx interim answers included). Return false to stop; `resume` restarts a
-   * response paused by onData returning false.
+   * The final response head (1xx interim answers are passed over). Return false to stop;
+   * `resume` restarts a response paused by onData returning false.
    */
   onHeaders(statusCode: number, rawHeaders: readonly string[], resume: () => void, statusText: string): boolean;
-  /** A body chunk; false: pause until `resume` is called. */
-  onData(chunk: Buffer): boolean;
+  /**
+   * A body chunk; false: pause until `resume` is called. With `release`, the chunk is a view of a
+   * read buffer the client will use again: call it once, when the chunk has been written (a
+   * write callback) or dropped. Forgetting it costs only that buffer, left to the collector.
+   */
+  onData(chunk: Buffer, release?: () => void): boolean;
   onComplete(): void;
   /** Ends the request unsuccessfully; nothing else is called after it. */
   onError(err: Error): void;
