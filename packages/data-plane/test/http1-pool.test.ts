@@ -499,5 +499,52 @@ describe('Http1Pool (the built-in upstream client)', () => {
       expect(extra.body.length).toBe(OWN_BODY_MIN * 2);
       await waitFor(() => p.stats.connections === 0);
     });
+    it('parses answers however the bytes are split across reads', async () => {
+      const big = pattern(OWN_BODY_MIN + 5_000, 3);
+      const answers = [
+        Buffer.concat([Buffer.from(`HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\nx-a: 1\r\n\r\n`), big]),
+        Buffer.from('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\n\r\n'),
+        Buffer.from('HTTP/1.1 201 Created\r\ncontent-length: 5\r\n\r\nsmall'),
+      ];
+      const expected = [big, Buffer.from('wikipedia'), Buffer.from('small')];
+      // Cut each answer at these offsets: inside the status line, at the head's CRLFCRLF (both
+      // sides of it), inside the body, and one byte before the end.
+      const cutsFor = (answer: Buffer): number[] => {
+        const headEnd = answer.lastIndexOf('\r\n\r\n', answer.length - (answer === answers[1] ? 12 : 1)) + 4;
+        return [...new Set([5, headEnd - 3, headEnd - 1, headEnd, headEnd + 1, Math.floor((headEnd + answer.length) / 2), answer.length - 1])].filter((c) => c > 0 && c < answer.length).sort((a, b) => a - b);
+      };
+      let index = 0;
+      const server = await rawServer((_head, socket) => {
+        const answer = answers[index++ % answers.length]!;
+        let from = 0;
+        const pieces: Buffer[] = [];
+        for (const cut of cutsFor(answer)) {
+          pieces.push(answer.subarray(from, cut));
+          from = cut;
+        }
+        pieces.push(answer.subarray(from));
+        // No Nagle, and a pause between pieces, so that each arrives in a read of its own.
+        socket.setNoDelay(true);
+        const next = (): void => {
+          const piece = pieces.shift();
+          if (piece === undefined) return;
+          socket.write(piece);
+          setTimeout(next, 3);
+        };
+        next();
+      });
+      const p = pool(server.address);
+      for (let round = 0; round < 2; round++) {
+        for (let i = 0; i < answers.length; i++) {
+          const h = new RecordingHandler();
+          h.releaseAtOnce = true;
+          p.dispatch({ path: '/', method: 'GET', headers: ['host', 'x'], body: null }, h);
+          const r = await h.done;
+          expect(sha(r.body)).toBe(sha(expected[i]!));
+          expect(r.heads).toBe(1);
+        }
+      }
+      expect(server.connections).toBe(1);
+    });
   });
 });
