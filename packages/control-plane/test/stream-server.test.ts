@@ -216,11 +216,54 @@ describe('ConfigDiscovery.Stream', () => {
     const dp = node();
     dp.hello('dp-1');
     await waitFor('snapshot', () => dp.configs().length === 1);
-    for (let i = 1; i <= 100; i++) for (const l of listeners) l({ revision: i, full: false, backends: [{ pool: 'web', backendId: `b${i}`, status: 'unhealthy', sinceUnixMs: i }] });
-    await waitFor('health pushes', () => dp.received.filter((m) => m.kind === 'health').length === 101);
+    // In tens, each delivered before the next, so that none is folded into a full update (a
+    // stream that backs up sends only that; see the next test).
+    for (let i = 1; i <= 100; i++) {
+      for (const l of listeners) l({ revision: i, full: false, backends: [{ pool: 'web', backendId: `b${i}`, status: 'unhealthy', sinceUnixMs: i }] });
+      if (i % 10 === 0) await waitFor('health pushes', () => dp.received.filter((m) => m.kind === 'health').length === i + 1);
+    }
     const snapshot = dp.configs()[0]!;
     dp.call.write({ ack: { nonce: snapshot.nonce, version: 1, kind: 'PUSH_KIND_CONFIG' } });
     await waitFor('acked version', () => nodes.records.get('dp-1')?.configVersion === 1);
+  });
+
+  it('keeps only the newest config and a full health update for a node that stops reading', async () => {
+    const listeners = new Set<(delta: HealthDelta) => void>();
+    let revision = 0;
+    const health: HealthSource = { full: () => ({ revision, backends: [] }), subscribe: (l) => (listeners.add(l), () => listeners.delete(l)) };
+    await server.close(100);
+    client.close();
+    const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, retryDelayMs: 20 });
+    server = new StreamServer({ config: feed, health, registry, logger, metrics, helloTimeoutMs: 300 });
+    const port = await server.listen('127.0.0.1', 0);
+    const { Client } = loadDiscovery();
+    client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    commit(['web']);
+    feed.start();
+    await feed.ready();
+    const dp = node();
+    dp.hello('dp-1');
+    await waitFor('snapshot', () => dp.configs().length === 1);
+    // The node stops reading; 60 versions of about 60 KB each and 200 health changes go by.
+    dp.call.pause();
+    const big = (v: number) => Array.from({ length: 300 }, (_, i) => `pool-${v}-${i}-${'x'.repeat(160)}`);
+    let last = 0;
+    for (let v = 0; v < 60; v++) {
+      last = commit(big(v));
+      await waitFor('feed', () => feed.latest()?.version === last);
+      for (let i = 0; i < 4; i++) for (const l of listeners) l({ revision: ++revision, full: false, backends: [{ pool: 'web', backendId: `b${revision}`, status: 'unhealthy', sinceUnixMs: revision }] });
+    }
+    dp.call.resume();
+    await waitFor('the newest version', () => dp.configs().at(-1)?.version === last, 10_000);
+    await waitFor('a full health update after it', () => {
+      const lastConfig = dp.received.findLastIndex((m) => m.kind === 'config');
+      return dp.received.slice(lastConfig).some((m) => m.kind === 'health' && m.health?.full === true && Number(m.health.revision) === revision);
+    });
+    const versions = dp.configs().map((c) => Number(c.version));
+    // Far fewer than the 61 versions, in order, ending with the newest.
+    expect(versions.length).toBeLessThan(40);
+    expect(versions).toEqual([...versions].sort((a, b) => a - b));
+    expect(dp.received.filter((m) => m.kind === 'health').length).toBeLessThan(100);
   });
 
   it('ends every stream on close', async () => {

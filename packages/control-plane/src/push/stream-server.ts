@@ -2,6 +2,12 @@
  * The gRPC side of the push path: ConfigDiscovery.Stream, one bidirectional stream per DP node.
  * The DP opens with Hello; we answer with the newest config snapshot and a full health update,
  * then push every newer version (never an older one) and record the node's ACKs and NACKs.
+ *
+ * A node that stops reading (stalled, or on a slow link) fills its stream; from then on pushes
+ * are not queued behind it one by one. Every config push is a whole snapshot and every health
+ * update can be replaced by a full one, so a congested stream keeps only the newest config and
+ * a note that health is behind, and sends those two when it drains: memory per node stays
+ * bounded however many versions go by, and the node catches up in two messages.
  */
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -54,6 +60,12 @@ class NodeStream {
   private readonly unsubscribe: Array<() => void> = [];
   private readonly helloTimer: NodeJS.Timeout;
   private readonly logger: Logger;
+  /** call.write() said the stream is full; pushes wait for 'drain' (see the file comment). */
+  private congested = false;
+  /** The newest config that came while congested. */
+  private heldConfig: VersionedConfig | undefined;
+  /** Health changed while congested: a full health update follows the drain. */
+  private healthBehind = false;
 
   constructor(
     private readonly call: Call,
@@ -134,6 +146,10 @@ class NodeStream {
    * registrations changed (a higher generation): registrations are not config versions.
    */
   private sendConfig(config: VersionedConfig): void {
+    if (this.congested) {
+      this.heldConfig = config;
+      return;
+    }
     const generation = (config as { generation?: number }).generation ?? 0;
     if (config.version < this.lastConfigVersion || (config.version === this.lastConfigVersion && generation <= this.lastGeneration)) return;
     this.lastConfigVersion = config.version;
@@ -143,6 +159,10 @@ class NodeStream {
   }
 
   private sendHealth(delta: HealthDelta): void {
+    if (this.congested) {
+      this.healthBehind = true;
+      return;
+    }
     const nonce = this.remember('health', delta.revision);
     this.send({ health: { revision: delta.revision, nonce, full: delta.full, backends: delta.backends } }, 'health');
   }
@@ -161,12 +181,29 @@ class NodeStream {
   private send(message: ControlMessage, kind: PushKindName): void {
     if (this.closed) return;
     try {
-      this.call.write(message);
+      if (!this.call.write(message)) {
+        this.congested = true;
+        this.call.once('drain', this.onDrain);
+      }
     } catch (err) {
       this.options.metrics?.pushes.inc({ kind, result: 'error' });
       this.logger.warn({ err: (err as Error).message }, 'push failed');
     }
   }
+
+  private readonly onDrain = (): void => {
+    if (this.closed) return;
+    this.congested = false;
+    const config = this.heldConfig;
+    this.heldConfig = undefined;
+    // Config first, then the health that refers to its backends (as on Hello); either may find
+    // the stream full again, and then waits for the next drain.
+    if (config !== undefined) this.sendConfig(config);
+    if (this.healthBehind) {
+      this.healthBehind = false;
+      this.sendHealth({ ...this.options.health.full(), full: true });
+    }
+  };
 
   /** Ends the stream with an error status the DP can read. */
   fail(code: grpc.status, details: string): void {
