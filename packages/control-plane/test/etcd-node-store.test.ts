@@ -8,8 +8,8 @@ import { EtcdNodeStore } from '../src/store/etcd-node-store.js';
 
 const logger = createLogger('test', 'silent');
 
-function record(id: string, replica: string, configVersion = 0): NodeRecord {
-  return { id, address: '10.0.0.1:80', zone: 'a', connectedAt: new Date(0).toISOString(), configVersion, healthRevision: 0, lastNack: null, replica };
+function record(id: string, replica: string, configVersion = 0, connectedAtMs = 0): NodeRecord {
+  return { id, address: '10.0.0.1:80', zone: 'a', connectedAt: new Date(connectedAtMs).toISOString(), configVersion, healthRevision: 0, lastNack: null, replica };
 }
 
 // A real etcd (installed by deploy/bootstrap.sh, like every test that needs one): ownership is a
@@ -51,6 +51,21 @@ describe('EtcdNodeStore ownership', () => {
     await a.close();
     await b.close();
     expect(await replica().list()).toEqual([]);
+  });
+
+  it('a claim from a stream older than the owner\'s is refused; a newer one takes the record', async () => {
+    const a = replica();
+    const b = replica();
+    // The node connected to A at t=1000, but A could not write (etcd was down); it reconnected to
+    // B at t=2000, which wrote. A's first write, retried now, must not take the record back.
+    expect(await b.put(record('dp-3', 'replica-b', 0, 2000), { claim: true })).toBe(true);
+    expect(await a.put(record('dp-3', 'replica-a', 0, 1000), { claim: true })).toBe(false);
+    expect((await a.list()).find((r) => r.id === 'dp-3')).toMatchObject({ replica: 'replica-b' });
+    // A stream that opened on A after B's does take it over.
+    expect(await a.put(record('dp-3', 'replica-a', 0, 3000), { claim: true })).toBe(true);
+    expect((await b.list()).find((r) => r.id === 'dp-3')).toMatchObject({ replica: 'replica-a' });
+    await a.close();
+    await b.close();
   });
 
   it('writes a record nobody owns (it expired with a lost lease)', async () => {

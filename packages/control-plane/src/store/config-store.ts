@@ -68,13 +68,18 @@ export interface NodeRecord {
  * put its records again.
  */
 export interface NodePutOptions {
-  /** A stream for the node just opened on this replica: take the record over from any owner. */
+  /**
+   * A stream for the node just opened on this replica: take the record over from any owner whose
+   * stream opened earlier (by `connectedAt`). A record of a stream that opened later stays: the
+   * node has moved on, and this replica's stream is the stale one (its first write may have been
+   * held up by an etcd outage while the node reconnected elsewhere).
+   */
   claim?: boolean;
 }
 
 export interface NodeStore {
   /**
-   * Writes the node's record. A claim always writes; any other write happens only if this replica
+   * Writes the node's record. A claim writes unless a later stream holds the record; any other write happens only if this replica
    * still owns the record or nobody does, so a replica that lost the node's stream cannot
    * overwrite the new owner's record. Resolves false when the write was skipped for that reason.
    */

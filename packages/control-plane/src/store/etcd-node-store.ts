@@ -53,12 +53,9 @@ export class EtcdNodeStore implements NodeStore {
       const lease = this.currentLease();
       const key = this.keys.node(record.id);
       const value = JSON.stringify(record);
-      if (options.claim) {
-        await lease.put(key).value(value);
-        return true;
-      }
       const leaseId = await lease.grant();
       const write = () => this.client.put(key).value(value).lease(leaseId);
+      if (options.claim) return this.claim(key, record, leaseId, write);
       // Ours (on this lease) or nobody's (expired with a lost lease): write. A key on another
       // lease belongs to the replica that took the node over; leave it. A missing key compares
       // as Lease 0 and Version 0, and etcd has no OR, hence two transactions.
@@ -67,6 +64,24 @@ export class EtcdNodeStore implements NodeStore {
       const free = await this.client.if(key, 'Version', '==', 0).then(write()).commit();
       return free.succeeded;
     });
+  }
+
+  /**
+   * Takes the record over unless a stream that opened later holds it (NodePutOptions.claim):
+   * read, compare `connectedAt`, write only if the key has not changed since the read.
+   */
+  private async claim(key: string, record: NodeRecord, leaseId: string, write: () => ReturnType<Etcd3['put']>): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const found = (await this.client.get(key).exec()).kvs[0];
+      if (found !== undefined && found.lease !== leaseId) {
+        const held = JSON.parse(found.value.toString()) as NodeRecord;
+        if (held.connectedAt > record.connectedAt) return false;
+      }
+      const unchanged = found === undefined ? this.client.if(key, 'Version', '==', 0) : this.client.if(key, 'Mod', '==', found.mod_revision);
+      if ((await unchanged.then(write()).commit()).succeeded) return true;
+    }
+    // The record kept changing under us: other replicas are claiming it too; theirs stands.
+    return false;
   }
 
   remove(id: string): Promise<void> {

@@ -93,8 +93,10 @@ export class MemoryNodeStore implements NodeStore {
 
   async put(record: NodeRecord, options: NodePutOptions = {}): Promise<boolean> {
     this.check();
-    const owner = this.records.get(record.id)?.replica;
+    const held = this.records.get(record.id);
+    const owner = held?.replica;
     if (!options.claim && owner !== undefined && owner !== this.replica) return false;
+    if (options.claim && held !== undefined && owner !== this.replica && held.connectedAt > record.connectedAt) return false;
     this.records.set(record.id, structuredClone(record));
     return true;
   }
