@@ -10,7 +10,7 @@ import { createLogger, FlagError, hostPortFlag, listFlag, parseFlags, runMain, u
 import { ClusterPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { DataPlaneNode } from './node.js';
-import { PROXY_DEFAULTS, type ProxyServerOptions } from './proxy/proxy-server.js';
+import { DEFAULT_HTTP_SERVER, HTTP_SERVERS, PROXY_DEFAULTS, type HttpServerKind, type ProxyServerOptions } from './proxy/proxy-server.js';
 import { DEFAULT_UPSTREAM_CLIENT, UPSTREAM_CLIENTS, type UpstreamClient } from './upstream/upstream-pools.js';
 
 const COMMAND = 'lb-data-plane';
@@ -32,6 +32,7 @@ const FLAGS = {
   'client-keep-alive-timeout-ms': { description: 'how long an idle client keep-alive connection stays open', default: String(PROXY_DEFAULTS.keepAliveTimeoutMs) },
   'worker-apply-timeout-ms': { description: 'with --workers > 1: a worker that takes longer than this to apply a push is killed and replaced', default: '10000' },
   'access-log': { description: 'one JSON line per request: off, stdout, or a file to append to (each worker appends its own lines)', default: 'off' },
+  'http-server': { description: `server that parses client requests: native (built on node's own parser; the fast one) or node (node:http)`, default: DEFAULT_HTTP_SERVER },
   'upstream-client': { description: `HTTP/1.1 client that talks to backends: native (built on node's own parser; the fast one) or undici`, default: DEFAULT_UPSTREAM_CLIENT },
   'sticky-secret': { description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)' },
 } satisfies Record<string, FlagSpec>;
@@ -99,7 +100,11 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     if (!Number.isInteger(value) || value < min) throw new FlagError(`--${name} must be a whole number${min > 0 ? ` of at least ${min}` : ' (0 or more)'}`);
     return value;
   };
+  const server = flags['http-server'] as HttpServerKind;
+  if (!HTTP_SERVERS.includes(server)) throw new FlagError(`--http-server must be one of ${HTTP_SERVERS.join(', ')}`);
+  if (server !== DEFAULT_HTTP_SERVER && server === 'native') throw new FlagError("--http-server native: this node runtime does not expose its HTTP parser; use node");
   return {
+    server,
     maxConcurrentRequests: whole('max-concurrent-requests', 0),
     maxEventLoopDelayMs: whole('max-event-loop-delay-ms', 0),
     maxHeaderSize: whole('max-header-size', 1024),

@@ -4,7 +4,7 @@
  * by default: at tens of thousands of requests a second a log line costs more than the proxying
  * logic itself, and metrics already count everything.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ProxyRequest, ProxyResponse } from '../proxy/exchange.js';
 import { destination, pino, stdTimeFunctions, type Logger } from 'pino';
 
 /** What the forwarder knows about a request it sent upstream; absent for local answers (404, 429, …). */
@@ -55,8 +55,8 @@ export class AccessLog {
 
   /** Builds the entry for a finished (or abandoned) request; pure, so it is tested on its own. */
   static entry(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: ProxyRequest,
+    res: ProxyResponse,
     startedAt: number,
     now: number,
     upstream: UpstreamSummary | undefined,

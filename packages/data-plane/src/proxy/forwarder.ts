@@ -3,7 +3,7 @@
  * routing table through one reference (swapped whole by the snapshot applier), never waits on
  * disk or network before dispatching, and drives the upstream client (upstream/upstream.ts)
  * through its handler interface directly: the response arrives as raw header strings and body
- * chunks that go straight into the ServerResponse, with the client's pause/resume carrying
+ * chunks that go straight into the ProxyResponse, with the client's pause/resume carrying
  * back-pressure from the client to the backend. Per request it allocates the upstream header
  * array, the dispatch options and one handler object; listeners are shared functions that find
  * their call through a symbol.
@@ -13,7 +13,6 @@
  * fails: only then are the method, the body, the budget and another backend looked at, and the
  * same handler object runs the next attempt.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EMPTY_PICK_CONTEXT } from '../balancer/balancer.js';
 import { rawHeaderNumber, recordLatency, recordLoad, requestEnded, requestStarted, type BackendRuntime } from '../balancer/host.js';
 import { RequestPickContext } from '../balancer/request-context.js';
@@ -28,6 +27,7 @@ import type { RetryBudget } from '../resilience/retry-budget.js';
 import { backoffDelay, FailureKind, requestRetryable, statusFailure } from '../resilience/retry-policy.js';
 import { systemRandom, type Random } from '../runtime/clock.js';
 import { normalizeHost, pickBackend, type CompiledBackend, type CompiledRoute, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
+import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { filterResponseHeaders, scanRequestHeaders, type RequestHeaderScan } from './hop-by-hop.js';
 
 /** Where the forwarder reads the current table; the applier swaps `current` in one assignment. */
@@ -66,13 +66,13 @@ export const LOCAL_REPLIES = {
   } satisfies Record<OverloadReason, LocalReply>,
 } as const;
 
-function sendLocal(res: ServerResponse, reply: LocalReply): void {
+function sendLocal(res: ProxyResponse, reply: LocalReply): void {
   (res as TaggedResponse)[kLocal] = reply.code;
   res.writeHead(reply.status, reply.headers as string[]);
   res.end(reply.body);
 }
 
-function sendRateLimited(res: ServerResponse, waitMs: number): void {
+function sendRateLimited(res: ProxyResponse, waitMs: number): void {
   (res as TaggedResponse)[kLocal] = 'rate_limited';
   const body = 'rate limit exceeded\n';
   res.writeHead(429, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'x-lb-error', 'rate_limited', 'retry-after', String(Math.max(1, Math.ceil(waitMs / 1000)))]);
@@ -85,7 +85,7 @@ const kLog = Symbol('lb.accessLog');
 const kStart = Symbol('lb.startedAt');
 const kLocal = Symbol('lb.localReply');
 const kRequestId = Symbol('lb.requestId');
-type TaggedResponse = ServerResponse & {
+type TaggedResponse = ProxyResponse & {
   [kCall]?: ProxyCall;
   [kLog]?: AccessLog;
   [kStart]?: number;
@@ -206,7 +206,7 @@ class ProxyCall implements UpstreamHandler {
   private retryBudget: RetryBudget | undefined = undefined;
 
   constructor(
-    private readonly req: IncomingMessage,
+    private readonly req: ProxyRequest,
     private readonly res: TaggedResponse,
     private readonly forwarder: Forwarder,
     private readonly route: CompiledRoute,
@@ -508,8 +508,8 @@ export class Forwarder {
     this.random = options.random ?? systemRandom;
   }
 
-  /** The node:http 'request' listener. */
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+  /** The 'request' listener of either client-side server (exchange.ts). */
+  readonly handle = (req: ProxyRequest, res: ProxyResponse): void => {
     const log = this.accessLog;
     if (log !== undefined) {
       const tagged = res as TaggedResponse;

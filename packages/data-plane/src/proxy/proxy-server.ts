@@ -3,13 +3,18 @@
  * flight finish (connections are closed as soon as they go idle), and after the grace period cut
  * whatever is left.
  *
- * Hostile clients cost little here: Node's parser (llhttp, strict: insecureHTTPParser stays off)
- * answers malformed and ambiguous requests with 400 and oversized headers with 431 before the
+ * Two servers can run it: the built-in one (http1-server.ts, the default) and node:http
+ * (`--http-server node`). Both parse with node's llhttp in strict mode, so hostile clients cost
+ * little either way: malformed and ambiguous requests get 400 and oversized heads 431 before the
  * forwarder sees them; headers that trickle in (slowloris) are cut after headersTimeoutMs, whole
  * requests after requestTimeoutMs, idle keep-alive connections after keepAliveTimeoutMs.
  */
-import { createServer, type Server } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HTTPParser } from '../upstream/http1-parser.js';
+import type { RequestListener } from './exchange.js';
+import { Http1Server } from './http1-server.js';
 import { AccessLog, type AccessLogTarget } from '../access-log/access-log.js';
 import { LoadShedder } from '../resilience/load-shedder.js';
 import type { Forwarder } from './forwarder.js';
@@ -29,6 +34,23 @@ export interface ProxyServerOptions {
   maxEventLoopDelayMs?: number;
   /** `off` (default), `stdout`, or a file to append JSON lines to, one per request. */
   accessLog?: AccessLogTarget;
+  /** Which server parses client requests. Default DEFAULT_HTTP_SERVER. */
+  server?: HttpServerKind;
+}
+
+export const HTTP_SERVERS = ['native', 'node'] as const;
+export type HttpServerKind = (typeof HTTP_SERVERS)[number];
+/** The built-in server where node's parser is reachable, node:http elsewhere. */
+export const DEFAULT_HTTP_SERVER: HttpServerKind = HTTPParser !== undefined ? 'native' : 'node';
+
+/** What the data plane needs of a client-side server; node:http's Server and Http1Server both are one. */
+export interface ProxyListener extends EventEmitter {
+  readonly listening: boolean;
+  listen(port: number, host: string, callback?: () => void): this;
+  address(): AddressInfo | string | null;
+  close(callback?: (err?: Error) => void): this;
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
 }
 
 export const PROXY_DEFAULTS = Object.freeze({
@@ -41,24 +63,32 @@ export const PROXY_DEFAULTS = Object.freeze({
   accessLog: 'off',
 });
 
-export function createProxyServer(forwarder: Forwarder, options: ProxyServerOptions = {}): Server {
+export function createProxyServer(forwarder: Forwarder, options: ProxyServerOptions = {}): ProxyListener {
   const headersTimeout = options.headersTimeoutMs ?? PROXY_DEFAULTS.headersTimeoutMs;
   let requestTimeout = options.requestTimeoutMs ?? PROXY_DEFAULTS.requestTimeoutMs;
   // Node wants the whole-request limit to be at least the headers one.
   if (requestTimeout > 0 && requestTimeout < headersTimeout) requestTimeout = headersTimeout;
-  const server = createServer(
-    {
-      keepAliveTimeout: options.keepAliveTimeoutMs ?? PROXY_DEFAULTS.keepAliveTimeoutMs,
-      headersTimeout,
-      requestTimeout,
-      // How often Node looks for requests past those limits (its default, 30 s, lets slowloris linger).
-      connectionsCheckingInterval: Math.max(100, Math.min(1_000, headersTimeout / 2)),
-      maxHeaderSize: options.maxHeaderSize ?? PROXY_DEFAULTS.maxHeaderSize,
-      insecureHTTPParser: false,
-      noDelay: true,
-    },
-    forwarder.handle,
-  );
+  const keepAliveTimeout = options.keepAliveTimeoutMs ?? PROXY_DEFAULTS.keepAliveTimeoutMs;
+  const maxHeaderSize = options.maxHeaderSize ?? PROXY_DEFAULTS.maxHeaderSize;
+  // How often expired requests are looked for (node's default, 30 s, lets slowloris linger).
+  const checkIntervalMs = Math.max(100, Math.min(1_000, headersTimeout / 2));
+  const kind = options.server ?? DEFAULT_HTTP_SERVER;
+  if (kind === 'native' && HTTPParser === undefined) throw new Error("the native http server needs node's HTTP parser, which this runtime does not expose; use --http-server node");
+  const server: ProxyListener =
+    kind === 'native'
+      ? new Http1Server({ maxHeaderSize, headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout, keepAliveTimeoutMs: keepAliveTimeout }, forwarder.handle, HTTPParser!, checkIntervalMs)
+      : createServer(
+          {
+            keepAliveTimeout,
+            headersTimeout,
+            requestTimeout,
+            connectionsCheckingInterval: checkIntervalMs,
+            maxHeaderSize,
+            insecureHTTPParser: false,
+            noDelay: true,
+          },
+          forwarder.handle as RequestListener as Parameters<typeof createServer>[1],
+        );
   const maxConcurrentRequests = options.maxConcurrentRequests ?? PROXY_DEFAULTS.maxConcurrentRequests;
   const maxEventLoopDelayMs = options.maxEventLoopDelayMs ?? PROXY_DEFAULTS.maxEventLoopDelayMs;
   if (maxConcurrentRequests > 0 || maxEventLoopDelayMs > 0) {
@@ -74,7 +104,7 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
   return server;
 }
 
-export function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+export function listen(server: ProxyListener, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
@@ -90,7 +120,7 @@ export function listen(server: Server, host: string, port: number): Promise<Addr
  * connections as they appear; after `graceMs` the remaining ones are destroyed. Resolves true if
  * everything finished within the grace period.
  */
-export async function drainServer(server: Server, graceMs: number): Promise<boolean> {
+export async function drainServer(server: ProxyListener, graceMs: number): Promise<boolean> {
   if (!server.listening) return true;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // A keep-alive connection whose last response just finished is idle: close it now instead of

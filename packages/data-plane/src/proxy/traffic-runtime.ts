@@ -4,7 +4,6 @@
  * client listener. A single-process node (DataPlaneNode) owns one; with --workers N every worker
  * process owns one and is fed snapshots by the primary over IPC.
  */
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '@lb/shared';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
@@ -14,7 +13,7 @@ import type { DataPlaneMetrics } from '../metrics.js';
 import type { Clock, Random } from '../runtime/clock.js';
 import { UpstreamPools, type UpstreamOptions } from '../upstream/upstream-pools.js';
 import { Forwarder } from './forwarder.js';
-import { createProxyServer, drainServer, listen, type ProxyServerOptions } from './proxy-server.js';
+import { createProxyServer, drainServer, listen, type ProxyListener, type ProxyServerOptions } from './proxy-server.js';
 
 export interface TrafficRuntimeOptions {
   metrics: DataPlaneMetrics;
@@ -33,7 +32,7 @@ export class TrafficRuntime {
   readonly upstreams: UpstreamPools;
   readonly health = new HealthStore();
   readonly applier: SnapshotApplier;
-  readonly server: Server;
+  readonly server: ProxyListener;
   address: AddressInfo | undefined;
 
   constructor(options: TrafficRuntimeOptions) {

@@ -21,25 +21,32 @@ export interface NativeHttpParser {
 
 export interface NativeHttpParserClass {
   new (): NativeHttpParser;
+  readonly REQUEST: number;
   readonly RESPONSE: number;
+  readonly kOnMessageBegin: number;
   readonly kOnHeaders: number;
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
   readonly kOnMessageComplete: number;
 }
 
-function load(): NativeHttpParserClass | undefined {
+function load(): { parser: NativeHttpParserClass; methods: readonly string[] } | undefined {
   try {
-    const parser = (createRequire(import.meta.url)('_http_common') as { HTTPParser?: NativeHttpParserClass }).HTTPParser;
-    if (typeof parser !== 'function') return undefined;
-    for (const k of ['RESPONSE', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete'] as const) if (typeof parser[k] !== 'number') return undefined;
+    const common = createRequire(import.meta.url)('_http_common') as { HTTPParser?: NativeHttpParserClass; methods?: readonly string[] };
+    const parser = common.HTTPParser;
+    if (typeof parser !== 'function' || !Array.isArray(common.methods)) return undefined;
+    for (const k of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete'] as const) if (typeof parser[k] !== 'number') return undefined;
     const probe = new parser();
     if (typeof probe.initialize !== 'function' || typeof probe.execute !== 'function' || typeof probe.finish !== 'function') return undefined;
-    return parser;
+    return { parser, methods: common.methods };
   } catch {
     return undefined;
   }
 }
 
+const loaded = load();
+
 /** Node's HTTPParser, or undefined on a runtime without it. */
-export const HTTPParser: NativeHttpParserClass | undefined = load();
+export const HTTPParser: NativeHttpParserClass | undefined = loaded?.parser;
+/** Method names by the parser's method number (kOnHeadersComplete's fourth argument). */
+export const HTTP_METHODS: readonly string[] = loaded?.methods ?? [];

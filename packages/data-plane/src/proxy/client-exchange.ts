@@ -1,0 +1,229 @@
+/**
+ * The built-in server's request and response (http1-server.ts): the ProxyRequest and
+ * ProxyResponse subset of node:http's IncomingMessage and ServerResponse, without what the
+ * proxy never uses (header objects on the hot path, trailers, implicit headers, setHeader).
+ *
+ * Response framing follows RFC 9112 §6: a Content-Length from the backend is kept; without one,
+ * an HTTP/1.1 client gets the body chunked and an HTTP/1.0 client gets it delimited by the close.
+ * HEAD, 1xx, 204 and 304 answers carry no body. The head waits in a string until the first body
+ * bytes or the end, so that a small response leaves in one write.
+ */
+import { EventEmitter } from 'node:events';
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import type { ProxyRequest, ProxyResponse } from './exchange.js';
+
+/** What a request and its response need of their connection (http1-server-connection.ts). */
+export interface ExchangeConnection {
+  readonly socket: Socket;
+  /** `req`'s body is wanted again (Readable._read). */
+  resumeReading(req: ClientRequest): void;
+  /** `res` has been written whole. */
+  responseDone(res: ClientResponse): void;
+  /** Ends the connection now (ServerResponse.destroy()). */
+  destroy(): void;
+}
+
+export class ClientRequest extends Readable implements ProxyRequest {
+  /** The whole request, body included, has been received. */
+  complete = false;
+  private headerObject: IncomingHttpHeaders | undefined;
+
+  constructor(
+    private readonly connection: ExchangeConnection,
+    readonly method: string,
+    readonly url: string,
+    readonly rawHeaders: string[],
+    readonly httpVersionMajor: number,
+    readonly httpVersionMinor: number,
+  ) {
+    super();
+  }
+
+  get socket(): Socket {
+    return this.connection.socket;
+  }
+
+  /** Lower-cased names; repeated headers joined with ", " (Set-Cookie and Cookie aside), as node:http does. */
+  get headers(): IncomingHttpHeaders {
+    if (this.headerObject !== undefined) return this.headerObject;
+    const out: Record<string, string | string[]> = {};
+    const raw = this.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      const value = raw[i + 1]!;
+      const had = out[name];
+      if (name === 'set-cookie') out[name] = had === undefined ? [value] : [...(had as string[]), value];
+      else if (had === undefined) out[name] = value;
+      else out[name] = `${had as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+    }
+    this.headerObject = out;
+    return out;
+  }
+
+  override _read(): void {
+    this.connection.resumeReading(this);
+  }
+
+  /** As IncomingMessage does: a client that left is an error only to whoever reads the body. */
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    callback(this.listenerCount('error') > 0 ? err : null);
+  }
+}
+
+const FRAMING_NONE = 0;
+const FRAMING_LENGTH = 1;
+const FRAMING_CHUNKED = 2;
+const FRAMING_CLOSE = 3;
+
+let dateSecond = 0;
+let dateValue = '';
+/** The Date header value, formatted once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(now).toUTCString();
+  }
+  return dateValue;
+}
+
+function emitClose(res: ClientResponse): void {
+  res.emit('close');
+}
+
+function hasLineBreak(value: string): boolean {
+  return value.indexOf('\n') !== -1 || value.indexOf('\r') !== -1;
+}
+
+export class ClientResponse extends EventEmitter implements ProxyResponse {
+  statusCode = 200;
+  headersSent = false;
+  writableFinished = false;
+  destroyed = false;
+  /** end() was called. */
+  finished = false;
+  /** 'close' has been emitted (once: at the end, or when the connection goes). */
+  closeEmitted = false;
+  /** The head, waiting to leave with the first body bytes. */
+  private head: string | null = null;
+  private framing = FRAMING_NONE;
+
+  constructor(
+    readonly req: ClientRequest,
+    private readonly connection: ExchangeConnection,
+    /** The connection may carry another request after this one. */
+    public keepAlive: boolean,
+  ) {
+    super();
+  }
+
+  writeHead(statusCode: number, statusMessage?: string | string[], headers?: string[]): this {
+    if (this.headersSent) throw Object.assign(new Error('cannot write the response head twice'), { code: 'ERR_HTTP_HEADERS_SENT' });
+    let reason: string | undefined;
+    let list: readonly string[];
+    if (typeof statusMessage === 'string') {
+      reason = statusMessage;
+      list = headers ?? [];
+    } else list = statusMessage ?? [];
+    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) throw Object.assign(new Error(`invalid status code ${statusCode}`), { code: 'ERR_HTTP_INVALID_STATUS_CODE' });
+    if (reason !== undefined && hasLineBreak(reason)) throw Object.assign(new Error('invalid status message'), { code: 'ERR_INVALID_CHAR' });
+    this.statusCode = statusCode;
+    let head = `HTTP/1.1 ${statusCode} ${reason ?? STATUS_CODES[statusCode] ?? 'unknown'}\r\n`;
+    let length = false;
+    let date = false;
+    for (let i = 0; i < list.length; i += 2) {
+      const name = list[i]!;
+      const value = list[i + 1]!;
+      // What node's writeHead refuses too: a line break would split the response.
+      if (hasLineBreak(name) || hasLineBreak(value)) throw Object.assign(new Error(`invalid header ${JSON.stringify(name)}`), { code: 'ERR_INVALID_CHAR' });
+      const n = name.length;
+      if (n === 14) {
+        if (name.toLowerCase() === 'content-length') length = true;
+      } else if (n === 4 && name.toLowerCase() === 'date') date = true;
+      head += `${name}: ${value}\r\n`;
+    }
+    const req = this.req;
+    const noBody = req.method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200;
+    if (noBody) this.framing = FRAMING_NONE;
+    else if (length) this.framing = FRAMING_LENGTH;
+    else if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+      this.framing = FRAMING_CHUNKED;
+      head += 'Transfer-Encoding: chunked\r\n';
+    } else {
+      this.framing = FRAMING_CLOSE;
+      this.keepAlive = false;
+    }
+    if (!date) head += `Date: ${httpDate()}\r\n`;
+    if (!this.keepAlive) head += 'Connection: close\r\n';
+    else if (req.httpVersionMinor === 0) head += 'Connection: keep-alive\r\n';
+    this.head = `${head}\r\n`;
+    this.headersSent = true;
+    return this;
+  }
+
+  write(chunk: Buffer | string, callback?: (err?: Error | null) => void): boolean {
+    if (this.finished || this.destroyed) {
+      if (callback !== undefined) process.nextTick(callback, Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' }));
+      return false;
+    }
+    if (!this.headersSent) this.writeHead(this.statusCode);
+    const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    if (this.framing === FRAMING_NONE || length === 0) {
+      callback?.();
+      return true;
+    }
+    const socket = this.connection.socket;
+    socket.cork();
+    if (this.head !== null) {
+      socket.write(this.head, 'latin1');
+      this.head = null;
+    }
+    let ok: boolean;
+    if (this.framing === FRAMING_CHUNKED) {
+      socket.write(`${length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk, callback);
+      ok = socket.write('\r\n', 'latin1');
+    } else ok = socket.write(chunk, callback);
+    socket.uncork();
+    return ok;
+  }
+
+  end(chunk?: Buffer | string): this {
+    if (this.finished || this.destroyed) return this;
+    if (chunk !== undefined && chunk.length > 0) this.write(chunk);
+    else if (!this.headersSent) this.writeHead(this.statusCode);
+    this.finished = true;
+    const socket = this.connection.socket;
+    if (!socket.destroyed) {
+      socket.cork();
+      if (this.head !== null) {
+        socket.write(this.head, 'latin1');
+        this.head = null;
+      }
+      if (this.framing === FRAMING_CHUNKED) socket.write('0\r\n\r\n', 'latin1');
+      socket.uncork();
+    }
+    this.writableFinished = true;
+    this.emit('finish');
+    this.connection.responseDone(this);
+    this.emitCloseOnce();
+    return this;
+  }
+
+  destroy(): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.connection.destroy();
+    return this;
+  }
+
+  /** The connection is gone before or after the end: 'close' once, as node:http emits it. */
+  emitCloseOnce(): void {
+    if (this.closeEmitted) return;
+    this.closeEmitted = true;
+    process.nextTick(emitClose, this);
+  }
+}

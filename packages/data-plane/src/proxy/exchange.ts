@@ -1,0 +1,39 @@
+/**
+ * What the forwarder needs of a client request and its response: the subset of node:http's
+ * IncomingMessage and ServerResponse that both client-side servers provide — node:http itself
+ * (`--http-server node`) and the data plane's own (http1-server.ts). Keeping the forwarder to
+ * this subset is what lets either run it.
+ */
+import type { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+
+export interface ProxyRequest extends Readable {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  /** Flat `[name, value, …]` as received (latin1). */
+  readonly rawHeaders: string[];
+  /** Lower-cased header object; built on first use by the built-in server (the access log reads it). */
+  readonly headers: IncomingHttpHeaders;
+  readonly httpVersionMajor: number;
+  readonly socket: Socket;
+}
+
+export interface ProxyResponse extends EventEmitter {
+  writeHead(statusCode: number, statusMessage: string, headers?: string[]): this;
+  writeHead(statusCode: number, headers?: string[]): this;
+  /** `callback` runs once the chunk has been handed to the kernel (or the write failed). */
+  write(chunk: Buffer | string, callback?: (err?: Error | null) => void): boolean;
+  end(chunk?: Buffer | string): this;
+  destroy(err?: Error): this;
+  readonly destroyed: boolean;
+  readonly headersSent: boolean;
+  readonly statusCode: number;
+  /** The whole response has been handed to the socket. */
+  readonly writableFinished: boolean;
+  readonly req: ProxyRequest;
+}
+
+/** The 'request' listener both servers call. */
+export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;

@@ -1,0 +1,345 @@
+/**
+ * One client connection of the built-in server (http1-server.ts): node's llhttp parses requests
+ * (strict, as node:http runs it), responses go out in request order, and the limits node:http
+ * enforces are enforced here the same way:
+ *
+ * - a malformed or ambiguous request gets 400 (431 for an oversized head, 413 for oversized chunk
+ *   extensions) and the connection closes; an HTTP/1.1 request without Host gets 400;
+ * - a head not received within headersTimeoutMs of its first byte (or of the connection's
+ *   start), or a whole request not within requestTimeoutMs, gets 408 and the connection closes;
+ * - an idle keep-alive connection closes after keepAliveTimeoutMs;
+ * - `Expect: 100-continue` is answered when the request's turn comes; other expectations get 417;
+ * - pipelined requests wait their turn; past MAX_PIPELINED waiting ones the socket stops reading;
+ * - an upgrade request is served as a plain request and the connection closes after it (the
+ *   proxy does not tunnel protocols).
+ *
+ * Requests are handed to the listener after the parser has returned, never from inside it, so
+ * the listener may answer (and the connection may go on to the next request) at once.
+ */
+import type { Socket } from 'node:net';
+import { HTTP_METHODS, type NativeHttpParser, type NativeHttpParserClass } from '../upstream/http1-parser.js';
+import { ClientRequest, ClientResponse, type ExchangeConnection } from './client-exchange.js';
+import type { RequestListener } from './exchange.js';
+
+export interface ServerConnectionSettings {
+  readonly maxHeaderSize: number;
+  readonly headersTimeoutMs: number;
+  /** 0: none. */
+  readonly requestTimeoutMs: number;
+  /** 0: none. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** What a connection needs of its server. */
+export interface ConnectionServer {
+  readonly settings: ServerConnectionSettings;
+  readonly listener: RequestListener;
+  /** The server is draining: no more keep-alive. */
+  readonly closing: boolean;
+  /** performance.now() as of the server's last tick. */
+  readonly now: number;
+  removed(conn: ServerConnection): void;
+}
+
+/** Pipelined requests waiting for their turn before the socket stops reading. */
+const MAX_PIPELINED = 16;
+
+const RESPONSES = {
+  badRequest: 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n',
+  headerTooLarge: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n',
+  chunkExtensionsTooLarge: 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n',
+  timeout: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n',
+  expectationFailed: 'HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+  continue: 'HTTP/1.1 100 Continue\r\n\r\n',
+} as const;
+
+/** The value of the first header named `lower` (a lower-case name), or undefined. */
+function headerValue(raw: readonly string[], lower: string): string | undefined {
+  const n = lower.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === n && name.toLowerCase() === lower) return raw[i + 1];
+  }
+  return undefined;
+}
+
+export class ServerConnection implements ExchangeConnection {
+  private readonly parser: NativeHttpParser;
+  /** Nothing more is parsed or answered (destroy() was called, or the socket closed). */
+  private closed = false;
+  /** The socket's 'close' has been handled. */
+  private gone = false;
+  /** The response being produced now. */
+  private current: ClientResponse | null = null;
+  /** Parsed requests waiting for their turn, in order. */
+  private readonly waiting: ClientResponse[] = [];
+  /** The request whose body the parser is reading. */
+  private parsing: ClientRequest | null = null;
+  private headerPairs: string[] | null = null;
+  /** When the request being received began (ms, server clock); 0: none in progress. */
+  private requestStartedAt: number;
+  private headersDone = false;
+  private idleSince: number;
+  private readEnded = false;
+  /** The socket is paused: see updateReading(). */
+  private paused = false;
+  /** The body reader of the request being parsed is full (its push() said so). */
+  private bodyFull = false;
+  /** No more requests are read (an upgrade, a close asked for, an error answered). */
+  private noMoreRequests = false;
+  /** Requests expecting `100 Continue` when their turn comes. */
+  private readonly expectsContinue = new WeakSet<ClientRequest>();
+
+  constructor(
+    readonly socket: Socket,
+    private readonly server: ConnectionServer,
+    Parser: NativeHttpParserClass,
+  ) {
+    const parser = new Parser();
+    parser.initialize(Parser.REQUEST, {}, server.settings.maxHeaderSize, 0);
+    parser[Parser.kOnMessageBegin] = this.onMessageBegin;
+    parser[Parser.kOnHeaders] = this.onHeaders;
+    parser[Parser.kOnHeadersComplete] = this.onHeadersComplete;
+    parser[Parser.kOnBody] = this.onBody;
+    parser[Parser.kOnMessageComplete] = this.onMessageComplete;
+    this.parser = parser;
+    // node:http counts a new connection's head time from the connection's start.
+    this.requestStartedAt = server.now;
+    this.idleSince = server.now;
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    socket.on('drain', this.onDrain);
+  }
+
+  /** No request in progress or waiting: closing it loses nothing. */
+  get idle(): boolean {
+    return this.current === null && this.waiting.length === 0 && this.requestStartedAt === 0;
+  }
+
+  // --- parser callbacks ---
+
+  private readonly onMessageBegin = (): void => {
+    // Exact, not the tick's clock: a deadline measured from a stale start would fire early.
+    this.requestStartedAt = performance.now();
+    this.headersDone = false;
+  };
+
+  private readonly onHeaders = (headers: string[]): void => {
+    this.headerPairs = this.headerPairs === null ? headers : this.headerPairs.concat(headers);
+  };
+
+  private readonly onHeadersComplete = (
+    major: number,
+    minor: number,
+    headers: string[] | undefined,
+    method: number,
+    url: string,
+    _status: unknown,
+    _statusText: unknown,
+    upgrade: boolean,
+    keepAlive: boolean,
+  ): number => {
+    if (headers === undefined || this.headerPairs !== null) {
+      headers = headers === undefined ? (this.headerPairs ?? []) : this.headerPairs!.concat(headers);
+      this.headerPairs = null;
+    }
+    this.headersDone = true;
+    if (this.noMoreRequests || this.closed) return 1;
+    const name = HTTP_METHODS[method] ?? 'GET';
+    if (name === 'CONNECT') {
+      this.refuse(RESPONSES.badRequest);
+      return 1;
+    }
+    const req = new ClientRequest(this, name, url, headers, major, minor);
+    if (major === 1 && minor === 1 && headerValue(headers, 'host') === undefined) {
+      this.refuse(RESPONSES.badRequest);
+      return 1;
+    }
+    const expect = headerValue(headers, 'expect');
+    if (expect !== undefined && major === 1 && minor >= 1) {
+      if (expect.toLowerCase() !== '100-continue') {
+        this.refuse(RESPONSES.expectationFailed);
+        return 1;
+      }
+      this.expectsContinue.add(req);
+    }
+    // After an upgrade request llhttp reads the rest as another protocol: serve it, then close.
+    if (upgrade) this.noMoreRequests = true;
+    const res = new ClientResponse(req, this, keepAlive && !upgrade && !this.server.closing);
+    this.parsing = req;
+    this.waiting.push(res);
+    return 0;
+  };
+
+  private readonly onBody = (chunk: Buffer): void => {
+    const req = this.parsing;
+    if (req !== null && !req.push(chunk)) {
+      this.bodyFull = true;
+      this.updateReading();
+    }
+  };
+
+  private readonly onMessageComplete = (): void => {
+    const req = this.parsing;
+    this.parsing = null;
+    this.bodyFull = false;
+    this.requestStartedAt = 0;
+    if (req === null) return;
+    req.complete = true;
+    req.push(null);
+  };
+
+  // --- socket events ---
+
+  private readonly onData = (data: Buffer): void => {
+    // After an upgrade request or a refusal nothing more is parsed; the bytes are dropped.
+    if (this.closed || (this.noMoreRequests && this.parsing === null)) return;
+    const r = this.parser.execute(data);
+    if (typeof r !== 'number') return this.onParseError(r);
+    this.next();
+  };
+
+  private onParseError(err: Error): void {
+    const code = (err as { code?: string }).code;
+    const response = code === 'HPE_HEADER_OVERFLOW' ? RESPONSES.headerTooLarge : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? RESPONSES.chunkExtensionsTooLarge : RESPONSES.badRequest;
+    this.refuse(response);
+  }
+
+  /**
+   * Answers with one of RESPONSES and closes — unless a response is already on its way, which
+   * an error line must not corrupt (as node:http does it).
+   */
+  private refuse(response: string): void {
+    if (this.closed) return;
+    this.noMoreRequests = true;
+    const current = this.current;
+    if (current === null || !current.headersSent) {
+      if (this.socket.writable) this.socket.write(response, 'latin1');
+    }
+    this.destroy();
+  }
+
+  /**
+   * The client closed its side. As node:http does by default (httpAllowHalfOpen off), requests
+   * not yet answered are abandoned: the client will not read their answers.
+   */
+  private readonly onEnd = (): void => {
+    this.readEnded = true;
+    if (this.closed) return;
+    this.parser.finish();
+    if (this.current !== null || this.waiting.length > 0 || this.parsing !== null) return this.destroy();
+    this.endSocket();
+  };
+
+  private readonly onError = (): void => {
+    this.destroy();
+  };
+
+  private readonly onDrain = (): void => {
+    this.current?.emit('drain');
+  };
+
+  private readonly onClose = (): void => {
+    if (this.gone) return;
+    this.gone = true;
+    this.closed = true;
+    this.server.removed(this);
+    const current = this.current;
+    this.current = null;
+    // The response first (the forwarder learns its client left), then the request body.
+    if (current !== null) {
+      current.destroyed = true;
+      current.emitCloseOnce();
+      if (!current.req.complete) current.req.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    }
+    for (const res of this.waiting.splice(0)) {
+      if (!res.req.complete) res.req.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    }
+    this.parsing = null;
+  };
+
+  // --- the exchange in turn ---
+
+  /** Starts the next waiting request if none is being answered. */
+  private next(): void {
+    while (this.current === null && this.waiting.length > 0 && !this.closed) {
+      const res = this.waiting.shift()!;
+      this.current = res;
+      const req = res.req;
+      if (this.expectsContinue.has(req) && !req.complete) this.socket.write(RESPONSES.continue, 'latin1');
+      this.server.listener(req, res);
+    }
+    this.updateReading();
+  }
+
+  responseDone(res: ClientResponse): void {
+    if (this.current !== res) return;
+    this.current = null;
+    const req = res.req;
+    // A body nobody read (a local answer to a POST) is read and dropped, as node:http does, so
+    // the next request on the connection can be parsed.
+    if (!req.complete) req.resume();
+    if (!res.keepAlive || this.server.closing) {
+      this.noMoreRequests = true;
+      for (const waiting of this.waiting.splice(0)) if (!waiting.req.complete) waiting.req.destroy();
+      this.endSocket();
+      return;
+    }
+    this.idleSince = this.server.now;
+    if (this.waiting.length > 0) {
+      // Not from inside the listener that just answered: one pipelined request per tick.
+      process.nextTick(() => this.next());
+      return;
+    }
+    if (this.readEnded) this.endSocket();
+  }
+
+  /** Sends what is queued, then closes (a client that keeps its side open cannot hold it). */
+  private endSocket(): void {
+    const socket = this.socket;
+    socket.end(() => socket.destroy());
+  }
+
+  /** The server is draining: responses not yet started say `Connection: close`. */
+  stopKeepAlive(): void {
+    if (this.current !== null && !this.current.headersSent) this.current.keepAlive = false;
+    for (const res of this.waiting) res.keepAlive = false;
+  }
+
+  /** Reads while the body being parsed has room and not too many requests wait their turn. */
+  private updateReading(): void {
+    const read = !this.bodyFull && this.waiting.length < MAX_PIPELINED;
+    if (read === !this.paused) return;
+    this.paused = !read;
+    if (read) this.socket.resume();
+    else this.socket.pause();
+  }
+
+  resumeReading(req: ClientRequest): void {
+    if (req !== this.parsing) return;
+    this.bodyFull = false;
+    this.updateReading();
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // The socket's 'close' follows and finishes the clean-up (onClose).
+    this.socket.destroy();
+  }
+
+  /** Called by the server's tick: time the head, the request or the idle period out. */
+  expire(now: number): void {
+    if (this.closed) return;
+    const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = this.server.settings;
+    if (this.requestStartedAt > 0) {
+      const elapsed = now - this.requestStartedAt;
+      if ((!this.headersDone && elapsed > headersTimeoutMs) || (requestTimeoutMs > 0 && this.parsing !== null && elapsed > requestTimeoutMs)) this.refuse(RESPONSES.timeout);
+      return;
+    }
+    if (this.idle && keepAliveTimeoutMs > 0 && now - this.idleSince > keepAliveTimeoutMs) this.destroy();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The built-in client-facing HTTP/1.1 server: a `net` server whose connections
+ * (http1-server-connection.ts) parse with node's native llhttp and answer through the
+ * ProxyRequest/ProxyResponse pair (client-exchange.ts). It does what node:http's server does for
+ * the proxy — the same strict parser, the same limits and timeouts, keep-alive, pipelining,
+ * graceful close — without IncomingMessage and ServerResponse, which cost about a quarter of a
+ * proxied request's CPU (bench/README.md). `--http-server node` runs node:http instead.
+ *
+ * Its surface is the part of node:http's Server that proxy-server.ts uses: listen, address,
+ * close (net's: 'close' once every connection has ended), closeIdleConnections,
+ * closeAllConnections.
+ */
+import { EventEmitter } from 'node:events';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import type { NativeHttpParserClass } from '../upstream/http1-parser.js';
+import type { RequestListener } from './exchange.js';
+import { ServerConnection, type ConnectionServer, type ServerConnectionSettings } from './http1-server-connection.js';
+
+export class Http1Server extends EventEmitter implements ConnectionServer {
+  private readonly server: net.Server;
+  private readonly connections = new Set<ServerConnection>();
+  private timer: NodeJS.Timeout | undefined;
+  closing = false;
+  now = performance.now();
+
+  constructor(
+    readonly settings: ServerConnectionSettings,
+    readonly listener: RequestListener,
+    private readonly Parser: NativeHttpParserClass,
+    /** How often timeouts are checked (ms); node:http's connectionsCheckingInterval. */
+    private readonly checkIntervalMs: number,
+  ) {
+    super();
+    // allowHalfOpen: a client that half-closes after its last request still gets the answers.
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+    this.server.on('error', (err) => this.emit('error', err));
+    this.server.on('close', () => this.emit('close'));
+  }
+
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
+  private onConnection(socket: Socket): void {
+    this.now = performance.now();
+    this.connections.add(new ServerConnection(socket, this, this.Parser));
+  }
+
+  removed(conn: ServerConnection): void {
+    this.connections.delete(conn);
+  }
+
+  private readonly tick = (): void => {
+    const now = (this.now = performance.now());
+    for (const conn of this.connections) conn.expire(now);
+  };
+
+  listen(port: number, host: string, callback?: () => void): this {
+    this.server.listen(port, host, () => {
+      this.timer ??= setInterval(this.tick, this.checkIntervalMs).unref();
+      callback?.();
+    });
+    return this;
+  }
+
+  address(): AddressInfo | string | null {
+    return this.server.address();
+  }
+
+  /** Stops accepting; `callback` (and 'close') once every connection has ended. */
+  close(callback?: (err?: Error) => void): this {
+    this.closing = true;
+    for (const conn of this.connections) conn.stopKeepAlive();
+    this.server.close((err) => {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      callback?.(err);
+    });
+    return this;
+  }
+
+  closeIdleConnections(): void {
+    for (const conn of this.connections) if (conn.idle) conn.destroy();
+  }
+
+  closeAllConnections(): void {
+    for (const conn of this.connections) conn.destroy();
+  }
+}

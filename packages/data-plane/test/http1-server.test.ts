@@ -1,0 +1,222 @@
+/**
+ * The built-in client-side server against raw client sockets: the bytes a client sends and the
+ * bytes it gets back, for what node:http's server would do in its place (framing, pipelining,
+ * Expect, refusals, timeouts, half-close, drain). The forwarder's behaviour on top of it is
+ * covered by the forwarder suites and the e2e tests, which run on this server by default.
+ */
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ProxyRequest, ProxyResponse, RequestListener } from '../src/proxy/exchange.js';
+import { Http1Server } from '../src/proxy/http1-server.js';
+import { HTTPParser } from '../src/upstream/http1-parser.js';
+import { waitFor } from './helpers.js';
+
+const servers: Http1Server[] = [];
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+async function serve(listener: RequestListener, settings: Partial<Http1Server['settings']> = {}): Promise<{ server: Http1Server; port: number }> {
+  const server = new Http1Server({ maxHeaderSize: 16_384, headersTimeoutMs: 5_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000, ...settings }, listener, HTTPParser!, 100);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** A raw client: everything it received so far, and whether the server closed. */
+function client(port: number): { socket: Socket; received: () => string; closed: () => boolean } {
+  const socket = connect(port, '127.0.0.1');
+  sockets.push(socket);
+  let data = '';
+  let closed = false;
+  socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => {});
+  return { socket, received: () => data, closed: () => closed };
+}
+
+const hello: RequestListener = (req, res) => {
+  const body = `${req.method} ${req.url}`;
+  res.writeHead(200, ['Content-Length', String(body.length), 'Date', 'x']);
+  res.end(body);
+};
+
+describe('Http1Server (the built-in client-side server)', () => {
+  it('answers requests one after another on a kept-alive connection', async () => {
+    const { port } = await serve(hello);
+    const c = client(port);
+    c.socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => c.received().endsWith('GET /a'));
+    c.socket.write('GET /b HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => c.received().endsWith('GET /b'));
+    expect(c.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\n\r\nGET /aHTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\n\r\nGET /b');
+    expect(c.closed()).toBe(false);
+  });
+
+  it('answers pipelined requests in order, even when a later one is ready first', async () => {
+    const held: ProxyResponse[] = [];
+    const { port } = await serve((req, res) => {
+      if (req.url === '/slow') return void held.push(res);
+      hello(req, res);
+    });
+    const c = client(port);
+    c.socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => held.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    // The second request waits its turn: nothing may go out before the first answer.
+    expect(c.received()).toBe('');
+    held[0]!.writeHead(200, ['Content-Length', '4', 'Date', 'x']);
+    held[0]!.end('slow');
+    await waitFor(() => c.received().endsWith('GET /fast'));
+    expect(c.received().indexOf('slow')).toBeLessThan(c.received().indexOf('GET /fast'));
+  });
+
+  it('frames a body of unknown length chunked for HTTP/1.1 and by the close for HTTP/1.0; HEAD gets no body', async () => {
+    const { port } = await serve((req, res) => {
+      res.writeHead(200, ['Date', 'x', ...(req.url === '/len' ? ['Content-Length', '5'] : [])]);
+      res.write('he');
+      res.end('llo');
+    });
+    const one = client(port);
+    one.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => one.received().endsWith('0\r\n\r\n'));
+    expect(one.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n');
+    const old = client(port);
+    old.socket.write('GET / HTTP/1.0\r\n\r\n');
+    await waitFor(() => old.closed());
+    expect(old.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nConnection: close\r\n\r\nhello');
+    const oldKeep = client(port);
+    oldKeep.socket.write('GET /len HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+    await waitFor(() => oldKeep.received().endsWith('hello'));
+    expect(oldKeep.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello');
+    expect(oldKeep.closed()).toBe(false);
+    const head = client(port);
+    head.socket.write('HEAD /len HTTP/1.1\r\nHost: x\r\n\r\nGET /len HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => head.received().endsWith('hello'));
+    expect(head.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\n\r\nhello');
+  });
+
+  it('answers Expect: 100-continue before the final answer, and 417 to any other expectation', async () => {
+    const { port } = await serve((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        res.writeHead(200, ['Content-Length', String(body.length), 'Date', 'x']);
+        res.end(body);
+      });
+    });
+    const c = client(port);
+    c.socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n');
+    await waitFor(() => c.received() === 'HTTP/1.1 100 Continue\r\n\r\n');
+    c.socket.write('body');
+    await waitFor(() => c.received().endsWith('body'));
+    const other = client(port);
+    other.socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: something\r\n\r\nbody');
+    await waitFor(() => other.closed());
+    expect(other.received()).toMatch(/^HTTP\/1\.1 417 /);
+  });
+
+  it('refuses with node:http\'s answers: no Host 400, CONNECT 400, an oversized head 431, a malformed request 400', async () => {
+    const seen: string[] = [];
+    const { port } = await serve((req, res) => {
+      seen.push(req.url ?? '');
+      hello(req, res);
+    }, { maxHeaderSize: 1024 });
+    const cases: Array<[string, RegExp]> = [
+      ['GET / HTTP/1.1\r\n\r\n', /^HTTP\/1\.1 400 /],
+      ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', /^HTTP\/1\.1 400 /],
+      [`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(2000)}\r\n\r\n`, /^HTTP\/1\.1 431 /],
+      ['GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', /^HTTP\/1\.1 400 /],
+    ];
+    for (const [request, answer] of cases) {
+      const c = client(port);
+      c.socket.write(request);
+      await waitFor(() => c.closed());
+      expect(c.received()).toMatch(answer);
+    }
+    expect(seen).toEqual([]);
+  });
+
+  it('gives 408 to a head that takes too long, and closes a keep-alive connection left idle', async () => {
+    const { port } = await serve(hello, { headersTimeoutMs: 300, keepAliveTimeoutMs: 300 });
+    const slow = client(port);
+    slow.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    const idle = client(port);
+    idle.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => idle.received().endsWith('GET /'));
+    await waitFor(() => slow.closed() && idle.closed(), 3_000);
+    expect(slow.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect(idle.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: x\r\n\r\nGET /');
+  });
+
+  it('tells the listener when its client leaves before the answer', async () => {
+    let closedSeen = false;
+    let destroyedSeen = false;
+    const { port } = await serve((_req, res) => {
+      res.on('close', () => {
+        closedSeen = true;
+        destroyedSeen = res.destroyed;
+      });
+    });
+    const c = client(port);
+    c.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    c.socket.end();
+    await waitFor(() => closedSeen);
+    expect(destroyedSeen).toBe(true);
+  });
+
+  it('serves an upgrade request as a plain one and closes after it', async () => {
+    const { port } = await serve(hello);
+    const c = client(port);
+    c.socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello');
+    // Closed right after the answer, not at the (5 s) keep-alive timeout.
+    await waitFor(() => c.closed(), 1_000);
+    expect(c.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 7\r\nDate: x\r\nConnection: close\r\n\r\nGET /ws');
+  });
+
+  it('refuses a header value that would split the response', async () => {
+    let thrown: unknown;
+    const { port } = await serve((_req, res) => {
+      try {
+        res.writeHead(200, ['X-Evil', 'a\r\nSet-Cookie: stolen=1']);
+      } catch (err) {
+        thrown = err;
+        res.writeHead(502, ['Content-Length', '0']);
+        res.end();
+      }
+    });
+    const c = client(port);
+    c.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => c.received().includes('\r\n\r\n'));
+    expect((thrown as { code?: string }).code).toBe('ERR_INVALID_CHAR');
+    expect(c.received()).toMatch(/^HTTP\/1\.1 502 /);
+    expect(c.received()).not.toContain('stolen');
+  });
+
+  it('on close, ends idle connections at once and answers the one in progress with Connection: close', async () => {
+    const held: Array<{ req: ProxyRequest; res: ProxyResponse }> = [];
+    const { server, port } = await serve((req, res) => void held.push({ req, res }));
+    const idle = client(port);
+    const busy = client(port);
+    busy.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => held.length === 1);
+    let closed = false;
+    server.close(() => (closed = true));
+    server.closeIdleConnections();
+    // The idle connection never sent a byte: node:http counts it as waiting for a head, and so
+    // does this server, so it stays until its head timeout or the drain's end.
+    held[0]!.res.writeHead(200, ['Content-Length', '2', 'Date', 'x']);
+    held[0]!.res.end('ok');
+    await waitFor(() => busy.closed());
+    expect(busy.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDate: x\r\nConnection: close\r\n\r\nok');
+    expect(idle.closed()).toBe(false);
+    server.closeAllConnections();
+    await waitFor(() => closed && idle.closed());
+  });
+});
