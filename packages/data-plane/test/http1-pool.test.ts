@@ -230,6 +230,18 @@ describe('Http1Pool (the built-in upstream client)', () => {
     expect(server.connections).toBe(1);
   });
 
+  it('never takes a chunked body\'s trailers for the next response\'s headers', async () => {
+    let n = 0;
+    const server = await rawServer((_head, socket) => {
+      socket.write(++n === 1 ? 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nx-trailer: sneaky\r\n\r\n' : OK('second', 'x-own: 1\r\n'));
+    });
+    const p = pool(server.address);
+    expect((await send(p).done).body.toString()).toBe('hi');
+    const second = await send(p).done;
+    expect(second.headers).toEqual(['content-length', '6', 'x-own', '1']);
+    expect(server.connections).toBe(1);
+  });
+
   it('passes over 1xx interim heads and hands every header over, however many', async () => {
     const many = Array.from({ length: 80 }, (_, i) => `x-h${i}: v${i}\r\n`).join('');
     const server = await rawServer((_head, socket) => socket.write(`HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Made It\r\n${many}content-length: 2\r\n\r\nok`));

@@ -180,6 +180,40 @@ describe('Http1Server (the built-in client-side server)', () => {
     expect(c.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 7\r\nDate: x\r\nConnection: close\r\n\r\nGET /ws');
   });
 
+  it('hands a chunked body over de-chunked, and never takes its trailers for the next request\'s headers', async () => {
+    const seen: Array<{ url: string; headers: string[]; body: string }> = [];
+    const { port } = await serve((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ url: req.url ?? '', headers: req.rawHeaders, body });
+        hello(req, res);
+      });
+      req.resume();
+    });
+    const c = client(port);
+    c.socket.write('POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Admin: yes\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => seen.length === 2);
+    expect(seen[0]).toMatchObject({ url: '/one', body: 'wikipedia' });
+    expect(seen[1]).toEqual({ url: '/two', headers: ['Host', 'x'], body: '' });
+  });
+
+  it('hands over every header of a long head, and the target with them', async () => {
+    const seen: Array<{ url: string; headers: string[] }> = [];
+    const { port } = await serve((req, res) => {
+      seen.push({ url: req.url ?? '', headers: req.rawHeaders });
+      hello(req, res);
+    });
+    const many = Array.from({ length: 70 }, (_, i) => `X-H${i}: v${i}\r\n`).join('');
+    const c = client(port);
+    c.socket.write(`GET /long?q=1 HTTP/1.1\r\nHost: x\r\n${many}\r\nGET /short HTTP/1.1\r\nHost: y\r\n\r\n`);
+    await waitFor(() => seen.length === 2);
+    expect(seen[0]!.url).toBe('/long?q=1');
+    expect(seen[0]!.headers.length).toBe(2 * 71);
+    expect(seen[0]!.headers.slice(-2)).toEqual(['X-H69', 'v69']);
+    expect(seen[1]).toEqual({ url: '/short', headers: ['Host', 'y'] });
+  });
+
   it('refuses a header value that would split the response', async () => {
     let thrown: unknown;
     const { port } = await serve((_req, res) => {

@@ -76,6 +76,8 @@ export class ServerConnection implements ExchangeConnection {
   /** The request whose body the parser is reading. */
   private parsing: ClientRequest | null = null;
   private headerPairs: string[] | null = null;
+  /** The request target, when the parser hands it over with early header pairs. */
+  private urlPart = '';
   /** When the request being received began (ms, server clock); 0: none in progress. */
   private requestStartedAt: number;
   private headersDone = false;
@@ -125,10 +127,20 @@ export class ServerConnection implements ExchangeConnection {
     // Exact, not the tick's clock: a deadline measured from a stale start would fire early.
     this.requestStartedAt = performance.now();
     this.headersDone = false;
+    this.headerPairs = null;
+    this.urlPart = '';
   };
 
-  private readonly onHeaders = (headers: string[]): void => {
+  /**
+   * Header pairs (and the target) the parser hands over before the head is complete: it batches
+   * 32 pairs at a time, and once it has done so on a connection it keeps handing heads over this
+   * way. Trailers after a chunked body come here too and are dropped: they belong to no head, and
+   * must never be taken for the next request's headers.
+   */
+  private readonly onHeaders = (headers: string[], url: string): void => {
+    if (this.headersDone) return;
     this.headerPairs = this.headerPairs === null ? headers : this.headerPairs.concat(headers);
+    this.urlPart += url;
   };
 
   private readonly onHeadersComplete = (
@@ -136,7 +148,7 @@ export class ServerConnection implements ExchangeConnection {
     minor: number,
     headers: string[] | undefined,
     method: number,
-    url: string,
+    url: string | undefined,
     _status: unknown,
     _statusText: unknown,
     upgrade: boolean,
@@ -145,6 +157,10 @@ export class ServerConnection implements ExchangeConnection {
     if (headers === undefined || this.headerPairs !== null) {
       headers = headers === undefined ? (this.headerPairs ?? []) : this.headerPairs!.concat(headers);
       this.headerPairs = null;
+    }
+    if (url === undefined || this.urlPart !== '') {
+      url = this.urlPart + (url ?? '');
+      this.urlPart = '';
     }
     this.headersDone = true;
     if (this.noMoreRequests || this.closed) return 1;

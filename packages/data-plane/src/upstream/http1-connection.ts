@@ -96,6 +96,8 @@ export class Http1Connection {
   private paused = false;
   /** Header pairs flushed early by the parser (more than it batches in one callback). */
   private headerPairs: string[] | null = null;
+  /** The current response's head is complete: what the parser flushes now is trailers. */
+  private inBody = false;
   /** The request body still streaming: its listeners, to detach. */
   private body: Readable | null = null;
   private chunked = false;
@@ -142,6 +144,8 @@ export class Http1Connection {
     this.request = request;
     this.responseStarted = false;
     this.interim = false;
+    this.inBody = false;
+    this.headerPairs = null;
     this.keepAlive = true;
     this.skipBody = request.method === 'HEAD';
     const seq = ++this.seq;
@@ -239,7 +243,13 @@ export class Http1Connection {
 
   // --- parser callbacks (llhttp calls them from inside execute()) ---
 
+  /**
+   * Header pairs llhttp hands over before the head is complete (it batches 32 at a time) — and
+   * trailers after a chunked body, which are dropped: they must never be taken for the next
+   * response's headers.
+   */
   private readonly onParserHeaders = (headers: string[]): void => {
+    if (this.inBody) return;
     this.headerPairs = this.headerPairs === null ? headers : this.headerPairs.concat(headers);
   };
 
@@ -274,6 +284,7 @@ export class Http1Connection {
       return 1;
     }
     this.keepAlive = keepAlive;
+    this.inBody = true;
     const length = this.scanResponseHeaders(headers, keepAlive);
     if (this.bodyTimeoutMs > 0) this.setDeadline(this.bodyTimeoutMs, UPSTREAM_ERRORS.BODY_TIMEOUT);
     else this.deadline = 0;
@@ -330,6 +341,7 @@ export class Http1Connection {
       this.interim = false;
       return;
     }
+    this.inBody = false;
     this.completeResponse(handler);
   };
 
