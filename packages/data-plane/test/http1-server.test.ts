@@ -54,7 +54,7 @@ describe('Http1Server (the built-in client-side server)', () => {
     await waitFor(() => c.received().endsWith('GET /a'));
     c.socket.write('GET /b HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => c.received().endsWith('GET /b'));
-    expect(c.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\n\r\nGET /aHTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\n\r\nGET /b');
+    expect(c.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\nKeep-Alive: timeout=5\r\n\r\nGET /aHTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\nKeep-Alive: timeout=5\r\n\r\nGET /b');
     expect(c.closed()).toBe(false);
   });
 
@@ -85,7 +85,7 @@ describe('Http1Server (the built-in client-side server)', () => {
     const one = client(port);
     one.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => one.received().endsWith('0\r\n\r\n'));
-    expect(one.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n');
+    expect(one.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n');
     const old = client(port);
     old.socket.write('GET / HTTP/1.0\r\n\r\n');
     await waitFor(() => old.closed());
@@ -93,12 +93,12 @@ describe('Http1Server (the built-in client-side server)', () => {
     const oldKeep = client(port);
     oldKeep.socket.write('GET /len HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
     await waitFor(() => oldKeep.received().endsWith('hello'));
-    expect(oldKeep.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello');
+    expect(oldKeep.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\nhello');
     expect(oldKeep.closed()).toBe(false);
     const head = client(port);
     head.socket.write('HEAD /len HTTP/1.1\r\nHost: x\r\n\r\nGET /len HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => head.received().endsWith('hello'));
-    expect(head.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\n\r\nhello');
+    expect(head.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nHTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nhello');
   });
 
   it('answers Expect: 100-continue before the final answer, and 417 to any other expectation', async () => {
@@ -151,6 +151,7 @@ describe('Http1Server (the built-in client-side server)', () => {
     await waitFor(() => idle.received().endsWith('GET /'));
     await waitFor(() => slow.closed() && idle.closed(), 3_000);
     expect(slow.received()).toMatch(/^HTTP\/1\.1 408 /);
+    // keepAliveTimeoutMs 300 rounds down to no whole second: no Keep-Alive header then.
     expect(idle.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: x\r\n\r\nGET /');
   });
 

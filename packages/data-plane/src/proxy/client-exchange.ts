@@ -23,6 +23,8 @@ export interface ExchangeConnection {
   responseDone(res: ClientResponse): void;
   /** Ends the connection now (ServerResponse.destroy()). */
   destroy(): void;
+  /** `Keep-Alive: timeout=N\r\n` for kept-alive answers (empty without an idle timeout). */
+  readonly keepAliveHeader: string;
 }
 
 export class ClientRequest extends Readable implements ProxyRequest {
@@ -157,8 +159,10 @@ export class ClientResponse extends EventEmitter implements ProxyResponse {
       this.keepAlive = false;
     }
     if (!date) head += `Date: ${httpDate()}\r\n`;
+    // Like node:http: say how long an idle connection stays, so that clients stop reusing it
+    // before it closes under them.
     if (!this.keepAlive) head += 'Connection: close\r\n';
-    else if (req.httpVersionMinor === 0) head += 'Connection: keep-alive\r\n';
+    else head += req.httpVersionMinor === 0 ? `Connection: keep-alive\r\n${this.connection.keepAliveHeader}` : this.connection.keepAliveHeader;
     this.head = `${head}\r\n`;
     this.headersSent = true;
     return this;

@@ -89,6 +89,7 @@ export class ServerConnection implements ExchangeConnection {
   private bodyFull = false;
   /** No more requests are read (an upgrade, a close asked for, an error answered). */
   private noMoreRequests = false;
+  readonly keepAliveHeader: string;
   /** Requests expecting `100 Continue` when their turn comes. */
   private readonly expectsContinue = new WeakSet<ClientRequest>();
 
@@ -105,6 +106,8 @@ export class ServerConnection implements ExchangeConnection {
     parser[Parser.kOnBody] = this.onBody;
     parser[Parser.kOnMessageComplete] = this.onMessageComplete;
     this.parser = parser;
+    const idleSeconds = Math.floor(server.settings.keepAliveTimeoutMs / 1000);
+    this.keepAliveHeader = idleSeconds > 0 ? `Keep-Alive: timeout=${idleSeconds}\r\n` : '';
     // node:http counts a new connection's head time from the connection's start.
     this.requestStartedAt = server.now;
     this.idleSince = server.now;
