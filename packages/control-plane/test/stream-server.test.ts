@@ -52,6 +52,31 @@ function node(): FakeNode {
   return n;
 }
 
+/** Restarts the stream server on a health source the test drives; returns its subscribers. */
+async function restartWithDrivenHealth(full: HealthSource['full']): Promise<Set<(delta: HealthDelta) => void>> {
+  const listeners = new Set<(delta: HealthDelta) => void>();
+  const health: HealthSource = { full, subscribe: (l) => (listeners.add(l), () => listeners.delete(l)) };
+  await server.close(100);
+  client.close();
+  const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, retryDelayMs: 20 });
+  server = new StreamServer({ config: feed, health, registry, logger, metrics, helloTimeoutMs: 300 });
+  const port = await server.listen('127.0.0.1', 0);
+  const { Client } = loadDiscovery();
+  client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return listeners;
+}
+
+/** One pool committed, the feed started, and node dp-1 connected with its first snapshot. */
+async function connectedNode(): Promise<FakeNode> {
+  commit(['web']);
+  feed.start();
+  await feed.ready();
+  const dp = node();
+  dp.hello('dp-1');
+  await waitFor('snapshot', () => dp.configs().length === 1);
+  return dp;
+}
+
 beforeEach(async () => {
   store = new MemoryConfigStore();
   nodes = new MemoryNodeStore('replica-a');
@@ -201,21 +226,8 @@ describe('ConfigDiscovery.Stream', () => {
   it('records a config ACK that comes back after many health pushes went out', async () => {
     // Health that changes a lot (a zone going down: one delta per backend) while a config push is
     // still unanswered.
-    const listeners = new Set<(delta: HealthDelta) => void>();
-    const health: HealthSource = { full: () => ({ revision: 0, backends: [] }), subscribe: (l) => (listeners.add(l), () => listeners.delete(l)) };
-    await server.close(100);
-    client.close();
-    const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, retryDelayMs: 20 });
-    server = new StreamServer({ config: feed, health, registry, logger, metrics, helloTimeoutMs: 300 });
-    const port = await server.listen('127.0.0.1', 0);
-    const { Client } = loadDiscovery();
-    client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    commit(['web']);
-    feed.start();
-    await feed.ready();
-    const dp = node();
-    dp.hello('dp-1');
-    await waitFor('snapshot', () => dp.configs().length === 1);
+    const listeners = await restartWithDrivenHealth(() => ({ revision: 0, backends: [] }));
+    const dp = await connectedNode();
     // In tens, each delivered before the next, so that none is folded into a full update (a
     // stream that backs up sends only that; see the next test).
     for (let i = 1; i <= 100; i++) {
@@ -228,22 +240,9 @@ describe('ConfigDiscovery.Stream', () => {
   });
 
   it('keeps only the newest config and a full health update for a node that stops reading', async () => {
-    const listeners = new Set<(delta: HealthDelta) => void>();
     let revision = 0;
-    const health: HealthSource = { full: () => ({ revision, backends: [] }), subscribe: (l) => (listeners.add(l), () => listeners.delete(l)) };
-    await server.close(100);
-    client.close();
-    const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, retryDelayMs: 20 });
-    server = new StreamServer({ config: feed, health, registry, logger, metrics, helloTimeoutMs: 300 });
-    const port = await server.listen('127.0.0.1', 0);
-    const { Client } = loadDiscovery();
-    client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    commit(['web']);
-    feed.start();
-    await feed.ready();
-    const dp = node();
-    dp.hello('dp-1');
-    await waitFor('snapshot', () => dp.configs().length === 1);
+    const listeners = await restartWithDrivenHealth(() => ({ revision, backends: [] }));
+    const dp = await connectedNode();
     // The node stops reading; 60 versions of about 60 KB each and 200 health changes go by.
     dp.call.pause();
     const big = (v: number) => Array.from({ length: 300 }, (_, i) => `pool-${v}-${i}-${'x'.repeat(160)}`);
