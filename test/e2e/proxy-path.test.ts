@@ -1,6 +1,7 @@
 // The request path end to end: REST → etcd → gRPC push → data plane → real backends.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -147,6 +148,31 @@ describe('routing and balancing through both data planes', () => {
     expect(res.statusCode).toBe(200);
     expect(body.length).toBe(4 << 20);
     expect(body.every((byte) => byte === 97)).toBe(true);
+  });
+});
+
+describe('the client side of a data plane process', () => {
+  it('answers pipelined requests in order, each from the backend its route picks', async () => {
+    const [b1, b2] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0]];
+    await stack.applyConfig({
+      pools: { one: pool('round_robin', [{ id: 'b1', address: b1.address }]), two: pool('round_robin', [{ id: 'b2', address: b2.address }]) },
+      routes: { one: { match: { pathPrefix: '/' }, pools: [{ pool: 'one' }] }, two: { match: { pathPrefix: '/two' }, pools: [{ pool: 'two' }] } },
+    });
+    const dp = stack.dps[0]!;
+    const { port } = new URL(dp.url);
+    // Three requests in one write; the first goes to a backend that answers last.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write('GET /slow?ms=300 HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      });
+      let data = '';
+      socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+    });
+    const answers = raw.split(/(?=HTTP\/1\.1 )/).map((a) => /x-backend: (\w+)/i.exec(a)?.[1]);
+    expect(answers).toEqual(['b1', 'b2', 'b1']);
+    expect(raw).toContain('b1 slow 300');
   });
 });
 
