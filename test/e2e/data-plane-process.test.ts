@@ -35,6 +35,11 @@ describe('lb-data-plane process', () => {
     const bad = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', '--listen', 'nope'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--listen "nope"/);
+    for (const [flag, value] of [['--http-server', 'apache'], ['--upstream-client', 'curl']] as const) {
+      const wrong = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', flag, value], { encoding: 'utf8' });
+      expect(wrong.status).toBe(2);
+      expect(wrong.stderr).toContain(`${flag} must be one of`);
+    }
   });
 
   it('serves from its cache file while no control plane answers, then exits 0 on SIGTERM', async () => {
