@@ -44,8 +44,8 @@ export async function startBackend(port, bytes) {
 }
 
 /** etcd + control plane + data plane, configured to balance over `backends` (ports). */
-export async function startProject({ workers, backends, listen = '127.0.0.1:8090' }) {
-  const child = own(spawn(process.execPath, [join(ROOT, 'bench/start-project.mjs'), '--workers', String(workers), '--backends', backends.join(','), '--listen', listen], { stdio: ['ignore', 'ignore', 'pipe'] }));
+export async function startProject({ workers, backends, listen = '127.0.0.1:8090', accessLog = 'off' }) {
+  const child = own(spawn(process.execPath, [join(ROOT, 'bench/start-project.mjs'), '--workers', String(workers), '--backends', backends.join(','), '--listen', listen, '--access-log', accessLog], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
   child.stderr.on('data', (d) => { err += d; });
   for (let i = 0; i < 600 && !err.includes('project ready'); i++) {

@@ -1,7 +1,7 @@
 // Starts the project the way the peer benchmark needs it: a real etcd, a real control plane, and a
 // data plane configured (through the REST API) to balance over the peers' nginx backends on
 // 127.0.0.1:9001-9003. Stops everything on SIGTERM/SIGINT. Not a test: run by bench/proxy.sh.
-//   node bench/start-project.mjs [--listen 127.0.0.1:8090] [--workers 1] [--backends 9001,9002,9003]
+//   node bench/start-project.mjs [--listen 127.0.0.1:8090] [--workers 1] [--backends 9001,9002,9003] [--access-log off]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     backends: { type: 'string', default: '9001,9002,9003' },
     algorithm: { type: 'string', default: 'round_robin' },
+    'access-log': { type: 'string', default: 'off' },
   },
 });
 const dir = mkdtempSync(join(tmpdir(), 'lb-bench-'));
@@ -62,6 +63,6 @@ const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
 if (!res.ok) throw new Error(`config: ${res.status} ${await res.text()}`);
 start('data-plane', process.execPath, ['packages/data-plane/dist/main.js', '--control-plane', `127.0.0.1:${ports.cpGrpc}`,
   '--listen', values.listen, '--admin-listen', `127.0.0.1:${ports.admin}`, '--node-id', 'bench', '--cache-file', join(dir, 'snapshot.json'),
-  '--workers', values.workers]);
+  '--workers', values.workers, '--access-log', values['access-log']]);
 await waitOk(`http://127.0.0.1:${ports.admin}/readyz`);
 console.error(`project ready on http://${values.listen} (workers ${values.workers})`);
