@@ -81,6 +81,27 @@ describe('RoundRobin', () => {
   });
 });
 
+describe('picks for retries', () => {
+  it('take turns of their own: fresh picks keep their rotation however many retries run between them', () => {
+    const rr = new RoundRobin(['a', 'b', 'c'], zero);
+    const fresh: (string | undefined)[] = [];
+    const retries: (string | undefined)[] = [];
+    for (let i = 0; i < 6; i++) {
+      fresh.push(rr.pick());
+      retries.push(rr.pickForRetry(), rr.pickForRetry());
+    }
+    expect(fresh).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+    expect(retries).toEqual(['a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c']);
+    const swrr = new SmoothWeightedRoundRobin(['a', 'b', 'c'], [5, 1, 1], { random: zero });
+    const weighted: (string | undefined)[] = [];
+    for (let i = 0; i < 7; i++) {
+      weighted.push(swrr.pick());
+      swrr.pickForRetry();
+    }
+    expect(weighted).toEqual(['a', 'a', 'b', 'a', 'c', 'a', 'a']);
+  });
+});
+
 describe('createBalancer', () => {
   const items = hosts(['a', 'b', 'c'], [5, 1, 1]);
   const deps = { random: zero, clock: fixedClock };

@@ -73,6 +73,29 @@ describe('forwarder: retries and picks that are given up', () => {
     expect(after.retries - before.retries).toBe(1);
   });
 
+  it('retries do not use up fresh requests\' turns: a dead backend of two gets half of the first attempts, not all', async () => {
+    apply({
+      pools: {
+        pair: {
+          algorithm: 'round_robin',
+          backends: [{ id: 'gone', address: dead }, { id: 'up', address: plain.address }],
+          retry: { attempts: 2, backoffMs: 0, maxBackoffMs: 0, budgetPercent: 100, minRetriesPerSecond: 100 },
+        },
+      },
+      routes: { r: { pools: [{ pool: 'pair' }] } },
+    });
+    const connectErrors = async () => {
+      const text = (await call(node.adminUrl, '/metrics')).body.toString('utf8');
+      return Number(/ (\d+)$/.exec(text.split('\n').find((l) => l.startsWith('lb_dp_upstream_errors_total{pool="pair",kind="connect"}')) ?? ' 0')![1]);
+    };
+    const before = await connectErrors();
+    for (let i = 0; i < 20; i++) expect((await call(node.proxyUrl, '/')).body.toString('utf8')).toBe('plain');
+    // Round robin between the two: 10 first attempts each. Retries moving the rotation on made it 20.
+    const failed = (await connectErrors()) - before;
+    expect(failed).toBeGreaterThanOrEqual(9);
+    expect(failed).toBeLessThanOrEqual(11);
+  });
+
   it('over a limit, a pick from another pool of the route does not carry the rejected sticky pick\'s cookie', async () => {
     apply({
       pools: {

@@ -51,6 +51,13 @@ export const EMPTY_PICK_CONTEXT: PickContext = Object.freeze(new EmptyPickContex
 export interface Balancer<T> {
   /** Returns the next item, or undefined when there is none to choose from. */
   pick(ctx: PickContext): T | undefined;
+  /**
+   * A pick for a retry, for algorithms that take turns: it must not use up a fresh request's
+   * turn. Otherwise every request that fails on a dead backend and is retried moves the rotation
+   * on twice, and in a pool of two the next request lands on the dead backend again — all of
+   * them would. Absent: retries use pick().
+   */
+  pickForRetry?(ctx: PickContext): T | undefined;
   /** How many items this balancer chooses among. */
   readonly size: number;
 }

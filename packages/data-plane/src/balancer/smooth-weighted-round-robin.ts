@@ -36,6 +36,8 @@ export class SmoothWeightedRoundRobin<T> implements Balancer<T> {
   /** True when a pick runs the O(n) loop (the schedule was too large to precompute). */
   readonly live: boolean;
   private next = 0;
+  /** Retries walk the same schedule with a position of their own (Balancer.pickForRetry). */
+  private retryNext = 0;
 
   /** Items with weight ≤ 0 are dropped: they never take traffic. */
   constructor(items: readonly T[], weights: readonly number[], options: SmoothWeightedOptions = {}) {
@@ -72,6 +74,7 @@ export class SmoothWeightedRoundRobin<T> implements Balancer<T> {
       this.live = true;
     }
     if (!this.live && this.period > 0 && options.random) this.next = Math.floor(options.random() * this.period) % this.period;
+    this.retryNext = this.next;
   }
 
   get size(): number {
@@ -83,6 +86,14 @@ export class SmoothWeightedRoundRobin<T> implements Balancer<T> {
     if (this.live) return this.items[this.step()];
     const k = this.next;
     this.next = k + 1 === this.period ? 0 : k + 1;
+    return this.items[this.schedule === null ? k : this.schedule[k]!];
+  }
+
+  pickForRetry(): T | undefined {
+    // The live loop has no schedule to walk separately; its retries take turns (rare: huge periods).
+    if (this.items.length === 0 || this.live) return this.pick();
+    const k = this.retryNext;
+    this.retryNext = k + 1 === this.period ? 0 : k + 1;
     return this.items[this.schedule === null ? k : this.schedule[k]!];
   }
 

@@ -71,4 +71,10 @@ export class StickyBalancer<H extends Host> implements Balancer<H> {
     if (h !== undefined) ctx.pin(this.setCookieOf.get(h)!);
     return h;
   }
+
+  /** A retry leaves the failed pin behind and pins nothing (the forwarder drops the cookie). */
+  pickForRetry(ctx: PickContext): H | undefined {
+    const inner = this.inner;
+    return inner.pickForRetry !== undefined ? inner.pickForRetry(ctx) : inner.pick(ctx);
+  }
 }

@@ -13,7 +13,6 @@
  * fails: only then are the method, the body, the budget and another backend looked at, and the
  * same handler object runs the next attempt.
  */
-import { EMPTY_PICK_CONTEXT } from '../balancer/balancer.js';
 import { rawHeaderNumber, recordLatency, recordLoad, requestEnded, requestStarted, type BackendRuntime } from '../balancer/host.js';
 import { RequestPickContext } from '../balancer/request-context.js';
 import { classifyUpstreamError } from '../errors.js';
@@ -26,7 +25,7 @@ import { RequestIds } from '../resilience/request-id.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { backoffDelay, FailureKind, requestRetryable, statusFailure } from '../resilience/retry-policy.js';
 import { systemRandom, type Random } from '../runtime/clock.js';
-import { normalizeHost, pickBackend, type CompiledBackend, type CompiledRoute, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
+import { normalizeHost, pickBackend, pickRetryBackend, type CompiledBackend, type CompiledRoute, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { filterResponseHeaders, scanRequestHeaders, type RequestHeaderScan } from './hop-by-hop.js';
 
@@ -151,14 +150,14 @@ function admission(target: RouteTarget, rt: BackendRuntime): number {
 }
 
 /** A retry's backend: not one already tried when another is available, within limits, breaker closed. */
-function pickRetryBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }, tried: readonly BackendRuntime[]): CompiledBackend | undefined {
+function chooseRetryBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }, tried: readonly BackendRuntime[]): CompiledBackend | undefined {
   let fallback: CompiledBackend | undefined;
   let fallbackTarget: RouteTarget | undefined;
   let tries = 2;
   for (const t of route.targets) tries += t.pool.balancer.size;
   if (tries > 32) tries = 32;
   for (let i = 0; i < tries; i++) {
-    const b = pickBackend(route, out, EMPTY_PICK_CONTEXT);
+    const b = pickRetryBackend(route, out);
     const target = out.target;
     if (b === undefined || target === undefined || b.upstream === undefined) return undefined;
     const rt = b.runtime;
@@ -416,7 +415,7 @@ class ProxyCall implements UpstreamHandler {
     const tried = (this.tried ??= []);
     if (!tried.includes(this.backend.runtime)) tried.push(this.backend.runtime);
     const picked = retryPicked;
-    const next = pickRetryBackend(this.route, picked, tried);
+    const next = chooseRetryBackend(this.route, picked, tried);
     const target = picked.target;
     if (next === undefined || target === undefined) return false;
     const pool = this.target.pool.resilience;

@@ -279,3 +279,32 @@ export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | u
   out.target = undefined;
   return undefined;
 }
+
+/**
+ * pickBackend for a retry: the same route, pool and backend choice, through pickForRetry where
+ * an algorithm takes turns, so that retries do not move fresh requests' rotation on.
+ */
+export function pickRetryBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }): CompiledBackend | undefined {
+  const chooser = route.chooser;
+  const first = chooser.pickForRetry !== undefined ? chooser.pickForRetry(EMPTY_PICK_CONTEXT) : chooser.pick(EMPTY_PICK_CONTEXT);
+  if (first !== undefined) {
+    const host = retryPick(first.pool.balancer);
+    if (host !== undefined) {
+      out.target = first;
+      return host.backend;
+    }
+  }
+  for (const t of route.targets) {
+    const host = retryPick(t.pool.balancer);
+    if (host !== undefined) {
+      out.target = t;
+      return host.backend;
+    }
+  }
+  out.target = undefined;
+  return undefined;
+}
+
+function retryPick(balancer: Balancer<Host<CompiledBackend>>): Host<CompiledBackend> | undefined {
+  return balancer.pickForRetry !== undefined ? balancer.pickForRetry(EMPTY_PICK_CONTEXT) : balancer.pick(EMPTY_PICK_CONTEXT);
+}
