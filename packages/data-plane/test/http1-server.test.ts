@@ -215,6 +215,42 @@ describe('Http1Server (the built-in client-side server)', () => {
     expect(seen[1]).toEqual({ url: '/short', headers: ['Host', 'y'] });
   });
 
+  it('parses requests however their bytes are split across reads', async () => {
+    const seen: string[] = [];
+    const { port } = await serve((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.rawHeaders.join(',')} [${body}]`);
+        hello(req, res);
+      });
+      req.resume();
+    });
+    const stream =
+      'GET /a HTTP/1.1\r\nHost: x\r\nX-One: 1\r\n\r\n' +
+      'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world' +
+      'PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: t\r\n\r\n' +
+      'GET /d HTTP/1.1\r\nHost: x\r\n\r\n';
+    const expected = ['GET /a Host,x,X-One,1 []', 'POST /b Host,x,Content-Length,11 [hello world]', 'PUT /c Host,x,Transfer-Encoding,chunked [abcde]', 'GET /d Host,x []'];
+    // Cut at every offset in turn (each piece a read of its own), a few offsets per connection.
+    for (let start = 1; start < stream.length; start += 9) {
+      seen.length = 0;
+      const c = client(port);
+      c.socket.setNoDelay(true);
+      const cuts = [start, start + 4, start + 17].filter((x) => x < stream.length);
+      let from = 0;
+      for (const cut of cuts) {
+        c.socket.write(stream.slice(from, cut));
+        from = cut;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      c.socket.write(stream.slice(from));
+      await waitFor(() => seen.length === 4);
+      expect(seen).toEqual(expected);
+      c.socket.destroy();
+    }
+  });
+
   it('refuses a header value that would split the response', async () => {
     let thrown: unknown;
     const { port } = await serve((_req, res) => {
