@@ -17,7 +17,7 @@
  * the listener may answer (and the connection may go on to the next request) at once.
  */
 import type { Socket } from 'node:net';
-import { HTTP_METHODS, type NativeHttpParser, type NativeHttpParserClass } from '../upstream/http1-parser.js';
+import { headPairs, HTTP_METHODS, type NativeHttpParser, type NativeHttpParserClass } from '../upstream/http1-parser.js';
 import { ClientRequest, ClientResponse, type ExchangeConnection } from './client-exchange.js';
 import type { RequestListener } from './exchange.js';
 
@@ -142,7 +142,7 @@ export class ServerConnection implements ExchangeConnection {
    */
   private readonly onHeaders = (headers: string[], url: string): void => {
     if (this.headersDone) return;
-    this.headerPairs = this.headerPairs === null ? headers : this.headerPairs.concat(headers);
+    this.headerPairs = headPairs(this.headerPairs, headers);
     this.urlPart += url;
   };
 
@@ -157,10 +157,8 @@ export class ServerConnection implements ExchangeConnection {
     upgrade: boolean,
     keepAlive: boolean,
   ): number => {
-    if (headers === undefined || this.headerPairs !== null) {
-      headers = headers === undefined ? (this.headerPairs ?? []) : this.headerPairs!.concat(headers);
-      this.headerPairs = null;
-    }
+    headers = headPairs(this.headerPairs, headers);
+    this.headerPairs = null;
     if (url === undefined || this.urlPart !== '') {
       url = this.urlPart + (url ?? '');
       this.urlPart = '';

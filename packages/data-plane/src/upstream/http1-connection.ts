@@ -21,7 +21,7 @@
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { coarseClock, deadlineIn } from './connection-sweeper.js';
-import type { NativeHttpParser, NativeHttpParserClass } from './http1-parser.js';
+import { headPairs, type NativeHttpParser, type NativeHttpParserClass } from './http1-parser.js';
 import { ReadBuffer, READ_BUFFER_SIZE } from './read-buffers.js';
 import { UPSTREAM_ERRORS, UpstreamError, type UpstreamHandler, type UpstreamRequest } from './upstream.js';
 
@@ -250,7 +250,7 @@ export class Http1Connection {
    */
   private readonly onParserHeaders = (headers: string[]): void => {
     if (this.inBody) return;
-    this.headerPairs = this.headerPairs === null ? headers : this.headerPairs.concat(headers);
+    this.headerPairs = headPairs(this.headerPairs, headers);
   };
 
   private readonly onParserHeadersComplete = (
@@ -265,10 +265,8 @@ export class Http1Connection {
     keepAlive: boolean,
   ): number => {
     const handler = this.handler;
-    if (headers === undefined || this.headerPairs !== null) {
-      headers = headers === undefined ? (this.headerPairs ?? []) : this.headerPairs!.concat(headers);
-      this.headerPairs = null;
-    }
+    headers = headPairs(this.headerPairs, headers);
+    this.headerPairs = null;
     if (handler === null || this.state !== BUSY) {
       if (this.state !== CLOSED) this.destroy(new UpstreamError(UPSTREAM_ERRORS.PROTOCOL, 'response without a request'));
       return 1;

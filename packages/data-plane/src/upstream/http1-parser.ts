@@ -48,5 +48,16 @@ const loaded = load();
 
 /** Node's HTTPParser, or undefined on a runtime without it. */
 export const HTTPParser: NativeHttpParserClass | undefined = loaded?.parser;
+/**
+ * A head's header pairs: those llhttp handed over early through kOnHeaders (in batches of 32, and
+ * — once it has done that on a connection — for every later head) followed by those passed to
+ * kOnHeadersComplete, which are undefined when every pair came early. `early` only grows by
+ * concatenation, so neither array is modified.
+ */
+export function headPairs(early: string[] | null, given: string[] | undefined): string[] {
+  if (early === null) return given ?? [];
+  return given === undefined ? early : early.concat(given);
+}
+
 /** Method names by the parser's method number (kOnHeadersComplete's fourth argument). */
 export const HTTP_METHODS: readonly string[] = loaded?.methods ?? [];
