@@ -13,6 +13,7 @@
  * fails: only then are the method, the body, the budget and another backend looked at, and the
  * same handler object runs the next attempt.
  */
+import { EMPTY_PICK_CONTEXT } from '../balancer/balancer.js';
 import { rawHeaderNumber, recordLatency, recordLoad, requestEnded, requestStarted, type BackendRuntime } from '../balancer/host.js';
 import { RequestPickContext } from '../balancer/request-context.js';
 import { classifyUpstreamError } from '../errors.js';
@@ -25,7 +26,7 @@ import { RequestIds } from '../resilience/request-id.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { backoffDelay, FailureKind, requestRetryable, statusFailure } from '../resilience/retry-policy.js';
 import { systemRandom, type Random } from '../runtime/clock.js';
-import { normalizeHost, pickBackend, pickRetryBackend, type CompiledBackend, type CompiledRoute, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
+import { normalizeHost, pickBackend, type CompiledBackend, type CompiledRoute, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { filterResponseHeaders, scanRequestHeaders, type RequestHeaderScan } from './hop-by-hop.js';
 
@@ -157,7 +158,7 @@ function chooseRetryBackend(route: CompiledRoute, out: { target: RouteTarget | u
   for (const t of route.targets) tries += t.pool.balancer.size;
   if (tries > 32) tries = 32;
   for (let i = 0; i < tries; i++) {
-    const b = pickRetryBackend(route, out);
+    const b = pickBackend(route, out, EMPTY_PICK_CONTEXT, true);
     const target = out.target;
     if (b === undefined || target === undefined || b.upstream === undefined) return undefined;
     const rt = b.runtime;

@@ -255,13 +255,17 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
   return new RoutingTable(input.version, config, pools, routes, exact, wildcards, new RouteList(anyHost, tierOf));
 }
 
-/** Picks a backend for a route: a pool by weight, then a backend by the pool's algorithm; when the
+/**
+ * Picks a backend for a route: a pool by weight, then a backend by the pool's algorithm; when the
  * chosen pool has no active backend, the route's other pools are tried in order. `ctx` is the
- * request as hash-based and sticky pools read it. */
-export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }, ctx: PickContext = EMPTY_PICK_CONTEXT): CompiledBackend | undefined {
-  const first = route.chooser.pick(EMPTY_PICK_CONTEXT);
+ * request as hash-based and sticky pools read it. `retry`: the pick is for a retry, made through
+ * pickForRetry where an algorithm takes turns, so that retries do not move fresh requests'
+ * rotation on (Balancer.pickForRetry).
+ */
+export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }, ctx: PickContext = EMPTY_PICK_CONTEXT, retry = false): CompiledBackend | undefined {
+  const first = choose(route.chooser, EMPTY_PICK_CONTEXT, retry);
   if (first !== undefined) {
-    const host = first.pool.balancer.pick(ctx);
+    const host = choose(first.pool.balancer, ctx, retry);
     if (host !== undefined) {
       out.target = first;
       return host.backend;
@@ -270,7 +274,7 @@ export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | u
   const targets = route.targets;
   for (let i = 0; i < targets.length; i++) {
     const t = targets[i]!;
-    const host = t.pool.balancer.pick(ctx);
+    const host = choose(t.pool.balancer, ctx, retry);
     if (host !== undefined) {
       out.target = t;
       return host.backend;
@@ -280,31 +284,6 @@ export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | u
   return undefined;
 }
 
-/**
- * pickBackend for a retry: the same route, pool and backend choice, through pickForRetry where
- * an algorithm takes turns, so that retries do not move fresh requests' rotation on.
- */
-export function pickRetryBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }): CompiledBackend | undefined {
-  const chooser = route.chooser;
-  const first = chooser.pickForRetry !== undefined ? chooser.pickForRetry(EMPTY_PICK_CONTEXT) : chooser.pick(EMPTY_PICK_CONTEXT);
-  if (first !== undefined) {
-    const host = retryPick(first.pool.balancer);
-    if (host !== undefined) {
-      out.target = first;
-      return host.backend;
-    }
-  }
-  for (const t of route.targets) {
-    const host = retryPick(t.pool.balancer);
-    if (host !== undefined) {
-      out.target = t;
-      return host.backend;
-    }
-  }
-  out.target = undefined;
-  return undefined;
-}
-
-function retryPick(balancer: Balancer<Host<CompiledBackend>>): Host<CompiledBackend> | undefined {
-  return balancer.pickForRetry !== undefined ? balancer.pickForRetry(EMPTY_PICK_CONTEXT) : balancer.pick(EMPTY_PICK_CONTEXT);
+function choose<T>(balancer: Balancer<T>, ctx: PickContext, retry: boolean): T | undefined {
+  return retry && balancer.pickForRetry !== undefined ? balancer.pickForRetry(ctx) : balancer.pick(ctx);
 }
