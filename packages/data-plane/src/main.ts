@@ -6,12 +6,13 @@
  */
 import cluster from 'node:cluster';
 import { availableParallelism, hostname } from 'node:os';
-import { createLogger, FlagError, hostPortFlag, listFlag, parseFlags, runMain, usage, type FlagSpec, type Logger } from '@lb/shared';
+import { choiceFlag, createLogger, FlagError, hostPortFlag, listFlag, parseFlags, runMain, usage, type FlagSpec, type Logger } from '@lb/shared';
 import { ClusterPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { DataPlaneNode } from './node.js';
-import { DEFAULT_HTTP_SERVER, HTTP_SERVERS, PROXY_DEFAULTS, type HttpServerKind, type ProxyServerOptions } from './proxy/proxy-server.js';
-import { DEFAULT_UPSTREAM_CLIENT, UPSTREAM_CLIENTS, type UpstreamClient } from './upstream/upstream-pools.js';
+import { DEFAULT_HTTP_SERVER, HTTP_SERVERS, PROXY_DEFAULTS, type ProxyServerOptions } from './proxy/proxy-server.js';
+import { HTTPParser } from './upstream/http1-parser.js';
+import { DEFAULT_UPSTREAM_CLIENT, UPSTREAM_CLIENTS } from './upstream/upstream-pools.js';
 
 const COMMAND = 'lb-data-plane';
 
@@ -61,10 +62,7 @@ async function main(): Promise<void> {
   const workerApplyTimeoutMs = Number(flags['worker-apply-timeout-ms']);
   if (!Number.isInteger(workerApplyTimeoutMs) || workerApplyTimeoutMs < 100) throw new FlagError('--worker-apply-timeout-ms must be a whole number of at least 100');
 
-  const client = flags['upstream-client'] as UpstreamClient;
-  if (!UPSTREAM_CLIENTS.includes(client)) throw new FlagError(`--upstream-client must be one of ${UPSTREAM_CLIENTS.join(', ')}`);
-  if (client !== DEFAULT_UPSTREAM_CLIENT && client === 'native') throw new FlagError("--upstream-client native: this node runtime does not expose its HTTP parser; use undici");
-  const upstream = { client };
+  const upstream = { client: implementationFlag('upstream-client', flags['upstream-client']!, UPSTREAM_CLIENTS) };
 
   if (cluster.isWorker) {
     const logger = createLogger('data-plane').child({ worker: cluster.worker!.id });
@@ -100,11 +98,8 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     if (!Number.isInteger(value) || value < min) throw new FlagError(`--${name} must be a whole number${min > 0 ? ` of at least ${min}` : ' (0 or more)'}`);
     return value;
   };
-  const server = flags['http-server'] as HttpServerKind;
-  if (!HTTP_SERVERS.includes(server)) throw new FlagError(`--http-server must be one of ${HTTP_SERVERS.join(', ')}`);
-  if (server !== DEFAULT_HTTP_SERVER && server === 'native') throw new FlagError("--http-server native: this node runtime does not expose its HTTP parser; use node");
   return {
-    server,
+    server: implementationFlag('http-server', String(flags['http-server']), HTTP_SERVERS),
     maxConcurrentRequests: whole('max-concurrent-requests', 0),
     maxEventLoopDelayMs: whole('max-event-loop-delay-ms', 0),
     maxHeaderSize: whole('max-header-size', 1024),
@@ -113,6 +108,13 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     keepAliveTimeoutMs: whole('client-keep-alive-timeout-ms', 0),
     accessLog: String(flags['access-log'] ?? 'off'),
   };
+}
+
+/** --http-server and --upstream-client: one of `choices`, and `native` only where node's parser is reachable. */
+function implementationFlag<T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  const chosen = choiceFlag(flag, value, choices);
+  if (chosen === 'native' && HTTPParser === undefined) throw new FlagError(`--${flag} native: this node runtime does not expose its HTTP parser; use ${choices.filter((c) => c !== 'native').join(' or ')}`);
+  return chosen;
 }
 
 /** Installs the SIGTERM/SIGINT handlers; the returned function says whether one has fired. */

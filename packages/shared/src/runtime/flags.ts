@@ -58,6 +58,12 @@ export function hostPortFlag(flag: string, value: string): HostPort {
   return parsed;
 }
 
+/** A flag value that must be one of `choices`; the message lists them. */
+export function choiceFlag<T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) throw new FlagError(`--${flag} must be one of ${choices.join(', ')}`);
+  return value as T;
+}
+
 export function listFlag(flag: string, value: string): string[] {
   const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (items.length === 0) throw new FlagError(`--${flag} needs at least one value`);
