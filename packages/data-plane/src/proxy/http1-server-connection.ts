@@ -38,6 +38,8 @@ export interface ConnectionServer {
   readonly closing: boolean;
   /** performance.now() as of the server's last tick. */
   readonly now: number;
+  /** `Keep-Alive: timeout=N\r\n` for kept-alive answers, or '' (see ExchangeConnection). */
+  readonly keepAliveHeader: string;
   removed(conn: ServerConnection): void;
 }
 
@@ -89,7 +91,6 @@ export class ServerConnection implements ExchangeConnection {
   private bodyFull = false;
   /** No more requests are read (an upgrade, a close asked for, an error answered). */
   private noMoreRequests = false;
-  readonly keepAliveHeader: string;
   /** Requests expecting `100 Continue` when their turn comes. */
   private readonly expectsContinue = new WeakSet<ClientRequest>();
 
@@ -106,17 +107,18 @@ export class ServerConnection implements ExchangeConnection {
     parser[Parser.kOnBody] = this.onBody;
     parser[Parser.kOnMessageComplete] = this.onMessageComplete;
     this.parser = parser;
-    const idleSeconds = Math.floor(server.settings.keepAliveTimeoutMs / 1000);
-    this.keepAliveHeader = idleSeconds > 0 ? `Keep-Alive: timeout=${idleSeconds}\r\n` : '';
     // node:http counts a new connection's head time from the connection's start.
     this.requestStartedAt = server.now;
     this.idleSince = server.now;
-    socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
     socket.on('drain', this.onDrain);
+  }
+
+  get keepAliveHeader(): string {
+    return this.server.keepAliveHeader;
   }
 
   /** No request in progress or waiting: closing it loses nothing. */

@@ -22,6 +22,7 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
   private timer: NodeJS.Timeout | undefined;
   closing = false;
   now = performance.now();
+  readonly keepAliveHeader: string;
 
   constructor(
     readonly settings: ServerConnectionSettings,
@@ -31,6 +32,8 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
     private readonly checkIntervalMs: number,
   ) {
     super();
+    const idleSeconds = Math.floor(settings.keepAliveTimeoutMs / 1000);
+    this.keepAliveHeader = idleSeconds > 0 ? `Keep-Alive: timeout=${idleSeconds}\r\n` : '';
     // allowHalfOpen: a client that half-closes after its last request still gets the answers.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
     this.server.on('error', (err) => this.emit('error', err));
