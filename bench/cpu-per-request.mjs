@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dataPlanePids, machine, ROOT, sleep, startProject, stopAll, waitOk, wrk } from './lib.mjs';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '6' }, connections: { type: 'string', default: '64' } } });
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '6' }, connections: { type: 'string', default: '64' } },
+});
 const BACKENDS = [9121, 9122, 9123];
 const LEAN_PORT = 8095;
 
@@ -66,12 +68,19 @@ nginx.kill('SIGTERM');
 stopAll();
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-console.log(`cpu per request: ${machine()}, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}, wrk -t1 -c${values.connections} -d${values.seconds}s x ${values.rounds} rounds, 16-byte responses from nginx`);
+console.log(
+  `cpu per request: ${machine()}, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}, wrk -t1 -c${values.connections} -d${values.seconds}s x ${values.rounds} rounds, 16-byte responses from nginx`,
+);
 console.log('  proxy              round   µs CPU/request   requests/s   p99');
 for (const [name, list] of Object.entries(rows)) {
-  list.forEach((r, i) => console.log(`  ${name.padEnd(18)} ${String(i + 1).padStart(5)}   ${r.usPerRequest.toFixed(1).padStart(14)}   ${r.rps.toFixed(0).padStart(10)}   ${r.p99}${r.errors ? `  ${r.errors}` : ''}`));
+  for (const [i, r] of list.entries())
+    console.log(
+      `  ${name.padEnd(18)} ${String(i + 1).padStart(5)}   ${r.usPerRequest.toFixed(1).padStart(14)}   ${r.rps.toFixed(0).padStart(10)}   ${r.p99}${r.errors ? `  ${r.errors}` : ''}`,
+    );
 }
 const leanUs = median(rows.lean.map((r) => r.usPerRequest));
 const projectUs = median(rows.project.map((r) => r.usPerRequest));
-console.log(`  median CPU per request: lean ${leanUs.toFixed(1)} µs, data plane ${projectUs.toFixed(1)} µs: the data plane does ${(leanUs / projectUs).toFixed(2)}x the requests per CPU-second (target >= 1.4x)`);
+console.log(
+  `  median CPU per request: lean ${leanUs.toFixed(1)} µs, data plane ${projectUs.toFixed(1)} µs: the data plane does ${(leanUs / projectUs).toFixed(2)}x the requests per CPU-second (target >= 1.4x)`,
+);
 console.log(`  median requests/s: lean ${median(rows.lean.map((r) => r.rps)).toFixed(0)}, data plane ${median(rows.project.map((r) => r.rps)).toFixed(0)}`);

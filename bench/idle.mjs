@@ -53,4 +53,6 @@ for (const s of sockets) s.destroy();
 await project.stop();
 stopAll();
 console.log(`idle: ${machine()}, workers ${values.workers}, ${alive} idle keep-alive connections (opened in ${openMs} ms, one request each)`);
-console.log(`  data plane RSS: before ${before.toFixed(1)} MB, with the connections ${after.toFixed(1)} MB; cost ${(after - before).toFixed(1)} MB = ${((after - before) * 1024 / alive).toFixed(1)} KB per connection (target < 150 MB)`);
+console.log(
+  `  data plane RSS: before ${before.toFixed(1)} MB, with the connections ${after.toFixed(1)} MB; cost ${(after - before).toFixed(1)} MB = ${(((after - before) * 1024) / alive).toFixed(1)} KB per connection (target < 150 MB)`,
+);

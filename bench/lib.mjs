@@ -18,13 +18,21 @@ export function stopAll() {
   for (const child of children.reverse()) if (child.exitCode === null) child.kill('SIGTERM');
 }
 process.on('exit', stopAll);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stopAll(); process.exit(130); });
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.on(sig, () => {
+    stopAll();
+    process.exit(130);
+  });
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitOk(url, tries = 300) {
   for (let i = 0; i < tries; i++) {
-    try { if ((await fetch(url)).ok) return; } catch { /* not yet */ }
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      /* not yet */
+    }
     await sleep(100);
   }
   throw new Error(`not ready: ${url}`);
@@ -45,9 +53,17 @@ export async function startBackend(port, bytes) {
 
 /** etcd + control plane + data plane, configured to balance over `backends` (ports). */
 export async function startProject({ workers, backends, listen = '127.0.0.1:8090', accessLog = 'off' }) {
-  const child = own(spawn(process.execPath, [join(ROOT, 'bench/start-project.mjs'), '--workers', String(workers), '--backends', backends.join(','), '--listen', listen, '--access-log', accessLog], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  const child = own(
+    spawn(
+      process.execPath,
+      [join(ROOT, 'bench/start-project.mjs'), '--workers', String(workers), '--backends', backends.join(','), '--listen', listen, '--access-log', accessLog],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    ),
+  );
   let err = '';
-  child.stderr.on('data', (d) => { err += d; });
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
   for (let i = 0; i < 600 && !err.includes('project ready'); i++) {
     if (child.exitCode !== null) throw new Error(`start-project exited: ${err}`);
     await sleep(100);
@@ -56,7 +72,7 @@ export async function startProject({ workers, backends, listen = '127.0.0.1:8090
   return {
     stop: async () => {
       child.kill('SIGTERM');
-      await new Promise((r) => child.exitCode !== null ? r() : child.once('exit', r));
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
     },
   };
 }
@@ -69,7 +85,9 @@ export function dataPlanePids() {
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
       if (cmd.includes('data-plane/dist/main.js') && cmd.includes('--node-id\0bench')) pids.push(Number(d));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return pids;
 }
@@ -81,7 +99,9 @@ export function dataPlaneRssMb() {
     try {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (m) kb += Number(m[1]);
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return kb / 1024;
 }
@@ -90,7 +110,9 @@ export function dataPlaneRssMb() {
 export async function wrk(url, { connections = 64, seconds = 8, threads = 1 } = {}) {
   const child = own(spawn('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] }));
   let raw = '';
-  child.stdout.on('data', (d) => { raw += d; });
+  child.stdout.on('data', (d) => {
+    raw += d;
+  });
   await new Promise((r) => child.once('exit', r));
   const pick = (re) => re.exec(raw)?.[1];
   return {

@@ -96,7 +96,10 @@ console.log(`node ${process.version}, ${PICKS.toLocaleString()} picks per cell; 
 const header = ['algorithm'.padEnd(30), ...SIZES.map((n) => `n=${n}`.padStart(17)), 'build@10k ms'.padStart(14)].join(' ');
 console.log(header);
 console.log('-'.repeat(header.length));
-const cases = [...ALGORITHMS.map((a) => ({ algorithm: a })), { algorithm: 'round_robin', sticky: { cookie: 'lb_affinity', ttlSeconds: 0, secure: false, httpOnly: true, sameSite: 'Lax' } }];
+const cases = [
+  ...ALGORITHMS.map((a) => ({ algorithm: a })),
+  { algorithm: 'round_robin', sticky: { cookie: 'lb_affinity', ttlSeconds: 0, secure: false, httpOnly: true, sameSite: 'Lax' } },
+];
 for (const pool of cases) {
   const label = pool.sticky ? `${pool.algorithm} + sticky` : pool.algorithm;
   const cells = [];
@@ -122,12 +125,24 @@ function bestOf(fn, runs = 5) {
 }
 const big = makeHosts(10_000);
 const ringMs = bestOf(() => createBalancer({ algorithm: 'consistent_hash', consistentHash: { virtualNodes: 100 } }, big, { random: Math.random, clock }));
-const maglevMs = bestOf(() => buildMaglevTable(big.map((h) => h.id), big.map((h) => h.weight)));
-const maglevEqualMs = bestOf(() => buildMaglevTable(big.map((h) => h.id), big.map(() => 1)));
+const maglevMs = bestOf(() =>
+  buildMaglevTable(
+    big.map((h) => h.id),
+    big.map((h) => h.weight),
+  ),
+);
+const maglevEqualMs = bestOf(() =>
+  buildMaglevTable(
+    big.map((h) => h.id),
+    big.map(() => 1),
+  ),
+);
 console.log(`\ntable build at 10,000 backends (best of 5):`);
 console.log(`  consistent_hash ring, 100 vnodes per backend (1M points), weights 1..10:   ${ringMs.toFixed(1)} ms`);
 console.log(`  maglev 65537, weights 1..10:                                           ${maglevMs.toFixed(1)} ms`);
 console.log(`  maglev 65537, equal weights:                                           ${maglevEqualMs.toFixed(1)} ms`);
 
 const worst = rows.filter((r) => r.n === 10_000).reduce((a, b) => (b.pick > a.pick ? b : a));
-console.log(`\nslowest pick at 10,000 backends: ${worst.label} ${worst.pick.toFixed(1)} ns (target < 1000 ns); maglev build ${maglevMs.toFixed(1)} ms (target < 50 ms)`);
+console.log(
+  `\nslowest pick at 10,000 backends: ${worst.label} ${worst.pick.toFixed(1)} ns (target < 1000 ns); maglev build ${maglevMs.toFixed(1)} ms (target < 50 ms)`,
+);

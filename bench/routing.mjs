@@ -8,7 +8,9 @@ import { validateConfig } from '@lb/shared';
 import { compileRoutingTable, DataPlaneMetrics, normalizeHost, pickBackend, RequestPickContext } from '../packages/data-plane/dist/index.js';
 import { machine } from './lib.mjs';
 
-const { values } = parseArgs({ options: { backends: { type: 'string', default: '10000' }, routes: { type: 'string', default: '1000' }, iterations: { type: 'string', default: '3000000' } } });
+const { values } = parseArgs({
+  options: { backends: { type: 'string', default: '10000' }, routes: { type: 'string', default: '1000' }, iterations: { type: 'string', default: '3000000' } },
+});
 const nBackends = Number(values.backends);
 const nRoutes = Number(values.routes);
 const iterations = Number(values.iterations);
@@ -21,16 +23,33 @@ for (let i = 0; i < nRoutes; i++) {
   const pool = i % 7 === 0 ? 'small' : 'big';
   if (kind < 5) routes[`host-${i}`] = { match: { host: `svc-${i}.example.com`, pathPrefix: i % 2 ? `/api/v${i % 5}` : '/' }, pools: [{ pool }] };
   else if (kind < 6) routes[`wild-${i}`] = { match: { host: `*.zone-${i}.example.com` }, pools: [{ pool }] };
-  else routes[`path-${i}`] = { match: { pathPrefix: `/p${i}/` }, pools: [{ pool: 'big', weight: 3 }, { pool: 'small', weight: 1 }] };
+  else
+    routes[`path-${i}`] = {
+      match: { pathPrefix: `/p${i}/` },
+      pools: [
+        { pool: 'big', weight: 3 },
+        { pool: 'small', weight: 1 },
+      ],
+    };
 }
 routes.fallback = { match: { pathPrefix: '/' }, pools: [{ pool: 'big' }] };
 const checked = validateConfig({ pools, routes });
 if (!checked.ok) throw new Error(JSON.stringify(checked.errors.slice(0, 3)));
 
 // No sockets: the table only needs something to hand out per address.
-const upstreams = { acquire: (address) => ({ address, dispatch() { return true; } }) };
+const upstreams = {
+  acquire: (address) => ({
+    address,
+    dispatch() {
+      return true;
+    },
+  }),
+};
 const t0 = performance.now();
-const table = compileRoutingTable({ version: 1, config: checked.value }, { upstreams, metrics: new DataPlaneMetrics({ defaultMetrics: false }), random: Math.random });
+const table = compileRoutingTable(
+  { version: 1, config: checked.value },
+  { upstreams, metrics: new DataPlaneMetrics({ defaultMetrics: false }), random: Math.random },
+);
 const compileMs = performance.now() - t0;
 
 // Requests that hit every tier: exact hosts (with port/case), wildcards, prefixes, fall-backs.
@@ -38,11 +57,20 @@ const requests = [];
 for (let i = 0; i < 4096; i++) {
   const r = (i * 7919) % nRoutes;
   switch (i % 5) {
-    case 0: requests.push({ host: `svc-${r - (r % 10)}.example.com`, url: `/api/v${r % 5}/items?id=${i}` }); break;
-    case 1: requests.push({ host: `SVC-${r - (r % 10) + 2}.Example.com:8080`, url: '/index.html' }); break;
-    case 2: requests.push({ host: `a.b.zone-${r - (r % 10) + 5}.example.com`, url: '/x' }); break;
-    case 3: requests.push({ host: 'unknown.example.org', url: `/p${r - (r % 10) + 6}/thing` }); break;
-    default: requests.push({ host: undefined, url: '/nothing/matches/but/the/fallback' });
+    case 0:
+      requests.push({ host: `svc-${r - (r % 10)}.example.com`, url: `/api/v${r % 5}/items?id=${i}` });
+      break;
+    case 1:
+      requests.push({ host: `SVC-${r - (r % 10) + 2}.Example.com:8080`, url: '/index.html' });
+      break;
+    case 2:
+      requests.push({ host: `a.b.zone-${r - (r % 10) + 5}.example.com`, url: '/x' });
+      break;
+    case 3:
+      requests.push({ host: 'unknown.example.org', url: `/p${r - (r % 10) + 6}/thing` });
+      break;
+    default:
+      requests.push({ host: undefined, url: '/nothing/matches/but/the/fallback' });
   }
 }
 const rawHeaders = requests.map((q) => (q.host === undefined ? [] : ['Host', q.host]));
@@ -69,4 +97,6 @@ const samples = Array.from({ length: 7 }, () => run(Math.floor(iterations / 7)))
 samples.sort((a, b) => a - b);
 const median = samples[3];
 console.log(`routing: ${machine()}, ${nBackends} backends, ${Object.keys(routes).length} routes (table compiled in ${compileMs.toFixed(0)} ms)`);
-console.log(`  match + pick (round robin): median ${median.toFixed(0)} ns, best ${samples[0].toFixed(0)} ns, worst ${samples[6].toFixed(0)} ns per request over ${iterations} requests (target < 1000 ns)${sink < 0 ? '' : ''}`);
+console.log(
+  `  match + pick (round robin): median ${median.toFixed(0)} ns, best ${samples[0].toFixed(0)} ns, worst ${samples[6].toFixed(0)} ns per request over ${iterations} requests (target < 1000 ns)${sink < 0 ? '' : ''}`,
+);

@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { machine, ROOT, sleep, startProject, stopAll, waitOk, wrk } from './lib.mjs';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '64' }, max: { type: 'string', default: '2' }, 'access-log': { type: 'string', default: 'off' } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '8' },
+    connections: { type: 'string', default: '64' },
+    max: { type: 'string', default: '2' },
+    'access-log': { type: 'string', default: 'off' },
+  },
+});
 const nginx = spawn('nginx', ['-c', join(ROOT, 'bench/conf/backend-nginx.conf')], { stdio: 'inherit' });
 process.on('exit', () => nginx.kill('SIGTERM'));
 await waitOk('http://127.0.0.1:9121/');
@@ -27,4 +34,7 @@ nginx.kill('SIGTERM');
 stopAll();
 console.log(`scaling: ${machine()}, wrk -t1 -c${values.connections} -d${values.seconds}s, 16-byte responses from nginx, access log ${values['access-log']}`);
 console.log('  workers   requests/s   vs 1 worker   p50        p99');
-for (const r of rows) console.log(`  ${String(r.workers).padEnd(9)} ${r.rps.toFixed(0).padStart(10)}   ${(r.rps / rows[0].rps).toFixed(2).padStart(8)}x   ${String(r.p50).padEnd(10)} ${r.p99}${r.errors ? `  ${r.errors}` : ''}`);
+for (const r of rows)
+  console.log(
+    `  ${String(r.workers).padEnd(9)} ${r.rps.toFixed(0).padStart(10)}   ${(r.rps / rows[0].rps).toFixed(2).padStart(8)}x   ${String(r.p50).padEnd(10)} ${r.p99}${r.errors ? `  ${r.errors}` : ''}`,
+  );

@@ -10,9 +10,14 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const STACK = join(ROOT, '.stack');
 const PORTS = {
-  etcdClient: 12379, etcdPeer: 12380,
-  cpHttp: 8080, cpGrpc: 18000,
-  dp1: 8001, dp1Admin: 9901, dp2: 8002, dp2Admin: 9902,
+  etcdClient: 12379,
+  etcdPeer: 12380,
+  cpHttp: 8080,
+  cpGrpc: 18000,
+  dp1: 8001,
+  dp1Admin: 9901,
+  dp2: 8002,
+  dp2Admin: 9902,
   backends: [9101, 9102, 9103],
 };
 const CP_URL = `http://127.0.0.1:${PORTS.cpHttp}`;
@@ -41,7 +46,10 @@ function start(name, command, args) {
 function portInUse(port) {
   return new Promise((resolve) => {
     const socket = createConnection({ port, host: '127.0.0.1' });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
@@ -51,7 +59,9 @@ async function waitOk(url, what, timeoutMs = 30_000) {
   while (Date.now() < deadline) {
     try {
       if ((await fetch(url)).ok) return;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${what} did not become ready at ${url}; see .stack/logs/`);
@@ -65,8 +75,14 @@ async function stop(code = 0) {
     if (child.exitCode !== null || child.signalCode !== null) continue;
     child.kill('SIGTERM');
     await new Promise((resolve) => {
-      const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 10_000);
-      child.once('exit', () => { clearTimeout(timer); resolve(); });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve();
+      }, 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
   process.exit(code);
@@ -85,18 +101,35 @@ for (const port of allPorts) {
 const etcdUrl = `http://127.0.0.1:${PORTS.etcdClient}`;
 const peerUrl = `http://127.0.0.1:${PORTS.etcdPeer}`;
 start('etcd', 'etcd', [
-  '--name', 'local', '--data-dir', join(STACK, 'etcd'),
-  '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-  '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-  '--initial-cluster', `local=${peerUrl}`, '--log-level', 'warn',
+  '--name',
+  'local',
+  '--data-dir',
+  join(STACK, 'etcd'),
+  '--listen-client-urls',
+  etcdUrl,
+  '--advertise-client-urls',
+  etcdUrl,
+  '--listen-peer-urls',
+  peerUrl,
+  '--initial-advertise-peer-urls',
+  peerUrl,
+  '--initial-cluster',
+  `local=${peerUrl}`,
+  '--log-level',
+  'warn',
 ]);
 await waitOk(`${etcdUrl}/health`, 'etcd');
 
-PORTS.backends.forEach((port, i) => start(`backend-${i + 1}`, process.execPath, ['deploy/demo-backend.mjs', `backend-${i + 1}`, String(port)]));
+for (const [i, port] of PORTS.backends.entries()) start(`backend-${i + 1}`, process.execPath, ['deploy/demo-backend.mjs', `backend-${i + 1}`, String(port)]);
 
 start('control-plane', process.execPath, [
-  'packages/control-plane/dist/main.js', '--etcd', etcdUrl,
-  '--http-listen', `127.0.0.1:${PORTS.cpHttp}`, '--grpc-listen', `127.0.0.1:${PORTS.cpGrpc}`,
+  'packages/control-plane/dist/main.js',
+  '--etcd',
+  etcdUrl,
+  '--http-listen',
+  `127.0.0.1:${PORTS.cpHttp}`,
+  '--grpc-listen',
+  `127.0.0.1:${PORTS.cpGrpc}`,
 ]);
 await waitOk(`${CP_URL}/readyz`, 'control plane');
 
@@ -127,11 +160,22 @@ if (current.version === 0) {
   if (!res.ok) throw new Error(`applying the demo config failed: ${res.status} ${await res.text()}`);
 }
 
-for (const [id, port, admin] of [['dp-1', PORTS.dp1, PORTS.dp1Admin], ['dp-2', PORTS.dp2, PORTS.dp2Admin]]) {
+for (const [id, port, admin] of [
+  ['dp-1', PORTS.dp1, PORTS.dp1Admin],
+  ['dp-2', PORTS.dp2, PORTS.dp2Admin],
+]) {
   start(id, process.execPath, [
-    'packages/data-plane/dist/main.js', '--control-plane', `127.0.0.1:${PORTS.cpGrpc}`,
-    '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`,
-    '--node-id', id, '--cache-file', join(STACK, `${id}-snapshot.json`),
+    'packages/data-plane/dist/main.js',
+    '--control-plane',
+    `127.0.0.1:${PORTS.cpGrpc}`,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--admin-listen',
+    `127.0.0.1:${admin}`,
+    '--node-id',
+    id,
+    '--cache-file',
+    join(STACK, `${id}-snapshot.json`),
   ]);
   await waitOk(`http://127.0.0.1:${admin}/readyz`, id);
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One command for every test: installs what is missing, builds, type-checks the tests, then runs the
-# unit tests and the end-to-end tests (real etcd, control plane, data planes and backends).
+# unit tests and the end-to-end tests (real etcd, control plane, data planes and backends). Lint and
+# format are checked first (Biome): a change that does not pass them fails here, not in review.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh
+pnpm exec biome ci .
 pnpm exec tsc -p tsconfig.tests.json
 pnpm exec vitest run "$@"

@@ -16,7 +16,7 @@ afterAll(async () => {
 
 describe('versions, rollback and node status', () => {
   it('moves traffic with each version and back again on rollback', async () => {
-    const [b1, b2] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0]];
+    const [b1, b2] = stack.backends as [(typeof stack.backends)[0], (typeof stack.backends)[0]];
     const cp = stack.cp.url;
     const v1 = await stack.applyConfig(
       { pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: b1.address }] } }, routes: { web: { pools: [{ pool: 'web' }] } } },
@@ -85,9 +85,7 @@ describe('versions, rollback and node status', () => {
   it('two writes racing with the same If-Match: exactly one wins', async () => {
     const cp = stack.cp.url;
     const current = (await api('GET', `${cp}/v1/config`)).body.version as number;
-    const results = await Promise.all(
-      [3, 4].map((weight) => api('PATCH', `${cp}/v1/pools/web/backends/b1`, { weight }, { 'if-match': `"${current}"` })),
-    );
+    const results = await Promise.all([3, 4].map((weight) => api('PATCH', `${cp}/v1/pools/web/backends/b1`, { weight }, { 'if-match': `"${current}"` })));
     expect(results.map((r) => r.status).sort()).toEqual([200, 412]);
     const after = (await api('GET', `${cp}/v1/config`)).body;
     expect(after.version).toBe(current + 1);
@@ -99,11 +97,14 @@ describe('versions, rollback and node status', () => {
     // Write a bad version straight into etcd, as a buggy or newer control plane might.
     const bad = good + 1;
     expect(await stack.etcd.commitUnchecked(good, { pools: { web: { algorithm: 'no-such-algorithm', backends: [] } }, routes: {} })).toBe(true);
-    const nodes = await waitFor(async () => {
-      const res = await api('GET', `${cp}/v1/nodes`);
-      const list = res.body.nodes as { id: string; configVersion: number; lastNack: { version: number; error: string } | null }[];
-      return list.length === 2 && list.every((n) => n.lastNack?.version === bad) ? list : undefined;
-    }, { message: 'both nodes to NACK the bad version' });
+    const nodes = await waitFor(
+      async () => {
+        const res = await api('GET', `${cp}/v1/nodes`);
+        const list = res.body.nodes as { id: string; configVersion: number; lastNack: { version: number; error: string } | null }[];
+        return list.length === 2 && list.every((n) => n.lastNack?.version === bad) ? list : undefined;
+      },
+      { message: 'both nodes to NACK the bad version' },
+    );
     for (const node of nodes) {
       expect(node.configVersion).toBe(good);
       expect(node.lastNack!.error).toMatch(/algorithm/);

@@ -26,7 +26,10 @@ class TestNode {
   private readonly client: InstanceType<ReturnType<typeof loadDiscovery>['Client']>;
   private readonly call: GrpcTypes.ClientDuplexStream<NodeMessage, ControlMessage>;
 
-  constructor(address: string, readonly id: string) {
+  constructor(
+    address: string,
+    readonly id: string,
+  ) {
     const { Client } = loadDiscovery();
     this.client = new Client(address, grpc.credentials.createInsecure());
     this.call = (this.client as unknown as { Stream(): TestNode['call'] }).Stream();
@@ -117,7 +120,9 @@ describe('two control-plane replicas on one etcd', () => {
 
       // The node record lives in etcd: A lists a node whose stream B holds, with what it ACKed.
       node.ack(v);
-      const seen = await waitFor(async () => (await nodesOf(a)).find((n) => n.id === 'e2e-node-1' && n.configVersion === v), { message: 'A to list the node with its ACK' });
+      const seen = await waitFor(async () => (await nodesOf(a)).find((n) => n.id === 'e2e-node-1' && n.configVersion === v), {
+        message: 'A to list the node with its ACK',
+      });
       expect(seen).toMatchObject({ replica: 'cp-b', zone: 'e2e', address: '127.0.0.1:1', lastNack: null });
 
       const next = await api('PATCH', `${a.url}/v1/pools/web/backends/b1`, { weight: 7 });
@@ -184,10 +189,13 @@ describe('etcd outages and restarts', () => {
 
       await etcd.restart();
       await waitFor(async () => (await api('GET', `${a.url}/readyz`)).status === 200, { timeoutMs: 20_000, message: 'A ready again' });
-      const after = await waitFor(async () => {
-        const res = await api('PUT', `${a.url}/v1/pools/after-outage`, pool('y'));
-        return res.status === 200 ? res : undefined;
-      }, { timeoutMs: 20_000, message: 'a write to succeed after etcd is back' });
+      const after = await waitFor(
+        async () => {
+          const res = await api('PUT', `${a.url}/v1/pools/after-outage`, pool('y'));
+          return res.status === 200 ? res : undefined;
+        },
+        { timeoutMs: 20_000, message: 'a write to succeed after etcd is back' },
+      );
       // B's watch (or its periodic re-read) caught up after the outage and pushed the new version.
       await waitFor(() => node.snapshot(after.body.version), { timeoutMs: 20_000, message: 'the node on B to receive the version written after the outage' });
       expect((await api('GET', `${a.url}/v1/pools/during-outage`)).status).toBe(404);

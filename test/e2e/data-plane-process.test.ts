@@ -35,7 +35,10 @@ describe('lb-data-plane process', () => {
     const bad = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', '--listen', 'nope'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--listen "nope"/);
-    for (const [flag, value] of [['--http-server', 'apache'], ['--upstream-client', 'curl']] as const) {
+    for (const [flag, value] of [
+      ['--http-server', 'apache'],
+      ['--upstream-client', 'curl'],
+    ] as const) {
       const wrong = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', flag, value], { encoding: 'utf8' });
       expect(wrong.status).toBe(2);
       expect(wrong.stderr).toContain(`${flag} must be one of`);
@@ -49,7 +52,15 @@ describe('lb-data-plane process', () => {
       JSON.stringify({
         version: 12,
         config: {
-          pools: { web: { algorithm: 'round_robin', backends: [{ id: 'one', address: one.address }, { id: 'two', address: two.address }] } },
+          pools: {
+            web: {
+              algorithm: 'round_robin',
+              backends: [
+                { id: 'one', address: one.address },
+                { id: 'two', address: two.address },
+              ],
+            },
+          },
           routes: { all: { match: {}, pools: [{ pool: 'web', weight: 1 }] } },
         },
       }),

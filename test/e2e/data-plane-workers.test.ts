@@ -76,16 +76,27 @@ describe('data plane with --workers 2', () => {
 
   it('applies each version on every worker and acks once for the node', async () => {
     const res = await api('PUT', `${cp.url}/v1/config`, {
-      pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: b1.address }, { id: 'b2', address: b2.address }] } },
+      pools: {
+        web: {
+          algorithm: 'round_robin',
+          backends: [
+            { id: 'b1', address: b1.address },
+            { id: 'b2', address: b2.address },
+          ],
+        },
+      },
       routes: { web: { pools: [{ pool: 'web' }] } },
     });
     expect(res.status).toBe(200);
     version = res.body.version as number;
     await waitFor(async () => (await dp.appliedVersion()) === version, { message: 'the node to apply the version' });
-    const [node] = await waitFor(async () => {
-      const list = await nodes();
-      return list.length === 1 && list[0]!.configVersion === version ? list : undefined;
-    }, { message: 'one node entry acking the version' });
+    const [node] = await waitFor(
+      async () => {
+        const list = await nodes();
+        return list.length === 1 && list[0]!.configVersion === version ? list : undefined;
+      },
+      { message: 'one node entry acking the version' },
+    );
     expect(node!.lastNack).toBeNull();
     expect(await workerPids()).toHaveLength(2);
     expect(await metric('lb_dp_workers')).toBe(2);
@@ -94,16 +105,21 @@ describe('data plane with --workers 2', () => {
     const seen = await spread(12);
     expect(seen.b1! + seen.b2!).toBe(12);
     // Request counters live in the workers; /metrics sums them.
-    await waitFor(async () => (await metric('lb_dp_requests_total{route="web",pool="web",status_class="2xx"}')) === 12, { message: 'aggregated request count' });
+    await waitFor(async () => (await metric('lb_dp_requests_total{route="web",pool="web",status_class="2xx"}')) === 12, {
+      message: 'aggregated request count',
+    });
   });
 
   it('NACKs a bad snapshot in the primary and keeps every worker on the last good one', async () => {
     const bad = version + 1;
     expect(await etcd.commitUnchecked(version, { pools: { web: { algorithm: 'no-such-algorithm', backends: [] } }, routes: {} })).toBe(true);
-    const [node] = await waitFor(async () => {
-      const list = await nodes();
-      return list[0]?.lastNack?.version === bad ? list : undefined;
-    }, { message: 'the node to NACK the bad version' });
+    const [node] = await waitFor(
+      async () => {
+        const list = await nodes();
+        return list[0]?.lastNack?.version === bad ? list : undefined;
+      },
+      { message: 'the node to NACK the bad version' },
+    );
     expect(node!.configVersion).toBe(version);
     expect(node!.lastNack!.error).toMatch(/algorithm/);
     expect(await dp.appliedVersion()).toBe(version);
@@ -124,10 +140,13 @@ describe('data plane with --workers 2', () => {
     const before = await workerPids();
     expect(before).toHaveLength(2);
     process.kill(before[0]!, 'SIGKILL');
-    await waitFor(async () => {
-      const now = await workerPids();
-      return now.length === 2 && !now.includes(before[0]!) && (await metric('lb_dp_workers')) === 2;
-    }, { message: 'a replacement worker to serve', timeoutMs: 15_000 });
+    await waitFor(
+      async () => {
+        const now = await workerPids();
+        return now.length === 2 && !now.includes(before[0]!) && (await metric('lb_dp_workers')) === 2;
+      },
+      { message: 'a replacement worker to serve', timeoutMs: 15_000 },
+    );
     expect(await metric('lb_dp_worker_restarts_total')).toBe(1);
     // Every connection, whichever worker takes it, sees the current version (b2 only).
     expect(await spread(8)).toEqual({ b2: 8 });
@@ -141,7 +160,10 @@ describe('data plane with --workers 2', () => {
         pools: {
           web: {
             algorithm: 'round_robin',
-            backends: [{ id: 'b1', address: b1.address }, { id: 'bad', address: bad.address }],
+            backends: [
+              { id: 'b1', address: b1.address },
+              { id: 'bad', address: bad.address },
+            ],
             outlierDetection: { consecutive5xx: 3, baseEjectionMs: 120000, maxEjectionPercent: 50 },
           },
         },
@@ -158,10 +180,13 @@ describe('data plane with --workers 2', () => {
       }
       expect(bad.hits).toBe(3);
       // The primary hands the ejection to the other worker before it reports it to the control plane.
-      await waitFor(async () => {
-        const health = (await api('GET', `${cp.url}/v1/pools/web/health`)).body as { backends: { id: string; ejections: unknown[] }[] };
-        return health.backends.find((x) => x.id === 'bad')?.ejections.length === 1;
-      }, { message: 'the ejection to reach the control plane' });
+      await waitFor(
+        async () => {
+          const health = (await api('GET', `${cp.url}/v1/pools/web/health`)).body as { backends: { id: string; ejections: unknown[] }[] };
+          return health.backends.find((x) => x.id === 'bad')?.ejections.length === 1;
+        },
+        { message: 'the ejection to reach the control plane' },
+      );
       // New connections land on both workers; neither sends to the ejected backend again.
       expect(await spread(12)).toEqual({ b1: 12 });
       expect(bad.hits).toBe(3);
@@ -179,11 +204,17 @@ describe('data plane with --workers 2', () => {
       routes: { web: { pools: [{ pool: 'web' }] } },
     });
     expect(res.status).toBe(200);
-    await waitFor(async () => (await nodes())[0]?.configVersion === res.body.version, { timeoutMs: 15_000, message: 'the node to ack despite the hung worker' });
-    await waitFor(async () => {
-      const now = await workerPids();
-      return now.length === 2 && !now.includes(frozen!) && now.includes(other!);
-    }, { timeoutMs: 15_000, message: 'the hung worker to be replaced' });
+    await waitFor(async () => (await nodes())[0]?.configVersion === res.body.version, {
+      timeoutMs: 15_000,
+      message: 'the node to ack despite the hung worker',
+    });
+    await waitFor(
+      async () => {
+        const now = await workerPids();
+        return now.length === 2 && !now.includes(frozen!) && now.includes(other!);
+      },
+      { timeoutMs: 15_000, message: 'the hung worker to be replaced' },
+    );
     expect(await metric('lb_dp_worker_restarts_total')).toBe(restartsBefore + 1);
     await waitFor(async () => (await metric('lb_dp_workers')) === 2, { message: 'both workers serving' });
     expect(await spread(6)).toEqual({ b2: 6 });

@@ -11,9 +11,17 @@ let version: number;
 
 beforeAll(async () => {
   stack = await Stack.start({ dataPlanes: 2, backends: 2 });
-  const [b1, b2] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0]];
+  const [b1, b2] = stack.backends as [(typeof stack.backends)[0], (typeof stack.backends)[0]];
   version = await stack.applyConfig({
-    pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: b1.address }, { id: 'b2', address: b2.address }] } },
+    pools: {
+      web: {
+        algorithm: 'round_robin',
+        backends: [
+          { id: 'b1', address: b1.address },
+          { id: 'b2', address: b2.address },
+        ],
+      },
+    },
     routes: { web: { pools: [{ pool: 'web' }] } },
   });
 });
@@ -51,10 +59,13 @@ describe('control plane loss', () => {
   it('a restarted control plane brings config back from etcd and the nodes re-ack', async () => {
     await stack.cp.restart();
     expect((await api('GET', `${stack.cp.url}/v1/config`)).body.version).toBe(version);
-    await waitFor(async () => {
-      const nodes = (await api('GET', `${stack.cp.url}/v1/nodes`)).body.nodes as { id: string; configVersion: number }[];
-      return nodes.length === 2 && nodes.every((n) => n.configVersion === version);
-    }, { timeoutMs: 20_000, message: 'both nodes to reconnect and ack' });
+    await waitFor(
+      async () => {
+        const nodes = (await api('GET', `${stack.cp.url}/v1/nodes`)).body.nodes as { id: string; configVersion: number }[];
+        return nodes.length === 2 && nodes.every((n) => n.configVersion === version);
+      },
+      { timeoutMs: 20_000, message: 'both nodes to reconnect and ack' },
+    );
     // And new writes flow again.
     const res = await api('PATCH', `${stack.cp.url}/v1/pools/web/backends/b2`, { state: 'disabled' });
     expect(res.status).toBe(200);

@@ -81,7 +81,18 @@ function member(x: HealthBackend, extra: Record<string, unknown> = {}) {
 async function cpHealth(pool: string) {
   const res = await api('GET', `${cpUrl()}/v1/pools/${pool}/health`);
   expect(res.status).toBe(200);
-  return res.body as { revision: number; backends: Array<{ id: string; status: string; since: string | null; lastProbe: any; consecutive: number; registered: boolean; ejections: Array<{ node: string; reason: string }> }> };
+  return res.body as {
+    revision: number;
+    backends: Array<{
+      id: string;
+      status: string;
+      since: string | null;
+      lastProbe: any;
+      consecutive: number;
+      registered: boolean;
+      ejections: Array<{ node: string; reason: string }>;
+    }>;
+  };
 }
 
 describe('active health checks', () => {
@@ -98,7 +109,11 @@ describe('active health checks', () => {
       b[1]!.healthStatus = 503;
       const deadline = Date.now() + CHECK.intervalMs * CHECK.unhealthyThreshold + 1_000;
       for (const dp of dps) {
-        await waitFor(async () => (await dpStatus(dp, 'web', 'b2')) === 'unhealthy', { timeoutMs: Math.max(1, deadline - Date.now()), intervalMs: 20, message: `${dp.options.nodeId} to see b2 unhealthy` });
+        await waitFor(async () => (await dpStatus(dp, 'web', 'b2')) === 'unhealthy', {
+          timeoutMs: Math.max(1, deadline - Date.now()),
+          intervalMs: 20,
+          message: `${dp.options.nodeId} to see b2 unhealthy`,
+        });
       }
       const b2Hits = b[1]!.hits;
       const othersBefore = [b[0]!.hits, b[2]!.hits];
@@ -122,7 +137,11 @@ describe('active health checks', () => {
       b[1]!.healthStatus = 200;
       const back = Date.now() + CHECK.intervalMs * CHECK.healthyThreshold + 1_000;
       for (const dp of dps) {
-        await waitFor(async () => (await dpStatus(dp, 'web', 'b2')) === 'healthy', { timeoutMs: Math.max(1, back - Date.now()), intervalMs: 20, message: `${dp.options.nodeId} to see b2 healthy again` });
+        await waitFor(async () => (await dpStatus(dp, 'web', 'b2')) === 'healthy', {
+          timeoutMs: Math.max(1, back - Date.now()),
+          intervalMs: 20,
+          message: `${dp.options.nodeId} to see b2 healthy again`,
+        });
       }
       for (const dp of dps) expect(Object.keys(await distribution(`${dp.url}/`, 30)).sort()).toEqual(['b1', 'b2', 'b3']);
       expect((await api('GET', `${cpUrl()}/v1/config`)).body.version).toBe(version);
@@ -155,10 +174,13 @@ describe('active health checks', () => {
     for (const x of b.slice(0, 3)) x.healthStatus = 500;
     try {
       for (const dp of dps) {
-        await waitFor(async () => {
-          const v = await view(dp);
-          return ['b1', 'b2', 'b3'].every((id) => v.health.backends.web?.[id]?.status === 'unhealthy') && v.eligibility.web?.panic === true;
-        }, { message: `${dp.options.nodeId} in panic` });
+        await waitFor(
+          async () => {
+            const v = await view(dp);
+            return ['b1', 'b2', 'b3'].every((id) => v.health.backends.web?.[id]?.status === 'unhealthy') && v.eligibility.web?.panic === true;
+          },
+          { message: `${dp.options.nodeId} in panic` },
+        );
         const res = await distribution(`${dp.url}/`, 30);
         expect(Object.keys(res).sort()).toEqual(['b1', 'b2', 'b3']);
       }
@@ -198,7 +220,9 @@ describe('outlier detection', () => {
       // Local: the other data plane saw no failures and ejected nothing.
       expect((await view(dp2)).ejections).toEqual([]);
       // Reported to the control plane, visible per node on any replica.
-      await waitFor(async () => (await cpHealth('web')).backends.find((x) => x.id === 'b3')?.ejections.some((e) => e.node === 'dp-1'), { message: 'the ejection report' });
+      await waitFor(async () => (await cpHealth('web')).backends.find((x) => x.id === 'b3')?.ejections.some((e) => e.node === 'dp-1'), {
+        message: 'the ejection report',
+      });
     } finally {
       b[2]!.trafficStatus = undefined;
     }
@@ -260,7 +284,10 @@ describe('draining', () => {
     });
     const dp = dps[0]!;
     const started = Date.now();
-    const slow = fetch(`${dp.url}/slow?ms=5000`).then(async (r) => ({ status: r.status, ms: Date.now() - started }), (err: Error) => ({ status: 0, ms: Date.now() - started, err }));
+    const slow = fetch(`${dp.url}/slow?ms=5000`).then(
+      async (r) => ({ status: r.status, ms: Date.now() - started }),
+      (err: Error) => ({ status: 0, ms: Date.now() - started, err }),
+    );
     await waitFor(() => b[3]!.active === 1, { message: 'the slow request to reach b4' });
     await applyConfig({
       pools: { web: { algorithm: 'round_robin', drainTimeoutMs: 500, backends: [member(b[0]!)] } },
@@ -317,7 +344,11 @@ describe('leader election', () => {
 
     await leader.kill();
     const killedAt = Date.now();
-    await waitFor(() => b.slice(0, 3).every((x) => x.probes.some((p) => p.replica === followerName && p.at > killedAt)), { timeoutMs: 5_000, intervalMs: 25, message: `${followerName} to take over probing` });
+    await waitFor(() => b.slice(0, 3).every((x) => x.probes.some((p) => p.replica === followerName && p.at > killedAt)), {
+      timeoutMs: 5_000,
+      intervalMs: 25,
+      message: `${followerName} to take over probing`,
+    });
     const all = b.slice(0, 3).flatMap((x) => x.probes);
     const lastByOld = Math.max(...all.filter((p) => p.replica === leaderName).map((p) => p.at));
     const firstByNew = Math.min(...all.filter((p) => p.replica === followerName).map((p) => p.at));
@@ -328,7 +359,11 @@ describe('leader election', () => {
     // The new leader's results reach the data planes (both now on the surviving replica).
     b[0]!.healthStatus = 503;
     try {
-      for (const dp of dps) await waitFor(async () => (await dpStatus(dp, 'web', 'b1')) === 'unhealthy', { timeoutMs: 5_000, message: `${dp.options.nodeId} to hear from the new leader` });
+      for (const dp of dps)
+        await waitFor(async () => (await dpStatus(dp, 'web', 'b1')) === 'unhealthy', {
+          timeoutMs: 5_000,
+          message: `${dp.options.nodeId} to hear from the new leader`,
+        });
     } finally {
       b[0]!.healthStatus = 200;
     }

@@ -27,10 +27,13 @@ function pool(algorithm: string, backends: { id: string; address: string; weight
 
 describe('routing and balancing through both data planes', () => {
   it('routes by host and longest path prefix to weighted pools', async () => {
-    const [b1, b2, b3] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0], typeof stack.backends[0]];
+    const [b1, b2, b3] = stack.backends as [(typeof stack.backends)[0], (typeof stack.backends)[0], (typeof stack.backends)[0]];
     await stack.applyConfig({
       pools: {
-        web: pool('weighted_round_robin', [{ id: 'b1', address: b1.address, weight: 3 }, { id: 'b2', address: b2.address, weight: 1 }]),
+        web: pool('weighted_round_robin', [
+          { id: 'b1', address: b1.address, weight: 3 },
+          { id: 'b2', address: b2.address, weight: 1 },
+        ]),
         api: pool('round_robin', [{ id: 'b3', address: b3.address }]),
         shop: pool('round_robin', [{ id: 'b2', address: b2.address }]),
       },
@@ -52,9 +55,15 @@ describe('routing and balancing through both data planes', () => {
   });
 
   it('interleaves smooth weighted round robin instead of sending bursts', async () => {
-    const [b1, b2, b3] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0], typeof stack.backends[0]];
+    const [b1, b2, b3] = stack.backends as [(typeof stack.backends)[0], (typeof stack.backends)[0], (typeof stack.backends)[0]];
     await stack.applyConfig({
-      pools: { web: pool('weighted_round_robin', [{ id: 'a', address: b1.address, weight: 5 }, { id: 'b', address: b2.address, weight: 1 }, { id: 'c', address: b3.address, weight: 1 }]) },
+      pools: {
+        web: pool('weighted_round_robin', [
+          { id: 'a', address: b1.address, weight: 5 },
+          { id: 'b', address: b2.address, weight: 1 },
+          { id: 'c', address: b3.address, weight: 1 },
+        ]),
+      },
       routes: { web: { pools: [{ pool: 'web' }] } },
     });
     const dp = stack.dps[0]!;
@@ -68,16 +77,23 @@ describe('routing and balancing through both data planes', () => {
   });
 
   it('splits a route across pools by weight', async () => {
-    const [b1, b2] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0]];
+    const [b1, b2] = stack.backends as [(typeof stack.backends)[0], (typeof stack.backends)[0]];
     await stack.applyConfig({
       pools: { stable: pool('round_robin', [{ id: 's', address: b1.address }]), canary: pool('round_robin', [{ id: 'c', address: b2.address }]) },
-      routes: { web: { pools: [{ pool: 'stable', weight: 9 }, { pool: 'canary', weight: 1 }] } },
+      routes: {
+        web: {
+          pools: [
+            { pool: 'stable', weight: 9 },
+            { pool: 'canary', weight: 1 },
+          ],
+        },
+      },
     });
     expect(await distribution(`${stack.dps[1]!.url}/`, 50)).toEqual({ b1: 45, b2: 5 });
   });
 
   it('answers 404 without a route, 503 without a usable backend, 502 when the backend is down', async () => {
-    const [b1] = stack.backends as [typeof stack.backends[0]];
+    const [b1] = stack.backends as [(typeof stack.backends)[0]];
     await stack.applyConfig({
       pools: {
         web: pool('round_robin', [{ id: 'b1', address: b1.address }]),
@@ -103,20 +119,32 @@ describe('routing and balancing through both data planes', () => {
   });
 
   it('sets X-Forwarded-* and strips hop-by-hop headers both ways', async () => {
-    const [b1] = stack.backends as [typeof stack.backends[0]];
+    const [b1] = stack.backends as [(typeof stack.backends)[0]];
     await stack.applyConfig({ pools: { web: pool('round_robin', [{ id: 'b1', address: b1.address }]) }, routes: { web: { pools: [{ pool: 'web' }] } } });
     const dp = stack.dps[0]!;
     // node:http, not undici: undici refuses to send hop-by-hop headers at all.
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest(`${dp.url}/echo`, {
-        method: 'POST',
-        headers: { host: 'app.example.com', 'x-forwarded-for': '203.0.113.9', connection: 'keep-alive, x-secret', 'x-secret': 'hop', 'keep-alive': 'timeout=5', te: 'trailers', 'x-keep': 'end-to-end' },
-      }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      });
+      const req = httpRequest(
+        `${dp.url}/echo`,
+        {
+          method: 'POST',
+          headers: {
+            host: 'app.example.com',
+            'x-forwarded-for': '203.0.113.9',
+            connection: 'keep-alive, x-secret',
+            'x-secret': 'hop',
+            'keep-alive': 'timeout=5',
+            te: 'trailers',
+            'x-keep': 'end-to-end',
+          },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
       req.on('error', reject);
       req.end('payload');
     });
@@ -153,7 +181,7 @@ describe('routing and balancing through both data planes', () => {
 
 describe('the client side of a data plane process', () => {
   it('answers pipelined requests in order, each from the backend its route picks', async () => {
-    const [b1, b2] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0]];
+    const [b1, b2] = stack.backends as [(typeof stack.backends)[0], (typeof stack.backends)[0]];
     await stack.applyConfig({
       pools: { one: pool('round_robin', [{ id: 'b1', address: b1.address }]), two: pool('round_robin', [{ id: 'b2', address: b2.address }]) },
       routes: { one: { match: { pathPrefix: '/' }, pools: [{ pool: 'one' }] }, two: { match: { pathPrefix: '/two' }, pools: [{ pool: 'two' }] } },
@@ -163,7 +191,9 @@ describe('the client side of a data plane process', () => {
     // Three requests in one write; the first goes to a backend that answers last.
     const raw = await new Promise<string>((resolve, reject) => {
       const socket = connect(Number(port), '127.0.0.1', () => {
-        socket.write('GET /slow?ms=300 HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+        socket.write(
+          'GET /slow?ms=300 HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+        );
       });
       let data = '';
       socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
@@ -178,9 +208,14 @@ describe('the client side of a data plane process', () => {
 
 describe('draining', () => {
   it('a draining backend finishes its in-flight request and gets nothing new', async () => {
-    const [b1, b2] = stack.backends as [typeof stack.backends[0], typeof stack.backends[0]];
+    const [b1, b2] = stack.backends as [(typeof stack.backends)[0], (typeof stack.backends)[0]];
     const version = await stack.applyConfig({
-      pools: { web: pool('round_robin', [{ id: 'b1', address: b1.address }, { id: 'b2', address: b2.address }]) },
+      pools: {
+        web: pool('round_robin', [
+          { id: 'b1', address: b1.address },
+          { id: 'b2', address: b2.address },
+        ]),
+      },
       routes: { web: { pools: [{ pool: 'web' }] } },
     });
     const dp = stack.dps[0]!;
@@ -206,10 +241,15 @@ describe('draining', () => {
 
 describe('access log', () => {
   it('writes one JSON line per request with route, backend, retries and request id when asked to', async () => {
-    const [b1] = stack.backends as [typeof stack.backends[0]];
+    const [b1] = stack.backends as [(typeof stack.backends)[0]];
     const version = await stack.applyConfig({
       // The dead backend first in id order; each request that lands on it is retried on b1.
-      pools: { web: pool('round_robin', [{ id: 'a-dead', address: '127.0.0.1:1' }, { id: 'b1', address: b1.address }]) },
+      pools: {
+        web: pool('round_robin', [
+          { id: 'a-dead', address: '127.0.0.1:1' },
+          { id: 'b1', address: b1.address },
+        ]),
+      },
       routes: { web: { match: { pathPrefix: '/app' }, pools: [{ pool: 'web' }] } },
     });
     const file = join(mkdtempSync(join(tmpdir(), 'lb-access-')), 'access.log');
@@ -224,7 +264,10 @@ describe('access log', () => {
     } finally {
       expect(await dp.stop()).toBe(0); // flushes the log
     }
-    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(5);
     const proxied = lines.filter((l) => l.route === 'web');
     expect(proxied.map((l) => l.requestId).sort()).toEqual(['req-0', 'req-1', 'req-2', 'req-3']);

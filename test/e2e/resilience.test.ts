@@ -32,7 +32,10 @@ beforeAll(async () => {
   hang = await Backend.start('hang');
   storm = await Backend.start('storm');
   dp = await DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: 'dp-r', extraArgs: ['--workers', '1'] });
-  const pool = (backends: Backend[], extra: Record<string, unknown> = {}) => ({ backends: backends.map((b) => ({ id: b.name, address: b.address })), ...extra });
+  const pool = (backends: Backend[], extra: Record<string, unknown> = {}) => ({
+    backends: backends.map((b) => ({ id: b.name, address: b.address })),
+    ...extra,
+  });
   const res = await api('PUT', `${cp.url}/v1/config`, {
     pools: {
       // A dead backend is ejected after a few connect failures; the retries cover those.
@@ -247,15 +250,17 @@ describe('hostile clients', () => {
   it('serves normal clients while 2,000 slowloris connections trickle their headers', async () => {
     const sockets: Socket[] = [];
     await Promise.all(
-      Array.from({ length: 2000 }, () =>
-        new Promise<void>((resolve) => {
-          const s = connect(dp.port, '127.0.0.1', () => {
-            s.write('GET / HTTP/1.1\r\nHost: a\r\n');
-            resolve();
-          });
-          s.on('error', () => resolve());
-          sockets.push(s);
-        }),
+      Array.from(
+        { length: 2000 },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = connect(dp.port, '127.0.0.1', () => {
+              s.write('GET / HTTP/1.1\r\nHost: a\r\n');
+              resolve();
+            });
+            s.on('error', () => resolve());
+            sockets.push(s);
+          }),
       ),
     );
     const drip = setInterval(() => {

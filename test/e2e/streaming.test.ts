@@ -93,7 +93,13 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const address = `127.0.0.1:${(backend.address() as AddressInfo).port}`;
   const cacheFile = join(mkdtempSync(join(tmpdir(), 'lb-streaming-')), 'snapshot.json');
-  writeFileSync(cacheFile, JSON.stringify({ version: 1, config: { pools: { big: { algorithm: 'round_robin', backends: [{ id: 'b', address }] } }, routes: { all: { pools: [{ pool: 'big' }] } } } }));
+  writeFileSync(
+    cacheFile,
+    JSON.stringify({
+      version: 1,
+      config: { pools: { big: { algorithm: 'round_robin', backends: [{ id: 'b', address }] } }, routes: { all: { pools: [{ pool: 'big' }] } } },
+    }),
+  );
   dp = await DataPlane.start({ controlPlanes: [`127.0.0.1:${await freePort()}`], nodeId: 'dp-streaming', cacheFile, extraArgs: ['--workers', '1'] });
 });
 

@@ -65,5 +65,4 @@ export class Backend extends LoopbackServer {
     res.writeHead(status, { 'content-type': type, 'x-backend': this.name, 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }
-
 }

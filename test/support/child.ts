@@ -11,7 +11,12 @@ export class Child {
   private output = '';
   readonly exited: Promise<number | null>;
 
-  constructor(readonly name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  constructor(
+    readonly name: string,
+    command: string,
+    args: string[],
+    env: NodeJS.ProcessEnv = {},
+  ) {
     this.process = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this.process);
     const keep = (chunk: Buffer) => {

@@ -10,7 +10,10 @@ export class EtcdServer {
   private child: Child | undefined;
   readonly dataDir = mkdtempSync(join(tmpdir(), 'lb-etcd-'));
 
-  private constructor(readonly clientPort: number, readonly peerPort: number) {}
+  private constructor(
+    readonly clientPort: number,
+    readonly peerPort: number,
+  ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.clientPort}`;
@@ -26,21 +29,32 @@ export class EtcdServer {
   async restart(): Promise<void> {
     const peer = `http://127.0.0.1:${this.peerPort}`;
     this.child = new Child('etcd', 'etcd', [
-      '--name', 'test',
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.url,
-      '--advertise-client-urls', this.url,
-      '--listen-peer-urls', peer,
-      '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', `test=${peer}`,
-      '--log-level', 'warn',
+      '--name',
+      'test',
+      '--data-dir',
+      this.dataDir,
+      '--listen-client-urls',
+      this.url,
+      '--advertise-client-urls',
+      this.url,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `test=${peer}`,
+      '--log-level',
+      'warn',
     ]);
     const child = this.child;
-    await waitFor(async () => {
-      if (!child.running) throw new Error(`etcd exited: ${child.logs()}`);
-      const res = await fetch(`${this.url}/health`);
-      return res.ok && ((await res.json()) as { health: string }).health === 'true';
-    }, { timeoutMs: 20_000, message: 'etcd to be healthy' });
+    await waitFor(
+      async () => {
+        if (!child.running) throw new Error(`etcd exited: ${child.logs()}`);
+        const res = await fetch(`${this.url}/health`);
+        return res.ok && ((await res.json()) as { health: string }).health === 'true';
+      },
+      { timeoutMs: 20_000, message: 'etcd to be healthy' },
+    );
   }
 
   /**
@@ -54,7 +68,10 @@ export class EtcdServer {
     const record = { version, parent, createdAt: new Date().toISOString(), author: 'test', message: 'bad', config };
     const committed = await etcd
       .if('/lb/config/current', 'Value', '==', String(parent))
-      .then(etcd.put(`/lb/config/versions/${String(version).padStart(12, '0')}`).value(JSON.stringify(record)), etcd.put('/lb/config/current').value(String(version)))
+      .then(
+        etcd.put(`/lb/config/versions/${String(version).padStart(12, '0')}`).value(JSON.stringify(record)),
+        etcd.put('/lb/config/current').value(String(version)),
+      )
       .commit();
     etcd.close();
     return committed.succeeded;

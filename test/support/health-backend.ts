@@ -65,7 +65,6 @@ export class HealthBackend extends LoopbackServer {
     res.writeHead(status, { 'content-type': 'text/plain', 'x-backend': this.name, 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }
-
 }
 
 /**

@@ -10,7 +10,10 @@ export abstract class LoopbackServer {
   /** Kept by `handle`: requests whose response is not closed yet. */
   protected inFlight = 0;
 
-  protected constructor(readonly name: string, private readonly server: Server) {}
+  protected constructor(
+    readonly name: string,
+    private readonly server: Server,
+  ) {}
 
   /** Builds the backend on a new server with `make` and listens on `port` (0: a free one). */
   protected static async listen<B extends LoopbackServer>(make: (server: Server) => B, port: number): Promise<B> {

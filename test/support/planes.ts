@@ -21,7 +21,11 @@ export interface ControlPlaneOptions {
 export class ControlPlane {
   private child!: Child;
 
-  private constructor(readonly options: ControlPlaneOptions, readonly httpPort: number, readonly grpcPort: number) {}
+  private constructor(
+    readonly options: ControlPlaneOptions,
+    readonly httpPort: number,
+    readonly grpcPort: number,
+  ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.httpPort}`;
@@ -44,10 +48,13 @@ export class ControlPlane {
     args.push(...(this.options.extraArgs ?? []));
     this.child = new Child('control-plane', process.execPath, args, { LB_LOG_LEVEL: 'warn' });
     const child = this.child;
-    await waitFor(async () => {
-      if (!child.running) throw new Error(`control plane exited: ${child.logs()}`);
-      return (await fetch(`${this.url}/readyz`)).ok;
-    }, { timeoutMs: 20_000, message: 'control plane /readyz' });
+    await waitFor(
+      async () => {
+        if (!child.running) throw new Error(`control plane exited: ${child.logs()}`);
+        return (await fetch(`${this.url}/readyz`)).ok;
+      },
+      { timeoutMs: 20_000, message: 'control plane /readyz' },
+    );
   }
 
   get process(): Child {
@@ -83,7 +90,11 @@ export class DataPlane {
   private child!: Child;
   readonly cacheFile: string;
 
-  private constructor(readonly options: DataPlaneOptions, readonly port: number, readonly adminPort: number) {
+  private constructor(
+    readonly options: DataPlaneOptions,
+    readonly port: number,
+    readonly adminPort: number,
+  ) {
     this.cacheFile = options.cacheFile ?? join(mkdtempSync(join(tmpdir(), 'lb-dp-')), 'snapshot.json');
   }
 
@@ -104,21 +115,29 @@ export class DataPlane {
   async restart(): Promise<void> {
     const args = [
       DP_MAIN,
-      '--control-plane', this.options.controlPlanes.join(','),
-      '--listen', `127.0.0.1:${this.port}`,
-      '--admin-listen', `127.0.0.1:${this.adminPort}`,
-      '--node-id', this.options.nodeId,
-      '--cache-file', this.cacheFile,
+      '--control-plane',
+      this.options.controlPlanes.join(','),
+      '--listen',
+      `127.0.0.1:${this.port}`,
+      '--admin-listen',
+      `127.0.0.1:${this.adminPort}`,
+      '--node-id',
+      this.options.nodeId,
+      '--cache-file',
+      this.cacheFile,
       ...(this.options.extraArgs ?? []),
     ];
     if (!args.includes('--workers')) args.push('--workers', String(this.options.workers ?? 1));
     this.child = new Child(`data-plane ${this.options.nodeId}`, process.execPath, args, { LB_LOG_LEVEL: 'warn' });
     const child = this.child;
     const path = this.options.waitReady === false ? '/healthz' : '/readyz';
-    await waitFor(async () => {
-      if (!child.running) throw new Error(`data plane exited: ${child.logs()}`);
-      return (await fetch(`${this.adminUrl}${path}`)).ok;
-    }, { timeoutMs: 20_000, message: `data plane ${this.options.nodeId} ${path}` });
+    await waitFor(
+      async () => {
+        if (!child.running) throw new Error(`data plane exited: ${child.logs()}`);
+        return (await fetch(`${this.adminUrl}${path}`)).ok;
+      },
+      { timeoutMs: 20_000, message: `data plane ${this.options.nodeId} ${path}` },
+    );
   }
 
   get process(): Child {

@@ -37,7 +37,11 @@ export interface AppOptions {
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = (options.logger
     ? // Per-request logging stays off: metrics count requests, and the log is for events.
-      Fastify({ loggerInstance: options.logger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024 })
+      Fastify({
+        loggerInstance: options.logger,
+        logController: new LogController({ disableRequestLogging: true }),
+        bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
+      })
     : Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024 })) as unknown as FastifyInstance;
   const deps: ApiDeps = {
     store: options.store,

@@ -39,13 +39,15 @@ function etcdHost(value: string): string {
 /** Throws FlagError on anything wrong, so runMain prints usage and exits 2. */
 export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): ControlPlaneSettings {
   const flags = parseFlags(argv, FLAGS, env);
-  if (flags.help) return { help: true, etcdHosts: [], http: { host: '', port: 0 }, grpc: { host: '', port: 0 }, etcdPrefix: '', replicaId: '', leaderTtlSeconds: 0 };
+  if (flags.help)
+    return { help: true, etcdHosts: [], http: { host: '', port: 0 }, grpc: { host: '', port: 0 }, etcdPrefix: '', replicaId: '', leaderTtlSeconds: 0 };
   const etcdPrefix = flags['etcd-prefix'] ?? '/lb';
-  if (!/^\/[A-Za-z0-9._\/-]*$/.test(etcdPrefix)) throw new FlagError(`--etcd-prefix "${etcdPrefix}" must start with "/" and use [A-Za-z0-9._/-]`);
+  if (!/^\/[A-Za-z0-9._/-]*$/.test(etcdPrefix)) throw new FlagError(`--etcd-prefix "${etcdPrefix}" must start with "/" and use [A-Za-z0-9._/-]`);
   const replicaId = flags['replica-id'] ?? `${hostname()}-${process.pid}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(replicaId)) throw new FlagError(`--replica-id "${replicaId}" must be 1-128 of [A-Za-z0-9._-]`);
   const leaderTtlSeconds = Number(flags['leader-ttl-seconds'] ?? '3');
-  if (!Number.isInteger(leaderTtlSeconds) || leaderTtlSeconds < 2 || leaderTtlSeconds > 60) throw new FlagError('--leader-ttl-seconds must be a whole number from 2 to 60');
+  if (!Number.isInteger(leaderTtlSeconds) || leaderTtlSeconds < 2 || leaderTtlSeconds > 60)
+    throw new FlagError('--leader-ttl-seconds must be a whole number from 2 to 60');
   return {
     help: false,
     leaderTtlSeconds,

@@ -16,7 +16,12 @@ export class CpMetrics {
     const registers = [this.registry];
     this.configVersion = new Gauge({ name: 'lb_cp_config_version', help: 'Newest config version known to this replica', registers });
     this.connectedNodes = new Gauge({ name: 'lb_cp_connected_nodes', help: 'Data-plane streams held by this replica', registers });
-    this.pushes = new Counter({ name: 'lb_cp_pushes_total', help: 'Pushes to data planes by kind (config|health) and result (ack|nack|error)', labelNames: ['kind', 'result'], registers });
+    this.pushes = new Counter({
+      name: 'lb_cp_pushes_total',
+      help: 'Pushes to data planes by kind (config|health) and result (ack|nack|error)',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
     this.httpRequests = new Counter({
       name: 'lb_cp_http_requests_total',
       help: 'REST requests by method, route template and status',

@@ -39,7 +39,12 @@ describe('bad input answers 400 problem+json and changes nothing', () => {
   });
 
   it('parses JSON sent with another content type (curl -d) and rejects an empty body', async () => {
-    const ok = await t.app.inject({ method: 'PUT', url: '/v1/pools/web', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: JSON.stringify(pool()) });
+    const ok = await t.app.inject({
+      method: 'PUT',
+      url: '/v1/pools/web',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: JSON.stringify(pool()),
+    });
     expect(ok.statusCode).toBe(200);
     const empty = await t.app.inject({ method: 'PUT', url: '/v1/pools/api', headers: { 'content-type': 'application/json' }, payload: '' });
     const problem = await expectProblem(empty, 400, 'LB_CP_VALIDATION');

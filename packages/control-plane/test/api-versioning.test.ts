@@ -32,7 +32,9 @@ describe('versions and ETags', () => {
       expect(res.headers.etag, url).toBe('"2"');
       expect(json(res).version, url).toBe(2);
     }
-    const config = json<{ config: { pools: Record<string, unknown>; routes: Record<string, unknown> } }>(await t.app.inject({ method: 'GET', url: '/v1/config' }));
+    const config = json<{ config: { pools: Record<string, unknown>; routes: Record<string, unknown> } }>(
+      await t.app.inject({ method: 'GET', url: '/v1/config' }),
+    );
     expect(config.config.routes.site).toEqual({ match: { host: 'example.com' }, pools: [{ pool: 'web', weight: 1 }] });
     expect(config.config.pools.web).toEqual({ algorithm: 'round_robin', backends: [{ id: 'b1', address: '10.0.0.1:80', weight: 1, state: 'active' }] });
   });
@@ -47,7 +49,7 @@ describe('versions and ETags', () => {
     expect(stale.statusCode).toBe(412);
     expect(stale.headers['content-type']).toMatch(/problem\+json/);
     expect(json(stale)).toMatchObject({ code: 'LB_CP_STALE_VERSION', currentVersion: 5 });
-    expect(json((await t.app.inject({ method: 'GET', url: '/v1/config' }))).version).toBe(5);
+    expect(json(await t.app.inject({ method: 'GET', url: '/v1/config' })).version).toBe(5);
     // If-Match "0" means "only if nothing was ever written".
     const fresh = await testApp();
     expect((await fresh.app.inject({ method: 'PUT', url: '/v1/pools/web', payload: pool(), headers: { 'if-match': '"0"' } })).statusCode).toBe(200);
@@ -70,7 +72,12 @@ describe('versions and ETags', () => {
     await put('/v1/pools/web', pool());
     t.store.beforeCommit = () => {
       t.store.beforeCommit = undefined;
-      t.store.forceCommit({ createdAt: new Date().toISOString(), author: 'other', message: 'other', config: { pools: { other: { algorithm: 'round_robin', backends: [] } }, routes: {} } });
+      t.store.forceCommit({
+        createdAt: new Date().toISOString(),
+        author: 'other',
+        message: 'other',
+        config: { pools: { other: { algorithm: 'round_robin', backends: [] } }, routes: {} },
+      });
     };
     const res = await put('/v1/pools/api', pool());
     expect(res.statusCode).toBe(200);
@@ -128,7 +135,13 @@ describe('versions and ETags', () => {
   });
 
   it('manages one backend with PUT, PATCH and DELETE, keeping its place in the pool', async () => {
-    await put('/v1/pools/web', pool([{ id: 'b1', address: '10.0.0.1:80' }, { id: 'b2', address: '10.0.0.2:80' }]));
+    await put(
+      '/v1/pools/web',
+      pool([
+        { id: 'b1', address: '10.0.0.1:80' },
+        { id: 'b2', address: '10.0.0.2:80' },
+      ]),
+    );
     const added = await put('/v1/pools/web/backends/b3', { address: '10.0.0.3:80', weight: 3 });
     expect(json(added)).toMatchObject({ version: 2, pool: 'web', backend: { id: 'b3', address: '10.0.0.3:80', weight: 3, state: 'active' } });
     const patched = await t.app.inject({ method: 'PATCH', url: '/v1/pools/web/backends/b1', payload: { state: 'draining' } });
@@ -160,9 +173,13 @@ describe('history: pagination, read, diff, rollback', () => {
     const page1 = json<{ versions: Array<{ version: number }>; next?: number }>(await t.app.inject({ method: 'GET', url: '/v1/versions?limit=3' }));
     expect(page1.versions.map((v) => v.version)).toEqual([7, 6, 5]);
     expect(page1.next).toBe(5);
-    const page2 = json<{ versions: Array<{ version: number }>; next?: number }>(await t.app.inject({ method: 'GET', url: `/v1/versions?limit=3&before=${page1.next}` }));
+    const page2 = json<{ versions: Array<{ version: number }>; next?: number }>(
+      await t.app.inject({ method: 'GET', url: `/v1/versions?limit=3&before=${page1.next}` }),
+    );
     expect(page2.versions.map((v) => v.version)).toEqual([4, 3, 2]);
-    const page3 = json<{ versions: Array<{ version: number }>; next?: number }>(await t.app.inject({ method: 'GET', url: `/v1/versions?limit=3&before=${page2.next}` }));
+    const page3 = json<{ versions: Array<{ version: number }>; next?: number }>(
+      await t.app.inject({ method: 'GET', url: `/v1/versions?limit=3&before=${page2.next}` }),
+    );
     expect(page3.versions.map((v) => v.version)).toEqual([1]);
     expect(page3.next).toBeUndefined();
     const all = json<{ versions: unknown[]; next?: number }>(await t.app.inject({ method: 'GET', url: '/v1/versions' }));
@@ -184,8 +201,16 @@ describe('history: pagination, read, diff, rollback', () => {
   it('diffs a version against its parent by default, or against any version', async () => {
     await makeVersions(3);
     const byParent = json(await t.app.inject({ method: 'GET', url: '/v1/versions/3/diff' }));
-    expect(byParent).toEqual({ from: 2, to: 3, changes: [{ op: 'add', path: 'pools.p3', after: { algorithm: 'round_robin', backends: [{ id: 'b1', address: '10.0.0.1:80', weight: 1, state: 'active' }] } }] });
-    const against1 = json<{ from: number; to: number; changes: Array<{ path: string }> }>(await t.app.inject({ method: 'GET', url: '/v1/versions/3/diff?against=1' }));
+    expect(byParent).toEqual({
+      from: 2,
+      to: 3,
+      changes: [
+        { op: 'add', path: 'pools.p3', after: { algorithm: 'round_robin', backends: [{ id: 'b1', address: '10.0.0.1:80', weight: 1, state: 'active' }] } },
+      ],
+    });
+    const against1 = json<{ from: number; to: number; changes: Array<{ path: string }> }>(
+      await t.app.inject({ method: 'GET', url: '/v1/versions/3/diff?against=1' }),
+    );
     expect(against1.from).toBe(1);
     expect(against1.changes.map((c) => c.path).sort()).toEqual(['pools.p2', 'pools.p3']);
     const backwards = json<{ changes: Array<{ op: string }> }>(await t.app.inject({ method: 'GET', url: '/v1/versions/1/diff?against=3' }));
@@ -223,8 +248,13 @@ describe('history: pagination, read, diff, rollback', () => {
     const doc = { pools: { web: pool() }, routes: { site: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } } };
     const res = await put('/v1/config', doc);
     expect(json(res)).toMatchObject({ version: 3, committed: true });
-    expect(json<{ config: unknown }>(res).config).toEqual({ pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: '10.0.0.1:80', weight: 1, state: 'active' }] } }, routes: doc.routes });
-    const paths = json<{ changes: Array<{ op: string; path: string }> }>(res).changes.map((c) => `${c.op} ${c.path}`).sort();
+    expect(json<{ config: unknown }>(res).config).toEqual({
+      pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: '10.0.0.1:80', weight: 1, state: 'active' }] } },
+      routes: doc.routes,
+    });
+    const paths = json<{ changes: Array<{ op: string; path: string }> }>(res)
+      .changes.map((c) => `${c.op} ${c.path}`)
+      .sort();
     expect(paths).toEqual(['add pools.web', 'add routes.site', 'remove pools.p1', 'remove pools.p2']);
   });
 });
@@ -233,7 +263,16 @@ describe('observability', () => {
   it('counts requests by route template and lists nodes from the node store', async () => {
     await put('/v1/pools/web', pool());
     await t.app.inject({ method: 'GET', url: '/v1/pools/web' });
-    t.nodes.records.set('dp-1', { id: 'dp-1', address: '10.1.0.1:80', zone: 'a', connectedAt: new Date(0).toISOString(), configVersion: 1, healthRevision: 0, lastNack: null, replica: 'r1' });
+    t.nodes.records.set('dp-1', {
+      id: 'dp-1',
+      address: '10.1.0.1:80',
+      zone: 'a',
+      connectedAt: new Date(0).toISOString(),
+      configVersion: 1,
+      healthRevision: 0,
+      lastNack: null,
+      replica: 'r1',
+    });
     const nodes = json<{ nodes: unknown[] }>(await t.app.inject({ method: 'GET', url: '/v1/nodes' }));
     expect(nodes.nodes).toEqual([expect.objectContaining({ id: 'dp-1', configVersion: 1, lastNack: null, replica: 'r1' })]);
     const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });

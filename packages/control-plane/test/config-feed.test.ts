@@ -5,7 +5,8 @@ import { MemoryConfigStore } from '../src/store/memory-config-store.js';
 import { waitFor } from './helpers.js';
 
 const logger = createLogger('test', 'silent');
-const commit = (store: MemoryConfigStore) => store.forceCommit({ createdAt: new Date().toISOString(), author: 'a', message: 'm', config: { pools: {}, routes: {} } });
+const commit = (store: MemoryConfigStore) =>
+  store.forceCommit({ createdAt: new Date().toISOString(), author: 'a', message: 'm', config: { pools: {}, routes: {} } });
 
 describe('ConfigFeed', () => {
   it('hands listeners every newer version in order, never the same or an older one', async () => {

@@ -9,7 +9,16 @@ import { EtcdNodeStore } from '../src/store/etcd-node-store.js';
 const logger = createLogger('test', 'silent');
 
 function record(id: string, replica: string, configVersion = 0, connectedAtMs = 0): NodeRecord {
-  return { id, address: '10.0.0.1:80', zone: 'a', connectedAt: new Date(connectedAtMs).toISOString(), configVersion, healthRevision: 0, lastNack: null, replica };
+  return {
+    id,
+    address: '10.0.0.1:80',
+    zone: 'a',
+    connectedAt: new Date(connectedAtMs).toISOString(),
+    configVersion,
+    healthRevision: 0,
+    lastNack: null,
+    replica,
+  };
 }
 
 // A real etcd (installed by deploy/bootstrap.sh, like every test that needs one): ownership is a
@@ -35,7 +44,7 @@ describe('EtcdNodeStore ownership', () => {
     return new EtcdNodeStore({ client, prefix: '/lb-unit', logger, ttlSeconds: 30 });
   }
 
-  it('a replica that lost the stream neither overwrites nor deletes the new owner\'s record', async () => {
+  it("a replica that lost the stream neither overwrites nor deletes the new owner's record", async () => {
     const a = replica();
     const b = replica();
     expect(await a.put(record('dp-1', 'replica-a'), { claim: true })).toBe(true);
@@ -53,7 +62,7 @@ describe('EtcdNodeStore ownership', () => {
     expect(await replica().list()).toEqual([]);
   });
 
-  it('a claim from a stream older than the owner\'s is refused; a newer one takes the record', async () => {
+  it("a claim from a stream older than the owner's is refused; a newer one takes the record", async () => {
     const a = replica();
     const b = replica();
     // The node connected to A at t=1000, but A could not write (etcd was down); it reconnected to

@@ -17,7 +17,15 @@ import type { HealthDelta } from '../src/push/health-source.js';
 import { waitFor } from './helpers.js';
 
 const logger = pino({ level: 'silent' });
-const CHECK: HealthCheck = { type: 'http', path: '/health', intervalMs: 100, timeoutMs: 50, healthyThreshold: 2, unhealthyThreshold: 3, expectedStatuses: [200] };
+const CHECK: HealthCheck = {
+  type: 'http',
+  path: '/health',
+  intervalMs: 100,
+  timeoutMs: 50,
+  healthyThreshold: 2,
+  unhealthyThreshold: 3,
+  expectedStatuses: [200],
+};
 const probe = (ok: boolean) => ({ at: new Date().toISOString(), ok, latencyMs: 1, detail: ok ? 'HTTP 200' : 'HTTP 503' });
 
 describe('health record state machine', () => {
@@ -53,14 +61,26 @@ function source(config: VersionedConfig): ConfigSource & { push(c: VersionedConf
 
 const config = (backends: string[], check: HealthCheck | undefined = CHECK): VersionedConfig => ({
   version: 1,
-  config: { pools: { web: { algorithm: 'round_robin', backends: backends.map((id, i) => ({ id, address: `10.0.0.${i + 1}:80`, weight: 1, state: 'active' as const })), ...(check ? { healthCheck: check } : {}) } }, routes: {} },
+  config: {
+    pools: {
+      web: {
+        algorithm: 'round_robin',
+        backends: backends.map((id, i) => ({ id, address: `10.0.0.${i + 1}:80`, weight: 1, state: 'active' as const })),
+        ...(check ? { healthCheck: check } : {}),
+      },
+    },
+    routes: {},
+  },
 });
 
 describe('HealthChecker', () => {
   it('probes only while leader, records results and deletes records of backends that left', async () => {
     const store = new MemoryHealthStore();
     const leadership = new StaticLeadership();
-    const outcomes = new Map<string, boolean>([['a', true], ['b', false]]);
+    const outcomes = new Map<string, boolean>([
+      ['a', true],
+      ['b', false],
+    ]);
     let probes = 0;
     const fake: Probe = async (target): Promise<ProbeResult> => {
       probes++;

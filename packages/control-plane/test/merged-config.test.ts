@@ -10,7 +10,10 @@ const logger = pino({ level: 'silent' });
 
 describe('MergedConfigSource', () => {
   it('publishes nothing before the registrations were read once, so no one sees a pool without its registered backends', async () => {
-    const base: VersionedConfig = { version: 1, config: { pools: { web: { algorithm: 'round_robin', backends: [{ id: 'a', address: '10.0.0.1:80', weight: 1, state: 'active' }] } }, routes: {} } };
+    const base: VersionedConfig = {
+      version: 1,
+      config: { pools: { web: { algorithm: 'round_robin', backends: [{ id: 'a', address: '10.0.0.1:80', weight: 1, state: 'active' }] } }, routes: {} },
+    };
     const config: ConfigSource = { latest: () => base, subscribe: () => () => undefined };
     /** Registrations whose first list answers only when told to. */
     class SlowStore extends MemoryRegistrationStore {

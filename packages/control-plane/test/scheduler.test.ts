@@ -4,7 +4,15 @@ import type { Probe, ProbeResult, ProbeTarget } from '../src/health/probe.js';
 import { ProbeScheduler } from '../src/health/scheduler.js';
 import { waitFor } from './helpers.js';
 
-const CHECK: HealthCheck = { type: 'http', path: '/health', intervalMs: 1_000, timeoutMs: 500, healthyThreshold: 2, unhealthyThreshold: 3, expectedStatuses: [200] };
+const CHECK: HealthCheck = {
+  type: 'http',
+  path: '/health',
+  intervalMs: 1_000,
+  timeoutMs: 500,
+  healthyThreshold: 2,
+  unhealthyThreshold: 3,
+  expectedStatuses: [200],
+};
 const TARGET: ProbeTarget = { pool: 'web', backendId: 'a', address: '10.0.0.1:80', check: CHECK };
 
 describe('ProbeScheduler', () => {

@@ -113,11 +113,19 @@ describe('ConfigDiscovery.Stream', () => {
     expect(snapshot!.nonce).toMatch(/^[0-9a-f-]{36}$/);
 
     const record = await waitFor('node record', () => nodes.records.get('dp-1'));
-    expect(record).toMatchObject({ id: 'dp-1', address: '10.9.0.1:8080', zone: 'z1', configVersion: 0, healthRevision: 0, lastNack: null, replica: 'replica-a' });
+    expect(record).toMatchObject({
+      id: 'dp-1',
+      address: '10.9.0.1:8080',
+      zone: 'z1',
+      configVersion: 0,
+      healthRevision: 0,
+      lastNack: null,
+      replica: 'replica-a',
+    });
     dp.call.write({ ack: { nonce: snapshot!.nonce, version: 1, kind: 'PUSH_KIND_CONFIG' } });
     await waitFor('acked version', () => nodes.records.get('dp-1')?.configVersion === 1);
-    expect((await metrics.registry.getSingleMetricAsString('lb_cp_pushes_total'))).toContain('lb_cp_pushes_total{kind="config",result="ack"} 1');
-    expect((await metrics.registry.getSingleMetricAsString('lb_cp_connected_nodes'))).toContain('lb_cp_connected_nodes 1');
+    expect(await metrics.registry.getSingleMetricAsString('lb_cp_pushes_total')).toContain('lb_cp_pushes_total{kind="config",result="ack"} 1');
+    expect(await metrics.registry.getSingleMetricAsString('lb_cp_connected_nodes')).toContain('lb_cp_connected_nodes 1');
   });
 
   it('pushes each new version in order and records a NACK', async () => {
@@ -250,7 +258,9 @@ describe('ConfigDiscovery.Stream', () => {
     for (let v = 0; v < 60; v++) {
       last = commit(big(v));
       await waitFor('feed', () => feed.latest()?.version === last);
-      for (let i = 0; i < 4; i++) for (const l of listeners) l({ revision: ++revision, full: false, backends: [{ pool: 'web', backendId: `b${revision}`, status: 'unhealthy', sinceUnixMs: revision }] });
+      for (let i = 0; i < 4; i++)
+        for (const l of listeners)
+          l({ revision: ++revision, full: false, backends: [{ pool: 'web', backendId: `b${revision}`, status: 'unhealthy', sinceUnixMs: revision }] });
     }
     dp.call.resume();
     await waitFor('the newest version', () => dp.configs().at(-1)?.version === last, 10_000);
@@ -296,7 +306,16 @@ describe('NodeRegistry ownership', () => {
 
   it('a new stream takes the record over from the replica that held it before', async () => {
     const store = new MemoryNodeStore('replica-a');
-    store.records.set('dp-1', { id: 'dp-1', address: 'x:1', zone: 'a', connectedAt: new Date(0).toISOString(), configVersion: 9, healthRevision: 0, lastNack: null, replica: 'replica-b' });
+    store.records.set('dp-1', {
+      id: 'dp-1',
+      address: 'x:1',
+      zone: 'a',
+      connectedAt: new Date(0).toISOString(),
+      configVersion: 9,
+      healthRevision: 0,
+      lastNack: null,
+      replica: 'replica-b',
+    });
     const registry = new NodeRegistry({ store, replica: 'replica-a', logger, retryDelayMs: 10 });
     const handle = registry.connect({ id: 'dp-1', address: '10.0.0.1:80', zone: 'a' }, () => {});
     await waitFor('claim', () => store.records.get('dp-1')?.replica === 'replica-a');

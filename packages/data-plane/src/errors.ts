@@ -20,7 +20,10 @@ export const ERROR_CODES = {
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 
 export class DataPlaneError extends Error {
-  constructor(readonly code: ErrorCode, message: string) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'DataPlaneError';
   }
@@ -38,7 +41,16 @@ export const UPSTREAM_ERROR_KINDS = ['connect', 'timeout', 'reset', 'protocol', 
 export type UpstreamErrorKind = (typeof UPSTREAM_ERROR_KINDS)[number];
 
 // Node's socket codes, the built-in client's (upstream/upstream.ts) and undici's.
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'LB_UPSTREAM_CONNECT_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'LB_UPSTREAM_CONNECT_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 const TIMEOUT_CODES = new Set(['LB_UPSTREAM_HEADERS_TIMEOUT', 'LB_UPSTREAM_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'LB_UPSTREAM_CLOSED', 'LB_UPSTREAM_POOL_CLOSED', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
@@ -48,6 +60,7 @@ export function classifyUpstreamError(err: unknown): UpstreamErrorKind {
   if (CONNECT_CODES.has(code)) return 'connect';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (RESET_CODES.has(code)) return 'reset';
-  if (code.startsWith('HPE_') || code === 'LB_UPSTREAM_PROTOCOL' || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'protocol';
+  if (code.startsWith('HPE_') || code === 'LB_UPSTREAM_PROTOCOL' || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')
+    return 'protocol';
   return 'other';
 }

@@ -20,22 +20,51 @@ const FLAGS = {
   'control-plane': { description: 'control plane gRPC address(es), HOST:PORT[,HOST:PORT]', required: true },
   listen: { description: 'client traffic listener HOST:PORT', default: '127.0.0.1:8000' },
   'admin-listen': { description: 'admin listener (/healthz, /readyz, /metrics, /config) HOST:PORT', default: '127.0.0.1:9901' },
-  'node-id': { description: 'this node\'s id as the control plane shows it (default: the host name)' },
+  'node-id': { description: "this node's id as the control plane shows it (default: the host name)" },
   'cache-file': { description: 'where the last applied snapshot is kept (default: ./lb-data-plane-<node-id>.json)' },
   zone: { description: 'zone or rack label sent to the control plane (default: empty)' },
   'drain-timeout-ms': { description: 'on SIGTERM/SIGINT, how long requests in flight may take to finish', default: '10000' },
-  workers: { description: 'processes serving client traffic (default: the CPU count); 1 runs everything in one process, N > 1 adds a primary that holds the control plane stream, the admin port and the cache file' },
-  'max-concurrent-requests': { description: 'requests in flight per process past which new ones get 503 (X-LB-Overloaded: node); 0: no cap', default: String(PROXY_DEFAULTS.maxConcurrentRequests) },
-  'max-event-loop-delay-ms': { description: 'shed new requests with 503 while the event loop\'s p99 delay exceeds this; 0: off', default: String(PROXY_DEFAULTS.maxEventLoopDelayMs) },
+  workers: {
+    description:
+      'processes serving client traffic (default: the CPU count); 1 runs everything in one process, N > 1 adds a primary that holds the control plane stream, the admin port and the cache file',
+  },
+  'max-concurrent-requests': {
+    description: 'requests in flight per process past which new ones get 503 (X-LB-Overloaded: node); 0: no cap',
+    default: String(PROXY_DEFAULTS.maxConcurrentRequests),
+  },
+  'max-event-loop-delay-ms': {
+    description: "shed new requests with 503 while the event loop's p99 delay exceeds this; 0: off",
+    default: String(PROXY_DEFAULTS.maxEventLoopDelayMs),
+  },
   'max-header-size': { description: 'largest client request head in bytes; larger ones get 431', default: String(PROXY_DEFAULTS.maxHeaderSize) },
-  'client-header-timeout-ms': { description: 'time a client has to send its request headers (slowloris defence)', default: String(PROXY_DEFAULTS.headersTimeoutMs) },
-  'client-request-timeout-ms': { description: 'time a client has to send a whole request, body included; 0: none', default: String(PROXY_DEFAULTS.requestTimeoutMs) },
-  'client-keep-alive-timeout-ms': { description: 'how long an idle client keep-alive connection stays open', default: String(PROXY_DEFAULTS.keepAliveTimeoutMs) },
-  'worker-apply-timeout-ms': { description: 'with --workers > 1: a worker that takes longer than this to apply a push is killed and replaced', default: '10000' },
+  'client-header-timeout-ms': {
+    description: 'time a client has to send its request headers (slowloris defence)',
+    default: String(PROXY_DEFAULTS.headersTimeoutMs),
+  },
+  'client-request-timeout-ms': {
+    description: 'time a client has to send a whole request, body included; 0: none',
+    default: String(PROXY_DEFAULTS.requestTimeoutMs),
+  },
+  'client-keep-alive-timeout-ms': {
+    description: 'how long an idle client keep-alive connection stays open',
+    default: String(PROXY_DEFAULTS.keepAliveTimeoutMs),
+  },
+  'worker-apply-timeout-ms': {
+    description: 'with --workers > 1: a worker that takes longer than this to apply a push is killed and replaced',
+    default: '10000',
+  },
   'access-log': { description: 'one JSON line per request: off, stdout, or a file to append to (each worker appends its own lines)', default: 'off' },
-  'http-server': { description: `server that parses client requests: native (built on node's own parser; the fast one) or node (node:http)`, default: DEFAULT_HTTP_SERVER },
-  'upstream-client': { description: `HTTP/1.1 client that talks to backends: native (built on node's own parser; the fast one) or undici`, default: DEFAULT_UPSTREAM_CLIENT },
-  'sticky-secret': { description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)' },
+  'http-server': {
+    description: `server that parses client requests: native (built on node's own parser; the fast one) or node (node:http)`,
+    default: DEFAULT_HTTP_SERVER,
+  },
+  'upstream-client': {
+    description: `HTTP/1.1 client that talks to backends: native (built on node's own parser; the fast one) or undici`,
+    default: DEFAULT_UPSTREAM_CLIENT,
+  },
+  'sticky-secret': {
+    description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)',
+  },
 } satisfies Record<string, FlagSpec>;
 
 const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -60,7 +89,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new FlagError('--workers must be a whole number from 1 to 256');
   const stickySecret = flags['sticky-secret'];
   const workerApplyTimeoutMs = Number(flags['worker-apply-timeout-ms']);
-  if (!Number.isInteger(workerApplyTimeoutMs) || workerApplyTimeoutMs < 100) throw new FlagError('--worker-apply-timeout-ms must be a whole number of at least 100');
+  if (!Number.isInteger(workerApplyTimeoutMs) || workerApplyTimeoutMs < 100)
+    throw new FlagError('--worker-apply-timeout-ms must be a whole number of at least 100');
 
   const upstream = { client: implementationFlag('upstream-client', flags['upstream-client']!, UPSTREAM_CLIENTS) };
 
@@ -79,7 +109,10 @@ async function main(): Promise<void> {
     drainTimeoutMs,
     stickySecret,
   };
-  const node = workers === 1 ? new DataPlaneNode({ ...common, proxy, upstream }) : new ClusterPrimary({ ...common, workers, workerApplyTimeoutMs, logger: createLogger('data-plane') });
+  const node =
+    workers === 1
+      ? new DataPlaneNode({ ...common, proxy, upstream })
+      : new ClusterPrimary({ ...common, workers, workerApplyTimeoutMs, logger: createLogger('data-plane') });
   // Before start(): a signal while workers are still starting must drain them, not kill the primary.
   const stopping = stopOnSignals(node);
   try {
@@ -113,7 +146,8 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
 /** --http-server and --upstream-client: one of `choices`, and `native` only where node's parser is reachable. */
 function implementationFlag<T extends string>(flag: string, value: string, choices: readonly T[]): T {
   const chosen = choiceFlag(flag, value, choices);
-  if (chosen === 'native' && HTTPParser === undefined) throw new FlagError(`--${flag} native: this node runtime does not expose its HTTP parser; use ${choices.filter((c) => c !== 'native').join(' or ')}`);
+  if (chosen === 'native' && HTTPParser === undefined)
+    throw new FlagError(`--${flag} native: this node runtime does not expose its HTTP parser; use ${choices.filter((c) => c !== 'native').join(' or ')}`);
   return chosen;
 }
 

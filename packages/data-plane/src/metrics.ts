@@ -14,7 +14,10 @@ export const STATUS_CLASS_LABELS = ['aborted', '1xx', '2xx', '3xx', '4xx', '5xx'
 export class RequestStats {
   /** Indexed by Math.floor(status / 100); 0 = aborted. */
   readonly byClass = [0, 0, 0, 0, 0, 0];
-  constructor(readonly route: string, readonly pool: string) {}
+  constructor(
+    readonly route: string,
+    readonly pool: string,
+  ) {}
 
   count(status: number): void {
     const i = (status / 100) | 0;
@@ -65,13 +68,26 @@ export class DataPlaneMetrics {
       labelNames: ['result'],
       registers: [this.registry],
     });
-    this.cacheWrites = new Counter({ name: 'lb_dp_cache_writes_total', help: 'Snapshot cache file writes, by result (ok, error).', labelNames: ['result'], registers: [this.registry] });
-    this.controlPlaneConnected = new Gauge({ name: 'lb_dp_control_plane_connected', help: '1 while a control plane stream is open.', registers: [this.registry] });
+    this.cacheWrites = new Counter({
+      name: 'lb_dp_cache_writes_total',
+      help: 'Snapshot cache file writes, by result (ok, error).',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.controlPlaneConnected = new Gauge({
+      name: 'lb_dp_control_plane_connected',
+      help: '1 while a control plane stream is open.',
+      registers: [this.registry],
+    });
     this.controlPlaneConnected.set(0);
     if (scope !== 'primary') return;
     this.workers = new Gauge({ name: 'lb_dp_workers', help: 'Worker processes serving traffic (--workers).', registers: [this.registry] });
     this.workers.set(0);
-    this.workerRestarts = new Counter({ name: 'lb_dp_worker_restarts_total', help: 'Worker processes that died and were started again.', registers: [this.registry] });
+    this.workerRestarts = new Counter({
+      name: 'lb_dp_worker_restarts_total',
+      help: 'Worker processes that died and were started again.',
+      registers: [this.registry],
+    });
   }
 
   private registerRequestMetrics(): void {

@@ -93,7 +93,10 @@ export class DataPlaneNode {
     this.logger = options.logger ?? createLogger('data-plane');
     this.metrics = new DataPlaneMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     const metrics = this.metrics;
-    this.cache = options.cacheFile === undefined ? undefined : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
+    this.cache =
+      options.cacheFile === undefined
+        ? undefined
+        : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
     this.traffic = new TrafficRuntime({
       metrics,
       logger: this.logger,

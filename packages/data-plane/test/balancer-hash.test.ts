@@ -70,7 +70,10 @@ describe.each([
 
   it('moves only the removed backend’s keys (ring) or about them (maglev) when one leaves', () => {
     const before = mapping(pool, ten);
-    const after = mapping(pool, ten.filter((id) => id !== 'b3'));
+    const after = mapping(
+      pool,
+      ten.filter((id) => id !== 'b3'),
+    );
     expect(moved(before, after)).toBeLessThanOrEqual(0.1 * 1.5);
     for (let i = 0; i < keys.length; i++) if (before[i] === 'b3') expect(after[i]).not.toBe('b3');
   });
@@ -88,7 +91,11 @@ describe('hashOn sources', () => {
   it('reads the client ip, a header, a cookie, the path or a query parameter', () => {
     const cases: [BalancerConfig['hashOn'], Parameters<typeof request>[0], Parameters<typeof request>[0]][] = [
       [{ source: 'ip' }, { ip: '10.1.2.3', url: '/a' }, { ip: '10.1.2.3', url: '/b' }],
-      [{ source: 'header', name: 'X-Tenant' }, { headers: { 'x-tenant': 't1' }, ip: '1.1.1.1' }, { headers: { 'X-TENANT': 't1' }, ip: '2.2.2.2' }],
+      [
+        { source: 'header', name: 'X-Tenant' },
+        { headers: { 'x-tenant': 't1' }, ip: '1.1.1.1' },
+        { headers: { 'X-TENANT': 't1' }, ip: '2.2.2.2' },
+      ],
       [{ source: 'cookie', name: 'sid' }, { headers: { cookie: 'a=1; sid=abc' } }, { headers: { cookie: 'sid="abc"' }, url: '/other' }],
       [{ source: 'path' }, { url: '/cart?x=1', ip: '1.1.1.1' }, { url: '/cart?y=2', ip: '2.2.2.2' }],
       [{ source: 'query', name: 'user' }, { url: '/a?user=bob&x=1' }, { url: '/b?x=2&user=bob' }],
@@ -98,7 +105,9 @@ describe('hashOn sources', () => {
       const first = balancer.pick(request(a))!.id;
       expect(balancer.pick(request(b))!.id, on!.source).toBe(first);
       // A different key lands elsewhere for at least some of 20 tries.
-      const others = new Set(range('k', 20).map((k) => balancer.pick(request({ ip: k, headers: { 'x-tenant': k, cookie: `sid=${k}` }, url: `/${k}?user=${k}` }))!.id));
+      const others = new Set(
+        range('k', 20).map((k) => balancer.pick(request({ ip: k, headers: { 'x-tenant': k, cookie: `sid=${k}` }, url: `/${k}?user=${k}` }))!.id),
+      );
       expect(others.size, on!.source).toBeGreaterThan(1);
     }
   });
@@ -120,7 +129,11 @@ describe('consistent_hash bounded load (hashBalanceFactor)', () => {
     const plain = createBalancer({ algorithm: 'consistent_hash', hashOn: { source: 'header', name: 'k' } }, hs, deps);
     const hot = request({ headers: { k: 'hot-key' } });
     const home = plain.pick(hot)!;
-    const bounded = createBalancer({ algorithm: 'consistent_hash', hashOn: { source: 'header', name: 'k' }, consistentHash: { virtualNodes: 100, hashBalanceFactor: 150 } }, hs, deps);
+    const bounded = createBalancer(
+      { algorithm: 'consistent_hash', hashOn: { source: 'header', name: 'k' }, consistentHash: { virtualNodes: 100, hashBalanceFactor: 150 } },
+      hs,
+      deps,
+    );
     const seen: string[] = [];
     for (let i = 0; i < 40; i++) {
       const h = bounded.pick(hot)!;

@@ -23,7 +23,12 @@ function startMany(b: { pick(ctx: typeof EMPTY_PICK_CONTEXT): TestHost | undefin
  * A simple closed-loop simulation: `concurrency` requests always in flight, host i takes
  * `serviceMs[i]` to answer. Returns how many requests each host served.
  */
-function simulate(algorithm: 'least_connections' | 'p2c' | 'least_response_time' | 'round_robin', serviceMs: number[], total: number, concurrency: number): number[] {
+function simulate(
+  algorithm: 'least_connections' | 'p2c' | 'least_response_time' | 'round_robin',
+  serviceMs: number[],
+  total: number,
+  concurrency: number,
+): number[] {
   const hs = hosts(range('h', serviceMs.length));
   const b = createBalancer({ algorithm }, hs, deps(7));
   const served = new Array<number>(serviceMs.length).fill(0);
@@ -68,7 +73,8 @@ describe('least_connections', () => {
 
   it('breaks ties randomly, not always in favour of the first backend', () => {
     const firsts = new Set<string>();
-    for (let seed = 1; seed <= 40; seed++) firsts.add(createBalancer({ algorithm: 'least_connections' }, hosts(['a', 'b', 'c', 'd']), deps(seed)).pick(EMPTY_PICK_CONTEXT)!.id);
+    for (let seed = 1; seed <= 40; seed++)
+      firsts.add(createBalancer({ algorithm: 'least_connections' }, hosts(['a', 'b', 'c', 'd']), deps(seed)).pick(EMPTY_PICK_CONTEXT)!.id);
     expect(firsts).toEqual(new Set(['a', 'b', 'c', 'd']));
     // Sequential requests (never concurrent) keep tying: they still spread over every backend.
     const hs = hosts(['a', 'b', 'c', 'd']);
@@ -84,7 +90,10 @@ describe('least_connections', () => {
   });
 
   it('keeps in-flight counts across a rebuild over the same runtimes', () => {
-    const runtimes = new Map([['a', new BackendRuntime()], ['b', new BackendRuntime()]]);
+    const runtimes = new Map([
+      ['a', new BackendRuntime()],
+      ['b', new BackendRuntime()],
+    ]);
     const before = createBalancer({ algorithm: 'least_connections' }, hosts(['a', 'b'], [], runtimes), deps());
     requestStarted(before.pick(EMPTY_PICK_CONTEXT)!.runtime);
     const busy = [...runtimes].find(([, rt]) => rt.active === 1)![0];
@@ -185,7 +194,7 @@ describe('least_response_time', () => {
   it('starts a new backend at the pool median instead of flooding it', () => {
     const runtimes = new Map<string, BackendRuntime>();
     const old = hosts(['a', 'b', 'c'], [], runtimes);
-    [10, 20, 40].forEach((ms, i) => recordLatency(old[i]!.runtime, ms, 0, 10_000));
+    for (const [i, ms] of [10, 20, 40].entries()) recordLatency(old[i]!.runtime, ms, 0, 10_000);
     for (const h of old) runtimes.set(h.id, h.runtime);
     const withNew = hosts(['a', 'b', 'c', 'new'], [], runtimes);
     const b = createBalancer({ algorithm: 'least_response_time' }, withNew, deps());

@@ -31,8 +31,12 @@ describe('weighted_random', () => {
   });
 
   it('maps the edges of [0, 1) onto the first and last backend', () => {
-    expect(createBalancer({ algorithm: 'weighted_random' }, hosts(['a', 'b'], [1, 3]), { random: () => 0, clock: fixedClock }).pick(EMPTY_PICK_CONTEXT)?.id).toBe('a');
-    expect(createBalancer({ algorithm: 'weighted_random' }, hosts(['a', 'b'], [1, 3]), { random: () => 0.9999999, clock: fixedClock }).pick(EMPTY_PICK_CONTEXT)?.id).toBe('b');
+    expect(
+      createBalancer({ algorithm: 'weighted_random' }, hosts(['a', 'b'], [1, 3]), { random: () => 0, clock: fixedClock }).pick(EMPTY_PICK_CONTEXT)?.id,
+    ).toBe('a');
+    expect(
+      createBalancer({ algorithm: 'weighted_random' }, hosts(['a', 'b'], [1, 3]), { random: () => 0.9999999, clock: fixedClock }).pick(EMPTY_PICK_CONTEXT)?.id,
+    ).toBe('b');
   });
 });
 
@@ -40,15 +44,34 @@ describe('weighted_round_robin on large pools (earliest deadline first)', () => 
   it('gives exact shares and never bursts a heavy backend', () => {
     const b = new EarliestDeadlineFirst(['a', 'b', 'c'], [5, 1, 1]);
     const seq = Array.from({ length: 70 }, () => b.pick()!);
-    expect(counts(seq)).toEqual(new Map([['a', 50], ['b', 10], ['c', 10]]));
+    expect(counts(seq)).toEqual(
+      new Map([
+        ['a', 50],
+        ['b', 10],
+        ['c', 10],
+      ]),
+    );
     // Each period of 7 holds one b and one c, and a never runs longer than the 5 of its share.
-    for (let p = 0; p < 70; p += 7) expect(seq.slice(p, p + 7).sort().join('')).toBe('aaaaabc');
+    for (let p = 0; p < 70; p += 7)
+      expect(
+        seq
+          .slice(p, p + 7)
+          .sort()
+          .join(''),
+      ).toBe('aaaaabc');
     expect(seq.join('')).not.toContain('aaaaaa');
   });
 
   it('is what the factory uses for 10,000 backends with uneven weights', () => {
     const ids = range('h', 10_000);
-    const b = createBalancer({ algorithm: 'weighted_round_robin' }, hosts(ids, ids.map((_, i) => 1 + (i % 7))), { random: seeded(3), clock: fixedClock });
+    const b = createBalancer(
+      { algorithm: 'weighted_round_robin' },
+      hosts(
+        ids,
+        ids.map((_, i) => 1 + (i % 7)),
+      ),
+      { random: seeded(3), clock: fixedClock },
+    );
     expect(b).toBeInstanceOf(EarliestDeadlineFirst);
     const total = ids.reduce((s, _, i) => s + 1 + (i % 7), 0);
     const c = counts(pickIds(b, total, EMPTY_PICK_CONTEXT));
@@ -76,7 +99,10 @@ describe('resource_based', () => {
 
   it('shifts traffic away from a loaded backend, but never below minWeightPercent', () => {
     const hs = hosts(['a', 'b']);
-    const b = createBalancer({ algorithm: 'resource_based', resourceBased: { header: 'x-backend-load', decayMs: 1000, minWeightPercent: 10 } }, hs, { random: seeded(4), clock: fixedClock });
+    const b = createBalancer({ algorithm: 'resource_based', resourceBased: { header: 'x-backend-load', decayMs: 1000, minWeightPercent: 10 } }, hs, {
+      random: seeded(4),
+      clock: fixedClock,
+    });
     expect(Math.abs(shares(pickIds(b, N, EMPTY_PICK_CONTEXT)).get('a')! - 0.5)).toBeLessThan(0.03);
     recordLoad(hs[0]!.runtime, 0.5, 0, 1000); // a: weight × 0.5
     expect(Math.abs(shares(pickIds(b, N, EMPTY_PICK_CONTEXT)).get('a')! - 1 / 3)).toBeLessThan(0.03);

@@ -79,7 +79,9 @@ describe('sticky sessions', () => {
   });
 
   it('writes the cookie attributes as configured', () => {
-    expect(stickySetCookie({ cookie: 'srv', ttlSeconds: 3600, secure: true, httpOnly: false, sameSite: 'None' }, 'v')).toBe('srv=v; Path=/; Max-Age=3600; Secure; SameSite=None');
+    expect(stickySetCookie({ cookie: 'srv', ttlSeconds: 3600, secure: true, httpOnly: false, sameSite: 'None' }, 'v')).toBe(
+      'srv=v; Path=/; Max-Age=3600; Secure; SameSite=None',
+    );
   });
 });
 

@@ -116,7 +116,12 @@ describe('createBalancer', () => {
 
   it('weighted_round_robin scales fractional (slow-start) weights instead of losing them', () => {
     const b = createBalancer({ algorithm: 'weighted_round_robin' }, hosts(['a', 'b'], [1, 0.5]), deps);
-    expect(counts(pickIds(b, 30, EMPTY_PICK_CONTEXT))).toEqual(new Map([['a', 20], ['b', 10]]));
+    expect(counts(pickIds(b, 30, EMPTY_PICK_CONTEXT))).toEqual(
+      new Map([
+        ['a', 20],
+        ['b', 10],
+      ]),
+    );
   });
 
   it('an empty pool, or one whose hosts all weigh 0, gets a balancer that answers none', () => {

@@ -30,13 +30,28 @@ describe('ClusterPrimary with stand-in workers', () => {
   const marker = join(dir, 'fail-next');
   let primary: ClusterPrimary;
 
-  const entries = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' ') as [string, 'ok' | 'fail']) : []);
+  const entries = () =>
+    existsSync(log)
+      ? readFileSync(log, 'utf8')
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.split(' ') as [string, 'ok' | 'fail'])
+      : [];
 
   beforeAll(async () => {
     process.env.WORKER_LOG = log;
     process.env.FAIL_MARKER = marker;
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./fixtures/fake-worker.mjs', import.meta.url)), execArgv: [], silent: true });
-    primary = new ClusterPrimary({ workers: 2, controlPlanes: [], listen: { host: '127.0.0.1', port: 0 }, adminListen: { host: '127.0.0.1', port: 0 }, nodeId: 't', logger: silentLogger, drainTimeoutMs: 500 });
+    primary = new ClusterPrimary({
+      workers: 2,
+      controlPlanes: [],
+      listen: { host: '127.0.0.1', port: 0 },
+      adminListen: { host: '127.0.0.1', port: 0 },
+      nodeId: 't',
+      logger: silentLogger,
+      drainTimeoutMs: 500,
+    });
     await primary.start();
   });
 

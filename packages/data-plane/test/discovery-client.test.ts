@@ -19,7 +19,11 @@ class FakeControlPlane {
   port = 0;
 
   async start(port = 0): Promise<this> {
-    this.server = new grpc.Server({ 'grpc.keepalive_time_ms': KEEPALIVE.timeMs, 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 1_000 });
+    this.server = new grpc.Server({
+      'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 1_000,
+    });
     this.server.addService(loadDiscovery().service, {
       Stream: (call: ServerCall) => {
         this.calls.push(call);
@@ -31,7 +35,9 @@ class FakeControlPlane {
         call.on('end', () => call.end());
       },
     });
-    this.port = await new Promise<number>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
     return this;
   }
 
@@ -57,7 +63,14 @@ describe('DiscoveryClient', () => {
 
   function node(addresses: string[]) {
     const upstreams = new UpstreamPools();
-    const applier = new SnapshotApplier({ upstreams, metrics: new DataPlaneMetrics({ defaultMetrics: false }), health: new HealthStore(), logger: silentLogger, random: () => 0, clock: { now: () => 0 } });
+    const applier = new SnapshotApplier({
+      upstreams,
+      metrics: new DataPlaneMetrics({ defaultMetrics: false }),
+      health: new HealthStore(),
+      logger: silentLogger,
+      random: () => 0,
+      clock: { now: () => 0 },
+    });
     const connections: boolean[] = [];
     const client = new DiscoveryClient({
       addresses,
@@ -72,7 +85,10 @@ describe('DiscoveryClient', () => {
       firstMessageTimeoutMs: 1_000,
       onConnectionChange: (c) => connections.push(c),
     });
-    cleanup.push(() => client.stop(), () => upstreams.closeAll());
+    cleanup.push(
+      () => client.stop(),
+      () => upstreams.closeAll(),
+    );
     return { applier, client, connections };
   }
 
@@ -142,7 +158,10 @@ describe('DiscoveryClient', () => {
   it('tries the next address when one is down or never answers', async () => {
     const mute = await new FakeControlPlane().start(); // accepts the stream, never pushes
     const cp = await new FakeControlPlane().start();
-    cleanup.push(() => mute.kill(), () => cp.kill());
+    cleanup.push(
+      () => mute.kill(),
+      () => cp.kill(),
+    );
     cp.onHello = (call) => call.write({ config: snapshot(1, simpleConfig([])) });
     const { client } = node([await deadAddress(), mute.address, cp.address]);
     client.start();

@@ -4,7 +4,11 @@ import type { DataPlaneNode } from '../src/node.js';
 import { call as callForBuffer, deadAddress, startBackend, startTestNode, type Backend, type Reply, type TestNode } from './helpers.js';
 
 /** `call` with the body decoded as UTF-8. */
-async function call(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Omit<Reply, 'body'> & { body: string }> {
+async function call(
+  base: string,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Omit<Reply, 'body'> & { body: string }> {
   const reply = await callForBuffer(base, path, options);
   return { ...reply, body: reply.body.toString('utf8') };
 }
@@ -30,7 +34,10 @@ describe('forwarder resilience', () => {
   let dead: string;
   let apply: TestNode['apply'];
 
-  const pool = (addresses: string[], extra: Record<string, unknown> = {}) => ({ backends: addresses.map((address, i) => ({ id: `b${i}`, address })), ...extra });
+  const pool = (addresses: string[], extra: Record<string, unknown> = {}) => ({
+    backends: addresses.map((address, i) => ({ id: `b${i}`, address })),
+    ...extra,
+  });
 
   beforeAll(async () => {
     ok = await startBackend('ok', (req, res) => {
@@ -106,7 +113,10 @@ describe('forwarder resilience', () => {
   });
 
   it('holds each client key to its rate with 429 and Retry-After', async () => {
-    apply({ pools: { web: pool([ok.address]) }, routes: { r: { pools: [{ pool: 'web' }], rateLimit: { requestsPerSecond: 1, burst: 2, key: 'header', header: 'x-api-key' } } } });
+    apply({
+      pools: { web: pool([ok.address]) },
+      routes: { r: { pools: [{ pool: 'web' }], rateLimit: { requestsPerSecond: 1, burst: 2, key: 'header', header: 'x-api-key' } } },
+    });
     const a = [];
     for (let i = 0; i < 3; i++) a.push(await call(node.proxyUrl, '/', { headers: { 'x-api-key': 'a' } }));
     expect(a.map((r) => r.status)).toEqual([200, 200, 429]);
@@ -117,7 +127,10 @@ describe('forwarder resilience', () => {
   });
 
   it('answers 503 with X-LB-Overloaded past a circuit-breaker limit', async () => {
-    apply({ pools: { web: pool([slow.address], { circuitBreaker: { maxRequests: 2, maxPendingRequests: 0, perBackend: {} } }) }, routes: { r: { pools: [{ pool: 'web' }] } } });
+    apply({
+      pools: { web: pool([slow.address], { circuitBreaker: { maxRequests: 2, maxPendingRequests: 0, perBackend: {} } }) },
+      routes: { r: { pools: [{ pool: 'web' }] } },
+    });
     const replies = await Promise.all([1, 2, 3, 4].map(() => call(node.proxyUrl, '/')));
     const over = replies.filter((r) => r.status === 503);
     expect(replies.filter((r) => r.status === 200)).toHaveLength(2);
@@ -129,7 +142,12 @@ describe('forwarder resilience', () => {
 
   it('opens the error-rate breaker of a failing backend and sends its share elsewhere', async () => {
     apply({
-      pools: { web: pool([failing.address, ok.address], { retry: { attempts: 1 }, circuitBreaker: { errorRate: { minRequests: 4, thresholdPercent: 50, openMs: 60000 } } }) },
+      pools: {
+        web: pool([failing.address, ok.address], {
+          retry: { attempts: 1 },
+          circuitBreaker: { errorRate: { minRequests: 4, thresholdPercent: 50, openMs: 60000 } },
+        }),
+      },
       routes: { r: { pools: [{ pool: 'web' }] } },
     });
     const statuses = [];
@@ -141,7 +159,9 @@ describe('forwarder resilience', () => {
 
   it('does not count clients that hang up as backend failures: the breaker stays closed', async () => {
     apply({
-      pools: { impatient: pool([slow.address], { retry: { attempts: 1 }, circuitBreaker: { errorRate: { minRequests: 4, thresholdPercent: 50, openMs: 60000 } } }) },
+      pools: {
+        impatient: pool([slow.address], { retry: { attempts: 1 }, circuitBreaker: { errorRate: { minRequests: 4, thresholdPercent: 50, openMs: 60000 } } }),
+      },
       routes: { r: { pools: [{ pool: 'impatient' }] } },
     });
     const port = node.proxyAddress!.port;
@@ -175,7 +195,12 @@ describe('forwarder resilience', () => {
     });
     try {
       apply({
-        pools: { flaky: pool([flaky.address], { retry: { attempts: 1 }, circuitBreaker: { errorRate: { minRequests: 2, thresholdPercent: 50, openMs: 100, trialRequests: 1 } } }) },
+        pools: {
+          flaky: pool([flaky.address], {
+            retry: { attempts: 1 },
+            circuitBreaker: { errorRate: { minRequests: 2, thresholdPercent: 50, openMs: 100, trialRequests: 1 } },
+          }),
+        },
         routes: { r: { pools: [{ pool: 'flaky' }] } },
       });
       for (let i = 0; i < 2; i++) expect((await call(node.proxyUrl, '/')).status).toBe(503);
@@ -183,7 +208,9 @@ describe('forwarder resilience', () => {
       failingNow = false;
       await new Promise((r) => setTimeout(r, 150));
       // The trial goes to a request whose chunked body is malformed: it fails before any backend sees it.
-      expect(await raw(node.proxyAddress!.port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-a-size\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+      expect(await raw(node.proxyAddress!.port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-a-size\r\n\r\n')).toMatch(
+        /^HTTP\/1\.1 400/,
+      );
       const r = await call(node.proxyUrl, '/');
       expect(r.headers['x-lb-overloaded']).toBeUndefined();
       expect(r.status).toBe(200);

@@ -23,7 +23,6 @@ describe('forwarder: retries and picks that are given up', () => {
   let dead: string;
   let apply: TestNode['apply'];
 
-
   beforeAll(async () => {
     slow = await startBackend('slow', (req, res) => {
       req.resume();
@@ -52,7 +51,9 @@ describe('forwarder: retries and picks that are given up', () => {
   it('gives the retry budget back when the client leaves during the backoff', async () => {
     // 10 retries per 10 s window, and a backoff of ~400 ms before each.
     apply({
-      pools: { web: { backends: [{ id: 'b0', address: dead }], retry: { attempts: 2, backoffMs: 400, maxBackoffMs: 400, budgetPercent: 0, minRetriesPerSecond: 1 } } },
+      pools: {
+        web: { backends: [{ id: 'b0', address: dead }], retry: { attempts: 2, backoffMs: 400, maxBackoffMs: 400, budgetPercent: 0, minRetriesPerSecond: 1 } },
+      },
       routes: { r: { pools: [{ pool: 'web' }] } },
     });
     const port = Number(new URL(node.proxyUrl).port);
@@ -73,12 +74,15 @@ describe('forwarder: retries and picks that are given up', () => {
     expect(after.retries - before.retries).toBe(1);
   });
 
-  it('retries do not use up fresh requests\' turns: a dead backend of two gets half of the first attempts, not all', async () => {
+  it("retries do not use up fresh requests' turns: a dead backend of two gets half of the first attempts, not all", async () => {
     apply({
       pools: {
         pair: {
           algorithm: 'round_robin',
-          backends: [{ id: 'gone', address: dead }, { id: 'up', address: plain.address }],
+          backends: [
+            { id: 'gone', address: dead },
+            { id: 'up', address: plain.address },
+          ],
           retry: { attempts: 2, backoffMs: 0, maxBackoffMs: 0, budgetPercent: 100, minRetriesPerSecond: 100 },
         },
       },
@@ -96,10 +100,17 @@ describe('forwarder: retries and picks that are given up', () => {
     expect(failed).toBeLessThanOrEqual(11);
   });
 
-  it('over a limit, a pick from another pool of the route does not carry the rejected sticky pick\'s cookie', async () => {
+  it("over a limit, a pick from another pool of the route does not carry the rejected sticky pick's cookie", async () => {
     apply({
       pools: {
-        pinned: { backends: [{ id: 's0', address: slow.address }, { id: 's1', address: slow2.address }], sticky: { cookie: 'pin' }, circuitBreaker: { maxRequests: 1 } },
+        pinned: {
+          backends: [
+            { id: 's0', address: slow.address },
+            { id: 's1', address: slow2.address },
+          ],
+          sticky: { cookie: 'pin' },
+          circuitBreaker: { maxRequests: 1 },
+        },
         other: { backends: [{ id: 'p0', address: plain.address }] },
       },
       routes: { r: { pools: [{ pool: 'pinned' }, { pool: 'other' }] } },

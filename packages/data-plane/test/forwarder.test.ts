@@ -23,7 +23,6 @@ describe.each(STACKS)('forwarder ($server server, $client upstream client)', ({ 
   let silent: Backend;
   let apply: TestNode['apply'];
 
-
   beforeAll(async () => {
     a = await startBackend('a');
     b = await startBackend('b');
@@ -68,7 +67,15 @@ describe.each(STACKS)('forwarder ($server server, $client upstream client)', ({ 
   it('keeps Host, sets X-Forwarded-*, strips hop-by-hop headers both ways', async () => {
     apply(simpleConfig([echo.address]));
     const r = await call(node.proxyUrl, '/h?q=1', {
-      headers: { Host: 'Shop.Example.com:8080', 'X-Forwarded-For': '203.0.113.9', 'X-Forwarded-Proto': 'https', Connection: 'keep-alive, X-Hop', 'X-Hop': 'secret', 'Keep-Alive': 'timeout=1', 'X-Keep': 'yes' },
+      headers: {
+        Host: 'Shop.Example.com:8080',
+        'X-Forwarded-For': '203.0.113.9',
+        'X-Forwarded-Proto': 'https',
+        Connection: 'keep-alive, X-Hop',
+        'X-Hop': 'secret',
+        'Keep-Alive': 'timeout=1',
+        'X-Keep': 'yes',
+      },
     });
     expect(r.status).toBe(200);
     const seen = JSON.parse(r.body.toString()).headers as Record<string, string>;
@@ -95,7 +102,13 @@ describe.each(STACKS)('forwarder ($server server, $client upstream client)', ({ 
   });
 
   it('answers 404 without a route, 503 without an active backend, 502 when the backend is down, 504 when it is slow', async () => {
-    apply({ pools: { web: { backends: [{ id: 'a', address: a.address }] }, off: { backends: [{ id: 'a', address: a.address, state: 'draining' }] } }, routes: { api: { match: { host: 'api.example.com', pathPrefix: '/api' }, pools: [{ pool: 'web' }] }, off: { match: { pathPrefix: '/off' }, pools: [{ pool: 'off' }] } } });
+    apply({
+      pools: { web: { backends: [{ id: 'a', address: a.address }] }, off: { backends: [{ id: 'a', address: a.address, state: 'draining' }] } },
+      routes: {
+        api: { match: { host: 'api.example.com', pathPrefix: '/api' }, pools: [{ pool: 'web' }] },
+        off: { match: { pathPrefix: '/off' }, pools: [{ pool: 'off' }] },
+      },
+    });
     const miss = await call(node.proxyUrl, '/', { headers: { Host: 'api.example.com' } });
     expect(miss.status).toBe(404);
     expect(miss.body.toString()).toMatch(/no route/);
@@ -192,12 +205,31 @@ describe.each(STACKS)('forwarder ($server server, $client upstream client)', ({ 
   });
 
   it('shows the running config on /config', async () => {
-    const version = apply({ pools: { web: { algorithm: 'weighted_round_robin', backends: [{ id: 'a', address: a.address, weight: 5 }, { id: 'b', address: b.address, state: 'draining' }] } }, routes: { all: { pools: [{ pool: 'web' }] } } });
+    const version = apply({
+      pools: {
+        web: {
+          algorithm: 'weighted_round_robin',
+          backends: [
+            { id: 'a', address: a.address, weight: 5 },
+            { id: 'b', address: b.address, state: 'draining' },
+          ],
+        },
+      },
+      routes: { all: { pools: [{ pool: 'web' }] } },
+    });
     const view = JSON.parse((await call(node.adminUrl, '/config')).body.toString());
     expect(view).toMatchObject({
       version,
       source: 'control-plane',
-      pools: { web: { algorithm: 'weighted_round_robin', backends: [{ id: 'a', address: a.address, weight: 5, state: 'active' }, { id: 'b', address: b.address, weight: 1, state: 'draining' }] } },
+      pools: {
+        web: {
+          algorithm: 'weighted_round_robin',
+          backends: [
+            { id: 'a', address: a.address, weight: 5, state: 'active' },
+            { id: 'b', address: b.address, weight: 1, state: 'draining' },
+          ],
+        },
+      },
       routes: { all: { match: {}, pools: [{ pool: 'web', weight: 1 }] } },
     });
     expect(typeof view.appliedAt).toBe('string');

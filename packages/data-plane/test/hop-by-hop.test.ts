@@ -2,7 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { filterResponseHeaders, scanRequestHeaders, type RequestHeaderScan } from '../src/proxy/hop-by-hop.js';
 
 function scan(raw: string[]): RequestHeaderScan {
-  const out: RequestHeaderScan = { headers: [], host: undefined, forwardedFor: undefined, hasBody: false, hasRequestId: false, duplicateHost: false, badTransferEncoding: false, chunked: false };
+  const out: RequestHeaderScan = {
+    headers: [],
+    host: undefined,
+    forwardedFor: undefined,
+    hasBody: false,
+    hasRequestId: false,
+    duplicateHost: false,
+    badTransferEncoding: false,
+    chunked: false,
+  };
   scanRequestHeaders(raw, out);
   return out;
 }
@@ -10,21 +19,36 @@ function scan(raw: string[]): RequestHeaderScan {
 describe('request headers', () => {
   it('drops hop-by-hop headers and those the Connection header lists', () => {
     const out = scan([
-      'Host', 'example.com',
-      'Connection', 'keep-alive, X-Secret',
-      'Keep-Alive', 'timeout=5',
-      'Proxy-Connection', 'keep-alive',
-      'TE', 'trailers',
-      'Trailer', 'x-t',
-      'Upgrade', 'websocket',
-      'Proxy-Authorization', 'Basic x',
-      'Proxy-Authenticate', 'Basic',
-      'x-secret', '1',
-      'Accept', '*/*',
-      'X-Forwarded-Proto', 'https',
-      'X-Forwarded-Host', 'evil',
-      'Expect', '100-continue',
-      'Cookie', 'a=1',
+      'Host',
+      'example.com',
+      'Connection',
+      'keep-alive, X-Secret',
+      'Keep-Alive',
+      'timeout=5',
+      'Proxy-Connection',
+      'keep-alive',
+      'TE',
+      'trailers',
+      'Trailer',
+      'x-t',
+      'Upgrade',
+      'websocket',
+      'Proxy-Authorization',
+      'Basic x',
+      'Proxy-Authenticate',
+      'Basic',
+      'x-secret',
+      '1',
+      'Accept',
+      '*/*',
+      'X-Forwarded-Proto',
+      'https',
+      'X-Forwarded-Host',
+      'evil',
+      'Expect',
+      '100-continue',
+      'Cookie',
+      'a=1',
     ]);
     expect(out.headers).toEqual(['Accept', '*/*', 'Cookie', 'a=1']);
     expect(out.host).toBe('example.com');
@@ -43,7 +67,24 @@ describe('request headers', () => {
 
 describe('response headers', () => {
   it('drops hop-by-hop headers and keeps repeated ones', () => {
-    const raw = ['Content-Type', 'text/plain', 'Transfer-Encoding', 'chunked', 'Connection', 'X-Internal', 'X-Internal', 'a', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Keep-Alive', 'timeout=5', 'Upgrade', 'h2c'];
+    const raw = [
+      'Content-Type',
+      'text/plain',
+      'Transfer-Encoding',
+      'chunked',
+      'Connection',
+      'X-Internal',
+      'X-Internal',
+      'a',
+      'Set-Cookie',
+      'a=1',
+      'Set-Cookie',
+      'b=2',
+      'Keep-Alive',
+      'timeout=5',
+      'Upgrade',
+      'h2c',
+    ];
     expect(filterResponseHeaders(raw)).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
   });
 

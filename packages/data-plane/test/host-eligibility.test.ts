@@ -17,7 +17,13 @@ function setup(pool: Partial<Config['pools'][string]>, ids = ['a', 'b', 'c', 'd'
   const upstreams = new UpstreamPools();
   const metrics = new DataPlaneMetrics({ defaultMetrics: false });
   const config = (members: string[]): Config => ({
-    pools: { web: { algorithm: 'weighted_round_robin', backends: members.map((id, i) => ({ id, address: `10.0.0.${i + 1}:80`, weight: 1, state: 'active' as const })), ...pool } },
+    pools: {
+      web: {
+        algorithm: 'weighted_round_robin',
+        backends: members.map((id, i) => ({ id, address: `10.0.0.${i + 1}:80`, weight: 1, state: 'active' as const })),
+        ...pool,
+      },
+    },
     routes: {},
   });
   let table = compileRoutingTable({ version: 1, config: config(ids) }, { upstreams, metrics, random: () => 0, hosts: eligibility.hostsFor });
@@ -31,7 +37,8 @@ function setup(pool: Partial<Config['pools'][string]>, ids = ['a', 'b', 'c', 'd'
     }
     return seen;
   };
-  const health1 = (id: string, status: string, revision: number) => eligibility.onHealth(health.apply({ revision, nonce: '', full: false, backends: [{ pool: 'web', backendId: id, status, sinceUnixMs: 0 }] }));
+  const health1 = (id: string, status: string, revision: number) =>
+    eligibility.onHealth(health.apply({ revision, nonce: '', full: false, backends: [{ pool: 'web', backendId: id, status, sinceUnixMs: 0 }] }));
   const apply = (members: string[]) => {
     table = compileRoutingTable({ version: 2, config: config(members) }, { upstreams, metrics, random: () => 0, previous: table, hosts: eligibility.hostsFor });
     eligibility.adopt(table);
@@ -74,7 +81,7 @@ describe('HostEligibility', () => {
     await s.close();
   });
 
-  it('computes Envoy\'s linear factor with a 10% floor', () => {
+  it("computes Envoy's linear factor with a 10% floor", () => {
     expect(slowStartFactor(0, 1000)).toBe(0.1);
     expect(slowStartFactor(500, 1000)).toBe(0.5);
     expect(slowStartFactor(2000, 1000)).toBe(1);

@@ -173,7 +173,11 @@ describe('mutated traffic', () => {
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise<void>((resolve) => backend.close(() => resolve())));
-    const pool = new Http1Pool(`127.0.0.1:${(backend.address() as AddressInfo).port}`, { connectTimeoutMs: 1000, headersTimeoutMs: 300, bodyTimeoutMs: 300, keepAliveTimeoutMs: 200, connections: 20 }, HTTPParser!);
+    const pool = new Http1Pool(
+      `127.0.0.1:${(backend.address() as AddressInfo).port}`,
+      { connectTimeoutMs: 1000, headersTimeoutMs: 300, bodyTimeoutMs: 300, keepAliveTimeoutMs: 200, connections: 20 },
+      HTTPParser!,
+    );
     cleanups.push(() => pool.destroy());
     let completed = 0;
     let failed = 0;

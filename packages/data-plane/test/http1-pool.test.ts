@@ -230,7 +230,7 @@ describe('Http1Pool (the built-in upstream client)', () => {
     expect(server.connections).toBe(1);
   });
 
-  it('never takes a chunked body\'s trailers for the next response\'s headers', async () => {
+  it("never takes a chunked body's trailers for the next response's headers", async () => {
     let n = 0;
     const server = await rawServer((_head, socket) => {
       socket.write(++n === 1 ? 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nx-trailer: sneaky\r\n\r\n' : OK('second', 'x-own: 1\r\n'));
@@ -244,7 +244,9 @@ describe('Http1Pool (the built-in upstream client)', () => {
 
   it('passes over 1xx interim heads and hands every header over, however many', async () => {
     const many = Array.from({ length: 80 }, (_, i) => `x-h${i}: v${i}\r\n`).join('');
-    const server = await rawServer((_head, socket) => socket.write(`HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Made It\r\n${many}content-length: 2\r\n\r\nok`));
+    const server = await rawServer((_head, socket) =>
+      socket.write(`HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Made It\r\n${many}content-length: 2\r\n\r\nok`),
+    );
     const p = pool(server.address);
     const r = await send(p).done;
     expect(r).toMatchObject({ status: 201, statusText: 'Made It', heads: 1 });
@@ -354,7 +356,9 @@ describe('Http1Pool (the built-in upstream client)', () => {
     await send(p).done;
     expect((await send(p).done).body.toString()).toBe('fresh');
     expect(server.connections).toBe(2);
-    await expect(send(p, { method: 'POST', headers: ['content-length', '2'], body: Readable.from([Buffer.from('hi')]) }).done).rejects.toMatchObject({ code: expect.stringMatching(/ECONNRESET|LB_UPSTREAM_CLOSED|EPIPE/) });
+    await expect(send(p, { method: 'POST', headers: ['content-length', '2'], body: Readable.from([Buffer.from('hi')]) }).done).rejects.toMatchObject({
+      code: expect.stringMatching(/ECONNRESET|LB_UPSTREAM_CLOSED|EPIPE/),
+    });
     expect(server.connections).toBe(2);
   });
 
@@ -523,7 +527,9 @@ describe('Http1Pool (the built-in upstream client)', () => {
       // sides of it), inside the body, and one byte before the end.
       const cutsFor = (answer: Buffer): number[] => {
         const headEnd = answer.lastIndexOf('\r\n\r\n', answer.length - (answer === answers[1] ? 12 : 1)) + 4;
-        return [...new Set([5, headEnd - 3, headEnd - 1, headEnd, headEnd + 1, Math.floor((headEnd + answer.length) / 2), answer.length - 1])].filter((c) => c > 0 && c < answer.length).sort((a, b) => a - b);
+        return [...new Set([5, headEnd - 3, headEnd - 1, headEnd, headEnd + 1, Math.floor((headEnd + answer.length) / 2), answer.length - 1])]
+          .filter((c) => c > 0 && c < answer.length)
+          .sort((a, b) => a - b);
       };
       let index = 0;
       const server = await rawServer((_head, socket) => {

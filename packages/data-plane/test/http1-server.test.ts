@@ -22,7 +22,12 @@ afterEach(async () => {
 });
 
 async function serve(listener: RequestListener, settings: Partial<Http1Server['settings']> = {}): Promise<{ server: Http1Server; port: number }> {
-  const server = new Http1Server({ maxHeaderSize: 16_384, headersTimeoutMs: 5_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000, ...settings }, listener, HTTPParser!, 100);
+  const server = new Http1Server(
+    { maxHeaderSize: 16_384, headersTimeoutMs: 5_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000, ...settings },
+    listener,
+    HTTPParser!,
+    100,
+  );
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as AddressInfo).port };
@@ -54,7 +59,9 @@ describe('Http1Server (the built-in client-side server)', () => {
     await waitFor(() => c.received().endsWith('GET /a'));
     c.socket.write('GET /b HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => c.received().endsWith('GET /b'));
-    expect(c.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\nKeep-Alive: timeout=5\r\n\r\nGET /aHTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\nKeep-Alive: timeout=5\r\n\r\nGET /b');
+    expect(c.received()).toBe(
+      'HTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\nKeep-Alive: timeout=5\r\n\r\nGET /aHTTP/1.1 200 OK\r\nContent-Length: 6\r\nDate: x\r\nKeep-Alive: timeout=5\r\n\r\nGET /b',
+    );
     expect(c.closed()).toBe(false);
   });
 
@@ -98,7 +105,9 @@ describe('Http1Server (the built-in client-side server)', () => {
     const head = client(port);
     head.socket.write('HEAD /len HTTP/1.1\r\nHost: x\r\n\r\nGET /len HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => head.received().endsWith('hello'));
-    expect(head.received()).toBe('HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nHTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nhello');
+    expect(head.received()).toBe(
+      'HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nHTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nhello',
+    );
   });
 
   it('answers Expect: 100-continue before the final answer, and 417 to any other expectation', async () => {
@@ -121,12 +130,15 @@ describe('Http1Server (the built-in client-side server)', () => {
     expect(other.received()).toMatch(/^HTTP\/1\.1 417 /);
   });
 
-  it('refuses with node:http\'s answers: no Host 400, CONNECT 400, an oversized head 431, a malformed request 400', async () => {
+  it("refuses with node:http's answers: no Host 400, CONNECT 400, an oversized head 431, a malformed request 400", async () => {
     const seen: string[] = [];
-    const { port } = await serve((req, res) => {
-      seen.push(req.url ?? '');
-      hello(req, res);
-    }, { maxHeaderSize: 1024 });
+    const { port } = await serve(
+      (req, res) => {
+        seen.push(req.url ?? '');
+        hello(req, res);
+      },
+      { maxHeaderSize: 1024 },
+    );
     const cases: Array<[string, RegExp]> = [
       ['GET / HTTP/1.1\r\n\r\n', /^HTTP\/1\.1 400 /],
       ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', /^HTTP\/1\.1 400 /],
@@ -181,7 +193,7 @@ describe('Http1Server (the built-in client-side server)', () => {
     expect(c.received()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 7\r\nDate: x\r\nConnection: close\r\n\r\nGET /ws');
   });
 
-  it('hands a chunked body over de-chunked, and never takes its trailers for the next request\'s headers', async () => {
+  it("hands a chunked body over de-chunked, and never takes its trailers for the next request's headers", async () => {
     const seen: Array<{ url: string; headers: string[]; body: string }> = [];
     const { port } = await serve((req, res) => {
       let body = '';
@@ -193,7 +205,9 @@ describe('Http1Server (the built-in client-side server)', () => {
       req.resume();
     });
     const c = client(port);
-    c.socket.write('POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Admin: yes\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n');
+    c.socket.write(
+      'POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Admin: yes\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
     await waitFor(() => seen.length === 2);
     expect(seen[0]).toMatchObject({ url: '/one', body: 'wikipedia' });
     expect(seen[1]).toEqual({ url: '/two', headers: ['Host', 'x'], body: '' });
@@ -231,7 +245,12 @@ describe('Http1Server (the built-in client-side server)', () => {
       'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world' +
       'PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: t\r\n\r\n' +
       'GET /d HTTP/1.1\r\nHost: x\r\n\r\n';
-    const expected = ['GET /a Host,x,X-One,1 []', 'POST /b Host,x,Content-Length,11 [hello world]', 'PUT /c Host,x,Transfer-Encoding,chunked [abcde]', 'GET /d Host,x []'];
+    const expected = [
+      'GET /a Host,x,X-One,1 []',
+      'POST /b Host,x,Content-Length,11 [hello world]',
+      'PUT /c Host,x,Transfer-Encoding,chunked [abcde]',
+      'GET /d Host,x []',
+    ];
     // Cut at every offset in turn (each piece a read of its own), a few offsets per connection.
     for (let start = 1; start < stream.length; start += 9) {
       seen.length = 0;

@@ -12,7 +12,14 @@ function fakeClock(start = 1_000_000) {
 }
 
 describe('retry policy', () => {
-  const defaults = compileRetry({ attempts: 2, on: ['connect-failure', 'reset', '503', 'gateway-error'], backoffMs: 25, maxBackoffMs: 250, budgetPercent: 20, minRetriesPerSecond: 3 });
+  const defaults = compileRetry({
+    attempts: 2,
+    on: ['connect-failure', 'reset', '503', 'gateway-error'],
+    backoffMs: 25,
+    maxBackoffMs: 250,
+    budgetPercent: 20,
+    minRetriesPerSecond: 3,
+  });
 
   it('compiles `on` into failure bits', () => {
     expect(defaults.on & FailureKind.ConnectFailure).toBeTruthy();
@@ -23,14 +30,24 @@ describe('retry policy', () => {
     expect(statusFailure(404)).toBe(0);
     const only503 = compileRetry({ ...{ attempts: 3, backoffMs: 0, maxBackoffMs: 0, budgetPercent: 20, minRetriesPerSecond: 3 }, on: ['503'] });
     expect(only503.on & statusFailure(504)).toBe(0);
-    expect(compileRetry({ attempts: 3, backoffMs: 0, maxBackoffMs: 0, budgetPercent: 20, minRetriesPerSecond: 3, on: ['5xx'] }).on & statusFailure(500)).toBeTruthy();
+    expect(
+      compileRetry({ attempts: 3, backoffMs: 0, maxBackoffMs: 0, budgetPercent: 20, minRetriesPerSecond: 3, on: ['5xx'] }).on & statusFailure(500),
+    ).toBeTruthy();
   });
 
   it('retries idempotent methods, or any method with the idempotency header', () => {
     for (const m of ['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']) expect(isIdempotentMethod(m)).toBe(true);
     for (const m of ['POST', 'PATCH', 'CONNECT', undefined]) expect(isIdempotentMethod(m)).toBe(false);
     expect(requestRetryable(defaults, 'POST', ['Idempotency-Key', 'k1'])).toBe(false);
-    const keyed = compileRetry({ attempts: 2, on: ['reset'], backoffMs: 25, maxBackoffMs: 250, budgetPercent: 20, minRetriesPerSecond: 3, idempotencyHeader: 'Idempotency-Key' });
+    const keyed = compileRetry({
+      attempts: 2,
+      on: ['reset'],
+      backoffMs: 25,
+      maxBackoffMs: 250,
+      budgetPercent: 20,
+      minRetriesPerSecond: 3,
+      idempotencyHeader: 'Idempotency-Key',
+    });
     expect(requestRetryable(keyed, 'POST', ['idempotency-key', 'k1'])).toBe(true);
     expect(requestRetryable(keyed, 'POST', ['Idempotency-Key', ''])).toBe(false);
     expect(requestRetryable(keyed, 'POST', ['X-Other', 'k1'])).toBe(false);

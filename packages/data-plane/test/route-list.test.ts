@@ -9,7 +9,9 @@ import { compileRoutingTable, normalizeHost } from '../src/routing/routing-table
 
 const upstreams = { acquire: (address: string) => ({ address }) as unknown as Upstream };
 const metrics = new DataPlaneMetrics({ defaultMetrics: false });
-const pools: Config['pools'] = { p: { algorithm: 'round_robin', backends: [{ id: 'b', address: '10.0.0.1:80', weight: 1, state: 'active' }] } } as Config['pools'];
+const pools: Config['pools'] = {
+  p: { algorithm: 'round_robin', backends: [{ id: 'b', address: '10.0.0.1:80', weight: 1, state: 'active' }] },
+} as Config['pools'];
 
 interface Spec {
   name: string;
@@ -35,7 +37,11 @@ function reference(routes: Spec[], host: string | undefined, url: string): strin
   for (const r of routes) {
     const t = tier(r);
     if (t === undefined || !path.startsWith(r.prefix)) continue;
-    if (best === undefined || t < best.tier || (t === best.tier && (r.prefix.length > best.spec.prefix.length || (r.prefix.length === best.spec.prefix.length && r.name < best.spec.name)))) {
+    if (
+      best === undefined ||
+      t < best.tier ||
+      (t === best.tier && (r.prefix.length > best.spec.prefix.length || (r.prefix.length === best.spec.prefix.length && r.name < best.spec.name)))
+    ) {
       best = { spec: r, tier: t };
     }
   }
@@ -44,7 +50,7 @@ function reference(routes: Spec[], host: string | undefined, url: string): strin
 
 function rng(seed: number) {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 describe('indexed route lookup', () => {
@@ -66,7 +72,11 @@ describe('indexed route lookup', () => {
         specs.push({ name: `r${String(i).padStart(2, '0')}`, host, prefix });
       }
       const routes: Config['routes'] = {};
-      for (const s of specs) routes[s.name] = { match: { ...(s.host === undefined ? {} : { host: s.host }), pathPrefix: s.prefix }, pools: [{ pool: 'p', weight: 1 }] } as Config['routes'][string];
+      for (const s of specs)
+        routes[s.name] = {
+          match: { ...(s.host === undefined ? {} : { host: s.host }), pathPrefix: s.prefix },
+          pools: [{ pool: 'p', weight: 1 }],
+        } as Config['routes'][string];
       const table = compileRoutingTable({ version: 1, config: { pools, routes } as Config }, { upstreams, metrics, random: () => 0 });
       for (let k = 0; k < 200; k++) {
         const host = random() < 0.1 ? undefined : pick([...hosts, 'nomatch.net', 'q.a.example.com']);

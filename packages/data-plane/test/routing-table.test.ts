@@ -82,15 +82,27 @@ describe('compileRoutingTable', () => {
         version: 3,
         config: {
           pools: {
-            blue: { algorithm: 'round_robin', backends: [
-              { id: 'x', address: '10.0.0.1:80', weight: 1, state: 'active' },
-              { id: 'y', address: '10.0.0.2:80', weight: 1, state: 'draining' },
-              { id: 'z', address: '10.0.0.3:80', weight: 1, state: 'disabled' },
-            ] },
+            blue: {
+              algorithm: 'round_robin',
+              backends: [
+                { id: 'x', address: '10.0.0.1:80', weight: 1, state: 'active' },
+                { id: 'y', address: '10.0.0.2:80', weight: 1, state: 'draining' },
+                { id: 'z', address: '10.0.0.3:80', weight: 1, state: 'disabled' },
+              ],
+            },
             green: pool('10.0.1.1:80'),
             off: pool('10.0.2.1:80'),
           },
-          routes: { r: { match: {}, pools: [{ pool: 'blue', weight: 3 }, { pool: 'green', weight: 1 }, { pool: 'off', weight: 0 }] } },
+          routes: {
+            r: {
+              match: {},
+              pools: [
+                { pool: 'blue', weight: 3 },
+                { pool: 'green', weight: 1 },
+                { pool: 'off', weight: 0 },
+              ],
+            },
+          },
         },
       },
       { upstreams, metrics, random: () => 0 },
@@ -107,7 +119,18 @@ describe('compileRoutingTable', () => {
   });
 
   it('falls back to another pool of the route when the chosen one has no active backend', () => {
-    const t = table({ r: { match: {}, pools: [{ pool: 'empty', weight: 100 }, { pool: 'p', weight: 1 }] } }, { empty: { algorithm: 'round_robin', backends: [] }, p: pool('10.0.0.1:80') });
+    const t = table(
+      {
+        r: {
+          match: {},
+          pools: [
+            { pool: 'empty', weight: 100 },
+            { pool: 'p', weight: 1 },
+          ],
+        },
+      },
+      { empty: { algorithm: 'round_robin', backends: [] }, p: pool('10.0.0.1:80') },
+    );
     const out: { target: RouteTarget | undefined } = { target: undefined };
     for (let i = 0; i < 5; i++) expect(pickBackend(t.match(undefined, '/')!, out)?.address).toBe('10.0.0.1:80');
     const none = table({ r: { match: {}, pools: [{ pool: 'empty', weight: 1 }] } }, { empty: { algorithm: 'round_robin', backends: [] } });

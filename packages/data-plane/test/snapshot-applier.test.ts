@@ -14,11 +14,19 @@ import { silentLogger, simpleConfig, snapshot } from './helpers.js';
 describe('snapshot validation', () => {
   it('accepts a valid config and fills defaults', () => {
     const check = checkConfigJson(JSON.stringify({ pools: { web: { backends: [{ id: 'a', address: '10.0.0.1:80' }] } } }));
-    expect(check).toEqual({ ok: true, config: { pools: { web: { algorithm: 'round_robin', backends: [{ id: 'a', address: '10.0.0.1:80', weight: 1, state: 'active' }] } }, routes: {} } });
+    expect(check).toEqual({
+      ok: true,
+      config: { pools: { web: { algorithm: 'round_robin', backends: [{ id: 'a', address: '10.0.0.1:80', weight: 1, state: 'active' }] } }, routes: {} },
+    });
   });
 
   it('names every problem in the NACK reason', () => {
-    const check = checkConfigJson(JSON.stringify({ pools: { web: { algorithm: 'magic', backends: [{ id: 'a', address: 'nope', weight: 0 }] } }, routes: { r: { pools: [{ pool: 'missing' }] } } }));
+    const check = checkConfigJson(
+      JSON.stringify({
+        pools: { web: { algorithm: 'magic', backends: [{ id: 'a', address: 'nope', weight: 0 }] } },
+        routes: { r: { pools: [{ pool: 'missing' }] } },
+      }),
+    );
     expect(check.ok).toBe(false);
     if (check.ok) return;
     expect(check.code).toBe(ERROR_CODES.SNAPSHOT_INVALID);
@@ -28,7 +36,10 @@ describe('snapshot validation', () => {
 
   it('refuses text that is not JSON, deltas and bad versions', () => {
     expect(checkConfigJson('{nope')).toMatchObject({ ok: false, code: ERROR_CODES.SNAPSHOT_JSON });
-    expect(checkSnapshot({ ...snapshot(2, simpleConfig([])), baseVersion: 1, configJson: '' })).toMatchObject({ ok: false, code: ERROR_CODES.SNAPSHOT_DELTA_UNSUPPORTED });
+    expect(checkSnapshot({ ...snapshot(2, simpleConfig([])), baseVersion: 1, configJson: '' })).toMatchObject({
+      ok: false,
+      code: ERROR_CODES.SNAPSHOT_DELTA_UNSUPPORTED,
+    });
     expect(checkSnapshot(snapshot(2 ** 60, simpleConfig([])))).toMatchObject({ ok: false, code: ERROR_CODES.SNAPSHOT_INVALID });
   });
 });
@@ -73,14 +84,18 @@ describe('SnapshotApplier', () => {
     expect(a.current).toBe(table);
     a.onConfig(snapshot(5, simpleConfig(['10.0.0.2:80'])));
     expect(upstreams.addresses()).toEqual(['10.0.0.2:80']);
-    expect(a.describe()).toMatchObject({ version: 5, source: 'control-plane', pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b0', address: '10.0.0.2:80', weight: 1, state: 'active' }] } } });
+    expect(a.describe()).toMatchObject({
+      version: 5,
+      source: 'control-plane',
+      pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b0', address: '10.0.0.2:80', weight: 1, state: 'active' }] } },
+    });
   });
 
   it('writes applied snapshots to the cache and starts from it', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'lb-dp-test-')), 'nested', 'cache.json');
     const first = applier(new SnapshotCache(path, silentLogger));
     first.a.onConfig(snapshot(7, simpleConfig(['10.0.0.1:80'])));
-    await first.a['deps'].cache!.flush();
+    await (first.a as unknown as { deps: { cache: SnapshotCache } }).deps.cache!.flush();
     expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ version: 7, config: simpleConfig(['10.0.0.1:80']) });
 
     const second = applier(new SnapshotCache(path, silentLogger));

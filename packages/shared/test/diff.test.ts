@@ -32,10 +32,12 @@ describe('diffConfigs', () => {
     after.pools.web!.backends[0]!.weight = 5;
     after.pools.api = { algorithm: 'round_robin', backends: [] };
     after.routes = {};
-    expect(diffConfigs(base, after)).toEqual(expect.arrayContaining([
-      { op: 'change', path: 'pools.web.backends.a.weight', before: 1, after: 5 },
-      { op: 'add', path: 'pools.api', after: after.pools.api },
-      { op: 'remove', path: 'routes.r', before: base.routes.r },
-    ]));
+    expect(diffConfigs(base, after)).toEqual(
+      expect.arrayContaining([
+        { op: 'change', path: 'pools.web.backends.a.weight', before: 1, after: 5 },
+        { op: 'add', path: 'pools.api', after: after.pools.api },
+        { op: 'remove', path: 'routes.r', before: base.routes.r },
+      ]),
+    );
   });
 });

@@ -34,7 +34,9 @@ describe('pool algorithm settings', () => {
 
   it('requires hashOn.name for header, cookie and query, and refuses it for ip and path', () => {
     for (const source of ['header', 'cookie', 'query']) {
-      expect(errors({ algorithm: 'maglev', backends, hashOn: { source } })).toEqual([{ field: 'pools.web.hashOn.name', message: `is required when source is ${source}` }]);
+      expect(errors({ algorithm: 'maglev', backends, hashOn: { source } })).toEqual([
+        { field: 'pools.web.hashOn.name', message: `is required when source is ${source}` },
+      ]);
       expect(errors({ algorithm: 'maglev', backends, hashOn: { source, name: 'x-user' } })).toEqual([]);
     }
     expect(errors({ algorithm: 'consistent_hash', backends, hashOn: { source: 'ip', name: 'x' } })).toEqual([
@@ -63,12 +65,15 @@ describe('pool algorithm settings', () => {
       backends,
       consistentHash: { virtualNodes: 0, hashBalanceFactor: 50, extra: 1 },
     }).map((e) => e.field);
-    expect(found).toEqual(expect.arrayContaining(['pools.web.consistentHash.virtualNodes', 'pools.web.consistentHash.hashBalanceFactor', 'pools.web.consistentHash.extra']));
+    expect(found).toEqual(
+      expect.arrayContaining(['pools.web.consistentHash.virtualNodes', 'pools.web.consistentHash.hashBalanceFactor', 'pools.web.consistentHash.extra']),
+    );
     expect(errors({ algorithm: 'p2c', backends, p2c: { bias: -1 } })[0]?.field).toBe('pools.web.p2c.bias');
-    expect(errors({ algorithm: 'resource_based', backends, resourceBased: { minWeightPercent: 0, header: 'x y' } }).map((e) => e.field).sort()).toEqual([
-      'pools.web.resourceBased.header',
-      'pools.web.resourceBased.minWeightPercent',
-    ]);
+    expect(
+      errors({ algorithm: 'resource_based', backends, resourceBased: { minWeightPercent: 0, header: 'x y' } })
+        .map((e) => e.field)
+        .sort(),
+    ).toEqual(['pools.web.resourceBased.header', 'pools.web.resourceBased.minWeightPercent']);
   });
 
   it('validates sticky cookies: a token name, and SameSite=None only when secure', () => {

@@ -22,7 +22,13 @@ describe('pool health settings', () => {
       unhealthyThreshold: 3,
       expectedStatuses: [200],
     });
-    expect(result.value.outlierDetection).toEqual({ consecutive5xx: 5, consecutiveGatewayErrors: 5, baseEjectionMs: 30000, maxEjectionPercent: 10, intervalMs: 10000 });
+    expect(result.value.outlierDetection).toEqual({
+      consecutive5xx: 5,
+      consecutiveGatewayErrors: 5,
+      baseEjectionMs: 30000,
+      maxEjectionPercent: 10,
+      intervalMs: 10000,
+    });
   });
 
   it('leaves the scalars absent (their defaults live in POOL_DEFAULTS) so stored pools keep their shape', () => {
@@ -33,7 +39,16 @@ describe('pool health settings', () => {
   it('accepts the full set of fields', () => {
     const result = validatePool({
       backends,
-      healthCheck: { type: 'grpc', intervalMs: 300, timeoutMs: 200, healthyThreshold: 1, unhealthyThreshold: 2, expectedStatuses: [200, '300-399'], host: 'svc.local', port: 9090 },
+      healthCheck: {
+        type: 'grpc',
+        intervalMs: 300,
+        timeoutMs: 200,
+        healthyThreshold: 1,
+        unhealthyThreshold: 2,
+        expectedStatuses: [200, '300-399'],
+        host: 'svc.local',
+        port: 9090,
+      },
       outlierDetection: { consecutive5xx: 3, consecutiveGatewayErrors: 0, baseEjectionMs: 1000, maxEjectionPercent: 50, intervalMs: 500 },
       panicThresholdPercent: 0,
       slowStartMs: 5000,
@@ -51,19 +66,21 @@ describe('pool health settings', () => {
       slowStartMs: -1,
       drainTimeoutMs: 1.5,
     });
-    expect(found).toEqual(expect.arrayContaining([
-      { field: 'healthCheck.type', message: 'must be one of: http, tcp, grpc' },
-      { field: 'healthCheck.path', message: 'must match ^/' },
-      { field: 'healthCheck.intervalMs', message: 'must be >= 100' },
-      { field: 'healthCheck.healthyThreshold', message: 'must be >= 1' },
-      { field: 'healthCheck.expectedStatuses[0]', message: 'must be a status code (100-599) or a range such as "200-399"' },
-      { field: 'healthCheck.expectedStatuses[1]', message: 'must be a status code (100-599) or a range such as "200-399"' },
-      { field: 'healthCheck.colour', message: 'unknown field' },
-      { field: 'outlierDetection.maxEjectionPercent', message: 'must be <= 100' },
-      { field: 'panicThresholdPercent', message: 'must be <= 100' },
-      { field: 'slowStartMs', message: 'must be >= 0' },
-      { field: 'drainTimeoutMs', message: 'must be integer' },
-    ]));
+    expect(found).toEqual(
+      expect.arrayContaining([
+        { field: 'healthCheck.type', message: 'must be one of: http, tcp, grpc' },
+        { field: 'healthCheck.path', message: 'must match ^/' },
+        { field: 'healthCheck.intervalMs', message: 'must be >= 100' },
+        { field: 'healthCheck.healthyThreshold', message: 'must be >= 1' },
+        { field: 'healthCheck.expectedStatuses[0]', message: 'must be a status code (100-599) or a range such as "200-399"' },
+        { field: 'healthCheck.expectedStatuses[1]', message: 'must be a status code (100-599) or a range such as "200-399"' },
+        { field: 'healthCheck.colour', message: 'unknown field' },
+        { field: 'outlierDetection.maxEjectionPercent', message: 'must be <= 100' },
+        { field: 'panicThresholdPercent', message: 'must be <= 100' },
+        { field: 'slowStartMs', message: 'must be >= 0' },
+        { field: 'drainTimeoutMs', message: 'must be integer' },
+      ]),
+    );
   });
 
   it('refuses an empty status range once the structure is valid', () => {

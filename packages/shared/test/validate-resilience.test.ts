@@ -28,22 +28,54 @@ describe('pool resilience settings', () => {
     expect(result.value.timeouts).toEqual(RESILIENCE_DEFAULTS.timeouts);
     expect(result.value.timeouts).toEqual({ connectMs: 1000, requestMs: 15000, idleMs: 60000 });
     expect(result.value.retry).toEqual(RESILIENCE_DEFAULTS.retry);
-    expect(result.value.retry).toEqual({ attempts: 2, on: ['connect-failure', 'reset', '503', 'gateway-error'], backoffMs: 25, maxBackoffMs: 250, budgetPercent: 20, minRetriesPerSecond: 3 });
+    expect(result.value.retry).toEqual({
+      attempts: 2,
+      on: ['connect-failure', 'reset', '503', 'gateway-error'],
+      backoffMs: 25,
+      maxBackoffMs: 250,
+      budgetPercent: 20,
+      minRetriesPerSecond: 3,
+    });
     expect(result.value.circuitBreaker).toEqual(RESILIENCE_DEFAULTS.circuitBreaker);
-    expect(result.value.circuitBreaker).toEqual({ maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, perBackend: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024 } });
+    expect(result.value.circuitBreaker).toEqual({
+      maxConnections: 1024,
+      maxPendingRequests: 1024,
+      maxRequests: 1024,
+      perBackend: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024 },
+    });
   });
 
   it('fills the error-rate breaker defaults', () => {
     const result = validatePool({ backends, circuitBreaker: { errorRate: {} } });
-    expect(result.ok && result.value.circuitBreaker?.errorRate).toEqual({ thresholdPercent: 50, minRequests: 20, windowMs: 10000, openMs: 5000, trialRequests: 3 });
+    expect(result.ok && result.value.circuitBreaker?.errorRate).toEqual({
+      thresholdPercent: 50,
+      minRequests: 20,
+      windowMs: 10000,
+      openMs: 5000,
+      trialRequests: 3,
+    });
   });
 
   it('accepts a full set of fields', () => {
     const result = validatePool({
       backends,
       timeouts: { connectMs: 250, requestMs: 0, idleMs: 5000 },
-      retry: { attempts: 4, on: ['5xx', 'reset'], backoffMs: 0, maxBackoffMs: 0, budgetPercent: 12.5, minRetriesPerSecond: 0, idempotencyHeader: 'Idempotency-Key' },
-      circuitBreaker: { maxConnections: 10, maxPendingRequests: 0, maxRequests: 20, perBackend: { maxRequests: 5 }, errorRate: { thresholdPercent: 10, minRequests: 5, windowMs: 1000, openMs: 100, trialRequests: 1 } },
+      retry: {
+        attempts: 4,
+        on: ['5xx', 'reset'],
+        backoffMs: 0,
+        maxBackoffMs: 0,
+        budgetPercent: 12.5,
+        minRetriesPerSecond: 0,
+        idempotencyHeader: 'Idempotency-Key',
+      },
+      circuitBreaker: {
+        maxConnections: 10,
+        maxPendingRequests: 0,
+        maxRequests: 20,
+        perBackend: { maxRequests: 5 },
+        errorRate: { thresholdPercent: 10, minRequests: 5, windowMs: 1000, openMs: 100, trialRequests: 1 },
+      },
     });
     expect(result.ok).toBe(true);
   });
@@ -98,17 +130,25 @@ describe('route rate limits and overrides', () => {
       ]),
     );
     expect(routeErrors({ pools: [{ pool: 'web' }], rateLimit: {} })).toEqual([{ field: 'rateLimit.requestsPerSecond', message: 'is required' }]);
-    expect(routeErrors({ pools: [{ pool: 'web' }], rateLimit: { requestsPerSecond: 1, key: 'header' } })).toEqual([{ field: 'rateLimit.header', message: 'is required when key is header' }]);
-    expect(routeErrors({ pools: [{ pool: 'web' }], rateLimit: { requestsPerSecond: 1, header: 'x-a' } })).toEqual([{ field: 'rateLimit.header', message: 'is not used when key is ip' }]);
+    expect(routeErrors({ pools: [{ pool: 'web' }], rateLimit: { requestsPerSecond: 1, key: 'header' } })).toEqual([
+      { field: 'rateLimit.header', message: 'is required when key is header' },
+    ]);
+    expect(routeErrors({ pools: [{ pool: 'web' }], rateLimit: { requestsPerSecond: 1, header: 'x-a' } })).toEqual([
+      { field: 'rateLimit.header', message: 'is not used when key is ip' },
+    ]);
   });
 
   it('takes timeouts and retry overrides, with the same rules as pools', () => {
     const ok = validateRoute({ pools: [{ pool: 'web' }], timeouts: { requestMs: 500 }, retry: { attempts: 1 } }, pools as never);
     expect(ok.ok && ok.value.timeouts).toEqual({ requestMs: 500 });
-    expect(routeErrors({ pools: [{ pool: 'web' }], timeouts: { connectMs: 5 } })).toEqual(expect.arrayContaining([{ field: 'timeouts.connectMs', message: 'unknown field' }]));
+    expect(routeErrors({ pools: [{ pool: 'web' }], timeouts: { connectMs: 5 } })).toEqual(
+      expect.arrayContaining([{ field: 'timeouts.connectMs', message: 'unknown field' }]),
+    );
     expect(routeErrors({ pools: [{ pool: 'web' }], timeouts: {} })).toEqual([{ field: 'timeouts.requestMs', message: 'is required' }]);
     expect(ok.ok && ok.value.retry?.attempts).toBe(1);
-    expect(routeErrors({ pools: [{ pool: 'web' }], retry: { backoffMs: 10, maxBackoffMs: 5 } })).toEqual([{ field: 'retry.maxBackoffMs', message: 'must be at least backoffMs (10)' }]);
+    expect(routeErrors({ pools: [{ pool: 'web' }], retry: { backoffMs: 10, maxBackoffMs: 5 } })).toEqual([
+      { field: 'retry.maxBackoffMs', message: 'must be at least backoffMs (10)' },
+    ]);
     expect(routeErrors({ pools: [{ pool: 'web' }], circuitBreaker: {} })).toEqual([{ field: 'circuitBreaker', message: 'unknown field' }]);
   });
 

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { validateBackend, validateBackendPatch, validateConfig, validatePool, validateRoute } from '../src/config/validate.js';
 
 const good = {
-  pools: { web: { algorithm: 'weighted_round_robin', backends: [{ id: 'a', address: '127.0.0.1:9001', weight: 5 }, { id: 'b', address: 'app.internal:80' }] } },
+  pools: {
+    web: {
+      algorithm: 'weighted_round_robin',
+      backends: [
+        { id: 'a', address: '127.0.0.1:9001', weight: 5 },
+        { id: 'b', address: 'app.internal:80' },
+      ],
+    },
+  },
   routes: { main: { match: { host: 'example.com', pathPrefix: '/' }, pools: [{ pool: 'web' }] } },
 };
 
@@ -28,26 +36,42 @@ describe('validateConfig', () => {
   it('reports every problem with the field at fault', () => {
     const result = validateConfig({
       pools: {
-        web: { algorithm: 'fastest', backends: [{ id: 'a', address: '10.0.0.1', weight: 0 }, { id: 'a', address: '10.0.0.2:80', colour: 'red' }] },
+        web: {
+          algorithm: 'fastest',
+          backends: [
+            { id: 'a', address: '10.0.0.1', weight: 0 },
+            { id: 'a', address: '10.0.0.2:80', colour: 'red' },
+          ],
+        },
         Bad_Name: {},
       },
       routes: { r: { match: { pathPrefix: 'no-slash' }, pools: [{ pool: 'missing' }] } },
       extra: true,
     });
     expect(result.ok).toBe(false);
-    expect(fields(result)).toEqual(expect.arrayContaining([
-      'extra',
-      'pools.Bad_Name',
-      'pools.web.algorithm',
-      'pools.web.backends[0].weight',
-      'pools.web.backends[1].colour',
-      'routes.r.match.pathPrefix',
-    ]));
+    expect(fields(result)).toEqual(
+      expect.arrayContaining([
+        'extra',
+        'pools.Bad_Name',
+        'pools.web.algorithm',
+        'pools.web.backends[0].weight',
+        'pools.web.backends[1].colour',
+        'routes.r.match.pathPrefix',
+      ]),
+    );
   });
 
   it('checks cross-references once the structure is sound', () => {
     const result = validateConfig({
-      pools: { web: { backends: [{ id: 'a', address: '10.0.0.1' }, { id: 'a', address: '10.0.0.2:1' }, { id: 'c', address: '10.0.0.2:1' }] } },
+      pools: {
+        web: {
+          backends: [
+            { id: 'a', address: '10.0.0.1' },
+            { id: 'a', address: '10.0.0.2:1' },
+            { id: 'c', address: '10.0.0.2:1' },
+          ],
+        },
+      },
       routes: { r: { pools: [{ pool: 'missing' }, { pool: 'web', weight: 0 }] }, s: { match: { pathPrefix: '/' }, pools: [{ pool: 'web' }] } },
     });
     expect(result.ok).toBe(false);

@@ -1,6 +1,6 @@
 /** PUT/PATCH/DELETE /v1/pools/{pool}/backends/{id}: one backend, keeping its place in the pool. */
 import type { FastifyPluginAsync } from 'fastify';
-import { validateBackend, validateBackendPatch, validateBackendRegistration, type Config, type Pool } from '@lb/shared';
+import { validateBackend, validateBackendPatch, type Config, type Pool } from '@lb/shared';
 import { ApiError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
 import { poolNotFound } from './pools.js';

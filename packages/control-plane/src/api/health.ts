@@ -19,11 +19,17 @@ export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     const current = await deps.store.current();
     const config = current.config.pools[pool];
     if (!Object.hasOwn(current.config.pools, pool) || config === undefined) throw poolNotFound(pool);
-    const [health, registrations, ejections] = await Promise.all([deps.health.store.list(pool), deps.health.registrations.list(pool), deps.health.ejections.list(pool)]);
+    const [health, registrations, ejections] = await Promise.all([
+      deps.health.store.list(pool),
+      deps.health.registrations.list(pool),
+      deps.health.ejections.list(pool),
+    ]);
     const records = new Map(health.records.map((r) => [r.backend, r]));
     const members = [
       ...config.backends.map((b) => ({ backend: b, registered: false, ttlSeconds: undefined as number | undefined })),
-      ...registrations.filter((r) => !config.backends.some((b) => b.id === r.backend.id)).map((r) => ({ backend: r.backend, registered: true, ttlSeconds: r.ttlSeconds })),
+      ...registrations
+        .filter((r) => !config.backends.some((b) => b.id === r.backend.id))
+        .map((r) => ({ backend: r.backend, registered: true, ttlSeconds: r.ttlSeconds })),
     ];
     return {
       pool,

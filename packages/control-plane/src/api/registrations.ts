@@ -33,11 +33,22 @@ export async function registerBackend(deps: ApiDeps, request: FastifyRequest, re
     ]);
   }
   const owner = config.backends.find((b) => b.address.toLowerCase() === backend.address.toLowerCase());
-  if (owner) throw new ApiError('LB_CP_VALIDATION', 'the registration is invalid; nothing was changed', [{ field: 'address', message: `address already used by backend "${owner.id}" in this pool` }]);
+  if (owner)
+    throw new ApiError('LB_CP_VALIDATION', 'the registration is invalid; nothing was changed', [
+      { field: 'address', message: `address already used by backend "${owner.id}" in this pool` },
+    ]);
   setVersionTag(reply, current.version);
   if (write.dryRun) return reply.send({ version: current.version, committed: false, dryRun: true, changes: [], pool, backend, ttlSeconds });
   const registration = await deps.health.registrations.register(pool, backend, ttlSeconds);
-  return reply.send({ version: current.version, committed: false, changes: [], pool, backend: registration.backend, ttlSeconds, registeredAt: registration.registeredAt });
+  return reply.send({
+    version: current.version,
+    committed: false,
+    changes: [],
+    pool,
+    backend: registration.backend,
+    ttlSeconds,
+    registeredAt: registration.registeredAt,
+  });
 }
 
 export const registrationRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
@@ -47,7 +58,8 @@ export const registrationRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps)
     async (request) => {
       const { pool, id } = request.params;
       const registration = await deps.health.registrations.keepalive(pool, id);
-      if (!registration) throw new ApiError('LB_CP_NOT_FOUND', `backend "${id}" is not registered in pool "${pool}" (its lease may have expired: PUT it again with ttlSeconds)`);
+      if (!registration)
+        throw new ApiError('LB_CP_NOT_FOUND', `backend "${id}" is not registered in pool "${pool}" (its lease may have expired: PUT it again with ttlSeconds)`);
       return { pool, id, ttlSeconds: registration.ttlSeconds, registeredAt: registration.registeredAt };
     },
   );

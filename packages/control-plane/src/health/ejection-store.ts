@@ -58,9 +58,19 @@ export class EtcdEjectionStore implements NodeReportSink, EjectionReader {
       const work = e.ejected
         ? this.currentLease()
             .put(key)
-            .value(JSON.stringify({ node: nodeId, reason: e.reason, until: new Date(e.untilUnixMs).toISOString(), reportedAt: new Date().toISOString() } satisfies NodeEjection))
+            .value(
+              JSON.stringify({
+                node: nodeId,
+                reason: e.reason,
+                until: new Date(e.untilUnixMs).toISOString(),
+                reportedAt: new Date().toISOString(),
+              } satisfies NodeEjection),
+            )
             .then(() => undefined)
-        : this.client.delete().key(key).then(() => undefined);
+        : this.client
+            .delete()
+            .key(key)
+            .then(() => undefined);
       guarded('recording an ejection', this.deadlineMs, () => work).catch((err: unknown) =>
         this.logger.warn({ node: nodeId, pool: e.pool, backend: e.backendId, err: (err as Error).message }, 'cannot record an ejection report'),
       );
@@ -101,7 +111,8 @@ export class MemoryEjectionStore implements NodeReportSink, EjectionReader {
     for (const e of report.ejections ?? []) {
       const key = `${e.pool}/${e.backendId}`;
       const perNode = this.items.get(key) ?? new Map<string, NodeEjection>();
-      if (e.ejected) perNode.set(nodeId, { node: nodeId, reason: e.reason, until: new Date(e.untilUnixMs).toISOString(), reportedAt: new Date().toISOString() });
+      if (e.ejected)
+        perNode.set(nodeId, { node: nodeId, reason: e.reason, until: new Date(e.untilUnixMs).toISOString(), reportedAt: new Date().toISOString() });
       else perNode.delete(nodeId);
       this.items.set(key, perNode);
     }

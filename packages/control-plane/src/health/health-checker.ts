@@ -130,7 +130,9 @@ export class HealthChecker {
     this.lastWrite.delete(key);
     const fence = this.options.leadership.fence();
     if (fence === undefined) return;
-    this.options.store.remove(pool, backend, fence).catch((err: unknown) => this.options.logger.warn({ pool, backend, err: (err as Error).message }, 'cannot remove stale health'));
+    this.options.store
+      .remove(pool, backend, fence)
+      .catch((err: unknown) => this.options.logger.warn({ pool, backend, err: (err as Error).message }, 'cannot remove stale health'));
   }
 
   private onResult(target: ProbeTarget, result: ProbeResult): void {
@@ -145,7 +147,8 @@ export class HealthChecker {
     const moved = next.status !== previous.status || previous.lastProbe?.ok !== result.ok;
     const stale = now - (this.lastWrite.get(key) ?? 0) >= (this.options.refreshMs ?? 10_000);
     if (!(moved || counting || stale)) return;
-    if (next.status !== previous.status) this.options.logger.info({ pool: target.pool, backend: target.backendId, status: next.status, detail: result.detail }, 'backend health changed');
+    if (next.status !== previous.status)
+      this.options.logger.info({ pool: target.pool, backend: target.backendId, status: next.status, detail: result.detail }, 'backend health changed');
     const fence = this.options.leadership.fence();
     if (fence === undefined) return;
     this.lastWrite.set(key, now);

@@ -35,7 +35,10 @@ export class HealthFeed implements HealthSource {
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** A resync asked for while a list runs (a watch reconnect) lists once more after it. */
-  private readonly lists = new CoalescedRefresh(() => this.listOnce(), () => this.stopped);
+  private readonly lists = new CoalescedRefresh(
+    () => this.listOnce(),
+    () => this.stopped,
+  );
 
   constructor(private readonly options: HealthFeedOptions) {}
 
@@ -85,7 +88,11 @@ export class HealthFeed implements HealthSource {
       for (let tries = 0; listed.revision < this.revision && !this.stopped && tries < 3; tries++) {
         listed = await this.options.store.list();
       }
-      if (listed.revision < this.revision) this.options.logger.warn({ store: listed.revision, seen: this.revision }, 'health store revision is older than changes already seen; taking the store as it is');
+      if (listed.revision < this.revision)
+        this.options.logger.warn(
+          { store: listed.revision, seen: this.revision },
+          'health store revision is older than changes already seen; taking the store as it is',
+        );
       const { revision, records } = listed;
       if (this.stopped) return true;
       const seen = new Set<string>();
@@ -128,7 +135,8 @@ export class HealthFeed implements HealthSource {
       const k = key(event.pool, event.backend);
       const before = this.records.get(k);
       this.records.delete(k);
-      if (before !== undefined && before.status !== 'unknown') this.emit(event.revision, [{ pool: event.pool, backendId: event.backend, status: 'unknown', sinceUnixMs: 0 }]);
+      if (before !== undefined && before.status !== 'unknown')
+        this.emit(event.revision, [{ pool: event.pool, backendId: event.backend, status: 'unknown', sinceUnixMs: 0 }]);
     }
   }
 

@@ -9,7 +9,12 @@ export class HealthMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.probes = new Counter({ name: 'lb_cp_health_probes_total', help: 'Active health probes sent by this replica, by result (ok|fail)', labelNames: ['result'], registers });
+    this.probes = new Counter({
+      name: 'lb_cp_health_probes_total',
+      help: 'Active health probes sent by this replica, by result (ok|fail)',
+      labelNames: ['result'],
+      registers,
+    });
     this.leader = new Gauge({ name: 'lb_cp_health_leader', help: '1 while this replica is the health-check leader', registers });
     this.leader.set(0);
   }

@@ -54,7 +54,10 @@ export class EtcdHealthStore implements HealthStore {
 
   list(pool?: string): Promise<{ revision: number; records: HealthRecord[] }> {
     return guarded('listing health', this.deadlineMs, async () => {
-      const res = await this.client.getAll().prefix(pool === undefined ? this.prefix : `${this.prefix}${pool}/`).exec();
+      const res = await this.client
+        .getAll()
+        .prefix(pool === undefined ? this.prefix : `${this.prefix}${pool}/`)
+        .exec();
       const records = res.kvs.flatMap((kv) => {
         try {
           return [JSON.parse(kv.value.toString()) as HealthRecord];
@@ -78,13 +81,20 @@ export class EtcdHealthStore implements HealthStore {
 
   remove(pool: string, backend: string, fence: LeaderFence): Promise<boolean> {
     return guarded(`removing health of ${pool}/${backend}`, this.deadlineMs, async () => {
-      const result = await this.client.if(fence.key, 'Create', '==', fence.createRevision).then(this.client.delete().key(this.key(pool, backend))).commit();
+      const result = await this.client
+        .if(fence.key, 'Create', '==', fence.createRevision)
+        .then(this.client.delete().key(this.key(pool, backend)))
+        .commit();
       return result.succeeded;
     });
   }
 
   watch(fromRevision: number, watch: HealthWatch): () => void {
-    const watcher = this.client.watch().prefix(this.prefix).startRevision(String(fromRevision + 1)).watcher();
+    const watcher = this.client
+      .watch()
+      .prefix(this.prefix)
+      .startRevision(String(fromRevision + 1))
+      .watcher();
     let first = true;
     watcher.on('connected', () => {
       // The first connect is the one we asked for; later ones follow a disconnect.

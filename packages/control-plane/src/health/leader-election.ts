@@ -112,7 +112,9 @@ export class LeaderElection implements Leadership {
       this.leaderFence = undefined;
       this.notify(false);
     }
-    await campaign?.resign().catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not resign; the lease expires by itself'));
+    await campaign
+      ?.resign()
+      .catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not resign; the lease expires by itself'));
   }
 }
 

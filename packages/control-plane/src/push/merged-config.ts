@@ -47,7 +47,10 @@ export class MergedConfigSource implements ConfigSource {
   private readonly listeners = new Set<(config: VersionedConfig) => void>();
   private offs: Array<() => void> = [];
   /** A registration change seen while a list runs lists once more after it. */
-  private readonly lists = new CoalescedRefresh(() => this.listOnce(), () => this.stopped);
+  private readonly lists = new CoalescedRefresh(
+    () => this.listOnce(),
+    () => this.stopped,
+  );
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 

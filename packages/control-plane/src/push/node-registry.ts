@@ -143,7 +143,7 @@ export class NodeRegistry {
             // lease) must not overwrite a replica that took the node after this stream went quiet.
             const written = await this.options.store.put(structuredClone(entry.record), { claim: !entry.claimed });
             entry.claimed = true;
-            if (!written) this.options.logger.info({ node: id }, 'another replica owns this node\'s record now; not overwriting it');
+            if (!written) this.options.logger.info({ node: id }, "another replica owns this node's record now; not overwriting it");
           } else await this.options.store.remove(id);
         } catch (err) {
           this.options.logger.warn({ node: id, err: (err as Error).message }, 'cannot publish node state; retrying');

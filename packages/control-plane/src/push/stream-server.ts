@@ -73,7 +73,10 @@ class NodeStream {
     private readonly onClosed: (stream: NodeStream) => void,
   ) {
     this.logger = options.logger.child({ peer: call.getPeer() });
-    this.helloTimer = setTimeout(() => this.fail(grpc.status.DEADLINE_EXCEEDED, 'no Hello received; the first message must be Hello'), options.helloTimeoutMs ?? 10_000);
+    this.helloTimer = setTimeout(
+      () => this.fail(grpc.status.DEADLINE_EXCEEDED, 'no Hello received; the first message must be Hello'),
+      options.helloTimeoutMs ?? 10_000,
+    );
     call.on('data', (message: NodeMessage) => this.onMessage(message));
     // The DP half-closed: it is going away; finish our side too.
     call.on('end', () => this.end());

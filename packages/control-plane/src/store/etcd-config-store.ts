@@ -73,7 +73,7 @@ export class EtcdConfigStore implements ConfigStore {
     return guarded('listing versions', this.deadlineMs, async () => {
       const start = this.keys.version(1);
       // Padded keys sort numerically, so "below `before`" is a key range.
-      const end = options.before === undefined ? this.keys.version(10 ** 12 - 1) + '\u0000' : this.keys.version(options.before);
+      const end = options.before === undefined ? `${this.keys.version(10 ** 12 - 1)}\u0000` : this.keys.version(options.before);
       if (end <= start) return [];
       const values = await this.client.getAll().inRange({ start, end }).sort('Key', 'Descend').limit(options.limit).strings();
       return Object.values(values)
@@ -86,11 +86,12 @@ export class EtcdConfigStore implements ConfigStore {
     return guarded(`committing version ${record.version}`, this.deadlineMs, async () => {
       // Version 0 is "no pointer yet": compare create revision 0, which etcd reads as "key absent".
       const txn =
-        record.parent === 0
-          ? this.client.if(this.keys.current, 'Create', '==', 0)
-          : this.client.if(this.keys.current, 'Value', '==', String(record.parent));
+        record.parent === 0 ? this.client.if(this.keys.current, 'Create', '==', 0) : this.client.if(this.keys.current, 'Value', '==', String(record.parent));
       const result = await txn
-        .then(this.client.put(this.keys.version(record.version)).value(JSON.stringify(record)), this.client.put(this.keys.current).value(String(record.version)))
+        .then(
+          this.client.put(this.keys.version(record.version)).value(JSON.stringify(record)),
+          this.client.put(this.keys.current).value(String(record.version)),
+        )
         .commit();
       return result.succeeded;
     });

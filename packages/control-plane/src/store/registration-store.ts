@@ -109,7 +109,10 @@ export class EtcdRegistrationStore implements RegistrationStore {
 
   list(pool?: string): Promise<Registration[]> {
     return guarded('listing registrations', this.deadlineMs, async () => {
-      const values = await this.client.getAll().prefix(pool === undefined ? this.prefix : `${this.prefix}${pool}/`).strings();
+      const values = await this.client
+        .getAll()
+        .prefix(pool === undefined ? this.prefix : `${this.prefix}${pool}/`)
+        .strings();
       return Object.values(values)
         .map((v) => JSON.parse(v) as Registration)
         .sort((a, b) => (a.pool === b.pool ? a.backend.id.localeCompare(b.backend.id) : a.pool.localeCompare(b.pool)));

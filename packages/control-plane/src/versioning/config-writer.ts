@@ -103,7 +103,10 @@ export class ConfigWriter {
     } catch (err) {
       // The transaction may have reached etcd before the deadline passed: say so, never "nothing changed".
       if (err instanceof StoreUnavailableError) {
-        throw new StoreUnavailableError(`${err.message}; version ${record.version} may or may not have been committed: check GET /v1/versions before retrying`, { cause: err });
+        throw new StoreUnavailableError(
+          `${err.message}; version ${record.version} may or may not have been committed: check GET /v1/versions before retrying`,
+          { cause: err },
+        );
       }
       throw err;
     }

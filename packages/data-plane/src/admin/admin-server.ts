@@ -41,7 +41,9 @@ export function createAdminServer(state: AdminState, metrics: MetricsSource, log
         return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
       case '/readyz': {
         const r = state.ready();
-        return r.ready ? send(res, 200, 'text/plain; charset=utf-8', 'ready\n') : send(res, 503, 'text/plain; charset=utf-8', `not ready: ${r.reason ?? 'unknown'}\n`);
+        return r.ready
+          ? send(res, 200, 'text/plain; charset=utf-8', 'ready\n')
+          : send(res, 503, 'text/plain; charset=utf-8', `not ready: ${r.reason ?? 'unknown'}\n`);
       }
       case '/metrics':
         return send(res, 200, metrics.contentType, await metrics.metrics());

@@ -14,7 +14,11 @@ export class EarliestDeadlineFirst<T> implements Balancer<T> {
   private readonly picks: Float64Array;
 
   /** Every weight must be > 0. `offset` in [0, 1) staggers the start (see RoundRobin). */
-  constructor(private readonly items: readonly T[], weights: readonly number[], offset = 0) {
+  constructor(
+    private readonly items: readonly T[],
+    weights: readonly number[],
+    offset = 0,
+  ) {
     const n = items.length;
     this.heap = new IndexedHeap(n);
     this.weights = Float64Array.from(weights);

@@ -78,7 +78,11 @@ function createAlgorithm<H extends Host>(pool: BalancerConfig, items: readonly H
     case 'random':
       return new RandomBalancer(items, random);
     case 'weighted_random':
-      return new WeightedRandom(items, items.map((h) => h.weight), random);
+      return new WeightedRandom(
+        items,
+        items.map((h) => h.weight),
+        random,
+      );
     case 'least_connections':
       return new LeastLoad(items, connectionsScore, random);
     case 'weighted_least_connections':
@@ -90,13 +94,22 @@ function createAlgorithm<H extends Host>(pool: BalancerConfig, items: readonly H
       return new LeastLoad(items, responseTimeScore, random);
     case 'ip_hash': {
       const sorted = byId(items);
-      return new IpHash(sorted, sorted.map((h) => h.weight), random);
+      return new IpHash(
+        sorted,
+        sorted.map((h) => h.weight),
+        random,
+      );
     }
     case 'consistent_hash':
-      return new RingHash(byId(items), hashKeyReader(pool.hashOn ?? DEFAULT_HASH_ON), {
-        virtualNodes: pool.consistentHash?.virtualNodes ?? 100,
-        hashBalanceFactor: pool.consistentHash?.hashBalanceFactor,
-      }, random);
+      return new RingHash(
+        byId(items),
+        hashKeyReader(pool.hashOn ?? DEFAULT_HASH_ON),
+        {
+          virtualNodes: pool.consistentHash?.virtualNodes ?? 100,
+          hashBalanceFactor: pool.consistentHash?.hashBalanceFactor,
+        },
+        random,
+      );
     case 'maglev':
       return new Maglev(byId(items), hashKeyReader(pool.hashOn ?? DEFAULT_HASH_ON), random);
     case 'resource_based':
@@ -119,7 +132,11 @@ export function poolFeedback(pool: BalancerConfig): PoolFeedback | undefined {
     return { latencyDecayMs: pool.leastResponseTime?.decayMs ?? 10_000, loadHeader: undefined, loadDecayMs: 0 };
   }
   if (pool.algorithm === 'resource_based') {
-    return { latencyDecayMs: undefined, loadHeader: (pool.resourceBased?.header ?? 'x-backend-load').toLowerCase(), loadDecayMs: pool.resourceBased?.decayMs ?? 5_000 };
+    return {
+      latencyDecayMs: undefined,
+      loadHeader: (pool.resourceBased?.header ?? 'x-backend-load').toLowerCase(),
+      loadDecayMs: pool.resourceBased?.decayMs ?? 5_000,
+    };
   }
   return undefined;
 }

@@ -14,7 +14,11 @@ export class IpHash<T> implements Balancer<T> {
   private readonly cumulative: Float64Array;
   private readonly total: number;
 
-  constructor(private readonly items: readonly T[], weights: readonly number[], private readonly random: Random) {
+  constructor(
+    private readonly items: readonly T[],
+    weights: readonly number[],
+    private readonly random: Random,
+  ) {
     const { cumulative, total } = cumulativeWeights(weights, items.length);
     this.cumulative = cumulative;
     this.total = total;

@@ -53,7 +53,11 @@ export function buildMaglevTable(ids: readonly string[], weights: readonly numbe
 export class Maglev<H extends Host> implements Balancer<H> {
   readonly table: Int32Array;
 
-  constructor(private readonly hosts: readonly H[], private readonly key: HashKeyReader, private readonly random: Random) {
+  constructor(
+    private readonly hosts: readonly H[],
+    private readonly key: HashKeyReader,
+    private readonly random: Random,
+  ) {
     this.table = buildMaglevTable(
       hosts.map((h) => h.id),
       hosts.map((h) => h.weight),

@@ -9,7 +9,11 @@ import type { Balancer } from './balancer.js';
 import type { Host } from './host.js';
 
 export class PowerOfTwoChoices<H extends Host> implements Balancer<H> {
-  constructor(private readonly hosts: readonly H[], private readonly bias: number, private readonly random: Random) {}
+  constructor(
+    private readonly hosts: readonly H[],
+    private readonly bias: number,
+    private readonly random: Random,
+  ) {}
 
   get size(): number {
     return this.hosts.length;
@@ -30,6 +34,6 @@ export class PowerOfTwoChoices<H extends Host> implements Balancer<H> {
   private score(h: H): number {
     const load = h.runtime.active + 1;
     const bias = this.bias;
-    return h.weight / (bias === 1 ? load : bias === 0 ? 1 : Math.pow(load, bias));
+    return h.weight / (bias === 1 ? load : bias === 0 ? 1 : load ** bias);
   }
 }

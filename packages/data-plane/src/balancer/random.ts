@@ -3,7 +3,10 @@ import type { Random } from '../runtime/clock.js';
 import type { Balancer } from './balancer.js';
 
 export class RandomBalancer<T> implements Balancer<T> {
-  constructor(private readonly items: readonly T[], private readonly random: Random) {}
+  constructor(
+    private readonly items: readonly T[],
+    private readonly random: Random,
+  ) {}
 
   get size(): number {
     return this.items.length;
@@ -45,7 +48,11 @@ export class WeightedRandom<T> implements Balancer<T> {
   private readonly total: number;
 
   /** Every weight must be > 0. */
-  constructor(private readonly items: readonly T[], weights: readonly number[], private readonly random: Random) {
+  constructor(
+    private readonly items: readonly T[],
+    weights: readonly number[],
+    private readonly random: Random,
+  ) {
     const { cumulative, total } = cumulativeWeights(weights, items.length);
     this.cumulative = cumulative;
     this.total = total;

@@ -19,7 +19,11 @@ export class ResourceBased<H extends Host> implements Balancer<H>, LoadTracker {
   private readonly topBit: number;
   private total = 0;
 
-  constructor(private readonly hosts: readonly H[], private readonly minShare: number, private readonly random: Random) {
+  constructor(
+    private readonly hosts: readonly H[],
+    private readonly minShare: number,
+    private readonly random: Random,
+  ) {
     const n = hosts.length;
     this.tree = new Float64Array(n + 1);
     this.current = new Float64Array(n);
@@ -77,6 +81,6 @@ export class ResourceBased<H extends Host> implements Balancer<H>, LoadTracker {
 
   private weightOf(h: H): number {
     const free = 1 - h.runtime.load;
-    return h.weight * (free > this.minShare ? free : this.minShare);
+    return h.weight * Math.max(free, this.minShare);
   }
 }

@@ -26,7 +26,11 @@ export class SnapshotCache {
   private writing: Promise<void> | undefined;
   private readonly tmpPath: string;
 
-  constructor(readonly path: string, private readonly logger: Logger, private readonly events: CacheEvents = {}) {
+  constructor(
+    readonly path: string,
+    private readonly logger: Logger,
+    private readonly events: CacheEvents = {},
+  ) {
     this.tmpPath = `${path}.${process.pid}.tmp`;
   }
 
@@ -39,7 +43,8 @@ export class SnapshotCache {
     try {
       text = readFileSync(this.path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ err, path: this.path, code: ERROR_CODES.CACHE_CORRUPT }, 'cannot read snapshot cache; ignoring it');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.logger.warn({ err, path: this.path, code: ERROR_CODES.CACHE_CORRUPT }, 'cannot read snapshot cache; ignoring it');
       return undefined;
     }
     const problem = (reason: string) => {
@@ -103,4 +108,3 @@ export class SnapshotCache {
     await rename(this.tmpPath, this.path);
   }
 }
-

@@ -120,7 +120,10 @@ export class ClusterPrimary implements AsyncPushHandler {
   constructor(private readonly options: ClusterOptions) {
     this.logger = options.logger;
     const metrics = this.metrics;
-    this.cache = options.cacheFile === undefined ? undefined : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
+    this.cache =
+      options.cacheFile === undefined
+        ? undefined
+        : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
     this.adminServer = createAdminServer(
       {
         ready: () => {

@@ -73,7 +73,10 @@ export class SnapshotApplier implements TableSource, PushHandler {
       clock: deps.clock,
       onChange: (pool) => this.eligibility.rebuild(pool),
       report: (ejection) => {
-        deps.logger.warn({ pool: ejection.pool, backend: ejection.backendId, ejected: ejection.ejected, reason: ejection.reason }, ejection.ejected ? 'backend ejected' : 'backend back from ejection');
+        deps.logger.warn(
+          { pool: ejection.pool, backend: ejection.backendId, ejected: ejection.ejected, reason: ejection.reason },
+          ejection.ejected ? 'backend ejected' : 'backend back from ejection',
+        );
         this.ejectionListener?.(ejection);
       },
     });

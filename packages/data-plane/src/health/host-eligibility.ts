@@ -74,7 +74,11 @@ export class HostEligibility {
         if (was === undefined || was.upstream === undefined) this.startRamp(pool, b.id, now);
       }
     }
-    const trackers = this.options.outliers.configure(pool, settings.outlierDetection, active.map((b) => b.id));
+    const trackers = this.options.outliers.configure(
+      pool,
+      settings.outlierDetection,
+      active.map((b) => b.id),
+    );
     for (const b of backends) b.runtime.outlier = trackers.get(b.id) ?? null;
     return this.compute(pool, settings, active, now);
   };
@@ -146,7 +150,11 @@ export class HostEligibility {
       return { backend: b, id: b.id, weight: b.weight * factor, runtime: b.runtime };
     });
     const before = this.state.get(pool);
-    if (before !== undefined && before.panic !== panic) this.options.logger?.warn({ pool, eligible: eligible.length, active: active.length }, panic ? 'pool in panic: routing to every active backend' : 'pool out of panic');
+    if (before !== undefined && before.panic !== panic)
+      this.options.logger?.warn(
+        { pool, eligible: eligible.length, active: active.length },
+        panic ? 'pool in panic: routing to every active backend' : 'pool out of panic',
+      );
     this.state.set(pool, { active: active.length, eligible: eligible.length, panic, ramping });
     return hosts;
   }

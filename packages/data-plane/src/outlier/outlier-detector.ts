@@ -117,7 +117,8 @@ export class OutlierDetector {
   /** Ejected backends now, for /config. */
   ejected(): Array<{ pool: string; backendId: string; until: number; ejections: number }> {
     const out = [];
-    for (const [pool, state] of this.pools) for (const t of state.trackers.values()) if (t.ejected) out.push({ pool, backendId: t.id, until: t.until, ejections: t.ejections });
+    for (const [pool, state] of this.pools)
+      for (const t of state.trackers.values()) if (t.ejected) out.push({ pool, backendId: t.id, until: t.until, ejections: t.ejections });
     return out;
   }
 
@@ -129,7 +130,8 @@ export class OutlierDetector {
     const s = state.settings;
     let reason: string | undefined;
     if (s.consecutive5xx > 0 && t.consecutive5xx >= s.consecutive5xx) reason = `${t.consecutive5xx} consecutive 5xx`;
-    else if (s.consecutiveGatewayErrors > 0 && t.consecutiveGateway >= s.consecutiveGatewayErrors) reason = `${t.consecutiveGateway} consecutive gateway errors`;
+    else if (s.consecutiveGatewayErrors > 0 && t.consecutiveGateway >= s.consecutiveGatewayErrors)
+      reason = `${t.consecutiveGateway} consecutive gateway errors`;
     if (reason === undefined) return;
     if (s.maxEjectionPercent === 0) return;
     let ejectedNow = 0;

@@ -130,7 +130,8 @@ export class ClientResponse extends EventEmitter implements ProxyResponse {
       reason = statusMessage;
       list = headers ?? [];
     } else list = statusMessage ?? [];
-    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) throw Object.assign(new Error(`invalid status code ${statusCode}`), { code: 'ERR_HTTP_INVALID_STATUS_CODE' });
+    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999)
+      throw Object.assign(new Error(`invalid status code ${statusCode}`), { code: 'ERR_HTTP_INVALID_STATUS_CODE' });
     if (reason !== undefined && hasLineBreak(reason)) throw Object.assign(new Error('invalid status message'), { code: 'ERR_INVALID_CHAR' });
     this.statusCode = statusCode;
     let head = `HTTP/1.1 ${statusCode} ${reason ?? STATUS_CODES[statusCode] ?? 'unknown'}\r\n`;

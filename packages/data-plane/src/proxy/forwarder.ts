@@ -75,7 +75,16 @@ function sendLocal(res: ProxyResponse, reply: LocalReply): void {
 function sendRateLimited(res: ProxyResponse, waitMs: number): void {
   (res as TaggedResponse)[kLocal] = 'rate_limited';
   const body = 'rate limit exceeded\n';
-  res.writeHead(429, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'x-lb-error', 'rate_limited', 'retry-after', String(Math.max(1, Math.ceil(waitMs / 1000)))]);
+  res.writeHead(429, [
+    'content-type',
+    'text/plain; charset=utf-8',
+    'content-length',
+    String(body.length),
+    'x-lb-error',
+    'rate_limited',
+    'retry-after',
+    String(Math.max(1, Math.ceil(waitMs / 1000))),
+  ]);
   res.end(body);
 }
 
@@ -163,7 +172,7 @@ function chooseRetryBackend(route: CompiledRoute, out: { target: RouteTarget | u
     if (b === undefined || target === undefined || b.upstream === undefined) return undefined;
     const rt = b.runtime;
     const r = target.pool.resilience;
-    if (!withinLimits(r.load, r.limits) || !withinLimits(rt, r.backendLimits) || (rt.breaker !== null && rt.breaker.isOpen)) continue;
+    if (!withinLimits(r.load, r.limits) || !withinLimits(rt, r.backendLimits) || rt.breaker?.isOpen) continue;
     if (!tried.includes(rt)) return b;
     if (fallback === undefined) {
       fallback = b;
@@ -393,7 +402,8 @@ class ProxyCall implements UpstreamHandler {
     else {
       const kind = classifyUpstreamError(err);
       errors.byKind[kind]++;
-      if ((kind === 'connect' && this.mayRetry(FailureKind.ConnectFailure)) || (kind === 'reset' && this.mayRetry(FailureKind.Reset))) return this.scheduleRetry();
+      if ((kind === 'connect' && this.mayRetry(FailureKind.ConnectFailure)) || (kind === 'reset' && this.mayRetry(FailureKind.Reset)))
+        return this.scheduleRetry();
       reply = kind === 'timeout' ? LOCAL_REPLIES.timeout : kind === 'connect' ? LOCAL_REPLIES.connectFailed : LOCAL_REPLIES.badGateway;
     }
     this.finish();
@@ -413,7 +423,8 @@ class ProxyCall implements UpstreamHandler {
     // A body that started streaming to a backend cannot be sent again.
     if (this.hasBody && (req.readableDidRead || req.destroyed)) return false;
     if (!requestRetryable(policy, req.method, req.rawHeaders)) return false;
-    const tried = (this.tried ??= []);
+    this.tried ??= [];
+    const tried = this.tried;
     if (!tried.includes(this.backend.runtime)) tried.push(this.backend.runtime);
     const picked = retryPicked;
     const next = chooseRetryBackend(this.route, picked, tried);
@@ -480,7 +491,16 @@ class ProxyCall implements UpstreamHandler {
 }
 
 // Scratch space for the synchronous part of a request; never held across an await.
-const scan: RequestHeaderScan = { headers: [], host: undefined, forwardedFor: undefined, hasBody: false, hasRequestId: false, duplicateHost: false, badTransferEncoding: false, chunked: false };
+const scan: RequestHeaderScan = {
+  headers: [],
+  host: undefined,
+  forwardedFor: undefined,
+  hasBody: false,
+  hasRequestId: false,
+  duplicateHost: false,
+  badTransferEncoding: false,
+  chunked: false,
+};
 const picked: { target: RouteTarget | undefined } = { target: undefined };
 const retryPicked: { target: RouteTarget | undefined } = { target: undefined };
 const pickCtx = new RequestPickContext();
@@ -501,7 +521,11 @@ export class Forwarder {
   accessLog: AccessLog | undefined;
   readonly random: Random;
 
-  constructor(private readonly tables: TableSource, readonly metrics: DataPlaneMetrics, options: ForwarderOptions = {}) {
+  constructor(
+    private readonly tables: TableSource,
+    readonly metrics: DataPlaneMetrics,
+    options: ForwarderOptions = {},
+  ) {
     this.noRoute = metrics.requestStats('', '');
     this.shedder = options.shedder;
     this.accessLog = options.accessLog;

@@ -22,7 +22,17 @@ export const HeaderClass = {
 export type HeaderClass = (typeof HeaderClass)[keyof typeof HeaderClass];
 
 /** Hop-by-hop headers (lower case), dropped both ways. */
-export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization'] as const;
+export const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+] as const;
 
 const REQUEST_SPECIAL: Record<string, HeaderClass> = {
   connection: HeaderClass.Connection,

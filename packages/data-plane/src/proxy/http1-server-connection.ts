@@ -223,7 +223,12 @@ export class ServerConnection implements ExchangeConnection {
 
   private onParseError(err: Error): void {
     const code = (err as { code?: string }).code;
-    const response = code === 'HPE_HEADER_OVERFLOW' ? RESPONSES.headerTooLarge : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? RESPONSES.chunkExtensionsTooLarge : RESPONSES.badRequest;
+    const response =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? RESPONSES.headerTooLarge
+        : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+          ? RESPONSES.chunkExtensionsTooLarge
+          : RESPONSES.badRequest;
     this.refuse(response);
   }
 
@@ -356,7 +361,8 @@ export class ServerConnection implements ExchangeConnection {
     const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = this.server.settings;
     if (this.requestStartedAt > 0) {
       const elapsed = now - this.requestStartedAt;
-      if ((!this.headersDone && elapsed > headersTimeoutMs) || (requestTimeoutMs > 0 && this.parsing !== null && elapsed > requestTimeoutMs)) this.refuse(RESPONSES.timeout);
+      if ((!this.headersDone && elapsed > headersTimeoutMs) || (requestTimeoutMs > 0 && this.parsing !== null && elapsed > requestTimeoutMs))
+        this.refuse(RESPONSES.timeout);
       return;
     }
     if (this.idle && keepAliveTimeoutMs > 0 && now - this.idleSince > keepAliveTimeoutMs) this.destroy();

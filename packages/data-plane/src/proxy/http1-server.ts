@@ -54,7 +54,8 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
   }
 
   private readonly tick = (): void => {
-    const now = (this.now = performance.now());
+    const now = performance.now();
+    this.now = now;
     for (const conn of this.connections) conn.expire(now);
   };
 

@@ -73,10 +73,16 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
   // How often expired requests are looked for (node's default, 30 s, lets slowloris linger).
   const checkIntervalMs = Math.max(100, Math.min(1_000, headersTimeout / 2));
   const kind = options.server ?? DEFAULT_HTTP_SERVER;
-  if (kind === 'native' && HTTPParser === undefined) throw new Error("the native http server needs node's HTTP parser, which this runtime does not expose; use --http-server node");
+  if (kind === 'native' && HTTPParser === undefined)
+    throw new Error("the native http server needs node's HTTP parser, which this runtime does not expose; use --http-server node");
   const server: ProxyListener =
     kind === 'native'
-      ? new Http1Server({ maxHeaderSize, headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout, keepAliveTimeoutMs: keepAliveTimeout }, forwarder.handle, HTTPParser!, checkIntervalMs)
+      ? new Http1Server(
+          { maxHeaderSize, headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout, keepAliveTimeoutMs: keepAliveTimeout },
+          forwarder.handle,
+          HTTPParser!,
+          checkIntervalMs,
+        )
       : createServer(
           {
             keepAliveTimeout,

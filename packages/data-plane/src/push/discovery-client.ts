@@ -210,9 +210,11 @@ export class DiscoveryClient {
       (result) => result,
       (err: unknown): PushOutcome => ({ ok: false, error: `internal error: ${(err as Error).message}` }),
     );
-    this.replies = this.replies.then(() => answered).then((result) => {
-      if (this.call === call) send(result);
-    });
+    this.replies = this.replies
+      .then(() => answered)
+      .then((result) => {
+        if (this.call === call) send(result);
+      });
   }
 
   /** A throwing handler is a bug; NACK rather than kill the stream or the process. */

@@ -24,7 +24,10 @@ export class RateLimiter {
   /** Lower case; set when keyed by a header. */
   readonly header: string | undefined;
 
-  constructor(readonly settings: RateLimit, private readonly maxKeys = MAX_KEYS) {
+  constructor(
+    readonly settings: RateLimit,
+    private readonly maxKeys = MAX_KEYS,
+  ) {
     this.ratePerMs = settings.requestsPerSecond / 1000;
     this.burst = settings.burst;
     this.header = settings.key === 'header' ? settings.header?.toLowerCase() : undefined;
@@ -39,7 +42,7 @@ export class RateLimiter {
       this.buckets.set(key, b);
     } else {
       const tokens = b.tokens + (nowMs - b.at) * this.ratePerMs;
-      b.tokens = tokens > this.burst ? this.burst : tokens;
+      b.tokens = Math.min(tokens, this.burst);
       b.at = nowMs;
     }
     if (b.tokens >= 1) {

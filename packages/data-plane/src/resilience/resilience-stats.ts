@@ -57,7 +57,7 @@ export class ResilienceStats {
     });
     new Counter({
       name: 'lb_dp_retry_budget_exhausted_total',
-      help: 'Retries not made because the pool\'s retry budget was spent.',
+      help: "Retries not made because the pool's retry budget was spent.",
       labelNames: ['pool'],
       registers: [registry],
       collect() {
@@ -78,7 +78,7 @@ export class ResilienceStats {
     });
     new Counter({
       name: 'lb_dp_circuit_breaker_opened_total',
-      help: 'Times a backend\'s error-rate breaker opened, by pool.',
+      help: "Times a backend's error-rate breaker opened, by pool.",
       labelNames: ['pool'],
       registers: [registry],
       collect() {
@@ -88,7 +88,7 @@ export class ResilienceStats {
     });
     new Counter({
       name: 'lb_dp_rate_limited_total',
-      help: 'Requests answered 429 by a route\'s rate limit.',
+      help: "Requests answered 429 by a route's rate limit.",
       labelNames: ['route'],
       registers: [registry],
       collect() {

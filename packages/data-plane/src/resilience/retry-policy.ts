@@ -42,7 +42,13 @@ export function compileRetry(policy: RetryPolicy): CompiledRetry {
     else if (c === 'gateway-error') on |= FailureKind.Status503 | FailureKind.GatewayStatus;
     else if (c === '5xx') on |= FailureKind.Status503 | FailureKind.GatewayStatus | FailureKind.OtherStatus5xx;
   }
-  return { attempts: policy.attempts, on, backoffMs: policy.backoffMs, maxBackoffMs: policy.maxBackoffMs, idempotencyHeader: policy.idempotencyHeader?.toLowerCase() };
+  return {
+    attempts: policy.attempts,
+    on,
+    backoffMs: policy.backoffMs,
+    maxBackoffMs: policy.maxBackoffMs,
+    idempotencyHeader: policy.idempotencyHeader?.toLowerCase(),
+  };
 }
 
 /** The FailureKind of a response status; 0 when the status is not a failure (< 500). */

@@ -47,7 +47,10 @@ export class RouteList {
   private readonly tiers: readonly Tier[];
 
   /** `routes` must be in match order; `tierOf` gives the host tier the order was sorted by. */
-  constructor(readonly routes: readonly CompiledRoute[], tierOf: (route: CompiledRoute) => number) {
+  constructor(
+    readonly routes: readonly CompiledRoute[],
+    tierOf: (route: CompiledRoute) => number,
+  ) {
     const tiers: Tier[] = [];
     let start = 0;
     for (let i = 1; i <= routes.length; i++) {

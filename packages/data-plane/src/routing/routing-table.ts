@@ -140,7 +140,8 @@ export class RoutingTable {
   /** Upstream pools the table can send to (active backends), by upstreamKey(). */
   addresses(): Set<string> {
     const out = new Set<string>();
-    for (const pool of this.pools.values()) for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.resilience.upstream));
+    for (const pool of this.pools.values())
+      for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.resilience.upstream));
     return out;
   }
 }
@@ -228,7 +229,11 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
       host,
       pathPrefix: route.match.pathPrefix ?? '/',
       targets,
-      chooser: new SmoothWeightedRoundRobin(targets, targets.map((t) => t.weight), { random: deps.random }),
+      chooser: new SmoothWeightedRoundRobin(
+        targets,
+        targets.map((t) => t.weight),
+        { random: deps.random },
+      ),
       noBackend: deps.metrics.requestStats(name, ''),
       rateLimiter: routeRateLimiter(route, deps.previous?.routes.get(name)?.rateLimiter),
       rateLimited: deps.metrics.resilience.route(name),
@@ -262,7 +267,12 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
  * pickForRetry where an algorithm takes turns, so that retries do not move fresh requests'
  * rotation on (Balancer.pickForRetry).
  */
-export function pickBackend(route: CompiledRoute, out: { target: RouteTarget | undefined }, ctx: PickContext = EMPTY_PICK_CONTEXT, retry = false): CompiledBackend | undefined {
+export function pickBackend(
+  route: CompiledRoute,
+  out: { target: RouteTarget | undefined },
+  ctx: PickContext = EMPTY_PICK_CONTEXT,
+  retry = false,
+): CompiledBackend | undefined {
   const first = choose(route.chooser, EMPTY_PICK_CONTEXT, retry);
   if (first !== undefined) {
     const host = choose(first.pool.balancer, ctx, retry);

@@ -79,7 +79,8 @@ export class Http1Connection {
   private seq = 0;
   /** performance.now() ms at which the current wait times out; 0: none. */
   private deadline = 0;
-  private deadlineCode: typeof UPSTREAM_ERRORS.CONNECT_TIMEOUT | typeof UPSTREAM_ERRORS.HEADERS_TIMEOUT | typeof UPSTREAM_ERRORS.BODY_TIMEOUT = UPSTREAM_ERRORS.CONNECT_TIMEOUT;
+  private deadlineCode: typeof UPSTREAM_ERRORS.CONNECT_TIMEOUT | typeof UPSTREAM_ERRORS.HEADERS_TIMEOUT | typeof UPSTREAM_ERRORS.BODY_TIMEOUT =
+    UPSTREAM_ERRORS.CONNECT_TIMEOUT;
   private bodyTimeoutMs = 0;
   private idleSince = 0;
   private keepAliveMs: number;
@@ -454,7 +455,12 @@ export class Http1Connection {
       return;
     }
     if (this.deadline === 0 || now < this.deadline || this.paused) return;
-    const what = this.deadlineCode === UPSTREAM_ERRORS.CONNECT_TIMEOUT ? 'connecting' : this.deadlineCode === UPSTREAM_ERRORS.HEADERS_TIMEOUT ? 'waiting for the response headers' : 'waiting for the response body';
+    const what =
+      this.deadlineCode === UPSTREAM_ERRORS.CONNECT_TIMEOUT
+        ? 'connecting'
+        : this.deadlineCode === UPSTREAM_ERRORS.HEADERS_TIMEOUT
+          ? 'waiting for the response headers'
+          : 'waiting for the response body';
     this.destroy(new UpstreamError(this.deadlineCode, `timed out ${what}`));
   }
 
@@ -478,7 +484,15 @@ export class Http1Connection {
     this.owner.removed(this);
     if (handler === null) return;
     const error = err ?? new UpstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend closed the connection before the response ended');
-    if (mayReplay && this.reused && !this.responseStarted && request !== null && request.body === null && REPLAYABLE.has(request.method) && CONNECTION_LOST.has((error as { code?: string }).code ?? '')) {
+    if (
+      mayReplay &&
+      this.reused &&
+      !this.responseStarted &&
+      request !== null &&
+      request.body === null &&
+      REPLAYABLE.has(request.method) &&
+      CONNECTION_LOST.has((error as { code?: string }).code ?? '')
+    ) {
       this.owner.replay(request, handler);
       return;
     }

@@ -35,7 +35,8 @@ function load(): { parser: NativeHttpParserClass; methods: readonly string[] } |
     const common = createRequire(import.meta.url)('_http_common') as { HTTPParser?: NativeHttpParserClass; methods?: readonly string[] };
     const parser = common.HTTPParser;
     if (typeof parser !== 'function' || !Array.isArray(common.methods)) return undefined;
-    for (const k of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete'] as const) if (typeof parser[k] !== 'number') return undefined;
+    for (const k of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete'] as const)
+      if (typeof parser[k] !== 'number') return undefined;
     const probe = new parser();
     if (typeof probe.initialize !== 'function' || typeof probe.execute !== 'function' || typeof probe.finish !== 'function') return undefined;
     return { parser, methods: common.methods };

@@ -44,9 +44,20 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
   private whenClosed: (() => void) | undefined;
   private closedPromise: Promise<void> | undefined;
 
-  constructor(address: string, options: Http1PoolOptions, private readonly Parser: NativeHttpParserClass) {
+  constructor(
+    address: string,
+    options: Http1PoolOptions,
+    private readonly Parser: NativeHttpParserClass,
+  ) {
     const { host, port } = splitAddress(address);
-    this.settings = { host, port, connectTimeoutMs: options.connectTimeoutMs, headersTimeoutMs: options.headersTimeoutMs, bodyTimeoutMs: options.bodyTimeoutMs, keepAliveTimeoutMs: options.keepAliveTimeoutMs };
+    this.settings = {
+      host,
+      port,
+      connectTimeoutMs: options.connectTimeoutMs,
+      headersTimeoutMs: options.headersTimeoutMs,
+      bodyTimeoutMs: options.bodyTimeoutMs,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+    };
     this.limit = options.connections ?? Number.POSITIVE_INFINITY;
   }
 

@@ -56,7 +56,14 @@ export class UndiciUpstream implements Upstream {
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): void {
     this.pool.dispatch(
-      { path: request.path, method: request.method as Dispatcher.HttpMethod, headers: request.headers as string[], body: request.body, headersTimeout: request.headersTimeout, bodyTimeout: request.bodyTimeout },
+      {
+        path: request.path,
+        method: request.method as Dispatcher.HttpMethod,
+        headers: request.headers as string[],
+        body: request.body,
+        headersTimeout: request.headersTimeout,
+        bodyTimeout: request.bodyTimeout,
+      },
       new HandlerAdapter(handler),
     );
   }

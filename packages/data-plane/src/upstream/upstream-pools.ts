@@ -44,7 +44,12 @@ export interface UpstreamSettings {
 export function upstreamKey(address: string, settings: UpstreamSettings | undefined): string {
   if (settings === undefined) return address;
   const { connectTimeoutMs: c, keepAliveTimeoutMs: k, connections: n } = settings;
-  if ((c === undefined || c === DEFAULT_SETTINGS.connectTimeoutMs) && (k === undefined || k === DEFAULT_SETTINGS.keepAliveTimeoutMs) && (n === undefined || n === DEFAULT_SETTINGS.connections)) return address;
+  if (
+    (c === undefined || c === DEFAULT_SETTINGS.connectTimeoutMs) &&
+    (k === undefined || k === DEFAULT_SETTINGS.keepAliveTimeoutMs) &&
+    (n === undefined || n === DEFAULT_SETTINGS.connections)
+  )
+    return address;
   return `${address}#${c ?? ''},${k ?? ''},${n ?? ''}`;
 }
 
@@ -70,7 +75,8 @@ export class UpstreamPools implements UpstreamSource {
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 30_000,
     };
     const client = options.client ?? DEFAULT_UPSTREAM_CLIENT;
-    if (client === 'native' && HTTPParser === undefined) throw new Error("the native upstream client needs node's HTTP parser, which this runtime does not expose; use the undici client");
+    if (client === 'native' && HTTPParser === undefined)
+      throw new Error("the native upstream client needs node's HTTP parser, which this runtime does not expose; use the undici client");
     this.client = client;
   }
 

@@ -67,7 +67,10 @@ export const UPSTREAM_ERRORS = {
 } as const;
 
 export class UpstreamError extends Error {
-  constructor(readonly code: (typeof UPSTREAM_ERRORS)[keyof typeof UPSTREAM_ERRORS], message: string) {
+  constructor(
+    readonly code: (typeof UPSTREAM_ERRORS)[keyof typeof UPSTREAM_ERRORS],
+    message: string,
+  ) {
     super(message);
     this.name = 'UpstreamError';
   }

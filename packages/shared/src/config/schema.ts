@@ -58,7 +58,13 @@ export const retrySchema = {
   additionalProperties: false,
   properties: {
     attempts: { type: 'integer', minimum: 1, maximum: 10, default: 2 },
-    on: { type: 'array', maxItems: RETRY_ON.length, uniqueItems: true, items: { enum: [...RETRY_ON] }, default: ['connect-failure', 'reset', '503', 'gateway-error'] },
+    on: {
+      type: 'array',
+      maxItems: RETRY_ON.length,
+      uniqueItems: true,
+      items: { enum: [...RETRY_ON] },
+      default: ['connect-failure', 'reset', '503', 'gateway-error'],
+    },
     backoffMs: { type: 'integer', minimum: 0, maximum: 60000, default: 25 },
     maxBackoffMs: { type: 'integer', minimum: 0, maximum: 60000, default: 250 },
     budgetPercent: { type: 'number', minimum: 0, maximum: 100, default: 20 },
@@ -166,7 +172,12 @@ export const poolSchema = {
           minItems: 1,
           maxItems: 64,
           default: [200],
-          items: { anyOf: [{ type: 'integer', minimum: 100, maximum: 599 }, { type: 'string', pattern: STATUS_RANGE_PATTERN }] },
+          items: {
+            anyOf: [
+              { type: 'integer', minimum: 100, maximum: 599 },
+              { type: 'string', pattern: STATUS_RANGE_PATTERN },
+            ],
+          },
         },
         host: { type: 'string', minLength: 1, maxLength: 255 },
         port: { type: 'integer', minimum: 1, maximum: 65535 },
@@ -232,7 +243,12 @@ export const routeSchema = {
       },
     },
     rateLimit: rateLimitSchema,
-    timeouts: { type: 'object', additionalProperties: false, required: ['requestMs'], properties: { requestMs: { type: 'integer', minimum: 0, maximum: 3600000 } } },
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['requestMs'],
+      properties: { requestMs: { type: 'integer', minimum: 0, maximum: 3600000 } },
+    },
     retry: retrySchema,
   },
 } as const;

@@ -6,7 +6,16 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isValidMatchHost, parseHostPort } from './address.js';
 import { HASH_ON_ALGORITHMS, type Backend, type Config, type Pool, type RetryPolicy, type Route } from './model.js';
-import { HTTP_TOKEN_PATTERN, backendBodySchema, backendPatchSchema, backendSchema, configSchema, poolSchema, registrationBodySchema, routeSchema } from './schema.js';
+import {
+  HTTP_TOKEN_PATTERN,
+  backendBodySchema,
+  backendPatchSchema,
+  backendSchema,
+  configSchema,
+  poolSchema,
+  registrationBodySchema,
+  routeSchema,
+} from './schema.js';
 
 export interface FieldError {
   /** Dotted path of the field at fault, relative to the document validated: `backends[0].weight`. */
@@ -56,7 +65,10 @@ function describe(error: ErrorObject, prefix: string): FieldError {
       return { field: joinField(base, name), message: 'is required' };
     }
     case 'propertyNames':
-      return { field: joinField(base, String((error.params as { propertyName: string }).propertyName)), message: 'is not a valid name: use [a-z0-9][a-z0-9-]{0,62}' };
+      return {
+        field: joinField(base, String((error.params as { propertyName: string }).propertyName)),
+        message: 'is not a valid name: use [a-z0-9][a-z0-9-]{0,62}',
+      };
     case 'pattern':
       if (String((error.params as { pattern: string }).pattern).startsWith('^[a-z0-9]'))
         return { field: base, message: 'is not a valid name: use [a-z0-9][a-z0-9-]{0,62}' };
@@ -121,7 +133,11 @@ function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
   pool.healthCheck?.expectedStatuses.forEach((status, i) => {
     if (typeof status !== 'string') return;
     const [lo, hi] = status.split('-').map(Number) as [number, number];
-    if (lo > hi) errors.push({ field: joinField(prefix, `healthCheck.expectedStatuses[${i}]`), message: `range "${status}" is empty: the first status must not exceed the second` });
+    if (lo > hi)
+      errors.push({
+        field: joinField(prefix, `healthCheck.expectedStatuses[${i}]`),
+        message: `range "${status}" is empty: the first status must not exceed the second`,
+      });
   });
 }
 
@@ -143,8 +159,10 @@ function checkAlgorithmOptions(pool: Pool, prefix: string, errors: FieldError[])
   const hashOn = pool.hashOn;
   if (hashOn !== undefined) {
     const needsName = hashOn.source === 'header' || hashOn.source === 'cookie' || hashOn.source === 'query';
-    if (needsName && hashOn.name === undefined) errors.push({ field: joinField(prefix, 'hashOn.name'), message: `is required when source is ${hashOn.source}` });
-    if (!needsName && hashOn.name !== undefined) errors.push({ field: joinField(prefix, 'hashOn.name'), message: `is not used when source is ${hashOn.source}` });
+    if (needsName && hashOn.name === undefined)
+      errors.push({ field: joinField(prefix, 'hashOn.name'), message: `is required when source is ${hashOn.source}` });
+    if (!needsName && hashOn.name !== undefined)
+      errors.push({ field: joinField(prefix, 'hashOn.name'), message: `is not used when source is ${hashOn.source}` });
     if ((hashOn.source === 'header' || hashOn.source === 'cookie') && hashOn.name !== undefined && !new RegExp(HTTP_TOKEN_PATTERN).test(hashOn.name)) {
       errors.push({ field: joinField(prefix, 'hashOn.name'), message: "must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~" });
     }
@@ -156,15 +174,18 @@ function checkAlgorithmOptions(pool: Pool, prefix: string, errors: FieldError[])
 
 function checkRetry(retry: RetryPolicy | undefined, prefix: string, errors: FieldError[]): void {
   if (retry === undefined) return;
-  if (retry.maxBackoffMs < retry.backoffMs) errors.push({ field: joinField(prefix, 'maxBackoffMs'), message: `must be at least backoffMs (${retry.backoffMs})` });
+  if (retry.maxBackoffMs < retry.backoffMs)
+    errors.push({ field: joinField(prefix, 'maxBackoffMs'), message: `must be at least backoffMs (${retry.backoffMs})` });
 }
 
 function checkRoute(route: Route, prefix: string, errors: FieldError[], pools?: Record<string, Pool>): void {
   checkRetry(route.retry, joinField(prefix, 'retry'), errors);
   const limit = route.rateLimit;
   if (limit !== undefined) {
-    if (limit.key === 'header' && limit.header === undefined) errors.push({ field: joinField(prefix, 'rateLimit.header'), message: 'is required when key is header' });
-    if (limit.key !== 'header' && limit.header !== undefined) errors.push({ field: joinField(prefix, 'rateLimit.header'), message: `is not used when key is ${limit.key}` });
+    if (limit.key === 'header' && limit.header === undefined)
+      errors.push({ field: joinField(prefix, 'rateLimit.header'), message: 'is required when key is header' });
+    if (limit.key !== 'header' && limit.header !== undefined)
+      errors.push({ field: joinField(prefix, 'rateLimit.header'), message: `is not used when key is ${limit.key}` });
     // The bucket must hold at least one request, or a key could never send anything.
     limit.burst ??= Math.max(1, Math.ceil(limit.requestsPerSecond));
   }

@@ -30,7 +30,11 @@ export function usage(command: string, spec: Record<string, FlagSpec>): string {
 }
 
 /** Parses argv; throws FlagError with a readable message on anything unknown or missing. */
-export function parseFlags<S extends Record<string, FlagSpec>>(argv: string[], spec: S, env: NodeJS.ProcessEnv = process.env): FlagValues<S> & { help: boolean } {
+export function parseFlags<S extends Record<string, FlagSpec>>(
+  argv: string[],
+  spec: S,
+  env: NodeJS.ProcessEnv = process.env,
+): FlagValues<S> & { help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const [name, s] of Object.entries(spec)) options[name] = { type: s.boolean ? 'boolean' : 'string' };
   let parsed: Record<string, string | boolean | undefined>;
@@ -65,7 +69,10 @@ export function choiceFlag<T extends string>(flag: string, value: string, choice
 }
 
 export function listFlag(flag: string, value: string): string[] {
-  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (items.length === 0) throw new FlagError(`--${flag} needs at least one value`);
   return items;
 }
