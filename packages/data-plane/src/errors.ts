@@ -1,7 +1,13 @@
 /**
- * The data plane's error registry: one stable code per failure an operator or a test may need to
- * tell apart. Snapshot codes travel in NACK messages; upstream kinds label metrics and pick the
- * status code the client sees.
+ * The data plane's error registry: every stable code an operator, a client or a test may need to
+ * tell apart, in one place and documented in docs/errors.md (a unit test fails when a code is
+ * missing there). Three families:
+ *
+ * - ERROR_CODES: why a snapshot was refused (they travel in NACK messages) or the cache unused;
+ * - UPSTREAM_ERRORS: why the built-in upstream client failed a request (beside node's own socket
+ *   codes and llhttp's HPE_*), classified into the `kind` label of lb_dp_upstream_errors_total;
+ * - LOCAL_REPLIES: the answers the proxy gives itself, told apart from a backend's own by their
+ *   `x-lb-error` header (the code) and written to the access log.
  */
 
 export const ERROR_CODES = {
@@ -30,17 +36,49 @@ export class DataPlaneError extends Error {
 }
 
 /**
+ * Error codes of the built-in upstream client (upstream/*). Socket errors keep node's own codes
+ * (ECONNREFUSED, ECONNRESET, …) and parser errors llhttp's (HPE_*).
+ */
+export const UPSTREAM_ERRORS = {
+  CONNECT_TIMEOUT: 'LB_UPSTREAM_CONNECT_TIMEOUT',
+  HEADERS_TIMEOUT: 'LB_UPSTREAM_HEADERS_TIMEOUT',
+  BODY_TIMEOUT: 'LB_UPSTREAM_BODY_TIMEOUT',
+  /** The backend closed the connection before the response was complete. */
+  CLOSED: 'LB_UPSTREAM_CLOSED',
+  /** The pool was closed or destroyed (its backend left the config) before the request finished. */
+  POOL_CLOSED: 'LB_UPSTREAM_POOL_CLOSED',
+  /** An answer nobody asked for: a response with no request, bytes past a response, a protocol switch, framing the proxy will not pass on. */
+  PROTOCOL: 'LB_UPSTREAM_PROTOCOL',
+  /** The request body ended before its Content-Length, or failed. */
+  REQUEST_BODY: 'LB_UPSTREAM_REQUEST_BODY',
+  /** The client went away; the attempt was abandoned (never a backend's fault). */
+  CLIENT_ABORTED: 'LB_CLIENT_ABORTED',
+} as const;
+
+export type UpstreamErrorCode = (typeof UPSTREAM_ERRORS)[keyof typeof UPSTREAM_ERRORS];
+
+export class UpstreamError extends Error {
+  constructor(
+    readonly code: UpstreamErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+/**
  * Why a forwarded request failed, as counted in lb_dp_upstream_errors_total{kind}.
  * `connect`: no connection to the backend (refused, unreachable, DNS, connect timeout) → 502.
  * `timeout`: connected, but headers or body did not arrive in time → 504.
  * `reset`: the backend closed the connection mid-exchange → 502.
- * `protocol`: the backend answered with something that is not valid HTTP/1.1 → 502.
+ * `protocol`: the backend answered with something that is not valid HTTP/1.1, or more than it owed → 502.
  * `other`: anything else → 502.
  */
 export const UPSTREAM_ERROR_KINDS = ['connect', 'timeout', 'reset', 'protocol', 'other'] as const;
 export type UpstreamErrorKind = (typeof UPSTREAM_ERROR_KINDS)[number];
 
-// Node's socket codes, the built-in client's (upstream/upstream.ts) and undici's.
+// Node's socket codes, the built-in client's and undici's.
 const CONNECT_CODES = new Set([
   'ECONNREFUSED',
   'ENOTFOUND',
@@ -48,11 +86,12 @@ const CONNECT_CODES = new Set([
   'ENETUNREACH',
   'EAI_AGAIN',
   'EADDRNOTAVAIL',
-  'LB_UPSTREAM_CONNECT_TIMEOUT',
+  UPSTREAM_ERRORS.CONNECT_TIMEOUT,
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
-const TIMEOUT_CODES = new Set(['LB_UPSTREAM_HEADERS_TIMEOUT', 'LB_UPSTREAM_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'LB_UPSTREAM_CLOSED', 'LB_UPSTREAM_POOL_CLOSED', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const TIMEOUT_CODES = new Set([UPSTREAM_ERRORS.HEADERS_TIMEOUT, UPSTREAM_ERRORS.BODY_TIMEOUT, 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', UPSTREAM_ERRORS.CLOSED, UPSTREAM_ERRORS.POOL_CLOSED, 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const PROTOCOL_CODES = new Set([UPSTREAM_ERRORS.PROTOCOL, 'UND_ERR_INFO', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
 
 export function classifyUpstreamError(err: unknown): UpstreamErrorKind {
   const code = (err as { code?: unknown } | null)?.code;
@@ -60,7 +99,26 @@ export function classifyUpstreamError(err: unknown): UpstreamErrorKind {
   if (CONNECT_CODES.has(code)) return 'connect';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (RESET_CODES.has(code)) return 'reset';
-  if (code.startsWith('HPE_') || code === 'LB_UPSTREAM_PROTOCOL' || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')
-    return 'protocol';
+  if (code.startsWith('HPE_') || PROTOCOL_CODES.has(code)) return 'protocol';
   return 'other';
 }
+
+/**
+ * The answers the proxy gives itself, by the `x-lb-error` code they carry. `close`: the client
+ * connection closes after the answer (the request's framing cannot be trusted).
+ */
+export const LOCAL_REPLY_CODES = {
+  no_config: { status: 503, text: 'no configuration applied yet' },
+  no_route: { status: 404, text: 'no route matches this request' },
+  no_backend: { status: 503, text: 'no backend available' },
+  upstream_connect: { status: 502, text: 'upstream connect failed' },
+  upstream_error: { status: 502, text: 'upstream error' },
+  upstream_timeout: { status: 504, text: 'upstream timed out' },
+  bad_request: { status: 400, text: 'bad request', close: true },
+  too_many_headers: { status: 431, text: 'too many request header fields', close: true },
+  transfer_coding_not_implemented: { status: 501, text: 'transfer coding not implemented', close: true },
+  overloaded: { status: 503, text: 'overloaded' },
+  rate_limited: { status: 429, text: 'rate limit exceeded' },
+} as const satisfies Record<string, { status: number; text: string; close?: boolean }>;
+
+export type LocalReplyCode = keyof typeof LOCAL_REPLY_CODES;

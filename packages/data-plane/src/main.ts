@@ -10,8 +10,9 @@ import { choiceFlag, createLogger, FlagError, hostPortFlag, listFlag, parseFlags
 import { ClusterPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { DataPlaneNode } from './node.js';
+import { UNDERSCORE_HEADERS } from './proxy/hop-by-hop.js';
 import { DEFAULT_HTTP_SERVER, HTTP_SERVERS, PROXY_DEFAULTS, type ProxyServerOptions } from './proxy/proxy-server.js';
-import { HTTPParser } from './upstream/http1-parser.js';
+import { nativeHttp1 } from './http1/parser-self-test.js';
 import { DEFAULT_UPSTREAM_CLIENT, UPSTREAM_CLIENTS } from './upstream/upstream-pools.js';
 
 const COMMAND = 'lb-data-plane';
@@ -37,6 +38,11 @@ const FLAGS = {
     default: String(PROXY_DEFAULTS.maxEventLoopDelayMs),
   },
   'max-header-size': { description: 'largest client request head in bytes; larger ones get 431', default: String(PROXY_DEFAULTS.maxHeaderSize) },
+  'max-headers': { description: 'most header fields in a client request; more get 431', default: String(PROXY_DEFAULTS.maxHeaders) },
+  'underscore-headers': {
+    description: 'request header names containing "_": drop (as nginx does: a backend that reads "_" as "-" would see framing the proxy never saw) or allow',
+    default: PROXY_DEFAULTS.underscoreHeaders,
+  },
   'client-header-timeout-ms': {
     description: 'time a client has to send its request headers (slowloris defence)',
     default: String(PROXY_DEFAULTS.headersTimeoutMs),
@@ -136,6 +142,8 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     maxConcurrentRequests: whole('max-concurrent-requests', 0),
     maxEventLoopDelayMs: whole('max-event-loop-delay-ms', 0),
     maxHeaderSize: whole('max-header-size', 1024),
+    maxHeaders: whole('max-headers', 1),
+    underscoreHeaders: choiceFlag('underscore-headers', String(flags['underscore-headers']), UNDERSCORE_HEADERS),
     headersTimeoutMs: whole('client-header-timeout-ms', 100),
     requestTimeoutMs: whole('client-request-timeout-ms', 0),
     keepAliveTimeoutMs: whole('client-keep-alive-timeout-ms', 0),
@@ -146,8 +154,11 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
 /** --http-server and --upstream-client: one of `choices`, and `native` only where node's parser is reachable. */
 function implementationFlag<T extends string>(flag: string, value: string, choices: readonly T[]): T {
   const chosen = choiceFlag(flag, value, choices);
-  if (chosen === 'native' && HTTPParser === undefined)
-    throw new FlagError(`--${flag} native: this node runtime does not expose its HTTP parser; use ${choices.filter((c) => c !== 'native').join(' or ')}`);
+  const native = nativeHttp1();
+  if (chosen === 'native' && !native.ok)
+    throw new FlagError(
+      `--${flag} native: node's HTTP parser is not usable here (${native.reason}); use ${choices.filter((c) => c !== 'native').join(' or ')}`,
+    );
   return chosen;
 }
 

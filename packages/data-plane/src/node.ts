@@ -12,7 +12,7 @@ import type { SnapshotApplier } from './config/snapshot-applier.js';
 import type { HealthStore } from './health/health-store.js';
 import { DataPlaneMetrics } from './metrics.js';
 import { drainServer, listen, type ProxyServerOptions } from './proxy/proxy-server.js';
-import { TrafficRuntime } from './proxy/traffic-runtime.js';
+import { TrafficRuntime } from './traffic/traffic-runtime.js';
 import { DiscoveryClient, type DiscoveryClientOptions } from './push/discovery-client.js';
 import { systemClock, systemRandom, type Clock, type Random } from './runtime/clock.js';
 import type { UpstreamOptions, UpstreamPools } from './upstream/upstream-pools.js';

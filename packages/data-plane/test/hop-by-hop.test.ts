@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { filterResponseHeaders, scanRequestHeaders, type RequestHeaderScan } from '../src/proxy/hop-by-hop.js';
+import { filterResponseHeaders, scanRequestHeaders, TRANSFER_CODING, transferCodingOf, type RequestHeaderScan } from '../src/proxy/hop-by-hop.js';
+import { isValidHostHeader } from '../src/proxy/host-header.js';
 
-function scan(raw: string[]): RequestHeaderScan {
+function scan(raw: string[], underscores: 'drop' | 'allow' = 'drop'): RequestHeaderScan {
   const out: RequestHeaderScan = {
     headers: [],
     host: undefined,
@@ -9,10 +10,10 @@ function scan(raw: string[]): RequestHeaderScan {
     hasBody: false,
     hasRequestId: false,
     duplicateHost: false,
-    badTransferEncoding: false,
     chunked: false,
+    transferCoding: TRANSFER_CODING.NONE,
   };
-  scanRequestHeaders(raw, out);
+  scanRequestHeaders(raw, out, underscores);
   return out;
 }
 
@@ -62,6 +63,38 @@ describe('request headers', () => {
     expect(out.headers).toEqual(['Content-Length', '5']);
     expect(scan(['Transfer-Encoding', 'chunked']).hasBody).toBe(true);
     expect(scan(['Content-Length', '0']).hasBody).toBe(false);
+  });
+});
+
+describe('request framing and names', () => {
+  it('drops names with an underscore unless they are allowed', () => {
+    const raw = ['Transfer_Encoding', 'chunked', 'Content_Length', '3', 'X_Api_Key', 'k', 'Accept', '*/*'];
+    expect(scan(raw).headers).toEqual(['Accept', '*/*']);
+    expect(scan(raw).hasBody).toBe(false);
+    expect(scan(raw, 'allow').headers).toEqual(raw);
+  });
+
+  it('classifies Transfer-Encoding: chunked alone, unframed, or with codings the proxy cannot keep', () => {
+    expect(transferCodingOf('chunked')).toBe(TRANSFER_CODING.CHUNKED);
+    expect(transferCodingOf(' Chunked ')).toBe(TRANSFER_CODING.CHUNKED);
+    expect(transferCodingOf('gzip, chunked')).toBe(TRANSFER_CODING.UNSUPPORTED);
+    expect(transferCodingOf('chunked, gzip')).toBe(TRANSFER_CODING.UNFRAMED);
+    expect(transferCodingOf('gzip')).toBe(TRANSFER_CODING.UNFRAMED);
+    expect(transferCodingOf('xchunked')).toBe(TRANSFER_CODING.UNFRAMED);
+    // Two fields are one list.
+    expect(scan(['Transfer-Encoding', 'gzip', 'Transfer-Encoding', 'chunked']).transferCoding).toBe(TRANSFER_CODING.UNSUPPORTED);
+    expect(scan(['Transfer-Encoding', 'chunked', 'Transfer-Encoding', 'chunked']).transferCoding).toBe(TRANSFER_CODING.UNSUPPORTED);
+  });
+
+  it.each(['example.com', 'Example.COM:8080', 'a_b.internal', '10.0.0.1:80', '[::1]', '[::1]:443', '[::ffff:10.0.0.1]:80', 'localhost'])(
+    'accepts Host %j',
+    (host) => {
+      expect(isValidHostHeader(host)).toBe(true);
+    },
+  );
+
+  it.each(['', 'x@y', 'a,b', 'a b', 'a/b', 'a\\b', 'a:', 'a:99999', 'a:80:80', '[::1', '[zz]', '[::1]x', 'a?b', 'a#b', '%41'])('refuses Host %j', (host) => {
+    expect(isValidHostHeader(host)).toBe(false);
   });
 });
 

@@ -8,8 +8,7 @@
 import { createServer, connect, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestListener } from '../src/proxy/exchange.js';
-import { Http1Server } from '../src/proxy/http1-server.js';
-import { HTTPParser } from '../src/upstream/http1-parser.js';
+import { Http1Server } from '../src/server/http1-server.js';
 import { Http1Pool } from '../src/upstream/http1-pool.js';
 import type { UpstreamHandler } from '../src/upstream/upstream.js';
 import { waitFor } from './helpers.js';
@@ -102,7 +101,7 @@ describe('mutated traffic', () => {
           res.destroy();
       }
     };
-    const server = new Http1Server({ maxHeaderSize: 2048, headersTimeoutMs: 500, requestTimeoutMs: 1000, keepAliveTimeoutMs: 500 }, listener, HTTPParser!, 100);
+    const server = new Http1Server({ maxHeaderSize: 2048, headersTimeoutMs: 500, requestTimeoutMs: 1000, keepAliveTimeoutMs: 500 }, listener, 100);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     let closed = false;
     cleanups.push(() => {
@@ -173,11 +172,13 @@ describe('mutated traffic', () => {
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise<void>((resolve) => backend.close(() => resolve())));
-    const pool = new Http1Pool(
-      `127.0.0.1:${(backend.address() as AddressInfo).port}`,
-      { connectTimeoutMs: 1000, headersTimeoutMs: 300, bodyTimeoutMs: 300, keepAliveTimeoutMs: 200, connections: 20 },
-      HTTPParser!,
-    );
+    const pool = new Http1Pool(`127.0.0.1:${(backend.address() as AddressInfo).port}`, {
+      connectTimeoutMs: 1000,
+      headersTimeoutMs: 300,
+      bodyTimeoutMs: 300,
+      keepAliveTimeoutMs: 200,
+      connections: 20,
+    });
     cleanups.push(() => pool.destroy());
     let completed = 0;
     let failed = 0;

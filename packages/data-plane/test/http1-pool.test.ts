@@ -4,16 +4,18 @@
  * node:http where an ordinary backend does.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { OWN_BODY_MIN } from '../src/upstream/http1-connection.js';
-import { HTTPParser } from '../src/upstream/http1-parser.js';
 import { freeReadBuffers } from '../src/upstream/read-buffers.js';
+import { nativeHttp1 } from '../src/http1/parser-self-test.js';
 import { Http1Pool, type Http1PoolOptions } from '../src/upstream/http1-pool.js';
-import { UPSTREAM_ERRORS, type UpstreamHandler, type UpstreamRequest } from '../src/upstream/upstream.js';
+import { UPSTREAM_ERRORS } from '../src/errors.js';
+import type { UpstreamHandler, UpstreamRequest } from '../src/upstream/upstream.js';
 import { waitFor } from './helpers.js';
+import { rawServer as startRawServer, type RawServer } from './raw-server.js';
 
 const OPTIONS: Http1PoolOptions = { connectTimeoutMs: 2_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, keepAliveTimeoutMs: 30_000 };
 
@@ -93,59 +95,15 @@ function send(pool: Http1Pool, request: Partial<UpstreamRequest> = {}): Recordin
   return handler;
 }
 
-/** A raw TCP server: `onRequest` gets each request head (and body bytes so far) and the socket. */
-interface RawServer {
-  address: string;
-  connections: number;
-  received: string[];
-  close(): Promise<void>;
-}
-
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/**
- * Answers each complete request head (`\r\n\r\n`) with `answer(head, socket, n)`; n counts requests
- * on that connection. Bodies are collected into `received` only as far as the head says.
- */
-async function rawServer(answer: (head: string, socket: Socket, n: number) => void): Promise<RawServer> {
-  const state = { connections: 0, received: [] as string[] };
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    state.connections++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buffered = '';
-    let n = 0;
-    socket.on('data', (d: Buffer) => {
-      buffered += d.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end !== -1; end = buffered.indexOf('\r\n\r\n')) {
-        const head = buffered.slice(0, end + 4);
-        buffered = buffered.slice(end + 4);
-        state.received.push(head);
-        answer(head, socket, ++n);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const result: RawServer = {
-    address: `127.0.0.1:${port}`,
-    get connections() {
-      return state.connections;
-    },
-    received: state.received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-  cleanups.push(() => result.close());
-  return result;
+async function rawServer(answer: Parameters<typeof startRawServer>[0]): Promise<RawServer> {
+  const server = await startRawServer(answer);
+  cleanups.push(() => server.close());
+  return server;
 }
 
 async function httpServer(handler: Parameters<typeof createHttpServer>[1]): Promise<{ address: string; server: HttpServer; connections: () => number }> {
@@ -165,7 +123,7 @@ async function httpServer(handler: Parameters<typeof createHttpServer>[1]): Prom
 }
 
 function pool(address: string, options: Partial<Http1PoolOptions> = {}): Http1Pool {
-  const p = new Http1Pool(address, { ...OPTIONS, ...options }, HTTPParser!);
+  const p = new Http1Pool(address, { ...OPTIONS, ...options });
   cleanups.push(() => p.destroy());
   return p;
 }
@@ -173,8 +131,8 @@ function pool(address: string, options: Partial<Http1PoolOptions> = {}): Http1Po
 const OK = (body: string, extra = ''): string => `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 
 describe('Http1Pool (the built-in upstream client)', () => {
-  it("finds node's native parser on this runtime", () => {
-    expect(HTTPParser).toBeDefined();
+  it("finds node's native parser on this runtime, and it passes its self-test", () => {
+    expect(nativeHttp1()).toEqual({ ok: true });
   });
 
   it('reuses one keep-alive connection for requests one after another', async () => {

@@ -7,8 +7,7 @@
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProxyRequest, ProxyResponse, RequestListener } from '../src/proxy/exchange.js';
-import { Http1Server } from '../src/proxy/http1-server.js';
-import { HTTPParser } from '../src/upstream/http1-parser.js';
+import { Http1Server } from '../src/server/http1-server.js';
 import { waitFor } from './helpers.js';
 
 const servers: Http1Server[] = [];
@@ -25,7 +24,6 @@ async function serve(listener: RequestListener, settings: Partial<Http1Server['s
   const server = new Http1Server(
     { maxHeaderSize: 16_384, headersTimeoutMs: 5_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000, ...settings },
     listener,
-    HTTPParser!,
     100,
   );
   servers.push(server);

@@ -7,7 +7,7 @@
 import type { HostPort, Logger } from '@lb/shared';
 import { DataPlaneMetrics } from '../metrics.js';
 import type { ProxyServerOptions } from '../proxy/proxy-server.js';
-import { TrafficRuntime } from '../proxy/traffic-runtime.js';
+import { TrafficRuntime } from '../traffic/traffic-runtime.js';
 import { systemClock, systemRandom } from '../runtime/clock.js';
 import type { UpstreamOptions } from '../upstream/upstream-pools.js';
 import { isOurs, LB, type FromWorker, type ToWorker } from './protocol.js';

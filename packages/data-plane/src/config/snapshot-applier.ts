@@ -11,7 +11,7 @@ import type { HealthStore } from '../health/health-store.js';
 import { HostEligibility, type PoolEligibility } from '../health/host-eligibility.js';
 import { OutlierDetector } from '../outlier/outlier-detector.js';
 import type { DataPlaneMetrics } from '../metrics.js';
-import type { TableSource } from '../proxy/forwarder.js';
+import type { TableSource } from '../routing/table-source.js';
 import { compileRoutingTable, type RoutingTable } from '../routing/routing-table.js';
 import type { Clock, Random } from '../runtime/clock.js';
 import type { UpstreamPools } from '../upstream/upstream-pools.js';

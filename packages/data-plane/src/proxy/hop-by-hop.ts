@@ -3,6 +3,11 @@
  * connection and must not be forwarded, in either direction; nor may any header the Connection
  * header names. Raw header names are classified once and remembered (header names repeat across
  * requests), so the hot path does a Map lookup instead of lower-casing every name.
+ *
+ * Request header names with an underscore are dropped, as nginx drops them by default
+ * (`underscores_in_headers off`): a backend that folds `_` into `-` (CGI, PHP, WSGI and some
+ * frameworks do) would otherwise read `Transfer_Encoding` or `Content_Length` as framing the
+ * proxy never saw, or `X_Forwarded_For` as the address the proxy vouches for.
  */
 
 export const HeaderClass = {
@@ -64,22 +69,31 @@ const CACHE_LIMIT = 1024;
 
 class Classifier {
   private readonly cache = new Map<string, HeaderClass>();
-  constructor(private readonly special: Record<string, HeaderClass>) {}
+  constructor(
+    private readonly special: Record<string, HeaderClass>,
+    /** Names with `_` are dropped. */
+    private readonly dropUnderscores: boolean,
+  ) {}
 
   classify(name: string): HeaderClass {
     const hit = this.cache.get(name);
     if (hit !== undefined) return hit;
-    const c = classifyLower(name.toLowerCase(), this.special);
+    const c = this.dropUnderscores && name.includes('_') ? HeaderClass.Drop : classifyLower(name.toLowerCase(), this.special);
     if (this.cache.size < CACHE_LIMIT) this.cache.set(name, c);
     return c;
   }
 }
 
-const requestClassifier = new Classifier(REQUEST_SPECIAL);
-const responseClassifier = new Classifier(RESPONSE_SPECIAL);
+const requestClassifier = new Classifier(REQUEST_SPECIAL, true);
+const underscoreRequestClassifier = new Classifier(REQUEST_SPECIAL, false);
+const responseClassifier = new Classifier(RESPONSE_SPECIAL, false);
 
-export function classifyRequestHeader(name: string): HeaderClass {
-  return requestClassifier.classify(name);
+/** What to do with request header names that contain `_` (`--underscore-headers`). */
+export const UNDERSCORE_HEADERS = ['drop', 'allow'] as const;
+export type UnderscoreHeaders = (typeof UNDERSCORE_HEADERS)[number];
+
+export function classifyRequestHeader(name: string, underscores: UnderscoreHeaders = 'drop'): HeaderClass {
+  return (underscores === 'drop' ? requestClassifier : underscoreRequestClassifier).classify(name);
 }
 
 export function classifyResponseHeader(name: string): HeaderClass {
@@ -127,8 +141,25 @@ export interface RequestHeaderScan {
   duplicateHost: boolean;
   /** The body is chunked (Transfer-Encoding). */
   chunked: boolean;
-  /** Transfer-Encoding whose last coding is not `chunked`: the body's end cannot be known (RFC 9112 §6.3), answer 400. */
-  badTransferEncoding: boolean;
+  /** What Transfer-Encoding says, as TRANSFER_CODING. */
+  transferCoding: number;
+}
+
+/** The request's Transfer-Encoding, as the proxy can (or cannot) pass it on. */
+export const TRANSFER_CODING = {
+  NONE: 0,
+  /** Exactly `chunked`: the body is re-framed upstream. */
+  CHUNKED: 1,
+  /** The last coding is not `chunked`: the body's end cannot be known (RFC 9112 §6.3): 400 and close. */
+  UNFRAMED: 2,
+  /** Other codings before `chunked` (`gzip, chunked`): the proxy would lose them re-framing the body (RFC 9112 §6.1): 501. */
+  UNSUPPORTED: 3,
+} as const;
+
+/** Classifies a (combined) Transfer-Encoding value. */
+export function transferCodingOf(value: string): number {
+  if (!endsWithChunked(value)) return TRANSFER_CODING.UNFRAMED;
+  return value.trim().toLowerCase() === 'chunked' ? TRANSFER_CODING.CHUNKED : TRANSFER_CODING.UNSUPPORTED;
 }
 
 /** Whether a Transfer-Encoding value ends with the `chunked` coding. */
@@ -141,20 +172,19 @@ export function endsWithChunked(value: string): boolean {
   return c === 44 /* , */ || c === 32 || c === 9;
 }
 
-export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderScan): void {
+export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderScan, underscores: UnderscoreHeaders = 'drop'): void {
   const headers: string[] = [];
+  let transferEncoding: string | undefined;
   let host: string | undefined;
   let forwardedFor: string | undefined;
   let connection: string | undefined;
   let hasBody = false;
   let hasRequestId = false;
   let duplicateHost = false;
-  let badTransferEncoding = false;
-  let chunked = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    switch (classifyRequestHeader(name)) {
+    switch (classifyRequestHeader(name, underscores)) {
       case HeaderClass.Keep:
         headers.push(name, value);
         break;
@@ -175,8 +205,8 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
         break;
       case HeaderClass.TransferEncoding:
         hasBody = true;
-        chunked = true;
-        if (!endsWithChunked(value)) badTransferEncoding = true;
+        // Several fields are one list (RFC 9110 §5.3).
+        transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
         break;
       case HeaderClass.Connection:
         connection = connection === undefined ? value : `${connection},${value}`;
@@ -192,8 +222,8 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
   out.hasBody = hasBody;
   out.hasRequestId = hasRequestId;
   out.duplicateHost = duplicateHost;
-  out.badTransferEncoding = badTransferEncoding;
-  out.chunked = chunked;
+  out.chunked = transferEncoding !== undefined;
+  out.transferCoding = transferEncoding === undefined ? TRANSFER_CODING.NONE : transferCodingOf(transferEncoding);
 }
 
 /** Response headers (latin1 strings, as the upstream client gives them) for node's writeHead, hop-by-hop removed. */

@@ -12,12 +12,14 @@
 import type { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HTTPParser } from '../upstream/http1-parser.js';
+import type { Duplex } from 'node:stream';
+import { nativeHttp1 } from '../http1/parser-self-test.js';
+import { Http1Server } from '../server/http1-server.js';
 import type { RequestListener } from './exchange.js';
-import { Http1Server } from './http1-server.js';
 import { AccessLog, type AccessLogTarget } from '../access-log/access-log.js';
 import { LoadShedder } from '../resilience/load-shedder.js';
-import type { Forwarder } from './forwarder.js';
+import { DEFAULT_MAX_HEADERS, type Forwarder } from './forwarder.js';
+import type { UnderscoreHeaders } from './hop-by-hop.js';
 
 export interface ProxyServerOptions {
   /** How long an idle client keep-alive connection stays open (ms). Default 60000. */
@@ -28,6 +30,10 @@ export interface ProxyServerOptions {
   requestTimeoutMs?: number;
   /** Largest request head (request line and headers) in bytes; larger ones get 431. Default 16384. */
   maxHeaderSize?: number;
+  /** Most header fields in a request; more get 431. Default 100 (forwarder.ts). */
+  maxHeaders?: number;
+  /** Request header names with `_`: `drop` (default) or `allow` (hop-by-hop.ts). */
+  underscoreHeaders?: UnderscoreHeaders;
   /** Requests in flight on this process past which new ones are shed with 503; 0: no cap. Default 10000. */
   maxConcurrentRequests?: number;
   /** Shed new requests while the event loop's p99 delay exceeds this (ms); 0: off. Default 0. */
@@ -40,8 +46,8 @@ export interface ProxyServerOptions {
 
 export const HTTP_SERVERS = ['native', 'node'] as const;
 export type HttpServerKind = (typeof HTTP_SERVERS)[number];
-/** The built-in server where node's parser is reachable, node:http elsewhere. */
-export const DEFAULT_HTTP_SERVER: HttpServerKind = HTTPParser !== undefined ? 'native' : 'node';
+/** The built-in server where node's parser passed its self-test, node:http elsewhere. */
+export const DEFAULT_HTTP_SERVER: HttpServerKind = nativeHttp1().ok ? 'native' : 'node';
 
 /** What the data plane needs of a client-side server; node:http's Server and Http1Server both are one. */
 export interface ProxyListener extends EventEmitter {
@@ -58,10 +64,32 @@ export const PROXY_DEFAULTS = Object.freeze({
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 300_000,
   maxHeaderSize: 16_384,
+  maxHeaders: DEFAULT_MAX_HEADERS,
+  underscoreHeaders: 'drop' as UnderscoreHeaders,
   maxConcurrentRequests: 10_000,
   maxEventLoopDelayMs: 0,
   accessLog: 'off',
 });
+
+const CLIENT_ERROR_RESPONSES: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n',
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n',
+};
+
+/**
+ * node:http's handling of a client's parse error, as its default does it, but for one case: bytes
+ * after a request that asked to close are ignored and the request before them still answered
+ * (the built-in server and nginx do the same), instead of turning both into a 400.
+ */
+function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'HPE_CLOSED_CONNECTION') return;
+  // Not in the middle of a response: an error line must never corrupt one.
+  const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (socket.writable && current?.headersSent !== true)
+    socket.write(CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  socket.destroy(err);
+}
 
 export function createProxyServer(forwarder: Forwarder, options: ProxyServerOptions = {}): ProxyListener {
   const headersTimeout = options.headersTimeoutMs ?? PROXY_DEFAULTS.headersTimeoutMs;
@@ -73,14 +101,13 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
   // How often expired requests are looked for (node's default, 30 s, lets slowloris linger).
   const checkIntervalMs = Math.max(100, Math.min(1_000, headersTimeout / 2));
   const kind = options.server ?? DEFAULT_HTTP_SERVER;
-  if (kind === 'native' && HTTPParser === undefined)
-    throw new Error("the native http server needs node's HTTP parser, which this runtime does not expose; use --http-server node");
+  const native = nativeHttp1();
+  if (kind === 'native' && !native.ok) throw new Error(`the native http server needs node's HTTP parser (${native.reason}); use --http-server node`);
   const server: ProxyListener =
     kind === 'native'
       ? new Http1Server(
           { maxHeaderSize, headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout, keepAliveTimeoutMs: keepAliveTimeout },
           forwarder.handle,
-          HTTPParser!,
           checkIntervalMs,
         )
       : createServer(
@@ -94,7 +121,7 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
             noDelay: true,
           },
           forwarder.handle as RequestListener as Parameters<typeof createServer>[1],
-        );
+        ).on('clientError', onClientError);
   const maxConcurrentRequests = options.maxConcurrentRequests ?? PROXY_DEFAULTS.maxConcurrentRequests;
   const maxEventLoopDelayMs = options.maxEventLoopDelayMs ?? PROXY_DEFAULTS.maxEventLoopDelayMs;
   if (maxConcurrentRequests > 0 || maxEventLoopDelayMs > 0) {

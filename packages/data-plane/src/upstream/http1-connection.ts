@@ -13,17 +13,22 @@
  * for the next response. That is what keeps memory flat while large bodies stream through.
  *
  * Reuse rules (RFC 9112 §9): a connection goes back to its pool only when the response ended
- * cleanly, the backend did not ask to close (`Connection: close`, HTTP/1.0) and the request
- * body was sent whole. A reused connection the backend closed before answering (it timed out
+ * cleanly, the backend did not ask to close (`Connection: close`, HTTP/1.0), the request body
+ * was sent whole, and the backend sent nothing past the response it owed. It goes back only
+ * once the parser has returned from the read that completed the response: bytes that follow
+ * in the same read (a second response, a body after a HEAD answer or a 204) then belong to no
+ * request, and close the connection instead of becoming the next request's response. Bytes
+ * that begin a message while no request is outstanding close it too. A reused connection the backend closed before answering (it timed out
  * its idle side as we wrote) replays the request once on a new connection, if the request has
  * no body and an idempotent method: nothing can have been processed twice that way.
  */
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import { coarseClock, deadlineIn } from './connection-sweeper.js';
-import { headPairs, type NativeHttpParser, type NativeHttpParserClass } from './http1-parser.js';
 import { ReadBuffer, READ_BUFFER_SIZE } from './read-buffers.js';
-import { UPSTREAM_ERRORS, UpstreamError, type UpstreamHandler, type UpstreamRequest } from './upstream.js';
+import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
+import type { UpstreamHandler, UpstreamRequest } from './upstream.js';
 
 export interface ConnectionSettings {
   readonly host: string;
@@ -48,6 +53,8 @@ const CONNECTING = 0;
 const IDLE = 1;
 const BUSY = 2;
 const CLOSED = 3;
+/** The response ended inside the read being parsed: back to the pool once the parser returns. */
+const DONE = 4;
 
 /** RFC 9110 §9.2.2 idempotent methods: the only ones replayed after a stale keep-alive connection. */
 const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -56,18 +63,18 @@ const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', UPSTREAM_ERRORS.CLOSED])
 
 /** Subtracted from a backend's `Keep-Alive: timeout=N`, so we stop using a connection before it does. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
+/** scanResponseHeaders' answer for a head whose framing the proxy will not pass on. */
+const FRAMING_REFUSED = -2;
 
 /** Bodies at least this long (by Content-Length) bypass the parser and go on uncopied. */
 export const OWN_BODY_MIN = 16 * 1024;
-/** kOnHeadersComplete answers: 0 a body follows as framed, 1 no body, 2 stop after the head. */
-const PARSE_BODY = 0;
-const NO_BODY = 1;
-const STOP_AFTER_HEAD = 2;
 
-export class Http1Connection {
+/** An 'error' listener a request body keeps once let go of, so that a late error has someone to hear it. */
+function ignoreBodyError(): void {}
+
+export class Http1Connection implements Http1Events {
   private readonly socket: Socket;
-  private readonly parser: NativeHttpParser;
-  private readonly Parser: NativeHttpParserClass;
+  private readonly parser: Http1Parser;
   /** The buffer the socket reads into now. */
   private readBuffer: ReadBuffer | null = null;
   /** Body bytes still to come of a response read past the parser (OWN_BODY_MIN). */
@@ -95,10 +102,6 @@ export class Http1Connection {
   private skipBody = false;
   /** Paused because the handler's consumer is full. */
   private paused = false;
-  /** Header pairs flushed early by the parser (more than it batches in one callback). */
-  private headerPairs: string[] | null = null;
-  /** The current response's head is complete: what the parser flushes now is trailers. */
-  private inBody = false;
   /** The request body still streaming: its listeners, to detach. */
   private body: Readable | null = null;
   private chunked = false;
@@ -106,19 +109,11 @@ export class Http1Connection {
   constructor(
     private readonly settings: ConnectionSettings,
     private readonly owner: ConnectionOwner,
-    Parser: NativeHttpParserClass,
     first: UpstreamRequest,
     firstHandler: UpstreamHandler,
   ) {
     this.keepAliveMs = settings.keepAliveTimeoutMs;
-    this.Parser = Parser;
-    const parser = new Parser();
-    parser.initialize(Parser.RESPONSE, {}, 0, 0);
-    parser[Parser.kOnHeaders] = this.onParserHeaders;
-    parser[Parser.kOnHeadersComplete] = this.onParserHeadersComplete;
-    parser[Parser.kOnBody] = this.onParserBody;
-    parser[Parser.kOnMessageComplete] = this.onParserMessageComplete;
-    this.parser = parser;
+    this.parser = new Http1Parser('response', this);
     // Held until connected; a connect failure is this request's error.
     this.handler = firstHandler;
     this.request = first;
@@ -145,8 +140,6 @@ export class Http1Connection {
     this.request = request;
     this.responseStarted = false;
     this.interim = false;
-    this.inBody = false;
-    this.headerPairs = null;
     this.keepAlive = true;
     this.skipBody = request.method === 'HEAD';
     const seq = ++this.seq;
@@ -225,6 +218,8 @@ export class Http1Connection {
     body.off('data', this.onBodyData);
     body.off('end', this.onBodyEnd);
     body.off('error', this.onBodyError);
+    // The client's request may still fail (its client hangs up) after we let go of it.
+    if (body.listenerCount('error') === 0) body.on('error', ignoreBodyError);
     this.socket.off('drain', this.onSocketDrain);
     // Let the rest flow away unread: a paused client request would stall its keep-alive connection.
     body.resume();
@@ -242,75 +237,86 @@ export class Http1Connection {
     this.socket.resume();
   };
 
-  // --- parser callbacks (llhttp calls them from inside execute()) ---
+  // --- parser events (Http1Events; called from inside execute() or finish()) ---
 
-  /**
-   * Header pairs llhttp hands over before the head is complete (it batches 32 at a time) — and
-   * trailers after a chunked body, which are dropped: they must never be taken for the next
-   * response's headers.
-   */
-  private readonly onParserHeaders = (headers: string[]): void => {
-    if (this.inBody) return;
-    this.headerPairs = headPairs(this.headerPairs, headers);
-  };
+  onMessageBegin(): void {
+    // A response begins while none is owed: the backend sent more than it should have. Whatever
+    // it is, it must not become the next request's response.
+    if (this.state !== BUSY) this.destroy(new UpstreamError(UPSTREAM_ERRORS.PROTOCOL, 'the backend sent bytes past the response it owed'));
+  }
 
-  private readonly onParserHeadersComplete = (
+  onHead(
     _major: number,
     _minor: number,
-    headers: string[] | undefined,
-    _method: unknown,
-    _url: unknown,
+    headers: string[],
+    _method: string,
+    _url: string,
     status: number,
-    statusText: string | undefined,
+    statusText: string,
     upgrade: boolean,
     keepAlive: boolean,
-  ): number => {
+  ): number {
     const handler = this.handler;
-    headers = headPairs(this.headerPairs, headers);
-    this.headerPairs = null;
     if (handler === null || this.state !== BUSY) {
       if (this.state !== CLOSED) this.destroy(new UpstreamError(UPSTREAM_ERRORS.PROTOCOL, 'response without a request'));
-      return 1;
+      return AFTER_HEAD.NO_BODY;
     }
     this.responseStarted = true;
     if (status < 200 || upgrade) {
       // We never ask to switch protocols, so a 101 (or any upgrade) is a broken backend.
       if (status === 101 || upgrade) {
         this.destroy(new UpstreamError(UPSTREAM_ERRORS.PROTOCOL, 'unexpected protocol switch'));
-        return 1;
+        return AFTER_HEAD.NO_BODY;
       }
       this.interim = true;
-      return 1;
+      return AFTER_HEAD.NO_BODY;
     }
     this.keepAlive = keepAlive;
-    this.inBody = true;
     const length = this.scanResponseHeaders(headers, keepAlive);
+    if (length === FRAMING_REFUSED) {
+      this.destroy(
+        new UpstreamError(
+          UPSTREAM_ERRORS.PROTOCOL,
+          'response framing is ambiguous or unsupported (Content-Length with Transfer-Encoding, or a transfer coding other than chunked)',
+        ),
+      );
+      return AFTER_HEAD.NO_BODY;
+    }
     if (this.bodyTimeoutMs > 0) this.setDeadline(this.bodyTimeoutMs, UPSTREAM_ERRORS.BODY_TIMEOUT);
     else this.deadline = 0;
-    handler.onHeaders(status, headers, this.resume, statusText ?? '');
-    if (this.skipBody) return NO_BODY;
+    handler.onHeaders(status, headers, this.resume, statusText);
+    if (this.skipBody) return AFTER_HEAD.NO_BODY;
     if (length >= OWN_BODY_MIN && status !== 204 && status !== 304 && this.handler === handler) {
       this.bodyRemaining = length;
-      return STOP_AFTER_HEAD;
+      return AFTER_HEAD.STOP;
     }
-    return PARSE_BODY;
-  };
+    return AFTER_HEAD.BODY;
+  }
 
   /**
    * The Content-Length (-1 when absent or when Transfer-Encoding frames the body; llhttp has
-   * already refused malformed or conflicting ones), and `Keep-Alive: timeout=N` (RFC 2068
-   * §19.7.1), so that the connection is let go before the backend drops it.
+   * already refused malformed or conflicting lengths), FRAMING_REFUSED for a head that carries
+   * both (the response parser lets that through, see llhttp.ts) or a transfer coding other than
+   * chunked (the proxy re-frames bodies and would lose it), and `Keep-Alive: timeout=N`
+   * (RFC 2068 §19.7.1), so that the connection is let go before the backend drops it.
    */
   private scanResponseHeaders(headers: readonly string[], keepAlive: boolean): number {
     let length = -1;
+    let hasLength = false;
     let chunked = false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       const n = name.length;
       if (n === 14) {
-        if (name.toLowerCase() === 'content-length') length = Number(headers[i + 1]);
+        if (name.toLowerCase() === 'content-length') {
+          length = Number(headers[i + 1]);
+          hasLength = true;
+        }
       } else if (n === 17) {
-        if (name.toLowerCase() === 'transfer-encoding') chunked = true;
+        if (name.toLowerCase() === 'transfer-encoding') {
+          if (chunked || headers[i + 1]!.trim().toLowerCase() !== 'chunked') return FRAMING_REFUSED;
+          chunked = true;
+        }
       } else if (n === 10 && keepAlive && name.toLowerCase() === 'keep-alive') {
         const value = headers[i + 1]!;
         if (value === this.lastKeepAliveHint) continue;
@@ -319,10 +325,11 @@ export class Http1Connection {
         if (m !== null) this.keepAliveMs = Math.min(this.settings.keepAliveTimeoutMs, Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS);
       }
     }
+    if (chunked && hasLength) return FRAMING_REFUSED;
     return chunked || !Number.isSafeInteger(length) ? -1 : length;
   }
 
-  private readonly onParserBody = (chunk: Buffer): void => {
+  onBody(chunk: Buffer): void {
     const handler = this.handler;
     if (handler === null || this.interim) return;
     if (this.bodyTimeoutMs > 0) this.deadline = deadlineIn(this.bodyTimeoutMs);
@@ -330,21 +337,24 @@ export class Http1Connection {
       this.paused = true;
       this.socket.pause();
     }
-  };
+  }
 
-  private readonly onParserMessageComplete = (): void => {
+  onMessageComplete(): void {
     const handler = this.handler;
-    // After STOP_AFTER_HEAD llhttp calls the message complete; the body is still to come.
+    // After a head answered STOP llhttp calls the message complete; the body is still to come.
     if (handler === null || this.bodyRemaining > 0) return;
     if (this.interim) {
       this.interim = false;
       return;
     }
-    this.inBody = false;
-    this.completeResponse(handler);
-  };
+    if (this.completeResponse(handler)) this.state = DONE;
+  }
 
-  private completeResponse(handler: UpstreamHandler): void {
+  /**
+   * The response is over: the handler hears so, and true is returned when the connection may
+   * carry another request (the caller releases it once nothing more of the read is left).
+   */
+  private completeResponse(handler: UpstreamHandler): boolean {
     const reusable = this.keepAlive && this.body === null && this.keepAliveMs > 0;
     this.handler = null;
     this.request = null;
@@ -357,11 +367,16 @@ export class Http1Connection {
       this.socket.resume();
     }
     handler.onComplete();
-    if (this.state !== BUSY) return;
+    if (this.state !== BUSY) return false;
     if (!reusable) {
       this.destroy(null);
-      return;
+      return false;
     }
+    return true;
+  }
+
+  /** Back to the pool, idle (or straight on to a queued request). */
+  private release(): void {
     this.reused = true;
     this.state = IDLE;
     this.idleSince = coarseClock();
@@ -380,10 +395,11 @@ export class Http1Connection {
     const more = handler.onData(buf.subarray(from, from + n), lease.release);
     if (this.handler !== handler) return;
     if (this.bodyRemaining === 0) {
-      this.parser.initialize(this.Parser.RESPONSE, {}, 0, 0);
-      this.completeResponse(handler);
-      // Bytes past the body belong to no request: the parser reports them as such.
-      if (from + n < to && this.state !== CLOSED) this.parse(buf, from + n, to);
+      this.parser.reset();
+      if (!this.completeResponse(handler)) return;
+      // Bytes past the body belong to no request: the connection cannot be trusted with another.
+      if (from + n < to) this.destroy(new UpstreamError(UPSTREAM_ERRORS.PROTOCOL, 'the backend sent bytes past the response it owed'));
+      else this.release();
       return;
     }
     if (!more && !this.paused) {
@@ -399,7 +415,9 @@ export class Http1Connection {
       if (this.state !== CLOSED) this.destroy(r);
       return;
     }
-    if (this.bodyRemaining > 0 && r < input.length && this.state === BUSY) this.readOwnBody(buf, from + r, to);
+    // The response ended in this read, and nothing after it did anything untoward.
+    if (this.state === DONE) this.release();
+    else if (this.bodyRemaining > 0 && r < input.length && this.state === BUSY) this.readOwnBody(buf, from + r, to);
   }
 
   // --- socket events ---
@@ -477,6 +495,7 @@ export class Http1Connection {
     this.readBuffer = null;
     this.detachBody();
     this.socket.destroy();
+    this.parser.close();
     const handler = this.handler;
     const request = this.request;
     this.handler = null;

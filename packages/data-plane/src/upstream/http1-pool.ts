@@ -7,8 +7,8 @@
  */
 import { unwatch, watch, type Sweepable } from './connection-sweeper.js';
 import { Http1Connection, type ConnectionOwner, type ConnectionSettings } from './http1-connection.js';
-import type { NativeHttpParserClass } from './http1-parser.js';
-import { UPSTREAM_ERRORS, UpstreamError, type Upstream, type UpstreamHandler, type UpstreamRequest } from './upstream.js';
+import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
+import type { Upstream, UpstreamHandler, UpstreamRequest } from './upstream.js';
 
 export interface Http1PoolOptions {
   connectTimeoutMs: number;
@@ -44,11 +44,7 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
   private whenClosed: (() => void) | undefined;
   private closedPromise: Promise<void> | undefined;
 
-  constructor(
-    address: string,
-    options: Http1PoolOptions,
-    private readonly Parser: NativeHttpParserClass,
-  ) {
+  constructor(address: string, options: Http1PoolOptions) {
     const { host, port } = splitAddress(address);
     this.settings = {
       host,
@@ -84,7 +80,7 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
   }
 
   private open(request: UpstreamRequest, handler: UpstreamHandler): void {
-    const conn = new Http1Connection(this.settings, this, this.Parser, request, handler);
+    const conn = new Http1Connection(this.settings, this, request, handler);
     this.all.add(conn);
     if (this.all.size === 1) watch(this);
   }

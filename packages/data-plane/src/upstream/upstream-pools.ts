@@ -5,10 +5,11 @@
  * gracefully: queued and in-flight requests finish first, which is what lets draining and
  * removed backends finish their work.
  *
- * The client is the built-in one on node's native HTTP parser (http1-pool.ts) unless the
- * runtime lacks that parser or the operator asks for undici (`--upstream-client undici`).
+ * The client is the built-in one on node's native HTTP parser (http1-pool.ts) unless that
+ * parser failed its self-test (http1/parser-self-test.ts) or the operator asks for undici
+ * (`--upstream-client undici`).
  */
-import { HTTPParser } from './http1-parser.js';
+import { nativeHttp1 } from '../http1/parser-self-test.js';
 import { Http1Pool, type Http1PoolOptions } from './http1-pool.js';
 import { UndiciUpstream } from './undici-upstream.js';
 import type { Upstream } from './upstream.js';
@@ -16,8 +17,8 @@ import type { Upstream } from './upstream.js';
 export const UPSTREAM_CLIENTS = ['native', 'undici'] as const;
 export type UpstreamClient = (typeof UPSTREAM_CLIENTS)[number];
 
-/** The client used when none is asked for: the built-in one where node's parser is reachable. */
-export const DEFAULT_UPSTREAM_CLIENT: UpstreamClient = HTTPParser !== undefined ? 'native' : 'undici';
+/** The client used when none is asked for: the built-in one where node's parser passed its self-test. */
+export const DEFAULT_UPSTREAM_CLIENT: UpstreamClient = nativeHttp1().ok ? 'native' : 'undici';
 
 export interface UpstreamOptions {
   /** Time allowed to open a connection to a backend (ms); a miss is a 502. Default 5000. */
@@ -75,8 +76,8 @@ export class UpstreamPools implements UpstreamSource {
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 30_000,
     };
     const client = options.client ?? DEFAULT_UPSTREAM_CLIENT;
-    if (client === 'native' && HTTPParser === undefined)
-      throw new Error("the native upstream client needs node's HTTP parser, which this runtime does not expose; use the undici client");
+    const native = nativeHttp1();
+    if (client === 'native' && !native.ok) throw new Error(`the native upstream client needs node's HTTP parser (${native.reason}); use the undici client`);
     this.client = client;
   }
 
@@ -92,7 +93,7 @@ export class UpstreamPools implements UpstreamSource {
       if (settings?.connectTimeoutMs !== undefined) options.connectTimeoutMs = settings.connectTimeoutMs;
       if (settings?.keepAliveTimeoutMs !== undefined) options.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
       if (settings?.connections !== undefined) options.connections = settings.connections;
-      const pool = this.client === 'native' ? new Http1Pool(address, options, HTTPParser!) : new UndiciUpstream(address, options);
+      const pool = this.client === 'native' ? new Http1Pool(address, options) : new UndiciUpstream(address, options);
       entry = { address, pool };
       this.pools.set(key, entry);
     }

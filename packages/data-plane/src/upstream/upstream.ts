@@ -47,31 +47,3 @@ export interface Upstream {
   /** Ends every connection now; requests in flight get an error. */
   destroy(): Promise<void>;
 }
-
-/**
- * Error codes of the built-in client, classified by classifyUpstreamError (errors.ts). Socket
- * errors keep node's own codes (ECONNREFUSED, ECONNRESET, …) and parser errors llhttp's (HPE_*).
- */
-export const UPSTREAM_ERRORS = {
-  CONNECT_TIMEOUT: 'LB_UPSTREAM_CONNECT_TIMEOUT',
-  HEADERS_TIMEOUT: 'LB_UPSTREAM_HEADERS_TIMEOUT',
-  BODY_TIMEOUT: 'LB_UPSTREAM_BODY_TIMEOUT',
-  /** The backend closed the connection before the response was complete. */
-  CLOSED: 'LB_UPSTREAM_CLOSED',
-  /** The pool was closed or destroyed (its backend left the config) before the request finished. */
-  POOL_CLOSED: 'LB_UPSTREAM_POOL_CLOSED',
-  /** An answer nobody asked for (a response with no request, a protocol switch). */
-  PROTOCOL: 'LB_UPSTREAM_PROTOCOL',
-  /** The request body ended before its Content-Length, or failed. */
-  REQUEST_BODY: 'LB_UPSTREAM_REQUEST_BODY',
-} as const;
-
-export class UpstreamError extends Error {
-  constructor(
-    readonly code: (typeof UPSTREAM_ERRORS)[keyof typeof UPSTREAM_ERRORS],
-    message: string,
-  ) {
-    super(message);
-    this.name = 'UpstreamError';
-  }
-}

@@ -12,8 +12,8 @@ import { HealthStore } from '../health/health-store.js';
 import type { DataPlaneMetrics } from '../metrics.js';
 import type { Clock, Random } from '../runtime/clock.js';
 import { UpstreamPools, type UpstreamOptions } from '../upstream/upstream-pools.js';
-import { Forwarder } from './forwarder.js';
-import { createProxyServer, drainServer, listen, type ProxyListener, type ProxyServerOptions } from './proxy-server.js';
+import { Forwarder } from '../proxy/forwarder.js';
+import { createProxyServer, drainServer, listen, type ProxyListener, type ProxyServerOptions } from '../proxy/proxy-server.js';
 
 export interface TrafficRuntimeOptions {
   metrics: DataPlaneMetrics;
@@ -47,7 +47,11 @@ export class TrafficRuntime {
       cache: options.cache,
       stickySecret: options.stickySecret,
     });
-    this.server = createProxyServer(new Forwarder(this.applier, options.metrics), options.proxy);
+    const forwarder = new Forwarder(this.applier, options.metrics, {
+      maxHeaders: options.proxy?.maxHeaders,
+      underscoreHeaders: options.proxy?.underscoreHeaders,
+    });
+    this.server = createProxyServer(forwarder, options.proxy);
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {

@@ -10,16 +10,22 @@
  * - an idle keep-alive connection closes after keepAliveTimeoutMs;
  * - `Expect: 100-continue` is answered when the request's turn comes; other expectations get 417;
  * - pipelined requests wait their turn; past MAX_PIPELINED waiting ones the socket stops reading;
+ * - bytes after a request that asked to close (`Connection: close`) are ignored, and the requests
+ *   before them answered, as nginx and HAProxy do;
  * - an upgrade request is served as a plain request and the connection closes after it (the
  *   proxy does not tunnel protocols).
+ *
+ * No event of the socket, the parser or a request body may reach the process as an uncaught
+ * error: a client that hangs up mid-body ends its request with an error that only a listener
+ * present at that moment hears (client-exchange.ts).
  *
  * Requests are handed to the listener after the parser has returned, never from inside it, so
  * the listener may answer (and the connection may go on to the next request) at once.
  */
 import type { Socket } from 'node:net';
-import { headPairs, HTTP_METHODS, type NativeHttpParser, type NativeHttpParserClass } from '../upstream/http1-parser.js';
+import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
+import type { RequestListener } from '../proxy/exchange.js';
 import { ClientRequest, ClientResponse, type ExchangeConnection } from './client-exchange.js';
-import type { RequestListener } from './exchange.js';
 
 export interface ServerConnectionSettings {
   readonly maxHeaderSize: number;
@@ -65,8 +71,8 @@ function headerValue(raw: readonly string[], lower: string): string | undefined 
   return undefined;
 }
 
-export class ServerConnection implements ExchangeConnection {
-  private readonly parser: NativeHttpParser;
+export class ServerConnection implements ExchangeConnection, Http1Events {
+  private readonly parser: Http1Parser;
   /** Nothing more is parsed or answered (destroy() was called, or the socket closed). */
   private closed = false;
   /** The socket's 'close' has been handled. */
@@ -77,9 +83,6 @@ export class ServerConnection implements ExchangeConnection {
   private readonly waiting: ClientResponse[] = [];
   /** The request whose body the parser is reading. */
   private parsing: ClientRequest | null = null;
-  private headerPairs: string[] | null = null;
-  /** The request target, when the parser hands it over with early header pairs. */
-  private urlPart = '';
   /** When the request being received began (ms, server clock); 0: none in progress. */
   private requestStartedAt: number;
   private headersDone = false;
@@ -97,16 +100,8 @@ export class ServerConnection implements ExchangeConnection {
   constructor(
     readonly socket: Socket,
     private readonly server: ConnectionServer,
-    Parser: NativeHttpParserClass,
   ) {
-    const parser = new Parser();
-    parser.initialize(Parser.REQUEST, {}, server.settings.maxHeaderSize, 0);
-    parser[Parser.kOnMessageBegin] = this.onMessageBegin;
-    parser[Parser.kOnHeaders] = this.onHeaders;
-    parser[Parser.kOnHeadersComplete] = this.onHeadersComplete;
-    parser[Parser.kOnBody] = this.onBody;
-    parser[Parser.kOnMessageComplete] = this.onMessageComplete;
-    this.parser = parser;
+    this.parser = new Http1Parser('request', this, server.settings.maxHeaderSize);
     // node:http counts a new connection's head time from the connection's start.
     this.requestStartedAt = server.now;
     this.idleSince = server.now;
@@ -126,82 +121,62 @@ export class ServerConnection implements ExchangeConnection {
     return this.current === null && this.waiting.length === 0 && this.requestStartedAt === 0;
   }
 
-  // --- parser callbacks ---
+  // --- parser events (Http1Events) ---
 
-  private readonly onMessageBegin = (): void => {
+  onMessageBegin(): void {
     // Exact, not the tick's clock: a deadline measured from a stale start would fire early.
     this.requestStartedAt = performance.now();
     this.headersDone = false;
-    this.headerPairs = null;
-    this.urlPart = '';
-  };
+  }
 
-  /**
-   * Header pairs (and the target) the parser hands over before the head is complete: it batches
-   * 32 pairs at a time, and once it has done so on a connection it keeps handing heads over this
-   * way. Trailers after a chunked body come here too and are dropped: they belong to no head, and
-   * must never be taken for the next request's headers.
-   */
-  private readonly onHeaders = (headers: string[], url: string): void => {
-    if (this.headersDone) return;
-    this.headerPairs = headPairs(this.headerPairs, headers);
-    this.urlPart += url;
-  };
-
-  private readonly onHeadersComplete = (
+  onHead(
     major: number,
     minor: number,
-    headers: string[] | undefined,
-    method: number,
-    url: string | undefined,
-    _status: unknown,
-    _statusText: unknown,
+    headers: string[],
+    method: string,
+    url: string,
+    _status: number,
+    _statusText: string,
     upgrade: boolean,
     keepAlive: boolean,
-  ): number => {
-    headers = headPairs(this.headerPairs, headers);
-    this.headerPairs = null;
-    if (url === undefined || this.urlPart !== '') {
-      url = this.urlPart + (url ?? '');
-      this.urlPart = '';
-    }
+  ): number {
     this.headersDone = true;
-    if (this.noMoreRequests || this.closed) return 1;
-    const name = HTTP_METHODS[method] ?? 'GET';
-    if (name === 'CONNECT') {
+    if (this.noMoreRequests || this.closed) return AFTER_HEAD.NO_BODY;
+    if (method === 'CONNECT' || method === '') {
       this.refuse(RESPONSES.badRequest);
-      return 1;
+      return AFTER_HEAD.NO_BODY;
     }
-    const req = new ClientRequest(this, name, url, headers, major, minor);
+    const req = new ClientRequest(this, method, url, headers, major, minor);
     if (major === 1 && minor === 1 && headerValue(headers, 'host') === undefined) {
       this.refuse(RESPONSES.badRequest);
-      return 1;
+      return AFTER_HEAD.NO_BODY;
     }
     const expect = headerValue(headers, 'expect');
     if (expect !== undefined && major === 1 && minor >= 1) {
       if (expect.toLowerCase() !== '100-continue') {
         this.refuse(RESPONSES.expectationFailed);
-        return 1;
+        return AFTER_HEAD.NO_BODY;
       }
       this.expectsContinue.add(req);
     }
     // After an upgrade request llhttp reads the rest as another protocol: serve it, then close.
-    if (upgrade) this.noMoreRequests = true;
+    // After `Connection: close` (or an HTTP/1.0 request without keep-alive) nothing more is read.
+    if (upgrade || !keepAlive) this.noMoreRequests = true;
     const res = new ClientResponse(req, this, keepAlive && !upgrade && !this.server.closing);
     this.parsing = req;
     this.waiting.push(res);
-    return 0;
-  };
+    return AFTER_HEAD.BODY;
+  }
 
-  private readonly onBody = (chunk: Buffer): void => {
+  onBody(chunk: Buffer): void {
     const req = this.parsing;
     if (req !== null && !req.push(chunk)) {
       this.bodyFull = true;
       this.updateReading();
     }
-  };
+  }
 
-  private readonly onMessageComplete = (): void => {
+  onMessageComplete(): void {
     const req = this.parsing;
     this.parsing = null;
     this.bodyFull = false;
@@ -209,7 +184,7 @@ export class ServerConnection implements ExchangeConnection {
     if (req === null) return;
     req.complete = true;
     req.push(null);
-  };
+  }
 
   // --- socket events ---
 
@@ -217,12 +192,17 @@ export class ServerConnection implements ExchangeConnection {
     // After an upgrade request or a refusal nothing more is parsed; the bytes are dropped.
     if (this.closed || (this.noMoreRequests && this.parsing === null)) return;
     const r = this.parser.execute(data);
-    if (typeof r !== 'number') return this.onParseError(r);
+    if (typeof r !== 'number') return this.onParseError(r.code);
     this.next();
   };
 
-  private onParseError(err: Error): void {
-    const code = (err as { code?: string }).code;
+  private onParseError(code: string): void {
+    // Bytes after a request that asked to close: they are not read (RFC 9112 §9.6), and the
+    // requests already received are still answered.
+    if (code === 'HPE_CLOSED_CONNECTION' && this.noMoreRequests) {
+      this.next();
+      return;
+    }
     const response =
       code === 'HPE_HEADER_OVERFLOW'
         ? RESPONSES.headerTooLarge
@@ -271,6 +251,7 @@ export class ServerConnection implements ExchangeConnection {
     this.gone = true;
     this.closed = true;
     this.server.removed(this);
+    this.parser.close();
     const current = this.current;
     this.current = null;
     // The response first (the forwarder learns its client left), then the request body.

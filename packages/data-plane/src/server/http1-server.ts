@@ -12,8 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import type { NativeHttpParserClass } from '../upstream/http1-parser.js';
-import type { RequestListener } from './exchange.js';
+import type { RequestListener } from '../proxy/exchange.js';
 import { ServerConnection, type ConnectionServer, type ServerConnectionSettings } from './http1-server-connection.js';
 
 export class Http1Server extends EventEmitter implements ConnectionServer {
@@ -27,7 +26,6 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
   constructor(
     readonly settings: ServerConnectionSettings,
     readonly listener: RequestListener,
-    private readonly Parser: NativeHttpParserClass,
     /** How often timeouts are checked (ms); node:http's connectionsCheckingInterval. */
     private readonly checkIntervalMs: number,
   ) {
@@ -46,7 +44,7 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
 
   private onConnection(socket: Socket): void {
     this.now = performance.now();
-    this.connections.add(new ServerConnection(socket, this, this.Parser));
+    this.connections.add(new ServerConnection(socket, this));
   }
 
   removed(conn: ServerConnection): void {

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import type { ProxyRequest, ProxyResponse } from './exchange.js';
+import type { ProxyRequest, ProxyResponse } from '../proxy/exchange.js';
 
 /** What a request and its response need of their connection (http1-server-connection.ts). */
 export interface ExchangeConnection {
@@ -68,9 +68,15 @@ export class ClientRequest extends Readable implements ProxyRequest {
     this.connection.resumeReading(this);
   }
 
-  /** As IncomingMessage does: a client that left is an error only to whoever reads the body. */
-  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    callback(this.listenerCount('error') > 0 ? err : null);
+  /**
+   * A client that left is an error only to whoever listens for it when it is reported. The
+   * check is made here, when the error is emitted (a tick after destroy()), not when destroy()
+   * is called: a reader that stops listening in between — the upstream connection lets go of a
+   * body when its exchange is cut short — must not turn the hang-up into an uncaught exception.
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error' && this.listenerCount('error') === 0) return false;
+    return super.emit(event, ...args);
   }
 }
 
@@ -145,7 +151,13 @@ export class ClientResponse extends EventEmitter implements ProxyResponse {
       const n = name.length;
       if (n === 14) {
         if (name.toLowerCase() === 'content-length') length = true;
-      } else if (n === 4 && name.toLowerCase() === 'date') date = true;
+      } else if (n === 4) {
+        if (name.toLowerCase() === 'date') date = true;
+      } else if (n === 10 && name.toLowerCase() === 'connection') {
+        // The connection header is this server's to write; `close` asks it to close after this answer.
+        if (value.toLowerCase().includes('close')) this.keepAlive = false;
+        continue;
+      }
       head += `${name}: ${value}\r\n`;
     }
     const req = this.req;

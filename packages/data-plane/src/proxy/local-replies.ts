@@ -1,0 +1,78 @@
+/**
+ * The short answers the proxy gives itself (errors.ts LOCAL_REPLY_CODES): built once, sent with
+ * one writeHead and one end. `x-lb-error` tells them apart from a backend's own answers, and the
+ * access log records the code. Answers to requests whose framing cannot be trusted close the
+ * connection (`Connection: close`), so that nothing after them is read as another request.
+ */
+import { LOCAL_REPLY_CODES, type LocalReplyCode } from '../errors.js';
+import type { OverloadReason } from '../resilience/circuit-breaker.js';
+import type { ProxyResponse } from './exchange.js';
+
+export interface LocalReply {
+  readonly status: number;
+  /** The `x-lb-error` value, also written to the access log. */
+  readonly code: LocalReplyCode;
+  readonly headers: readonly string[];
+  readonly body: Buffer;
+}
+
+function localReply(code: LocalReplyCode, text: string = LOCAL_REPLY_CODES[code].text, extra: readonly string[] = []): LocalReply {
+  const spec: { status: number; close?: boolean } = LOCAL_REPLY_CODES[code];
+  const body = Buffer.from(`${text}\n`);
+  const close = spec.close === true ? ['connection', 'close'] : [];
+  return {
+    status: spec.status,
+    code,
+    body,
+    headers: ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'x-lb-error', code, ...close, ...extra],
+  };
+}
+
+export const LOCAL_REPLIES = {
+  noConfig: localReply('no_config'),
+  noRoute: localReply('no_route'),
+  noBackend: localReply('no_backend'),
+  connectFailed: localReply('upstream_connect'),
+  badGateway: localReply('upstream_error'),
+  timeout: localReply('upstream_timeout'),
+  badRequest: localReply('bad_request'),
+  tooManyHeaders: localReply('too_many_headers'),
+  transferCodingNotImplemented: localReply('transfer_coding_not_implemented'),
+  /** Over a circuit-breaker limit or shed; `x-lb-overloaded` says which limit. */
+  overloaded: {
+    backend: localReply('overloaded', 'backend over its limits', ['x-lb-overloaded', 'backend']),
+    pool: localReply('overloaded', 'pool over its limits', ['x-lb-overloaded', 'pool']),
+    'circuit-open': localReply('overloaded', 'backend circuit open', ['x-lb-overloaded', 'circuit-open']),
+    node: localReply('overloaded', 'data plane overloaded', ['x-lb-overloaded', 'node', 'retry-after', '1']),
+  } satisfies Record<OverloadReason, LocalReply>,
+} as const;
+
+const kLocal = Symbol('lb.localReply');
+type Tagged = ProxyResponse & { [kLocal]?: string };
+
+/** The local reply's code a response was answered with, for the access log. */
+export function localReplyCode(res: ProxyResponse): string | undefined {
+  return (res as Tagged)[kLocal];
+}
+
+export function sendLocal(res: ProxyResponse, reply: LocalReply): void {
+  (res as Tagged)[kLocal] = reply.code;
+  res.writeHead(reply.status, reply.headers as string[]);
+  res.end(reply.body);
+}
+
+export function sendRateLimited(res: ProxyResponse, waitMs: number): void {
+  (res as Tagged)[kLocal] = 'rate_limited';
+  const body = `${LOCAL_REPLY_CODES.rate_limited.text}\n`;
+  res.writeHead(429, [
+    'content-type',
+    'text/plain; charset=utf-8',
+    'content-length',
+    String(body.length),
+    'x-lb-error',
+    'rate_limited',
+    'retry-after',
+    String(Math.max(1, Math.ceil(waitMs / 1000))),
+  ]);
+  res.end(body);
+}
