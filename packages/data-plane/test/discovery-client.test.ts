@@ -109,7 +109,7 @@ describe('DiscoveryClient', () => {
     call.write({ config: bad });
     await waitFor(() => cp.of('nack').length === 1, 5_000, 'nack');
     expect(cp.of('nack')[0]!.nack).toMatchObject({ nonce: bad.nonce, version: 2, kind: 'PUSH_KIND_CONFIG' });
-    expect(cp.of('nack')[0]!.nack!.error).toMatch(/pools\.web\.algorithm/);
+    expect(cp.of('nack')[0]!.nack!.error).toMatch(/^DP_ERR_SNAPSHOT_INVALID: .*pools\.web\.algorithm/);
     expect(applier.appliedVersion()).toBe(1);
 
     call.write({ health: { revision: 9, nonce: 'h1', full: true, backends: [{ pool: 'web', backendId: 'b0', status: 'unhealthy', sinceUnixMs: 5 }] } });

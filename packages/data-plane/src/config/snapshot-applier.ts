@@ -115,7 +115,8 @@ export class SnapshotApplier implements TableSource, PushHandler {
     if (!check.ok) {
       metrics.snapshot('rejected');
       logger.warn({ version: snapshot.version, code: check.code, reason: check.error }, 'snapshot rejected; keeping the running config');
-      return { ok: false, error: check.error };
+      // The code leads the NACK's text, so that `GET /v1/nodes` shows it (docs/errors.md).
+      return { ok: false, error: `${check.code}: ${check.error}` };
     }
     const running = this.current;
     // A control plane that restarted (or a replica we reconnected to) resends what we run: ACK again.
@@ -153,7 +154,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
       // Give back the upstream pools the failed compile may have opened.
       upstreams.retainOnly(previous?.addresses() ?? new Set());
       logger.error({ err, version, code: ERROR_CODES.SNAPSHOT_COMPILE }, 'snapshot passed validation but could not be compiled');
-      return { ok: false, error: `cannot build routing table: ${(err as Error).message}` };
+      return { ok: false, error: `${ERROR_CODES.SNAPSHOT_COMPILE}: cannot build routing table: ${(err as Error).message}` };
     }
     this.current = table;
     this.source = source;
