@@ -6,9 +6,10 @@ import { DataPlaneMetrics } from '../src/metrics.js';
 import { OutlierDetector } from '../src/outlier/outlier-detector.js';
 import { compileRoutingTable } from '../src/routing/routing-table.js';
 import { EMPTY_PICK_CONTEXT } from '../src/balancer/balancer.js';
+import { requestEnded, requestStarted, type BackendRuntime } from '../src/balancer/host.js';
 import { UpstreamPools } from '../src/upstream/upstream-pools.js';
 
-function setup(pool: Partial<Config['pools'][string]>, ids = ['a', 'b', 'c', 'd']) {
+function setup(pool: Partial<Config['pools'][string]>, ids = ['a', 'b', 'c', 'd'], random: () => number = () => 0) {
   let now = 0;
   const clock = { now: () => now };
   const health = new HealthStore();
@@ -26,12 +27,19 @@ function setup(pool: Partial<Config['pools'][string]>, ids = ['a', 'b', 'c', 'd'
     },
     routes: {},
   });
-  let table = compileRoutingTable({ version: 1, config: config(ids) }, { upstreams, metrics, random: () => 0, hosts: eligibility.hostsFor });
+  let table = compileRoutingTable({ version: 1, config: config(ids) }, { upstreams, metrics, random, hosts: eligibility.hostsFor });
   eligibility.adopt(table);
-  const picks = (n: number) => {
+  const held: BackendRuntime[] = [];
+  /** n picks; with `hold`, each picked request stays in flight (what least-load algorithms balance) until the next call. */
+  const picks = (n: number, hold = false) => {
+    for (const rt of held.splice(0)) requestEnded(rt);
     const seen: Record<string, number> = {};
     for (let i = 0; i < n; i++) {
       const h = table.pools.get('web')!.balancer.pick(EMPTY_PICK_CONTEXT);
+      if (hold && h !== undefined) {
+        requestStarted(h.runtime);
+        held.push(h.runtime);
+      }
       const id = h?.id ?? 'none';
       seen[id] = (seen[id] ?? 0) + 1;
     }
@@ -40,7 +48,7 @@ function setup(pool: Partial<Config['pools'][string]>, ids = ['a', 'b', 'c', 'd'
   const health1 = (id: string, status: string, revision: number) =>
     eligibility.onHealth(health.apply({ revision, nonce: '', full: false, backends: [{ pool: 'web', backendId: id, status, sinceUnixMs: 0 }] }));
   const apply = (members: string[]) => {
-    table = compileRoutingTable({ version: 2, config: config(members) }, { upstreams, metrics, random: () => 0, previous: table, hosts: eligibility.hostsFor });
+    table = compileRoutingTable({ version: 2, config: config(members) }, { upstreams, metrics, random, previous: table, hosts: eligibility.hostsFor });
     eligibility.adopt(table);
   };
   return { eligibility, picks, health1, apply, advance: (ms: number) => (now += ms), close: () => (eligibility.close(), upstreams.closeAll()) };
@@ -64,6 +72,27 @@ describe('HostEligibility', () => {
     s.health1('c', 'unhealthy', 3);
     expect(s.eligibility.describe().web).toMatchObject({ eligible: 1, panic: true });
     expect(Object.keys(s.picks(40)).sort()).toEqual(['a', 'b', 'c', 'd']);
+    await s.close();
+  });
+
+  it.each(['round_robin', 'random', 'least_connections'] as const)('ramps an added backend under %s too, which ignores weights', async (algorithm) => {
+    let seed = 7;
+    const random = () => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const s = setup({ slowStartMs: 10_000, algorithm }, ['a', 'b'], random);
+    s.apply(['a', 'b', 'c']);
+    expect(s.eligibility.describe().web!.ramping).toEqual(['c']);
+    // Shares 1, 1 and 0.1 at the start of the ramp: c gets about 0.1 / 2.1 of the picks.
+    const hold = algorithm === 'least_connections';
+    const early = (s.picks(4200, hold).c ?? 0) / 4200;
+    s.advance(10_000);
+    s.health1('a', 'healthy', 1); // any rebuild recomputes the weights
+    const late = (s.picks(3000, hold).c ?? 0) / 3000;
+    expect(early).toBeCloseTo(0.1 / 2.1, 1);
+    expect(early).toBeLessThan(0.08);
+    expect(late).toBeCloseTo(1 / 3, 1);
     await s.close();
   });
 

@@ -38,10 +38,20 @@ export type BalancerConfig = Pick<Pool, 'algorithm' | 'hashOn' | 'consistentHash
 const SMOOTH_WRR_LIVE_MAX = 128;
 
 /** Weights as integers for the round-robin schedules: fractional (slow-start) weights are scaled. */
-function integerWeights(hosts: readonly Host[]): number[] {
-  const raw = hosts.map((h) => h.weight);
-  if (raw.every((w) => Number.isInteger(w))) return raw;
+function integerWeights(raw: readonly number[]): number[] {
+  if (raw.every((w) => Number.isInteger(w))) return [...raw];
   return raw.map((w) => Math.max(1, Math.round(w * 100)));
+}
+
+/**
+ * The slow-start factors of an algorithm that ignores weights, while any host ramps up: such a
+ * pool runs its weighted twin over the factors until every backend is at full share, so a new
+ * backend is eased in whatever the algorithm (as Envoy, HAProxy and NGINX do for round robin).
+ * undefined when no host ramps.
+ */
+function rampWeights(items: readonly Host[]): number[] | undefined {
+  if (items.every((h) => h.ramp === undefined)) return undefined;
+  return items.map((h) => h.ramp ?? 1);
 }
 
 /**
@@ -68,23 +78,34 @@ function byId<H extends Host>(items: readonly H[]): H[] {
 function createAlgorithm<H extends Host>(pool: BalancerConfig, items: readonly H[], deps: BalancerDeps): Balancer<H> {
   const { random } = deps;
   switch (pool.algorithm) {
-    case 'round_robin':
-      return new RoundRobin(items, random);
+    case 'round_robin': {
+      const ramp = rampWeights(items);
+      return ramp === undefined ? new RoundRobin(items, random) : new SmoothWeightedRoundRobin(items, integerWeights(ramp), { random });
+    }
     case 'weighted_round_robin': {
-      const weights = integerWeights(items);
+      const weights = integerWeights(items.map((h) => h.weight));
       const smooth = new SmoothWeightedRoundRobin(items, weights, { random });
       return smooth.live && items.length > SMOOTH_WRR_LIVE_MAX ? new EarliestDeadlineFirst(items, weights, random()) : smooth;
     }
-    case 'random':
-      return new RandomBalancer(items, random);
+    case 'random': {
+      const ramp = rampWeights(items);
+      return ramp === undefined ? new RandomBalancer(items, random) : new WeightedRandom(items, ramp, random);
+    }
     case 'weighted_random':
       return new WeightedRandom(
         items,
         items.map((h) => h.weight),
         random,
       );
-    case 'least_connections':
-      return new LeastLoad(items, connectionsScore, random);
+    case 'least_connections': {
+      if (rampWeights(items) === undefined) return new LeastLoad(items, connectionsScore, random);
+      // (in flight + 1) ÷ ramp: a ramping backend counts as that much busier.
+      return new LeastLoad(
+        items.map((h) => ({ ...h, weight: h.ramp ?? 1 })),
+        weightedConnectionsScore,
+        random,
+      );
+    }
     case 'weighted_least_connections':
       return new LeastLoad(items, weightedConnectionsScore, random);
     case 'p2c':

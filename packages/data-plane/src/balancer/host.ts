@@ -53,6 +53,11 @@ export interface Host<B = unknown> {
   /** Effective weight, > 0 (hosts with weight ≤ 0 are dropped by the factory). */
   readonly weight: number;
   readonly runtime: BackendRuntime;
+  /**
+   * The slow-start factor (0.1 → 1) of a host still ramping up; absent: 1. `weight` already
+   * includes it; algorithms that ignore weights use it alone (balancer/factory.ts).
+   */
+  readonly ramp?: number;
 }
 
 export function requestStarted(rt: BackendRuntime): void {

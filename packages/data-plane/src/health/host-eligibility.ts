@@ -8,7 +8,8 @@
  *   routable again (fail open: a broken health endpoint must not take the pool down).
  * - Slow start: a backend added to an active set (not in the first table this node applies) or
  *   turning healthy from unhealthy ramps its weight linearly from 10% to 100% over slowStartMs
- *   (Envoy's formula with aggression 1). Only weight-aware algorithms feel it.
+ *   (Envoy's formula with aggression 1). Algorithms that ignore weights (round_robin, random,
+ *   least_connections) ramp the backend's share all the same (balancer/factory.ts).
  *
  * When any of these inputs change (a health delta, an ejection or its end, a slow-start tick) the
  * affected pool's balancer is rebuilt through the algorithm factory and swapped in with one
@@ -147,7 +148,9 @@ export class HostEligibility {
         if (factor >= 1) this.rampStart.delete(key);
         else ramping.push(b.id);
       }
-      return { backend: b, id: b.id, weight: b.weight * factor, runtime: b.runtime };
+      return factor < 1
+        ? { backend: b, id: b.id, weight: b.weight * factor, runtime: b.runtime, ramp: factor }
+        : { backend: b, id: b.id, weight: b.weight, runtime: b.runtime };
     });
     const before = this.state.get(pool);
     if (before !== undefined && before.panic !== panic)
