@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: fast unit tests beside each package, and end-to-end tests in test/ that start real
-// etcd, control planes, data planes and backends as processes (run one file at a time: 2 cores).
+// Two projects: fast unit tests beside each package (and the fuzz engine's tests and the fuzz targets'
+// regression runs in test/fuzz), and end-to-end tests in test/ that start real etcd, control planes, data
+// planes and backends as processes (run one file at a time: 2 cores).
 export default defineConfig({
   test: {
     reporters: ['default', './test/support/summary-reporter.ts'],
@@ -9,7 +10,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['packages/*/test/**/*.test.ts'],
+          include: ['packages/*/test/**/*.test.ts', 'test/fuzz/**/*.test.ts'],
           testTimeout: 20_000,
         },
       },
