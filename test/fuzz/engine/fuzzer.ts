@@ -55,6 +55,8 @@ export interface FuzzOptions {
   onFinding?: (finding: Finding, savedAs: string | undefined) => void;
   /** Called with each input just before it runs (the CLI's child records it for its watchdog). */
   beforeInput?: (data: Buffer) => void;
+  /** Called after each input has finished (found or not). */
+  afterInput?: () => void;
   log?: (line: string) => void;
 }
 
@@ -144,25 +146,28 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzResult> {
     };
   };
 
-  const execute = async (data: Buffer): Promise<void> => {
+  /** Runs one input; returns whether it failed (failing inputs go to the artifacts, never to the corpus). */
+  const execute = async (data: Buffer): Promise<boolean> => {
     options.beforeInput?.(data);
     const finding = await runner.run(data);
+    options.afterInput?.();
     execs++;
-    if (!finding) return;
-    if (findings.has(finding.signature)) return;
+    if (!finding) return false;
+    if (findings.has(finding.signature)) return true;
     findings.set(finding.signature, finding);
     const savedAs = options.artifactsDir ? saveFinding(options.artifactsDir, finding, { target: target.name }) : undefined;
     options.onFinding?.(finding, savedAs);
     if (options.stopOnFinding) stoppedBy = 'finding';
+    return true;
   };
 
   /** Runs one input alone; keeps it when it shows a feature never seen. Returns whether it was kept. */
   const tryAlone = async (data: Buffer, save: boolean): Promise<boolean> => {
-    await execute(data);
+    const failed = await execute(data);
     if (!coverage) return false;
     coverage.take();
     seenInBatches.addAll(coverage.features, coverage.length);
-    if (seen.addAll(coverage.features, coverage.length) === 0) return false;
+    if (seen.addAll(coverage.features, coverage.length) === 0 || failed) return false;
     corpus.push({ data });
     if (save && options.corpusDir) known.add(saveInput(options.corpusDir, data));
     return true;
@@ -187,14 +192,13 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzResult> {
     const stored: StoredInput[] = options.corpusDir ? readInputs(options.corpusDir) : [];
     for (const s of stored) known.add(s.name);
     const seeds = [...stored.map((s) => s.data), ...(options.seeds ?? [])];
+    if (seeds.length === 0) seeds.push(Buffer.alloc(0));
     for (const data of seeds) {
       if (coverage) await tryAlone(data, false);
-      else {
-        await execute(data);
-        corpus.push({ data });
-      }
+      else if (!(await execute(data))) corpus.push({ data });
     }
-    if (corpus.length === 0) corpus.push({ data: Buffer.alloc(0) });
+    // Every seed failed or added nothing: mutate the first one all the same.
+    if (corpus.length === 0) corpus.push({ data: seeds[0]! });
     if (coverage && coverage.matchedUrls.size === 0) {
       log(`warning: no script matched the coverage filter of ${target.name} (${String(target.coverageFilter)}): the fuzzer is blind`);
     }
@@ -280,7 +284,7 @@ export interface RegressFailure {
 export async function regress(
   target: FuzzTarget,
   inputs: readonly StoredInput[],
-  options: { timeoutMs?: number; beforeInput?: (data: Buffer) => void } = {},
+  options: { timeoutMs?: number; beforeInput?: (data: Buffer) => void; afterInput?: () => void } = {},
 ): Promise<RegressFailure[]> {
   const runner = new InputRunner(target, options.timeoutMs);
   const failures: RegressFailure[] = [];
@@ -290,6 +294,7 @@ export async function regress(
     for (const input of inputs) {
       options.beforeInput?.(input.data);
       const finding = await runner.run(input.data);
+      options.afterInput?.();
       if (finding) failures.push({ name: input.name, finding });
     }
   } finally {
@@ -312,7 +317,7 @@ export interface MinimizeResult {
 export async function minimize(
   target: FuzzTarget,
   input: Buffer,
-  options: { tries?: number; seconds?: number; timeoutMs?: number; beforeInput?: (data: Buffer) => void } = {},
+  options: { tries?: number; seconds?: number; timeoutMs?: number; beforeInput?: (data: Buffer) => void; afterInput?: () => void } = {},
 ): Promise<MinimizeResult> {
   const runner = new InputRunner(target, options.timeoutMs);
   const budget = options.tries ?? 10_000;
@@ -323,6 +328,7 @@ export async function minimize(
     if (target.setup) await target.setup();
     options.beforeInput?.(input);
     const first = await runner.run(input);
+    options.afterInput?.();
     if (!first) throw new Error('minimize: the input does not fail');
     if (first.kind === 'timeout') throw new Error('minimize: timeouts are not minimized (each try would take the whole timeout)');
     let best = input;
@@ -331,6 +337,7 @@ export async function minimize(
       tries++;
       options.beforeInput?.(candidate);
       const f = await runner.run(candidate);
+      options.afterInput?.();
       if (f && f.signature === first.signature) {
         best = candidate;
         finding = f;
