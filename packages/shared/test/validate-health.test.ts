@@ -83,6 +83,21 @@ describe('pool health settings', () => {
     );
   });
 
+  it('refuses a probe timeout above the interval instead of clamping it', () => {
+    expect(errors({ backends, healthCheck: { intervalMs: 1000, timeoutMs: 1500 } })).toEqual([
+      { field: 'healthCheck.timeoutMs', message: 'must not exceed intervalMs (1000)' },
+    ]);
+    expect(errors({ backends, healthCheck: { timeoutMs: 6000 } })).toEqual([{ field: 'healthCheck.timeoutMs', message: 'must not exceed intervalMs (5000)' }]);
+    expect(errors({ backends, healthCheck: { intervalMs: 1000, timeoutMs: 1000 } })).toEqual([]);
+  });
+
+  it('defaults the probe timeout to 2 s, or to the interval when that is shorter', () => {
+    const short = validatePool({ backends, healthCheck: { intervalMs: 500 } });
+    expect(short.ok && short.value.healthCheck?.timeoutMs).toBe(500);
+    const long = validatePool({ backends, healthCheck: { intervalMs: 60_000 } });
+    expect(long.ok && long.value.healthCheck?.timeoutMs).toBe(2000);
+  });
+
   it('refuses an empty status range once the structure is valid', () => {
     expect(errors({ backends, healthCheck: { expectedStatuses: ['399-200'] } })).toEqual([
       { field: 'healthCheck.expectedStatuses[0]', message: 'range "399-200" is empty: the first status must not exceed the second' },

@@ -102,15 +102,23 @@ describe('validateConfig', () => {
     ['::1:80', /brackets/],
     ['[::1]80', /host:port/],
     ['bad_host:80', /not a valid host/],
+    ['999.1.1.1:80', /"999\.1\.1\.1" is not an IPv4 address: it needs 4 numbers from 0 to 255/],
+    ['10.0.0:80', /not an IPv4 address/],
+    ['010.0.0.1:80', /no leading zeros/],
+    ['http://10.0.0.1:80', /without a scheme: drop "http:\/\/"/],
+    ['10.0.0.1:80/api', /without a path/],
   ])('refuses backend address %s', (address, message) => {
     const result = validateBackend({ id: 'a', address });
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.errors[0]!.message).toMatch(message);
   });
 
-  it.each(['127.0.0.1:1', '[::1]:8080', 'backend-1.svc.cluster.local:443', 'localhost:65535'])('accepts backend address %s', (address) => {
-    expect(validateBackend({ id: 'a', address }).ok).toBe(true);
-  });
+  it.each(['127.0.0.1:1', '255.255.255.255:1', '[::1]:8080', 'backend-1.svc.cluster.local:443', 'localhost:65535', '1a.example:80'])(
+    'accepts backend address %s',
+    (address) => {
+      expect(validateBackend({ id: 'a', address }).ok).toBe(true);
+    },
+  );
 });
 
 describe('piece validators', () => {

@@ -230,7 +230,7 @@ export interface HealthCheck {
   path: string;
   /** Default 5000; each backend's schedule is jittered by up to 10% of it. */
   intervalMs: number;
-  /** Default 2000; a probe never outlives the interval (the shorter of the two applies). */
+  /** Default 2000, or intervalMs when that is shorter; at most intervalMs (validation refuses more). */
   timeoutMs: number;
   /** Consecutive successes that make an unhealthy or unknown backend healthy; default 2. */
   healthyThreshold: number;
@@ -305,7 +305,14 @@ export interface ConfigVersionRecord {
   parent: number;
   /** ISO 8601. */
   createdAt: string;
+  /** Who made the version: the API token's name (the same as `actor` on versions that record one). */
   author: string;
+  /** The name of the API token the write was made with; absent on versions written before tokens existed. */
+  actor?: string;
+  /** The address the write came from, as the control plane's socket saw it. */
+  source?: string;
+  /** The request id of the write (the X-Request-Id it was sent with, or one the control plane made). */
+  requestId?: string;
   message: string;
   /** Set on versions made by POST /v1/versions/{n}/rollback: the version whose content was restored. */
   rollbackOf?: number;

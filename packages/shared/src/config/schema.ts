@@ -164,7 +164,8 @@ export const poolSchema = {
         type: { enum: [...HEALTH_CHECK_TYPES], default: 'http' },
         path: { type: 'string', pattern: '^/', maxLength: 2048, default: '/health' },
         intervalMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 5000 },
-        timeoutMs: { type: 'integer', minimum: 10, maximum: 3600000, default: 2000 },
+        // No schema default: it depends on intervalMs (validate.ts fills it in).
+        timeoutMs: { type: 'integer', minimum: 10, maximum: 3600000 },
         healthyThreshold: { type: 'integer', minimum: 1, maximum: 100, default: 2 },
         unhealthyThreshold: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
         expectedStatuses: {

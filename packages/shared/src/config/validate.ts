@@ -130,6 +130,7 @@ function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
   checkBackends(pool.backends, joinField(prefix, 'backends'), errors);
   checkAlgorithmOptions(pool, prefix, errors);
   checkRetry(pool.retry, joinField(prefix, 'retry'), errors);
+  checkHealthTimeout(pool, prefix, errors);
   pool.healthCheck?.expectedStatuses.forEach((status, i) => {
     if (typeof status !== 'string') return;
     const [lo, hi] = status.split('-').map(Number) as [number, number];
@@ -139,6 +140,18 @@ function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
         message: `range "${status}" is empty: the first status must not exceed the second`,
       });
   });
+}
+
+/** The default probe timeout: 2 s, or the interval when that is shorter. */
+export const DEFAULT_HEALTH_TIMEOUT_MS = 2000;
+
+/** A probe must end before the next one is due: a longer timeout is refused, never clamped silently. */
+function checkHealthTimeout(pool: Pool, prefix: string, errors: FieldError[]): void {
+  const check = pool.healthCheck;
+  if (check === undefined) return;
+  if (check.timeoutMs === undefined) check.timeoutMs = Math.min(DEFAULT_HEALTH_TIMEOUT_MS, check.intervalMs);
+  else if (check.timeoutMs > check.intervalMs)
+    errors.push({ field: joinField(prefix, 'healthCheck.timeoutMs'), message: `must not exceed intervalMs (${check.intervalMs})` });
 }
 
 /** Per-algorithm settings: each block only on the algorithm that reads it, so a typo'd setup fails loudly. */

@@ -26,7 +26,7 @@ export function usage(command: string, spec: Record<string, FlagSpec>): string {
     const def = s.default !== undefined ? ` (default ${s.default})` : s.required ? ' (required)' : '';
     return `  --${name}${s.boolean ? '' : ' VALUE'}\n      ${s.description}${def}; env ${envName(name)}`;
   });
-  return `usage: ${command} [flags]\n${lines.join('\n')}\n  --help\n      print this help`;
+  return `usage: ${command} [flags]\n${lines.join('\n')}\n  --help\n      print this help\nenvironment:\n  LB_LOG_LEVEL\n      fatal, error, warn, info, debug, trace or silent (default info)`;
 }
 
 /** Parses argv; throws FlagError with a readable message on anything unknown or missing. */
