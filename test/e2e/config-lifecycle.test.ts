@@ -1,5 +1,6 @@
 // Config versions as operators live with them: history, rollback, per-node acks and NACKs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_ADMIN_ACTOR } from '../support/auth.js';
 import { api, distribution } from '../support/http.js';
 import { Stack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
@@ -20,7 +21,7 @@ describe('versions, rollback and node status', () => {
     const cp = stack.cp.url;
     const v1 = await stack.applyConfig(
       { pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: b1.address }] } }, routes: { web: { pools: [{ pool: 'web' }] } } },
-      { 'x-change-message': 'first pool', 'x-change-author': 'alice' },
+      { 'x-change-message': 'first pool' },
     );
     const dp = stack.dps[0]!;
     expect(await distribution(`${dp.url}/`, 10)).toEqual({ b1: 10 });
@@ -43,7 +44,7 @@ describe('versions, rollback and node status', () => {
     const history = await api('GET', `${cp}/v1/versions`);
     expect(history.status).toBe(200);
     expect(history.body.versions.map((v: { version: number }) => v.version).slice(0, 3)).toEqual([v1 + 2, v1 + 1, v1]);
-    expect(history.body.versions[2]).toMatchObject({ version: v1, author: 'alice', message: 'first pool' });
+    expect(history.body.versions[2]).toMatchObject({ version: v1, actor: TEST_ADMIN_ACTOR, message: 'first pool' });
     expect(history.body.versions[0].parent).toBe(v1 + 1);
 
     const restored = await api('GET', `${cp}/v1/versions/${v1 + 2}`);

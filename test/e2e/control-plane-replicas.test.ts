@@ -70,6 +70,8 @@ interface NodeView {
   healthRevision: number;
   lastNack: { version: number; error: string; at: string } | null;
   replica: string;
+  status: 'connected' | 'disconnected';
+  lastSeenAt: string | null;
 }
 
 const pool = (id: string) => ({ algorithm: 'round_robin', backends: [{ id: 'b1', address: `10.0.0.${id.length}:80` }] });
@@ -103,6 +105,7 @@ afterAll(async () => {
 describe('two control-plane replicas on one etcd', () => {
   it('a write through A is visible through B and pushed to the node B holds; the node shows on A', async () => {
     const node = new TestNode(b.grpcAddress, 'e2e-node-1');
+    let acked = 0;
     try {
       await waitFor(() => node.received.some((m) => m.kind === 'health' && m.health?.full === true), { message: 'the full health update after Hello' });
       const config = { pools: { web: pool('web') }, routes: { site: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } } };
@@ -120,6 +123,7 @@ describe('two control-plane replicas on one etcd', () => {
 
       // The node record lives in etcd: A lists a node whose stream B holds, with what it ACKed.
       node.ack(v);
+      acked = v;
       const seen = await waitFor(async () => (await nodesOf(a)).find((n) => n.id === 'e2e-node-1' && n.configVersion === v), {
         message: 'A to list the node with its ACK',
       });
@@ -138,7 +142,12 @@ describe('two control-plane replicas on one etcd', () => {
     } finally {
       node.close();
     }
-    await waitFor(async () => !(await nodesOf(a)).some((n) => n.id === 'e2e-node-1'), { message: 'the node to disappear once its stream ended' });
+    // A node whose stream ended stays listed, as disconnected, with what it last acked.
+    const gone = await waitFor(async () => (await nodesOf(a)).find((n) => n.id === 'e2e-node-1' && n.status === 'disconnected'), {
+      message: 'the node to show as disconnected once its stream ended',
+    });
+    expect(gone.lastSeenAt).not.toBeNull();
+    expect(gone.configVersion).toBe(acked);
   });
 
   it('two writes racing with the same If-Match through different replicas: exactly one wins, one version is added', async () => {

@@ -1,5 +1,6 @@
 /** Small HTTP helpers for tests: JSON calls to the REST API and plain requests through a data plane. */
 import { request } from 'undici';
+import { TEST_ADMIN_TOKEN } from './auth.js';
 
 export interface JsonResponse<T = any> {
   status: number;
@@ -7,10 +8,17 @@ export interface JsonResponse<T = any> {
   body: T;
 }
 
+/**
+ * One JSON call to the REST API, as the test admin (TEST_ADMIN_TOKEN) unless `headers` has its
+ * own `authorization`; an empty one sends none. See apiAs() to call as another token.
+ */
 export async function api<T = any>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonResponse<T>> {
+  const own = Object.keys(headers).find((h) => h.toLowerCase() === 'authorization');
+  const auth = own === undefined ? { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } : {};
+  const sent = Object.fromEntries(Object.entries({ ...auth, ...headers }).filter(([name, value]) => !(name.toLowerCase() === 'authorization' && value === '')));
   const res = await request(url, {
     method: method as 'GET',
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    headers: body === undefined ? sent : { 'content-type': 'application/json', ...sent },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.body.text();
@@ -21,6 +29,17 @@ export async function api<T = any>(method: string, url: string, body?: unknown, 
     // not JSON: keep the text so the assertion shows it
   }
   return { status: res.statusCode, headers: res.headers, body: parsed as T };
+}
+
+/** api() as `token` (null: without any token). */
+export function apiAs<T = any>(
+  token: string | null,
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<JsonResponse<T>> {
+  return api<T>(method, url, body, { ...headers, authorization: token === null ? '' : `Bearer ${token}` });
 }
 
 export interface TextResponse {

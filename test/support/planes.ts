@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { adminTokenFile } from './auth.js';
 import { Child } from './child.js';
 import { freePort, waitFor } from './wait.js';
 
@@ -15,17 +16,26 @@ export interface ControlPlaneOptions {
   httpPort?: number;
   grpcPort?: number;
   prefix?: string;
+  /**
+   * Flags added to the command line. Unless they name --admin-token-file, the control plane gets
+   * one holding TEST_ADMIN_TOKEN (auth.ts), the token api() sends by default.
+   */
   extraArgs?: string[];
+  /** Environment added to the process's (default LB_LOG_LEVEL=warn). */
+  env?: Record<string, string>;
 }
 
 export class ControlPlane {
+  private readonly tokenFile: string | undefined;
   private child!: Child;
 
   private constructor(
     readonly options: ControlPlaneOptions,
     readonly httpPort: number,
     readonly grpcPort: number,
-  ) {}
+  ) {
+    this.tokenFile = options.extraArgs?.includes('--admin-token-file') ? undefined : adminTokenFile();
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.httpPort}`;
@@ -45,8 +55,9 @@ export class ControlPlane {
   async restart(): Promise<void> {
     const args = [CP_MAIN, '--etcd', this.options.etcd, '--http-listen', `127.0.0.1:${this.httpPort}`, '--grpc-listen', this.grpcAddress];
     if (this.options.prefix) args.push('--etcd-prefix', this.options.prefix);
+    if (this.tokenFile) args.push('--admin-token-file', this.tokenFile);
     args.push(...(this.options.extraArgs ?? []));
-    this.child = new Child('control-plane', process.execPath, args, { LB_LOG_LEVEL: 'warn' });
+    this.child = new Child('control-plane', process.execPath, args, { LB_LOG_LEVEL: 'warn', ...this.options.env });
     const child = this.child;
     await waitFor(
       async () => {

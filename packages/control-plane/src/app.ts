@@ -1,29 +1,56 @@
 /**
- * The Fastify application: routes, problem+json error handling and HTTP metrics. A factory, so
- * unit tests drive it with inject() over in-memory stores and no port.
+ * The Fastify application: routes, access control, the audit trail, problem+json error handling,
+ * the OpenAPI document and HTTP metrics. A factory, so unit tests drive it with inject() over
+ * in-memory stores and no port.
  */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '@lb/shared';
+import { auditRoutes } from './api/audit.js';
 import { backendRoutes } from './api/backends.js';
 import { configRoutes } from './api/config.js';
 import type { ApiDeps, HealthDeps } from './api/deps.js';
 import { healthRoutes } from './api/health.js';
-import { MemoryEjectionStore } from './health/ejection-store.js';
-import { MemoryHealthStore } from './health/health-store.js';
-import { MemoryRegistrationStore } from './store/registration-store.js';
 import { nodeRoutes } from './api/nodes.js';
+import { registerOpenApi, registerOpenApiRoutes } from './api/openapi.js';
 import { opsRoutes } from './api/ops.js';
 import { poolRoutes } from './api/pools.js';
 import { installProblemHandling } from './api/problem.js';
+import { RouteTable } from './api/route-table.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route of the app with its methods (405 answers, the OpenAPI coverage test). */
+    routeTable: RouteTable;
+  }
+}
 import { routeRoutes } from './api/routes.js';
+import { tokenRoutes } from './api/tokens.js';
 import { versionRoutes } from './api/versions.js';
+import { MemoryAuditLog, type AuditLog } from './audit/audit-log.js';
+import { AuditRecorder } from './audit/audit-recorder.js';
+import { installAccessControl } from './auth/access-control.js';
+import type { Authenticator } from './auth/authenticator.js';
+import type { TokenStore } from './auth/token-store.js';
+import { MemoryEjectionStore } from './health/ejection-store.js';
+import { MemoryHealthStore } from './health/health-store.js';
 import { CpMetrics } from './metrics.js';
 import type { ConfigStore, NodeStore } from './store/config-store.js';
+import { MemoryRegistrationStore } from './store/registration-store.js';
 import { ConfigWriter } from './versioning/config-writer.js';
 
 export interface AppOptions {
   store: ConfigStore;
   nodes: NodeStore;
+  /** Who is calling (bearer tokens) and the tokens /v1/tokens manages. */
+  auth: { authenticator: Authenticator; tokens: TokenStore };
+  /** Absent: an in-memory audit trail (tests). */
+  audit?: AuditLog;
+  /** Serve /metrics without a token (for scrapers); default false. */
+  publicMetrics?: boolean;
+  /** Called after a change that may let retention prune more (a node removed). */
+  onRetentionChange?: () => void;
   metrics?: CpMetrics;
   writer?: ConfigWriter;
   /** Health, registrations and ejection reports; absent: empty in-memory ones (tests). */
@@ -32,26 +59,53 @@ export interface AppOptions {
   logger?: Logger;
   /** Largest accepted body; etcd's own limit (--max-request-bytes, 1.5 MiB by default) also applies. */
   bodyLimit?: number;
+  /** The version shown in the OpenAPI document. */
+  version?: string;
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's X-Request-Id when it is a sane token, else a new one: it ends up in logs and etcd. */
+function requestIdOf(request: IncomingMessage): string {
+  const given = request.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const common = {
+    bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
+    genReqId: requestIdOf,
+    // Unknown query parameters are errors, not silently dropped; verbose errors name what is allowed.
+    ajv: { customOptions: { removeAdditional: false, verbose: true } },
+  } as const;
   const app = (options.logger
-    ? // Per-request logging stays off: metrics count requests, and the log is for events.
-      Fastify({
-        loggerInstance: options.logger,
-        logController: new LogController({ disableRequestLogging: true }),
-        bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
-      })
-    : Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024 })) as unknown as FastifyInstance;
+    ? // Per-request logging stays off: metrics count requests, the audit trail records writes.
+      Fastify({ ...common, loggerInstance: options.logger, logController: new LogController({ disableRequestLogging: true }) })
+    : Fastify({ ...common, logger: false })) as unknown as FastifyInstance;
   const deps: ApiDeps = {
     store: options.store,
     nodes: options.nodes,
     metrics: options.metrics ?? new CpMetrics(),
     writer: options.writer ?? new ConfigWriter(options.store),
     health: options.health ?? { store: new MemoryHealthStore(), registrations: new MemoryRegistrationStore(), ejections: new MemoryEjectionStore() },
+    tokens: options.auth.tokens,
+    audit: options.audit ?? new MemoryAuditLog(),
+    publicMetrics: options.publicMetrics ?? false,
+    onRetentionChange: options.onRetentionChange ?? (() => undefined),
   };
 
-  installProblemHandling(app);
+  const routes = new RouteTable();
+  routes.install(app);
+  app.decorate('routeTable', routes);
+  installProblemHandling(app, routes);
+  // The audit note exists before access control runs, so a refused request is recorded too.
+  const recorder = new AuditRecorder({ log: deps.audit, ...(options.logger ? { logger: options.logger } : {}) });
+  recorder.install(app);
+  app.addHook('onClose', async () => recorder.flush());
+  installAccessControl(app, options.auth.authenticator);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
   app.addHook('onResponse', async (request, reply) => {
     // The route template, never the raw URL, so metric cardinality stays bounded.
     const route = request.routeOptions.url ?? 'unmatched';
@@ -59,6 +113,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
   });
 
+  await registerOpenApi(app, options.version ?? '0.0.0');
   await app.register(opsRoutes, deps);
   await app.register(configRoutes, deps);
   await app.register(poolRoutes, deps);
@@ -67,5 +122,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(routeRoutes, deps);
   await app.register(versionRoutes, deps);
   await app.register(nodeRoutes, deps);
+  await app.register(tokenRoutes, deps);
+  await app.register(auditRoutes, deps);
+  await registerOpenApiRoutes(app);
   return app;
 }

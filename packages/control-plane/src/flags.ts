@@ -11,6 +11,18 @@ export const FLAGS = {
   'etcd-prefix': { description: 'prefix of every etcd key this control plane uses', default: '/lb' },
   'replica-id': { description: 'name of this replica, shown per node in GET /v1/nodes (default HOSTNAME-PID)' },
   'leader-ttl-seconds': { description: 'lease TTL of the health-check leader election: a dead leader is replaced after about this long (2..60)', default: '3' },
+  'admin-token-file': {
+    description:
+      'file holding the bootstrap admin secret (actor "bootstrap-admin"); created with a new secret when missing. Without it, the first start on an empty etcd creates the token "admin" and prints it once',
+  },
+  'bootstrap-config': { description: 'YAML or JSON config committed as version 1 when etcd holds no config yet (ignored afterwards)' },
+  'public-metrics': { description: 'serve /metrics without a token, for scrapers', boolean: true },
+  'keep-versions': {
+    description: 'config versions kept in history; older ones are pruned unless current or run by a known node (0 keeps all)',
+    default: '1000',
+  },
+  'node-retention-seconds': { description: 'how long a disconnected data plane stays in GET /v1/nodes', default: '86400' },
+  'keep-audit-entries': { description: 'audit entries kept; older ones are pruned', default: '10000' },
 } satisfies Record<string, FlagSpec>;
 
 export interface ControlPlaneSettings {
@@ -21,6 +33,12 @@ export interface ControlPlaneSettings {
   etcdPrefix: string;
   replicaId: string;
   leaderTtlSeconds: number;
+  adminTokenFile?: string;
+  bootstrapConfig?: string;
+  publicMetrics: boolean;
+  keepVersions: number;
+  nodeRetentionSeconds: number;
+  keepAuditEntries: number;
 }
 
 function etcdHost(value: string): string {
@@ -36,11 +54,35 @@ function etcdHost(value: string): string {
   return `${parsed.protocol}//${parsed.host}`;
 }
 
+function wholeNumber(flag: string, value: string | undefined, min: number, max: number): number {
+  const n = Number(value);
+  if (value === undefined || !/^\d+$/.test(value) || n < min || n > max) throw new FlagError(`--${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function booleanFlag(flag: string, value: string | undefined): boolean {
+  if (value === undefined || value === 'false' || value === '0') return false;
+  if (value === 'true' || value === '1') return true;
+  throw new FlagError(`--${flag} takes no value (env: true, false, 1 or 0)`);
+}
+
 /** Throws FlagError on anything wrong, so runMain prints usage and exits 2. */
 export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): ControlPlaneSettings {
   const flags = parseFlags(argv, FLAGS, env);
   if (flags.help)
-    return { help: true, etcdHosts: [], http: { host: '', port: 0 }, grpc: { host: '', port: 0 }, etcdPrefix: '', replicaId: '', leaderTtlSeconds: 0 };
+    return {
+      help: true,
+      etcdHosts: [],
+      http: { host: '', port: 0 },
+      grpc: { host: '', port: 0 },
+      etcdPrefix: '',
+      replicaId: '',
+      leaderTtlSeconds: 0,
+      publicMetrics: false,
+      keepVersions: 0,
+      nodeRetentionSeconds: 0,
+      keepAuditEntries: 0,
+    };
   const etcdPrefix = flags['etcd-prefix'] ?? '/lb';
   if (!/^\/[A-Za-z0-9._/-]*$/.test(etcdPrefix)) throw new FlagError(`--etcd-prefix "${etcdPrefix}" must start with "/" and use [A-Za-z0-9._/-]`);
   const replicaId = flags['replica-id'] ?? `${hostname()}-${process.pid}`;
@@ -56,5 +98,11 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
     grpc: hostPortFlag('grpc-listen', flags['grpc-listen'] ?? ''),
     etcdPrefix,
     replicaId,
+    ...(flags['admin-token-file'] !== undefined ? { adminTokenFile: flags['admin-token-file'] } : {}),
+    ...(flags['bootstrap-config'] !== undefined ? { bootstrapConfig: flags['bootstrap-config'] } : {}),
+    publicMetrics: booleanFlag('public-metrics', flags['public-metrics']),
+    keepVersions: wholeNumber('keep-versions', flags['keep-versions'], 0, 1_000_000_000),
+    nodeRetentionSeconds: wholeNumber('node-retention-seconds', flags['node-retention-seconds'], 1, 10 * 365 * 86400),
+    keepAuditEntries: wholeNumber('keep-audit-entries', flags['keep-audit-entries'], 1, 10_000_000),
   };
 }

@@ -1,7 +1,16 @@
 #!/usr/bin/env node
 /** lb-control-plane: wires etcd, the REST API and the gRPC push server together. Nothing else. */
+import { createRequire } from 'node:module';
 import { createLogger, runMain, usage } from '@lb/shared';
 import { buildApp } from './app.js';
+import { EtcdAuditLog } from './audit/etcd-audit-log.js';
+import { Authenticator } from './auth/authenticator.js';
+import { ensureFirstAdminToken, readOrCreateAdminTokenFile } from './auth/bootstrap-admin.js';
+import { EtcdTokenStore } from './auth/etcd-token-store.js';
+import { FailureThrottle } from './auth/failure-throttle.js';
+import { readBootstrapConfig, seedEmptyStore } from './bootstrap/bootstrap-config.js';
+import { Retention } from './retention/retention.js';
+import { ConfigWriter } from './versioning/config-writer.js';
 import { COMMAND, FLAGS, parseControlPlaneFlags } from './flags.js';
 import { CpMetrics } from './metrics.js';
 import { ConfigFeed } from './push/config-feed.js';
@@ -32,6 +41,12 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(COMMAND).child({ replica: settings.replicaId });
+  // Files are read before anything starts: a bad one is a usage error (exit 2), not a half-started replica.
+  const adminFile = settings.adminTokenFile === undefined ? undefined : readOrCreateAdminTokenFile(settings.adminTokenFile);
+  if (adminFile?.created) logger.warn({ file: settings.adminTokenFile }, 'wrote a new bootstrap admin secret to --admin-token-file');
+  const bootstrapConfig = settings.bootstrapConfig === undefined ? undefined : readBootstrapConfig(settings.bootstrapConfig);
+  const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+  let stopping = false;
   const client = createEtcdClient({ hosts: settings.etcdHosts });
   const store = new EtcdConfigStore({ client, prefix: settings.etcdPrefix, logger });
   const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, logger });
@@ -62,7 +77,42 @@ async function main(): Promise<void> {
   election.start();
   const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
   const streams = new StreamServer({ config: merged, health: healthFeed, reports: ejections, registry, logger, metrics });
-  const app = await buildApp({ store, nodes: nodeStore, metrics, logger, health: { store: healthStore, registrations, ejections } });
+  const tokens = new EtcdTokenStore({ client, prefix: settings.etcdPrefix, logger });
+  tokens.start();
+  if (adminFile === undefined) {
+    void ensureFirstAdminToken({ tokens, logger, print: (text) => process.stderr.write(text), isStopped: () => stopping });
+  }
+  const authenticator = new Authenticator({ tokens, throttle: new FailureThrottle(), ...(adminFile ? { bootstrapSecret: adminFile.secret } : {}) });
+  const audit = new EtcdAuditLog(client, settings.etcdPrefix);
+  const retention = new Retention({
+    store,
+    nodes: nodeStore,
+    audit,
+    logger,
+    keepVersions: settings.keepVersions,
+    nodeRetentionMs: settings.nodeRetentionSeconds * 1000,
+    keepAuditEntries: settings.keepAuditEntries,
+  });
+  // Every new version may push an old one past --keep-versions.
+  feed.subscribe(() => retention.request());
+  retention.start();
+  const writer = new ConfigWriter(store);
+  if (bootstrapConfig !== undefined && settings.bootstrapConfig !== undefined) {
+    void seedEmptyStore({ writer, config: bootstrapConfig, path: settings.bootstrapConfig, logger, isStopped: () => stopping });
+  }
+  const app = await buildApp({
+    store,
+    nodes: nodeStore,
+    writer,
+    metrics,
+    logger,
+    version,
+    health: { store: healthStore, registrations, ejections },
+    auth: { authenticator, tokens },
+    audit,
+    publicMetrics: settings.publicMetrics,
+    onRetentionChange: () => retention.request(),
+  });
 
   try {
     await app.listen({ host: settings.http.host, port: settings.http.port });
@@ -73,7 +123,6 @@ async function main(): Promise<void> {
   }
   logger.info({ http: settings.http, grpc: settings.grpc, etcd: settings.etcdHosts, prefix: settings.etcdPrefix }, 'control plane started');
 
-  let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
@@ -86,7 +135,9 @@ async function main(): Promise<void> {
     void (async () => {
       checker.stop(); // stop probing before resigning, so two replicas never probe together
       await election.stop(); // resign: another replica takes over health checks at once
-      await app.close(); // stop accepting REST requests, finish those in flight
+      await app.close(); // stop accepting REST requests, finish those in flight (and their audit entries)
+      retention.stop();
+      await tokens.close();
       registry.stop();
       await streams.close(); // end every DP stream so the nodes reconnect to another replica
       feed.stop();

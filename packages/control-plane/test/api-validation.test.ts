@@ -38,11 +38,24 @@ describe('bad input answers 400 problem+json and changes nothing', () => {
     expect(await version()).toBe(0);
   });
 
-  it('parses JSON sent with another content type (curl -d) and rejects an empty body', async () => {
+  it('answers 415 for a body that is not declared JSON, accepts +json types, and rejects an empty body', async () => {
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+      const res = await t.app.inject({ method: 'PUT', url: '/v1/pools/web', headers: { 'content-type': type }, payload: JSON.stringify(pool()) });
+      const problem = await expectProblem(res, 415, 'LB_CP_UNSUPPORTED_MEDIA_TYPE');
+      expect(problem.errors).toEqual([{ field: 'Content-Type', message: 'must be application/json (or another +json type)' }]);
+    }
+    expect(await version()).toBe(0);
+    const merge = await t.app.inject({
+      method: 'PATCH',
+      url: '/v1/pools/web',
+      headers: { 'content-type': 'application/merge-patch+json' },
+      payload: JSON.stringify({ algorithm: 'random' }),
+    });
+    await expectProblem(merge, 404, 'LB_CP_NOT_FOUND');
     const ok = await t.app.inject({
       method: 'PUT',
       url: '/v1/pools/web',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { 'content-type': 'application/json; charset=utf-8' },
       payload: JSON.stringify(pool()),
     });
     expect(ok.statusCode).toBe(200);

@@ -124,14 +124,28 @@ describe('versions and ETags', () => {
     expect(history.versions).toHaveLength(1);
   });
 
-  it('records X-Change-Message and X-Change-Author, with defaults', async () => {
-    await put('/v1/pools/web', pool(), { 'x-change-message': 'add web', 'x-change-author': 'alice' });
+  it('records the token as actor, the address, the request id and X-Change-Message (with a default)', async () => {
+    await put('/v1/pools/web', pool(), { 'x-change-message': 'add web', 'x-request-id': 'req-42' });
     await put('/v1/pools/api', pool());
     const history = json<{ versions: Array<Record<string, unknown>> }>(await t.app.inject({ method: 'GET', url: '/v1/versions' }));
-    expect(history.versions[0]).toMatchObject({ version: 2, parent: 1, author: 'anonymous', message: 'PUT /v1/pools/api' });
-    expect(history.versions[1]).toMatchObject({ version: 1, parent: 0, author: 'alice', message: 'add web' });
-    expect(Object.keys(history.versions[0]!).sort()).toEqual(['author', 'createdAt', 'message', 'parent', 'version']);
+    expect(history.versions[0]).toMatchObject({ version: 2, parent: 1, actor: 'bootstrap-admin', author: 'bootstrap-admin', message: 'PUT /v1/pools/api' });
+    expect(history.versions[1]).toMatchObject({
+      version: 1,
+      parent: 0,
+      actor: 'bootstrap-admin',
+      source: '127.0.0.1',
+      requestId: 'req-42',
+      message: 'add web',
+    });
+    expect(Object.keys(history.versions[0]!).sort()).toEqual(['actor', 'author', 'createdAt', 'message', 'parent', 'requestId', 'source', 'version']);
     expect(Number.isNaN(Date.parse(String(history.versions[0]!.createdAt)))).toBe(false);
+  });
+
+  it('refuses X-Change-Author: the author is the token, not a header', async () => {
+    const res = await put('/v1/pools/web', pool(), { 'x-change-author': 'alice' });
+    expect(res.statusCode).toBe(400);
+    expect(json(res)).toMatchObject({ code: 'LB_CP_VALIDATION', errors: [{ field: 'X-Change-Author' }] });
+    expect(json(await t.app.inject({ method: 'GET', url: '/v1/config' })).version).toBe(0);
   });
 
   it('manages one backend with PUT, PATCH and DELETE, keeping its place in the pool', async () => {
@@ -195,7 +209,7 @@ describe('history: pagination, read, diff, rollback', () => {
   it('reads one version with its config', async () => {
     await makeVersions(2);
     const v1 = json<Record<string, unknown>>(await t.app.inject({ method: 'GET', url: '/v1/versions/1' }));
-    expect(v1).toMatchObject({ version: 1, parent: 0, author: 'anonymous', message: 'PUT /v1/pools/p1', config: { pools: { p1: pool() }, routes: {} } });
+    expect(v1).toMatchObject({ version: 1, parent: 0, actor: 'bootstrap-admin', message: 'PUT /v1/pools/p1', config: { pools: { p1: pool() }, routes: {} } });
   });
 
   it('diffs a version against its parent by default, or against any version', async () => {
@@ -222,14 +236,14 @@ describe('history: pagination, read, diff, rollback', () => {
 
   it('rolls back by adding a new version with the old content', async () => {
     await makeVersions(3);
-    const res = await t.app.inject({ method: 'POST', url: '/v1/versions/1/rollback', headers: { 'x-change-author': 'bob' } });
+    const res = await t.app.inject({ method: 'POST', url: '/v1/versions/1/rollback' });
     expect(res.statusCode).toBe(200);
     expect(res.headers.etag).toBe('"4"');
     expect(json(res)).toMatchObject({ version: 4, committed: true, rollbackOf: 1 });
     const v4 = json<Record<string, unknown>>(await t.app.inject({ method: 'GET', url: '/v1/versions/4' }));
     const v1 = json<Record<string, unknown>>(await t.app.inject({ method: 'GET', url: '/v1/versions/1' }));
     expect(v4.config).toEqual(v1.config);
-    expect(v4).toMatchObject({ parent: 3, message: 'rollback to 1', author: 'bob', rollbackOf: 1 });
+    expect(v4).toMatchObject({ parent: 3, message: 'rollback to 1', actor: 'bootstrap-admin', rollbackOf: 1 });
     // History is never rewritten: versions 2 and 3 are still there.
     expect(json(await t.app.inject({ method: 'GET', url: '/v1/versions/3' })).version).toBe(3);
     const custom = await t.app.inject({ method: 'POST', url: '/v1/versions/3/rollback', headers: { 'x-change-message': 'undo the undo', 'if-match': '"4"' } });

@@ -10,7 +10,13 @@ describe('lb-control-plane flags', () => {
       http: { host: '127.0.0.1', port: 8080 },
       grpc: { host: '127.0.0.1', port: 18000 },
       etcdPrefix: '/lb',
+      publicMetrics: false,
+      keepVersions: 1000,
+      nodeRetentionSeconds: 86400,
+      keepAuditEntries: 10000,
     });
+    expect(s.adminTokenFile).toBeUndefined();
+    expect(s.bootstrapConfig).toBeUndefined();
     expect(s.replicaId).toMatch(new RegExp(`-${process.pid}$`));
   });
 
@@ -21,6 +27,34 @@ describe('lb-control-plane flags', () => {
     expect(s.replicaId).toBe('cp-1');
   });
 
+  it('reads the access, retention and bootstrap flags', () => {
+    const s = parseControlPlaneFlags(
+      [
+        '--etcd',
+        'http://a:1',
+        '--admin-token-file',
+        '/run/admin',
+        '--bootstrap-config',
+        'lb.yaml',
+        '--public-metrics',
+        '--keep-versions',
+        '0',
+        '--node-retention-seconds',
+        '60',
+      ],
+      { LB_KEEP_AUDIT_ENTRIES: '500' },
+    );
+    expect(s).toMatchObject({
+      adminTokenFile: '/run/admin',
+      bootstrapConfig: 'lb.yaml',
+      publicMetrics: true,
+      keepVersions: 0,
+      nodeRetentionSeconds: 60,
+      keepAuditEntries: 500,
+    });
+    expect(parseControlPlaneFlags(['--etcd', 'http://a:1'], { LB_PUBLIC_METRICS: 'true' }).publicMetrics).toBe(true);
+  });
+
   it.each([
     [[], /--etcd is required/],
     [['--etcd', 'ftp://a:1'], /only http/],
@@ -29,6 +63,11 @@ describe('lb-control-plane flags', () => {
     [['--etcd', 'http://a:1', '--grpc-listen', '1.2.3.4:99999'], /--grpc-listen/],
     [['--etcd', 'http://a:1', '--etcd-prefix', 'lb'], /--etcd-prefix/],
     [['--etcd', 'http://a:1', '--nope'], /nope/],
+    [['--etcd', 'http://a:1', '--keep-versions=-1'], /--keep-versions must be a whole number from 0/],
+    [['--etcd', 'http://a:1', '--keep-versions', 'many'], /--keep-versions/],
+    [['--etcd', 'http://a:1', '--node-retention-seconds', '0'], /--node-retention-seconds must be a whole number from 1/],
+    [['--etcd', 'http://a:1', '--keep-audit-entries', '1.5'], /--keep-audit-entries/],
+    [['--etcd', 'http://a:1', '--public-metrics=yes'], /public-metrics/],
   ])('rejects %j', (argv, message) => {
     expect(() => parseControlPlaneFlags(argv as string[], {})).toThrow(FlagError);
     expect(() => parseControlPlaneFlags(argv as string[], {})).toThrow(message);

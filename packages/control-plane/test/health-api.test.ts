@@ -6,12 +6,14 @@ import { CpMetrics } from '../src/metrics.js';
 import { mergeRegistrations } from '../src/push/merged-config.js';
 import { MemoryConfigStore, MemoryNodeStore } from '../src/store/memory-config-store.js';
 import { MemoryRegistrationStore } from '../src/store/registration-store.js';
-import { json, pool } from './helpers.js';
+import { injectAsAdmin, json, pool, testAuth } from './helpers.js';
 
 async function setup() {
   const store = new MemoryConfigStore();
   const health = { store: new MemoryHealthStore(), registrations: new MemoryRegistrationStore(), ejections: new MemoryEjectionStore() };
-  const app = await buildApp({ store, nodes: new MemoryNodeStore(), metrics: new CpMetrics(), health });
+  const { authenticator, tokens } = testAuth();
+  const app = await buildApp({ store, nodes: new MemoryNodeStore(), metrics: new CpMetrics(), health, auth: { authenticator, tokens } });
+  injectAsAdmin(app);
   const put = await app.inject({ method: 'PUT', url: '/v1/pools/web', payload: pool([{ id: 'b1', address: '10.0.0.1:80' }]) });
   expect(put.statusCode).toBe(200);
   return { app, store, health };

@@ -2,6 +2,7 @@ export * from './config/model.js';
 export * from './config/names.js';
 export * from './config/address.js';
 export * from './config/validate.js';
+export * from './config/schema.js';
 export * from './config/diff.js';
 export * from './protocol/messages.js';
 export * from './protocol/load.js';

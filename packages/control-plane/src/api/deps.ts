@@ -1,10 +1,12 @@
 /** What the route plugins need; built by app.ts so tests can pass in-memory stores. */
-import type { ConfigStore, NodeStore } from '../store/config-store.js';
-import type { ConfigWriter } from '../versioning/config-writer.js';
-import type { CpMetrics } from '../metrics.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { TokenStore } from '../auth/token-store.js';
 import type { EjectionReader } from '../health/ejection-store.js';
 import type { HealthStore } from '../health/health-store.js';
+import type { CpMetrics } from '../metrics.js';
+import type { ConfigStore, NodeStore } from '../store/config-store.js';
 import type { RegistrationStore } from '../store/registration-store.js';
+import type { ConfigWriter } from '../versioning/config-writer.js';
 
 /** Health and self-registration: state that lives beside config, never in a config version. */
 export interface HealthDeps {
@@ -19,4 +21,10 @@ export interface ApiDeps {
   writer: ConfigWriter;
   metrics: CpMetrics;
   health: HealthDeps;
+  tokens: TokenStore;
+  audit: AuditLog;
+  /** /metrics without a token. */
+  publicMetrics: boolean;
+  /** A change that may let retention prune more happened (a node record was removed). */
+  onRetentionChange: () => void;
 }

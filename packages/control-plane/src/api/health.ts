@@ -7,14 +7,15 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiDeps } from './deps.js';
 import { poolNotFound } from './pools.js';
-import { paramsSchema } from './schemas.js';
+import { noQuerySchema, paramsSchema } from './schemas.js';
 
 interface PoolParams {
   pool: string;
 }
 
 export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
-  app.get<{ Params: PoolParams }>('/v1/pools/:pool/health', { schema: { params: paramsSchema('pool') } }, async (request) => {
+  const schema = { summary: "Health of a pool's backends", tags: ['health'], params: paramsSchema('pool'), querystring: noQuerySchema };
+  app.get<{ Params: PoolParams }>('/v1/pools/:pool/health', { config: { access: 'viewer' }, schema }, async (request) => {
     const { pool } = request.params;
     const current = await deps.store.current();
     const config = current.config.pools[pool];

@@ -2,13 +2,16 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { ApiError, StoreUnavailableError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
+import { noQuerySchema } from './schemas.js';
 
 export const opsRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+  const tags = ['ops'];
+
   // Alive means the event loop answers; etcd being down must not get the process restarted.
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { access: 'public' }, schema: { summary: 'Liveness', tags, querystring: noQuerySchema } }, async () => ({ status: 'ok' }));
 
   // Ready means writes and reads can succeed: etcd answers within its deadline.
-  app.get('/readyz', async () => {
+  app.get('/readyz', { config: { access: 'public' }, schema: { summary: 'Readiness: etcd answers', tags, querystring: noQuerySchema } }, async () => {
     try {
       await deps.store.ping();
     } catch (err) {
@@ -18,8 +21,16 @@ export const opsRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     return { status: 'ready' };
   });
 
-  app.get('/metrics', async (_request, reply) => {
-    reply.type(deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
-  });
+  // Metrics hold no config, but names of pools and routes; open them to scrapers only by choice (--public-metrics).
+  app.get(
+    '/metrics',
+    {
+      config: { access: deps.publicMetrics ? 'public' : 'viewer', docs: { response: { 200: { type: 'string', description: 'Prometheus text format' } } } },
+      schema: { summary: 'Prometheus metrics', tags },
+    },
+    async (_request, reply) => {
+      reply.type(deps.metrics.registry.contentType);
+      return deps.metrics.registry.metrics();
+    },
+  );
 };

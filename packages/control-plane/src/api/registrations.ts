@@ -38,6 +38,8 @@ export async function registerBackend(deps: ApiDeps, request: FastifyRequest, re
       { field: 'address', message: `address already used by backend "${owner.id}" in this pool` },
     ]);
   setVersionTag(reply, current.version);
+  reply.request.audit.version = current.version;
+  reply.request.audit.committed = false;
   if (write.dryRun) return reply.send({ version: current.version, committed: false, dryRun: true, changes: [], pool, backend, ttlSeconds });
   const registration = await deps.health.registrations.register(pool, backend, ttlSeconds);
   return reply.send({
@@ -54,7 +56,10 @@ export async function registerBackend(deps: ApiDeps, request: FastifyRequest, re
 export const registrationRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   app.post<{ Params: BackendParams }>(
     '/v1/pools/:pool/backends/:id/keepalive',
-    { schema: { params: paramsSchema('pool', 'id'), querystring: writeQuerySchema } },
+    {
+      config: { access: 'operator' },
+      schema: { summary: "Renew a self-registered backend's lease", tags: ['backends'], params: paramsSchema('pool', 'id'), querystring: writeQuerySchema },
+    },
     async (request) => {
       const { pool, id } = request.params;
       const registration = await deps.health.registrations.keepalive(pool, id);

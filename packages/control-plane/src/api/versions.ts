@@ -4,7 +4,8 @@ import { diffConfigs, emptyConfig, type Config, type ConfigVersionRecord } from 
 import { ApiError } from '../errors.js';
 import type { ConfigStore } from '../store/config-store.js';
 import type { ApiDeps } from './deps.js';
-import { diffQuerySchema, listVersionsQuerySchema, paramsSchema, writeQuerySchema } from './schemas.js';
+import { writeAnswer } from './docs-schemas.js';
+import { diffQuerySchema, listVersionsQuerySchema, noQuerySchema, paramsSchema, writeQuerySchema } from './schemas.js';
 import { sendWriteResult, writeRequestOf } from './write-request.js';
 
 interface VersionParams {
@@ -14,8 +15,12 @@ interface VersionParams {
 async function recordOf(store: ConfigStore, n: number): Promise<ConfigVersionRecord> {
   const record = await store.getVersion(n);
   if (record) return record;
-  const detail = n === 0 ? 'version 0 is the empty config before the first write; it has no record' : `version ${n} does not exist`;
-  throw new ApiError('LB_CP_NOT_FOUND', detail);
+  if (n === 0) throw new ApiError('LB_CP_NOT_FOUND', 'version 0 is the empty config before the first write; it has no record');
+  // Versions are numbered without gaps, so a missing one at or below the current was pruned.
+  if (n <= (await store.currentVersion())) {
+    throw new ApiError('LB_CP_VERSION_PRUNED', `version ${n} was pruned: the history keeps the newest versions (--keep-versions) and those nodes still run`);
+  }
+  throw new ApiError('LB_CP_NOT_FOUND', `version ${n} does not exist`);
 }
 
 /** Version 0 diffs as the empty config, so `?against=0` shows a version in full. */
@@ -25,31 +30,32 @@ async function configOf(store: ConfigStore, n: number): Promise<Config> {
 
 export const versionRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   const params = paramsSchema('n');
+  const tags = ['versions'];
 
   // Newest first. `next` is the `before` cursor of the following page, absent on the last page;
   // a cursor stays valid while new versions are added because versions never change.
-  app.get<{ Querystring: { limit: number; before?: number } }>('/v1/versions', { schema: { querystring: listVersionsQuerySchema } }, async (request) => {
-    const { limit, before } = request.query;
-    const found = await deps.store.listVersions({ limit: limit + 1, ...(before !== undefined ? { before } : {}) });
-    const page = found.slice(0, limit);
-    const last = page[page.length - 1];
-    const versions = page.map(({ version, parent, createdAt, author, message, rollbackOf }) => ({
-      version,
-      parent,
-      createdAt,
-      author,
-      message,
-      ...(rollbackOf !== undefined ? { rollbackOf } : {}),
-    }));
-    return found.length > limit && last ? { versions, next: last.version } : { versions };
-  });
+  app.get<{ Querystring: { limit: number; before?: number } }>(
+    '/v1/versions',
+    { config: { access: 'viewer' }, schema: { summary: 'The history, newest first', tags, querystring: listVersionsQuerySchema } },
+    async (request) => {
+      const { limit, before } = request.query;
+      const found = await deps.store.listVersions({ limit: limit + 1, ...(before !== undefined ? { before } : {}) });
+      const page = found.slice(0, limit);
+      const last = page[page.length - 1];
+      return found.length > limit && last ? { versions: page, next: last.version } : { versions: page };
+    },
+  );
 
-  app.get<{ Params: VersionParams }>('/v1/versions/:n', { schema: { params } }, async (request) => recordOf(deps.store, request.params.n));
+  app.get<{ Params: VersionParams }>(
+    '/v1/versions/:n',
+    { config: { access: 'viewer' }, schema: { summary: 'One version with its whole config', tags, params, querystring: noQuerySchema } },
+    async (request) => recordOf(deps.store, request.params.n),
+  );
 
   // Without `against`, the diff is against the version's parent: "what did this version change".
   app.get<{ Params: VersionParams; Querystring: { against?: number } }>(
     '/v1/versions/:n/diff',
-    { schema: { params, querystring: diffQuerySchema } },
+    { config: { access: 'viewer' }, schema: { summary: 'The structured diff between two versions', tags, params, querystring: diffQuerySchema } },
     async (request) => {
       const { n } = request.params;
       const to = n === 0 ? undefined : await recordOf(deps.store, n);
@@ -59,13 +65,20 @@ export const versionRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     },
   );
 
-  app.post<{ Params: VersionParams }>('/v1/versions/:n/rollback', { schema: { params, querystring: writeQuerySchema } }, async (request, reply) => {
-    const { n } = request.params;
-    const write = writeRequestOf(request, `rollback to ${n}`);
-    const target = await recordOf(deps.store, n);
-    // Content equal to n's, as a new version on top: history is never rewritten. A rollback to
-    // content that is already current commits nothing, like any other no-op write.
-    const result = await deps.writer.write({ ...write, rollbackOf: n }, () => target.config);
-    return sendWriteResult(reply, result, { rollbackOf: n });
-  });
+  app.post<{ Params: VersionParams }>(
+    '/v1/versions/:n/rollback',
+    {
+      config: { access: 'operator', docs: { response: { 200: writeAnswer } } },
+      schema: { summary: "A new version whose config equals version n's", tags, params, querystring: writeQuerySchema },
+    },
+    async (request, reply) => {
+      const { n } = request.params;
+      const write = writeRequestOf(request, `rollback to ${n}`);
+      const target = await recordOf(deps.store, n);
+      // Content equal to n's, as a new version on top: history is never rewritten. A rollback to
+      // content that is already current commits nothing, like any other no-op write.
+      const result = await deps.writer.write({ ...write, rollbackOf: n }, () => target.config);
+      return sendWriteResult(reply, result, { rollbackOf: n });
+    },
+  );
 };

@@ -1,9 +1,8 @@
-/** The HTTP side of every write: If-Match, ?dryRun, X-Change-Message/-Author in; ETag and body out. */
+/** The HTTP side of every write: If-Match, ?dryRun, X-Change-Message in; ETag and body out; the audit note. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import type { Precondition, WriteRequest, WriteResult } from '../versioning/config-writer.js';
 
-export const DEFAULT_AUTHOR = 'anonymous';
 const MAX_HEADER_TEXT = 1024;
 
 /** `"7"`, `7`, `W/"7"` and lists of them; `*` matches any version. */
@@ -33,18 +32,38 @@ function headerText(request: FastifyRequest, name: string): string | undefined {
   return text;
 }
 
-/** Reads the write headers; `defaultMessage` is recorded when X-Change-Message is absent. */
-export function writeRequestOf(request: FastifyRequest, defaultMessage: string): WriteRequest {
+export interface WriteRequestOptions {
+  /** The `version` of a GET-shaped body (envelope.ts): the precondition when If-Match is absent. */
+  bodyVersion?: number;
+}
+
+/**
+ * Reads the write headers; `defaultMessage` is recorded when X-Change-Message is absent. The
+ * author is the caller's token, never a header: X-Change-Author is refused so that a script still
+ * sending it learns that it no longer decides anything.
+ */
+export function writeRequestOf(request: FastifyRequest, defaultMessage: string, options: WriteRequestOptions = {}): WriteRequest {
   const query = request.query as { dryRun?: boolean } | undefined;
   const ifMatch = request.headers['if-match'];
-  const precondition = parsePrecondition(Array.isArray(ifMatch) ? ifMatch.join(',') : ifMatch);
-  const message = headerText(request, 'x-change-message')?.trim();
-  const author = headerText(request, 'x-change-author')?.trim();
+  const header = parsePrecondition(Array.isArray(ifMatch) ? ifMatch.join(',') : ifMatch);
+  const precondition = header ?? (options.bodyVersion !== undefined ? { versions: [options.bodyVersion] } : undefined);
+  if (request.headers['x-change-author'] !== undefined) {
+    throw new ApiError('LB_CP_VALIDATION', 'X-Change-Author is not accepted: the author of a change is the name of the token it is made with', [
+      { field: 'X-Change-Author', message: 'remove it; versions and the audit trail record the token name as actor' },
+    ]);
+  }
+  const text = headerText(request, 'x-change-message')?.trim();
+  const message = text === undefined || text === '' ? defaultMessage : text;
+  const dryRun = query?.dryRun === true;
+  request.audit.message = message;
+  request.audit.dryRun = dryRun;
   return {
     ...(precondition ? { precondition } : {}),
-    dryRun: query?.dryRun === true,
-    message: message === undefined || message === '' ? defaultMessage : message,
-    author: author === undefined || author === '' ? DEFAULT_AUTHOR : author,
+    dryRun,
+    message,
+    actor: request.principal?.name ?? 'anonymous',
+    source: request.ip,
+    requestId: String(request.id),
   };
 }
 
@@ -57,6 +76,8 @@ export function setVersionTag(reply: FastifyReply, version: number): FastifyRepl
  * runs, with `ETag: "<version>"` (the new version, or the current one when nothing was committed).
  */
 export function sendWriteResult(reply: FastifyReply, result: WriteResult, extra: Record<string, unknown> = {}): FastifyReply {
+  reply.request.audit.version = result.version;
+  reply.request.audit.committed = result.committed;
   setVersionTag(reply, result.version);
   return reply.send({
     version: result.version,

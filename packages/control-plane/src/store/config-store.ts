@@ -34,6 +34,11 @@ export interface ConfigStore {
    */
   commit(record: ConfigVersionRecord): Promise<boolean>;
   /**
+   * Deletes every stored version below `below` except those in `keep`; returns how many went.
+   * Versions at or above `below` are never touched, so the current one is safe whatever `keep` says.
+   */
+  pruneVersions(below: number, keep: ReadonlySet<number>): Promise<number>;
+  /**
    * Calls `onChange` whenever the current pointer may have moved: after every change and after
    * every (re)connection of the watch, since events may have been missed while disconnected.
    * The callback only signals; the caller re-reads `current()`. Returns a function that stops it.
@@ -61,6 +66,16 @@ export interface NodeRecord {
   replica: string;
 }
 
+/** A node as GET /v1/nodes shows it: connected now, or last seen at `lastSeenAt` and kept until forgotten. */
+export interface NodeView extends NodeRecord {
+  status: 'connected' | 'disconnected';
+  /** ISO 8601: when a disconnected node's stream ended (or its replica last recorded it); null while connected. */
+  lastSeenAt: string | null;
+}
+
+/** What forgetting a node found. */
+export type ForgetResult = 'forgotten' | 'connected' | 'unknown';
+
 /**
  * Where nodes are published so every replica sees all of them. Records written by this replica
  * disappear by themselves when the replica dies (etcd lease); `onRecordsLost` fires when that
@@ -84,9 +99,19 @@ export interface NodeStore {
    * overwrite the new owner's record. Resolves false when the write was skipped for that reason.
    */
   put(record: NodeRecord, options?: NodePutOptions): Promise<boolean>;
-  /** Deletes the node's record only if this replica still owns it (another may have taken it over). */
+  /**
+   * The node's stream ended: deletes its record only if this replica still owns it (another may
+   * have taken it over), and then keeps it as the node's last known record (disconnected).
+   */
   remove(id: string): Promise<void>;
+  /** The connected nodes (every replica's). */
   list(): Promise<NodeRecord[]>;
+  /** Connected nodes and the last known record of each disconnected one not forgotten yet, by id. */
+  known(): Promise<NodeView[]>;
+  /** Forgets a disconnected node (DELETE /v1/nodes/{id}); a connected one stays. */
+  forget(id: string): Promise<ForgetResult>;
+  /** Forgets the disconnected nodes last seen before `before`; returns their ids. */
+  forgetDisconnected(before: Date): Promise<string[]>;
   onRecordsLost(listener: () => void): void;
   /** Removes every record this replica owns. */
   close(): Promise<void>;

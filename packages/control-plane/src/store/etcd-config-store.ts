@@ -97,6 +97,22 @@ export class EtcdConfigStore implements ConfigStore {
     });
   }
 
+  pruneVersions(below: number, keep: ReadonlySet<number>): Promise<number> {
+    return guarded(`pruning versions below ${below}`, this.deadlineMs, async () => {
+      if (below <= 1) return 0;
+      const keys = await this.client
+        .getAll()
+        .inRange({ start: this.keys.version(1), end: this.keys.version(below) })
+        .keys();
+      const doomed = keys.filter((key) => !keep.has(Number(key.slice(this.keys.versionsPrefix.length))));
+      // A hundred at a time: a first run over a long history must not flood etcd.
+      for (let at = 0; at < doomed.length; at += 100) {
+        await Promise.all(doomed.slice(at, at + 100).map((key) => this.client.delete().key(key).exec()));
+      }
+      return doomed.length;
+    });
+  }
+
   watchCurrent(onChange: () => void): () => void {
     let stopped = false;
     // The watch resumes from its last revision after a reconnect and fires `connected`; the

@@ -15,6 +15,14 @@ export class EtcdKeys {
   readonly ejectionsPrefix: string;
   /** The namespace of the health-check leader election (`election/health` below it). */
   readonly electionNamespace: string;
+  /** `<name>` below it: API tokens (hashed secrets). */
+  readonly tokensPrefix: string;
+  /** Set once, when the first start without --admin-token-file created the `admin` token. */
+  readonly adminBootstrapped: string;
+  /** `<time>-<random>` below it: the audit trail, in time order. */
+  readonly auditPrefix: string;
+  /** `<node-id>` below it: the last known record of every node, kept after it disconnects. */
+  readonly seenNodesPrefix: string;
 
   constructor(prefix: string) {
     const base = prefix.replace(/\/+$/, '');
@@ -25,6 +33,10 @@ export class EtcdKeys {
     this.registrationsPrefix = `${base}/registrations/`;
     this.ejectionsPrefix = `${base}/ejections/`;
     this.electionNamespace = `${base}/`;
+    this.tokensPrefix = `${base}/tokens/`;
+    this.adminBootstrapped = `${base}/auth/admin-bootstrapped`;
+    this.auditPrefix = `${base}/audit/`;
+    this.seenNodesPrefix = `${base}/seen-nodes/`;
   }
 
   version(n: number): string {
@@ -33,5 +45,13 @@ export class EtcdKeys {
 
   node(id: string): string {
     return this.nodesPrefix + id;
+  }
+
+  seenNode(id: string): string {
+    return this.seenNodesPrefix + id;
+  }
+
+  token(name: string): string {
+    return this.tokensPrefix + name;
   }
 }

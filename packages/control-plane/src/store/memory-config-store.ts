@@ -5,7 +5,7 @@
  */
 import { emptyConfig, type ConfigVersionRecord, type VersionedConfig } from '@lb/shared';
 import { StoreUnavailableError } from '../errors.js';
-import type { ConfigStore, ListVersionsOptions, NodePutOptions, NodeRecord, NodeStore, VersionSummary } from './config-store.js';
+import type { ConfigStore, ForgetResult, ListVersionsOptions, NodePutOptions, NodeRecord, NodeStore, NodeView, VersionSummary } from './config-store.js';
 
 export class MemoryConfigStore implements ConfigStore {
   /** Set to simulate an unreachable store. */
@@ -56,6 +56,18 @@ export class MemoryConfigStore implements ConfigStore {
     return true;
   }
 
+  async pruneVersions(below: number, keep: ReadonlySet<number>): Promise<number> {
+    this.check();
+    let pruned = 0;
+    for (const version of [...this.records.keys()]) {
+      if (version < below && !keep.has(version)) {
+        this.records.delete(version);
+        pruned++;
+      }
+    }
+    return pruned;
+  }
+
   /** Commits directly (as another replica would), bypassing the REST layer. */
   forceCommit(record: Omit<ConfigVersionRecord, 'version' | 'parent'>): number {
     const version = this.pointer + 1;
@@ -83,6 +95,9 @@ export class MemoryConfigStore implements ConfigStore {
 export class MemoryNodeStore implements NodeStore {
   unavailable = false;
   readonly records = new Map<string, NodeRecord>();
+  /** Last known records (see NodeStore.known). */
+  readonly seen = new Map<string, NodeRecord & { lastSeenAt: string }>();
+  now: () => Date = () => new Date();
   private readonly lostListeners: Array<() => void> = [];
 
   constructor(private readonly replica = 'memory') {}
@@ -98,12 +113,42 @@ export class MemoryNodeStore implements NodeStore {
     if (!options.claim && owner !== undefined && owner !== this.replica) return false;
     if (options.claim && held !== undefined && owner !== this.replica && held.connectedAt > record.connectedAt) return false;
     this.records.set(record.id, structuredClone(record));
+    this.seen.set(record.id, { ...structuredClone(record), lastSeenAt: this.now().toISOString() });
     return true;
   }
 
   async remove(id: string): Promise<void> {
     this.check();
-    if (this.records.get(id)?.replica === this.replica) this.records.delete(id);
+    const record = this.records.get(id);
+    if (record?.replica !== this.replica) return;
+    this.records.delete(id);
+    this.seen.set(id, { ...record, lastSeenAt: this.now().toISOString() });
+  }
+
+  async known(): Promise<NodeView[]> {
+    this.check();
+    const views = new Map<string, NodeView>();
+    for (const [id, r] of this.seen) views.set(id, { ...structuredClone(r), status: 'disconnected' });
+    for (const [id, r] of this.records) views.set(id, { ...structuredClone(r), status: 'connected', lastSeenAt: null });
+    return [...views.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async forget(id: string): Promise<ForgetResult> {
+    this.check();
+    if (this.records.has(id)) return 'connected';
+    return this.seen.delete(id) ? 'forgotten' : 'unknown';
+  }
+
+  async forgetDisconnected(before: Date): Promise<string[]> {
+    this.check();
+    const forgotten: string[] = [];
+    for (const [id, r] of this.seen) {
+      if (!this.records.has(id) && Date.parse(r.lastSeenAt) < before.getTime()) {
+        this.seen.delete(id);
+        forgotten.push(id);
+      }
+    }
+    return forgotten;
   }
 
   async list(): Promise<NodeRecord[]> {

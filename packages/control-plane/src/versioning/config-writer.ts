@@ -13,7 +13,11 @@ export interface WriteRequest {
   /** Absent: no precondition, and a write that loses a race is retried on the new version. */
   precondition?: Precondition;
   dryRun: boolean;
-  author: string;
+  /** The token name the write is made with (recorded as `actor` and `author`). */
+  actor: string;
+  /** The caller's address. */
+  source: string;
+  requestId: string;
   message: string;
   /** Set on rollbacks: recorded in the version record. */
   rollbackOf?: number;
@@ -84,7 +88,10 @@ export class ConfigWriter {
         version: current.version + 1,
         parent: current.version,
         createdAt: this.now().toISOString(),
-        author: request.author,
+        author: request.actor,
+        actor: request.actor,
+        source: request.source,
+        requestId: request.requestId,
         message: request.message,
         ...(request.rollbackOf !== undefined ? { rollbackOf: request.rollbackOf } : {}),
         config: next,

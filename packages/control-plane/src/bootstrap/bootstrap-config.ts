@@ -1,0 +1,81 @@
+/**
+ * `--bootstrap-config lb.yaml`: the config a fresh install starts with (first installs, Kubernetes
+ * ConfigMaps). Read and validated at start, so a bad file stops the process with the field at fault
+ * (exit 2); committed as version 1 only when etcd holds no version yet, so restarts and other
+ * replicas never overwrite what operators changed since. YAML or JSON, the API's schema: a bare
+ * config, or what `GET /v1/config` answers (`{version, config}`).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { FlagError, validateConfig, type Config, type Logger } from '@lb/shared';
+import { unwrapEnvelope } from '../api/envelope.js';
+import { ApiError } from '../errors.js';
+import type { ConfigWriter } from '../versioning/config-writer.js';
+
+export const BOOTSTRAP_CONFIG_ACTOR = 'bootstrap-config';
+
+/** The file's config, validated. Throws FlagError naming the file and every bad field. */
+export function readBootstrapConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new FlagError(`--bootstrap-config ${path}: cannot read it: ${(err as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    // YAML 1.2 is a superset of JSON: one parser reads both.
+    document = parseYaml(text);
+  } catch (err) {
+    throw new FlagError(`--bootstrap-config ${path} is neither YAML nor JSON: ${(err as Error).message}`);
+  }
+  let body: unknown;
+  try {
+    body = unwrapEnvelope(document, 'config').body;
+  } catch (err) {
+    throw new FlagError(`--bootstrap-config ${path}: ${(err as ApiError).errors?.map((e) => `${e.field} ${e.message}`).join('; ')}`);
+  }
+  const validation = validateConfig(body);
+  if (!validation.ok)
+    throw new FlagError(`--bootstrap-config ${path} is not a valid config:\n${validation.errors.map((e) => `  ${e.field}: ${e.message}`).join('\n')}`);
+  return validation.value;
+}
+
+export interface SeedOptions {
+  writer: ConfigWriter;
+  config: Config;
+  path: string;
+  logger: Logger;
+  isStopped: () => boolean;
+  retryDelayMs?: number;
+}
+
+/** Commits `config` as the first version unless one exists; retries while etcd is unreachable. */
+export async function seedEmptyStore(options: SeedOptions): Promise<void> {
+  const { writer, config, path, logger } = options;
+  while (!options.isStopped()) {
+    try {
+      const result = await writer.write(
+        {
+          precondition: { versions: [0] },
+          dryRun: false,
+          actor: BOOTSTRAP_CONFIG_ACTOR,
+          source: `file:${path}`,
+          requestId: randomUUID(),
+          message: `bootstrap config from ${path}`,
+        },
+        () => config,
+      );
+      logger.info({ version: result.version, path }, 'seeded the empty store from --bootstrap-config');
+      return;
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'LB_CP_STALE_VERSION') {
+        logger.info({ path, current: err.extra?.currentVersion }, 'etcd already holds a config; --bootstrap-config is not applied');
+        return;
+      }
+      logger.warn({ err: (err as Error).message }, 'cannot seed the store from --bootstrap-config yet; retrying');
+      await new Promise((resolve) => setTimeout(resolve, options.retryDelayMs ?? 1_000));
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * What the control plane forgets, so etcd does not grow without end:
+ * - config versions beyond the newest `keepVersions` (--keep-versions), except the current one
+ *   and any version a known node (connected or disconnected) last acked: a node may still run it
+ *   and an operator may want to roll back to it;
+ * - disconnected nodes last seen longer ago than `nodeRetentionMs` (--node-retention-seconds);
+ * - audit entries beyond the newest `keepAuditEntries` (--keep-audit-entries).
+ * Every replica runs it (after new versions, after a node is forgotten, and periodically); each
+ * step is idempotent, so replicas running it at once only repeat each other's work.
+ */
+import type { Logger } from '@lb/shared';
+import type { AuditLog } from '../audit/audit-log.js';
+import { CoalescedRefresh } from '../store/coalesced-refresh.js';
+import type { ConfigStore, NodeStore } from '../store/config-store.js';
+
+export interface RetentionOptions {
+  store: ConfigStore;
+  nodes: NodeStore;
+  audit: AuditLog;
+  logger: Logger;
+  /** Newest versions kept; 0 keeps all. */
+  keepVersions: number;
+  nodeRetentionMs: number;
+  keepAuditEntries: number;
+  /** Period of the run that happens even when nothing asks for one. */
+  intervalMs?: number;
+  now?: () => Date;
+}
+
+export interface RetentionReport {
+  versions: number;
+  nodes: string[];
+  auditEntries: number;
+}
+
+export class Retention {
+  private readonly refresh: CoalescedRefresh;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: RetentionOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.refresh = new CoalescedRefresh(
+      async () => {
+        try {
+          await this.runOnce();
+        } catch (err) {
+          // The next request or period tries again; nothing depends on this run.
+          this.options.logger.warn({ err: (err as Error).message }, 'retention run failed; retrying later');
+        }
+        return true;
+      },
+      () => this.stopped,
+    );
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.request(), this.options.intervalMs ?? 60_000);
+    this.timer.unref();
+    this.request();
+  }
+
+  /** Runs soon (folded into a run in progress). */
+  request(): void {
+    if (!this.stopped) void this.refresh.request();
+  }
+
+  async runOnce(): Promise<RetentionReport> {
+    const { store, nodes, audit, logger } = this.options;
+    const forgotten = await nodes.forgetDisconnected(new Date(this.now().getTime() - this.options.nodeRetentionMs));
+    let versions = 0;
+    const current = await store.currentVersion();
+    const keep = this.options.keepVersions;
+    if (keep > 0 && current > keep) {
+      const inUse = new Set((await nodes.known()).map((n) => n.configVersion));
+      versions = await store.pruneVersions(current - keep + 1, inUse);
+    }
+    const auditEntries = await audit.prune(this.options.keepAuditEntries);
+    if (versions > 0 || forgotten.length > 0 || auditEntries > 0) logger.info({ versions, nodes: forgotten, auditEntries }, 'retention pruned history');
+    return { versions, nodes: forgotten, auditEntries };
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+}

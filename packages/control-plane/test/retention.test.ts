@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '@lb/shared';
+import { MemoryAuditLog } from '../src/audit/audit-log.js';
+import { Retention } from '../src/retention/retention.js';
+import { MemoryConfigStore, MemoryNodeStore } from '../src/store/memory-config-store.js';
+
+const logger = createLogger('test', 'silent');
+
+function commits(store: MemoryConfigStore, n: number): void {
+  for (let i = 0; i < n; i++) store.forceCommit({ createdAt: new Date().toISOString(), author: 't', message: `v${i + 1}`, config: { pools: {}, routes: {} } });
+}
+
+const node = (id: string, configVersion: number) => ({
+  id,
+  address: '10.0.0.1:1',
+  zone: '',
+  connectedAt: new Date().toISOString(),
+  configVersion,
+  healthRevision: 0,
+  lastNack: null,
+  replica: 'memory',
+});
+
+describe('Retention', () => {
+  it('keeps the newest versions, the current one, and every version a known node runs', async () => {
+    const store = new MemoryConfigStore();
+    const nodes = new MemoryNodeStore();
+    commits(store, 10);
+    await nodes.put(node('connected', 3), { claim: true });
+    await nodes.put(node('gone', 2), { claim: true });
+    await nodes.remove('gone');
+    const retention = new Retention({ store, nodes, audit: new MemoryAuditLog(), logger, keepVersions: 4, nodeRetentionMs: 86_400_000, keepAuditEntries: 100 });
+    const report = await retention.runOnce();
+    expect(report.versions).toBe(4);
+    const kept = (await store.listVersions({ limit: 100 })).map((v) => v.version);
+    expect(kept).toEqual([10, 9, 8, 7, 3, 2]);
+    // Once the disconnected node is forgotten, its version goes too.
+    await nodes.forget('gone');
+    await retention.runOnce();
+    expect((await store.listVersions({ limit: 100 })).map((v) => v.version)).toEqual([10, 9, 8, 7, 3]);
+  });
+
+  it('keeps everything with keepVersions 0, forgets nodes past their retention, trims the audit trail', async () => {
+    let now = new Date('2027-01-01T00:00:00Z');
+    const store = new MemoryConfigStore();
+    const nodes = new MemoryNodeStore();
+    nodes.now = () => now;
+    const audit = new MemoryAuditLog();
+    commits(store, 5);
+    await nodes.put(node('old', 1), { claim: true });
+    await nodes.remove('old');
+    for (let i = 0; i < 5; i++)
+      await audit.append({
+        at: new Date(Date.UTC(2027, 0, 1, 0, 0, i)).toISOString(),
+        kind: 'write',
+        actor: 'a',
+        source: 's',
+        requestId: `r${i}`,
+        method: 'PUT',
+        path: '/',
+        status: 200,
+      });
+    const retention = new Retention({ store, nodes, audit, logger, keepVersions: 0, nodeRetentionMs: 60_000, keepAuditEntries: 2, now: () => now });
+    now = new Date('2027-01-01T00:00:59Z');
+    expect(await retention.runOnce()).toEqual({ versions: 0, nodes: [], auditEntries: 3 });
+    expect(audit.entries.map((e) => e.requestId)).toEqual(['r3', 'r4']);
+    now = new Date('2027-01-01T00:01:01Z');
+    expect((await retention.runOnce()).nodes).toEqual(['old']);
+    expect(await nodes.known()).toEqual([]);
+    expect((await store.listVersions({ limit: 100 })).length).toBe(5);
+  });
+});
