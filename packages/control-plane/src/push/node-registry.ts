@@ -32,6 +32,11 @@ export interface NodeRegistryOptions {
   metrics?: CpMetrics;
   /** Delay before writing again after the store failed. */
   retryDelayMs?: number;
+  /**
+   * How often every held node's record is written again even when nothing changed, which moves
+   * its last-seen time: a node whose replica dies is then shown last seen within this long of it.
+   */
+  touchIntervalMs?: number;
   now?: () => Date;
 }
 
@@ -53,6 +58,7 @@ export class NodeRegistry {
   private readonly syncs = new Map<string, SyncState>();
   private readonly retryIds = new Set<string>();
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly touchTimer: NodeJS.Timeout;
   private closing = false;
   private readonly retryDelayMs: number;
   private readonly now: () => Date;
@@ -65,6 +71,10 @@ export class NodeRegistry {
     options.store.onRecordsLost(() => {
       for (const id of this.entries.keys()) this.retryLater(id);
     });
+    this.touchTimer = setInterval(() => {
+      for (const id of this.entries.keys()) this.sync(id);
+    }, options.touchIntervalMs ?? 60_000);
+    this.touchTimer.unref();
   }
 
   /** Nodes held by this replica (not all nodes: those are in the store). */
@@ -174,6 +184,7 @@ export class NodeRegistry {
   stop(): void {
     this.closing = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.touchTimer);
     this.entries.clear();
     this.options.metrics?.connectedNodes.set(0);
   }
