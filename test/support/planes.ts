@@ -17,10 +17,13 @@ export interface ControlPlaneOptions {
   grpcPort?: number;
   prefix?: string;
   /**
-   * Flags added to the command line. Unless they name --admin-token-file, the control plane gets
-   * one holding TEST_ADMIN_TOKEN (auth.ts), the token api() sends by default.
+   * Flags added to the command line. Unless they name --admin-token-file (or adminTokenFile is
+   * false), the control plane gets one holding TEST_ADMIN_TOKEN (auth.ts), the token api() sends
+   * by default.
    */
   extraArgs?: string[];
+  /** false: no --admin-token-file at all (the first start on an empty etcd then prints a new admin token). */
+  adminTokenFile?: false;
   /** Environment added to the process's (default LB_LOG_LEVEL=warn). */
   env?: Record<string, string>;
 }
@@ -34,7 +37,7 @@ export class ControlPlane {
     readonly httpPort: number,
     readonly grpcPort: number,
   ) {
-    this.tokenFile = options.extraArgs?.includes('--admin-token-file') ? undefined : adminTokenFile();
+    this.tokenFile = options.adminTokenFile === false || options.extraArgs?.includes('--admin-token-file') ? undefined : adminTokenFile();
   }
 
   get url(): string {
