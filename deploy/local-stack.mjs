@@ -1,8 +1,10 @@
 // The local stack for people trying the balancer: real etcd as a child process, one control plane,
 // two data planes, three demo backends, a demo config. Ctrl-C stops everything in reverse order.
-// Flags: --fresh (wipe .stack/ first). Ports are fixed so the README's curl commands work.
+// Flags: --fresh (wipe .stack/ first). Ports are fixed so the README's commands work.
+// The control plane makes its admin token in .stack/admin-token on the first start (and seeds
+// the empty etcd from deploy/demo/lb.yaml); this prints it with the lines to use it.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +23,7 @@ const PORTS = {
   backends: [9101, 9102, 9103],
 };
 const CP_URL = `http://127.0.0.1:${PORTS.cpHttp}`;
+const ADMIN_TOKEN_FILE = join(STACK, 'admin-token');
 
 if (process.argv.includes('--fresh')) rmSync(STACK, { recursive: true, force: true });
 mkdirSync(join(STACK, 'logs'), { recursive: true });
@@ -130,34 +133,22 @@ start('control-plane', process.execPath, [
   `127.0.0.1:${PORTS.cpHttp}`,
   '--grpc-listen',
   `127.0.0.1:${PORTS.cpGrpc}`,
+  // Created with a new secret on the first start; kept (with etcd) until --fresh.
+  '--admin-token-file',
+  ADMIN_TOKEN_FILE,
+  // The demo config goes in once, into an empty etcd; a restarted stack keeps whatever was done since.
+  '--bootstrap-config',
+  'deploy/demo/lb.yaml',
 ]);
 await waitOk(`${CP_URL}/readyz`, 'control plane');
-
-// The demo config goes in once; a restarted stack keeps whatever the operator did since.
-const current = await (await fetch(`${CP_URL}/v1/config`)).json();
-if (current.version === 0) {
-  const demo = {
-    pools: {
-      web: {
-        algorithm: 'weighted_round_robin',
-        backends: [
-          { id: 'backend-1', address: `127.0.0.1:${PORTS.backends[0]}`, weight: 1 },
-          { id: 'backend-2', address: `127.0.0.1:${PORTS.backends[1]}`, weight: 1 },
-        ],
-      },
-      api: { algorithm: 'round_robin', backends: [{ id: 'backend-3', address: `127.0.0.1:${PORTS.backends[2]}` }] },
-    },
-    routes: {
-      default: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] },
-      api: { match: { pathPrefix: '/api' }, pools: [{ pool: 'api', weight: 1 }] },
-    },
-  };
-  const res = await fetch(`${CP_URL}/v1/config`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json', 'x-change-message': 'demo config from deploy/local-stack.mjs', 'x-change-author': 'local-stack' },
-    body: JSON.stringify(demo),
-  });
-  if (!res.ok) throw new Error(`applying the demo config failed: ${res.status} ${await res.text()}`);
+const adminToken = readFileSync(ADMIN_TOKEN_FILE, 'utf8').trim();
+// Seeding is the control plane's own first step after it starts: wait for it, so the data planes
+// start on the demo config and the first request through them already finds a route.
+for (let deadline = Date.now() + 30_000; ; ) {
+  const res = await fetch(`${CP_URL}/v1/config`, { headers: { authorization: `Bearer ${adminToken}` } });
+  if (res.ok && (await res.json()).version > 0) break;
+  if (Date.now() > deadline) throw new Error('the control plane did not seed the demo config; see .stack/logs/control-plane.log');
+  await new Promise((r) => setTimeout(r, 200));
 }
 
 for (const [id, port, admin] of [
@@ -182,11 +173,18 @@ for (const [id, port, admin] of [
 
 console.log(`
 The stack is up (logs in .stack/logs/, Ctrl-C to stop):
-  control plane REST   ${CP_URL}           (try: curl ${CP_URL}/v1/config)
+  control plane REST   ${CP_URL}           (OpenAPI: ${CP_URL}/docs)
   control plane gRPC   127.0.0.1:${PORTS.cpGrpc}
   data plane dp-1      http://127.0.0.1:${PORTS.dp1}     admin http://127.0.0.1:${PORTS.dp1Admin}/config
   data plane dp-2      http://127.0.0.1:${PORTS.dp2}     admin http://127.0.0.1:${PORTS.dp2Admin}/config
   demo backends        ${PORTS.backends.map((p) => `127.0.0.1:${p}`).join('  ')}
   etcd                 ${etcdUrl}
+
+Admin token (kept in .stack/admin-token): ${adminToken}
+
+In another shell, from ${ROOT}:
+  export LB_URL=${CP_URL} LB_TOKEN=$(cat .stack/admin-token) PATH="$PWD/node_modules/.bin:$PATH"
+  lbctl get config
+  curl -s -H "authorization: Bearer $LB_TOKEN" ${CP_URL}/v1/nodes
 Send traffic:  curl http://127.0.0.1:${PORTS.dp1}/   and   curl http://127.0.0.1:${PORTS.dp1}/api/x
 `);

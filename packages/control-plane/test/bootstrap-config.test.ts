@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createLogger, FlagError } from '@lb/shared';
 import { readBootstrapConfig, seedEmptyStore } from '../src/bootstrap/bootstrap-config.js';
@@ -28,6 +29,11 @@ describe('--bootstrap-config', () => {
     expect(() => readBootstrapConfig(bad)).toThrow(/bad\.yaml is not a valid config:\n {2}pools\.web\.colour: unknown field/);
     expect(() => readBootstrapConfig(file('broken.yaml', 'pools: [\n'))).toThrow(/neither YAML nor JSON/);
     expect(() => readBootstrapConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read it/);
+  });
+
+  it.each(['deploy/demo/lb.yaml', 'deploy/kubernetes/lb.yaml', 'deploy/docker/demo-config.json'])('the shipped %s is a valid config', (path) => {
+    const config = readBootstrapConfig(fileURLToPath(new URL(`../../../${path}`, import.meta.url)));
+    expect(Object.keys(config.pools).length).toBeGreaterThan(0);
   });
 
   it('seeds an empty store as version 1 by bootstrap-config, and leaves a store that has a version alone', async () => {
