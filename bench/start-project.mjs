@@ -3,7 +3,7 @@
 // 127.0.0.1:9001-9003. Stops everything on SIGTERM/SIGINT. Not a test: run by bench/proxy.sh.
 //   node bench/start-project.mjs [--listen 127.0.0.1:8090] [--workers 1] [--backends 9001,9002,9003] [--access-log off]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,12 +85,16 @@ start('control-plane', process.execPath, [
   `127.0.0.1:${ports.cpHttp}`,
   '--grpc-listen',
   `127.0.0.1:${ports.cpGrpc}`,
+  // The control plane creates the file with an admin secret; the config PUT below uses it.
+  '--admin-token-file',
+  join(dir, 'admin-token'),
 ]);
 await waitOk(`http://127.0.0.1:${ports.cpHttp}/readyz`);
+const adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
 const backends = values.backends.split(',').map((port, i) => ({ id: `nginx-${i + 1}`, address: `127.0.0.1:${port}` }));
 const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
   method: 'PUT',
-  headers: { 'content-type': 'application/json' },
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
   body: JSON.stringify({
     pools: { bench: { algorithm: values.algorithm, backends } },
     routes: { all: { match: { pathPrefix: '/' }, pools: [{ pool: 'bench' }] } },
