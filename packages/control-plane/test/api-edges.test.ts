@@ -158,6 +158,30 @@ describe('PATCH /v1/pools/{pool}', () => {
   });
 });
 
+describe('probe timeouts above the interval', () => {
+  it('are refused in what is written, but a stored one (from before the rule) blocks no other write', async () => {
+    const legacy = {
+      algorithm: 'round_robin' as const,
+      backends: [],
+      healthCheck: {
+        type: 'http' as const,
+        path: '/health',
+        intervalMs: 1000,
+        timeoutMs: 2000,
+        healthyThreshold: 2,
+        unhealthyThreshold: 3,
+        expectedStatuses: [200],
+      },
+    };
+    t.store.forceCommit({ createdAt: new Date().toISOString(), author: 'old', message: 'before the rule', config: { pools: { legacy }, routes: {} } });
+    expect((await send('PUT', '/v1/pools/other', pool())).statusCode).toBe(200);
+    const rewrite = await send('PUT', '/v1/pools/legacy', legacy);
+    expect(rewrite.statusCode).toBe(400);
+    expect(json(rewrite).errors).toEqual([{ field: 'healthCheck.timeoutMs', message: 'must not exceed intervalMs (1000)' }]);
+    expect((await send('PATCH', '/v1/pools/legacy', { healthCheck: { timeoutMs: 900 } })).statusCode).toBe(200);
+  });
+});
+
 describe('versions pruned from history', () => {
   it('answers 410 for a version that existed, 404 for one that never did', async () => {
     await send('PUT', '/v1/pools/a', pool());

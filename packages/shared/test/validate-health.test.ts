@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { statusExpected, validateBackendRegistration, validatePool } from '../src/config/validate.js';
+import { statusExpected, validateBackendRegistration, validateConfig, validatePool } from '../src/config/validate.js';
 
 const backends = [{ id: 'a', address: '127.0.0.1:9001' }];
 
 function errors(input: unknown) {
-  const result = validatePool(input);
+  const result = validatePool(input, '', { forWrite: true });
   return result.ok ? [] : result.errors;
 }
 
@@ -89,6 +89,16 @@ describe('pool health settings', () => {
     ]);
     expect(errors({ backends, healthCheck: { timeoutMs: 6000 } })).toEqual([{ field: 'healthCheck.timeoutMs', message: 'must not exceed intervalMs (5000)' }]);
     expect(errors({ backends, healthCheck: { intervalMs: 1000, timeoutMs: 1000 } })).toEqual([]);
+  });
+
+  it('leaves such a timeout alone in stored configs (the data plane, whole-config checks), so an upgrade NACKs nothing', () => {
+    // Before the rule, an interval under 2 s was stored with the default timeout of 2 s.
+    const stored = { pools: { web: { backends, healthCheck: { intervalMs: 1000, timeoutMs: 2000 } } }, routes: {} };
+    expect(validateConfig(stored).ok).toBe(true);
+    expect(validateConfig(stored, '', { forWrite: true })).toEqual({
+      ok: false,
+      errors: [{ field: 'pools.web.healthCheck.timeoutMs', message: 'must not exceed intervalMs (1000)' }],
+    });
   });
 
   it('defaults the probe timeout to 2 s, or to the interval when that is shorter', () => {

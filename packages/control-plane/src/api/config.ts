@@ -31,7 +31,7 @@ export const configRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     async (request, reply) => {
       const { body, version } = unwrapEnvelope(request.body, 'config');
       const write = writeRequestOf(request, 'PUT /v1/config', version !== undefined ? { bodyVersion: version } : {});
-      const validation = validateConfig(body);
+      const validation = validateConfig(body, '', { forWrite: true });
       if (!validation.ok) throw new ApiError('LB_CP_VALIDATION', 'the config is invalid; nothing was changed', validation.errors);
       const result = await deps.writer.write(write, () => validation.value);
       return sendWriteResult(reply, result, { config: result.config });

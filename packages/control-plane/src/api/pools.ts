@@ -70,7 +70,7 @@ export const poolRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       const { pool } = request.params;
       const { body, version } = unwrapEnvelope(request.body, 'pool', { name: pool });
       const write = writeRequestOf(request, `PUT /v1/pools/${pool}`, version !== undefined ? { bodyVersion: version } : {});
-      const validation = validatePool(body);
+      const validation = validatePool(body, '', { forWrite: true });
       if (!validation.ok) throw new ApiError('LB_CP_VALIDATION', 'the pool is invalid; nothing was changed', validation.errors);
       const result = await deps.writer.write(write, (config) => {
         config.pools[pool] = validation.value;
@@ -95,7 +95,7 @@ export const poolRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         throw new ApiError('LB_CP_VALIDATION', 'the patch is invalid; nothing was changed', [{ field: '(body)', message: 'must be a JSON object' }]);
       }
       const result = await deps.writer.write(write, (config) => {
-        const validation = validatePool(applyMergePatch(poolOf(config, pool), patch));
+        const validation = validatePool(applyMergePatch(poolOf(config, pool), patch), '', { forWrite: true });
         // Field names are relative to the pool, the document the patch applies to.
         if (!validation.ok) throw new ApiError('LB_CP_VALIDATION', 'the patched pool is invalid; nothing was changed', validation.errors);
         config.pools[pool] = validation.value;

@@ -36,7 +36,7 @@ export function readBootstrapConfig(path: string): Config {
   } catch (err) {
     throw new FlagError(`--bootstrap-config ${path}: ${(err as ApiError).errors?.map((e) => `${e.field} ${e.message}`).join('; ')}`);
   }
-  const validation = validateConfig(body);
+  const validation = validateConfig(body, '', { forWrite: true });
   if (!validation.ok)
     throw new FlagError(`--bootstrap-config ${path} is not a valid config:\n${validation.errors.map((e) => `  ${e.field}: ${e.message}`).join('\n')}`);
   return validation.value;

@@ -25,6 +25,17 @@ export interface FieldError {
 
 export type Validation<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
 
+export interface ValidationOptions {
+  /**
+   * The document is what a client writes now (a REST body, a bootstrap file), not a stored
+   * version: also refuse a health check's timeoutMs above its intervalMs. Versions stored before
+   * that rule may hold one (an interval under 2 s got the 2 s default), so the control plane's
+   * check of a whole merged config and the data plane's check of a snapshot leave it out: an
+   * upgrade must neither NACK the running version nor block writes to other pools.
+   */
+  forWrite?: boolean;
+}
+
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
 const compiled = {
   config: ajv.compile(configSchema),
@@ -126,11 +137,11 @@ function checkBackends(backends: Backend[], prefix: string, errors: FieldError[]
   });
 }
 
-function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
+function checkPool(pool: Pool, prefix: string, errors: FieldError[], options: ValidationOptions): void {
   checkBackends(pool.backends, joinField(prefix, 'backends'), errors);
   checkAlgorithmOptions(pool, prefix, errors);
   checkRetry(pool.retry, joinField(prefix, 'retry'), errors);
-  checkHealthTimeout(pool, prefix, errors);
+  checkHealthTimeout(pool, prefix, errors, options);
   pool.healthCheck?.expectedStatuses.forEach((status, i) => {
     if (typeof status !== 'string') return;
     const [lo, hi] = status.split('-').map(Number) as [number, number];
@@ -146,11 +157,11 @@ function checkPool(pool: Pool, prefix: string, errors: FieldError[]): void {
 export const DEFAULT_HEALTH_TIMEOUT_MS = 2000;
 
 /** A probe must end before the next one is due: a longer timeout is refused, never clamped silently. */
-function checkHealthTimeout(pool: Pool, prefix: string, errors: FieldError[]): void {
+function checkHealthTimeout(pool: Pool, prefix: string, errors: FieldError[], options: ValidationOptions): void {
   const check = pool.healthCheck;
   if (check === undefined) return;
   if (check.timeoutMs === undefined) check.timeoutMs = Math.min(DEFAULT_HEALTH_TIMEOUT_MS, check.intervalMs);
-  else if (check.timeoutMs > check.intervalMs)
+  else if (options.forWrite && check.timeoutMs > check.intervalMs)
     errors.push({ field: joinField(prefix, 'healthCheck.timeoutMs'), message: `must not exceed intervalMs (${check.intervalMs})` });
 }
 
@@ -223,8 +234,8 @@ export function matchKey(route: Route): string {
   return `${(route.match.host ?? '').toLowerCase()} ${route.match.pathPrefix ?? '/'}`;
 }
 
-function checkConfig(config: Config, errors: FieldError[]): void {
-  for (const [name, pool] of Object.entries(config.pools)) checkPool(pool, `pools.${name}`, errors);
+function checkConfig(config: Config, errors: FieldError[], options: ValidationOptions): void {
+  for (const [name, pool] of Object.entries(config.pools)) checkPool(pool, `pools.${name}`, errors, options);
   const matches = new Map<string, string>();
   for (const [name, route] of Object.entries(config.routes)) {
     checkRoute(route, `routes.${name}`, errors, config.pools);
@@ -243,13 +254,13 @@ function finish<T>(result: Validation<T>, check: (value: T, errors: FieldError[]
 }
 
 /** The whole config: structure, then every cross-reference. */
-export function validateConfig(input: unknown, prefix = ''): Validation<Config> {
-  return finish(structural<Config>(compiled.config, input, prefix), (c, errors) => checkConfig(c, errors));
+export function validateConfig(input: unknown, prefix = '', options: ValidationOptions = {}): Validation<Config> {
+  return finish(structural<Config>(compiled.config, input, prefix), (c, errors) => checkConfig(c, errors, options));
 }
 
 /** One pool on its own (PUT /v1/pools/{pool}); cross-references are checked when it is merged. */
-export function validatePool(input: unknown, prefix = ''): Validation<Pool> {
-  return finish(structural<Pool>(compiled.pool, input, prefix), (p, errors) => checkPool(p, prefix, errors));
+export function validatePool(input: unknown, prefix = '', options: ValidationOptions = {}): Validation<Pool> {
+  return finish(structural<Pool>(compiled.pool, input, prefix), (p, errors) => checkPool(p, prefix, errors, options));
 }
 
 /** One route on its own; pass the pools it may name to check its references too. */
