@@ -119,6 +119,9 @@ async function main(): Promise<void> {
     workers === 1
       ? new DataPlaneNode({ ...common, proxy, upstream })
       : new ClusterPrimary({ ...common, workers, workerApplyTimeoutMs, logger: createLogger('data-plane') });
+  // The defaults already chose node:http and undici when the parser failed its self-test; say so once.
+  const native = nativeHttp1();
+  if (!native.ok) node.logger.warn({ reason: native.reason }, "node's HTTP parser is not usable here: serving with node:http and undici");
   // Before start(): a signal while workers are still starting must drain them, not kill the primary.
   const stopping = stopOnSignals(node);
   try {
