@@ -125,7 +125,23 @@ export async function wrk(url, { connections = 64, seconds = 8, threads = 1 } = 
   };
 }
 
+/**
+ * What a figure was measured on: the CPU model, the clock source and whether the kernel isolates
+ * its page tables (PTI). The last two decide what a system call costs, which is a large share of a
+ * proxied request's CPU on a VM (bench/README.md): figures from machines that differ in them do
+ * not compare.
+ */
 export function machine() {
   const cpus = execFileSync('nproc', { encoding: 'utf8' }).trim();
-  return `${new Date().toISOString().slice(0, 10)}, ${cpus} cores, ${process.arch}, node ${process.version}`;
+  const read = (path) => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  const model = /^model name\s*:\s*(.+)$/m.exec(read('/proc/cpuinfo'))?.[1] ?? process.arch;
+  const clock = read('/sys/devices/system/clocksource/clocksource0/current_clocksource');
+  const pti = read('/sys/devices/system/cpu/vulnerabilities/meltdown').includes('PTI') ? 'PTI on' : 'PTI off';
+  return `${new Date().toISOString().slice(0, 10)}, ${model}, ${cpus} cores, clock ${clock}, ${pti}, node ${process.version}`;
 }

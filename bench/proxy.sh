@@ -14,7 +14,7 @@ bash deploy/bootstrap.sh >/dev/null
 out=$(bash "$PEERS_SH" -d "$D" -c "$C" -u http://127.0.0.1:8090 -s "exec node bench/start-project.mjs --workers $W")
 echo "$out"
 echo
-echo "$(date -u +%F) $(nproc) cores, $(uname -m), node $(node --version), -d $D -c $C, data plane workers: $W"
+echo "$(node -e "import('./bench/lib.mjs').then((m) => console.log(m.machine()))"), load $(cut -d' ' -f1-3 /proc/loadavg), -d $D -c $C, data plane workers: $W"
 awk '
   NR > 1 { rps[$1] = $2; p99[$1] = $7 }
   END {
