@@ -156,6 +156,8 @@ export class ProxyCall implements AttemptOwner {
   private finish(status: number, target: RouteTarget = this.attempt.target): void {
     this.done = true;
     this.ctx.metrics.inFlight--;
+    // Nothing is left to cancel when the client goes.
+    this.res.off('close', onResponseClose);
     const stats = target.stats;
     if (status === 0) stats.byClass[0]!++;
     else stats.count(status);

@@ -182,8 +182,7 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     this.bodyFull = false;
     this.requestStartedAt = 0;
     if (req === null) return;
-    req.complete = true;
-    req.push(null);
+    req.received();
   }
 
   // --- socket events ---
