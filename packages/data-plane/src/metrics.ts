@@ -44,6 +44,9 @@ export class DataPlaneMetrics {
   readonly registry = new Registry();
   /** Requests forwarded and not yet finished. */
   inFlight = 0;
+  /** Upgraded connections (WebSocket) open now, and ever opened. */
+  tunnels = 0;
+  tunnelsOpened = 0;
   /** Retries, budgets, overloads, rate limits (resilience/resilience-stats.ts). */
   readonly resilience = new ResilienceStats();
   private readonly requests = new Map<string, RequestStats>();
@@ -117,6 +120,23 @@ export class DataPlaneMetrics {
         for (const s of self.upstream.values()) {
           for (const kind of UPSTREAM_ERROR_KINDS) if (s.byKind[kind] > 0) this.inc({ pool: s.pool, kind }, s.byKind[kind]);
         }
+      },
+    });
+    new Gauge({
+      name: 'lb_dp_tunnels',
+      help: 'Upgraded connections (WebSocket) tunnelled to backends now.',
+      registers: [this.registry],
+      collect() {
+        this.set(self.tunnels);
+      },
+    });
+    new Counter({
+      name: 'lb_dp_tunnels_total',
+      help: 'Upgraded connections (WebSocket) tunnelled to backends.',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        if (self.tunnelsOpened > 0) this.inc(self.tunnelsOpened);
       },
     });
     new Gauge({

@@ -12,6 +12,7 @@ function scan(raw: string[], underscores: 'drop' | 'allow' = 'drop'): RequestHea
     duplicateHost: false,
     chunked: false,
     transferCoding: TRANSFER_CODING.NONE,
+    upgrade: undefined,
   };
   scanRequestHeaders(raw, out, underscores);
   return out;

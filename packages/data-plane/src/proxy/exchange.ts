@@ -33,6 +33,12 @@ export interface ProxyResponse extends EventEmitter {
   /** The whole response has been handed to the socket. */
   readonly writableFinished: boolean;
   readonly req: ProxyRequest;
+  /**
+   * For the response to an upgrade request in its turn, with nothing written yet: the client
+   * connection, handed over (the HTTP server lets go of it), and the bytes the client sent after its
+   * request; the caller must close the socket. Absent or undefined: the connection cannot be taken.
+   */
+  takeConnection?(): { socket: Socket; head: Buffer } | undefined;
 }
 
 /** The 'request' listener both servers call. */

@@ -22,10 +22,12 @@ import { normalizeHost, pickBackend, type RouteTarget } from '../routing/routing
 import type { TableSource } from '../routing/table-source.js';
 import { ADMIT_TRIAL, admission, OVERLOAD_REASONS } from './admission.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
-import { scanRequestHeaders, TRANSFER_CODING, type RequestHeaderScan, type UnderscoreHeaders } from './hop-by-hop.js';
+import { isWebSocketUpgrade, scanRequestHeaders, TRANSFER_CODING, type RequestHeaderScan, type UnderscoreHeaders } from './hop-by-hop.js';
 import { isValidHostHeader } from './host-header.js';
 import { LOCAL_REPLIES, localReplyCode, sendLocal, sendRateLimited } from './local-replies.js';
-import { type CallContext, callOf, ProxyCall } from './proxy-call.js';
+import { callOf, ProxyCall } from './proxy-call.js';
+import { type TunnelContext, TunnelCall } from './tunnel-call.js';
+import { TunnelRegistry } from './tunnel-registry.js';
 
 // Set only while the access log is on: what it needs once the response is over.
 const kStart = Symbol('lb.startedAt');
@@ -48,6 +50,7 @@ const scan: RequestHeaderScan = {
   duplicateHost: false,
   chunked: false,
   transferCoding: TRANSFER_CODING.NONE,
+  upgrade: undefined,
 };
 const picked: { target: RouteTarget | undefined } = { target: undefined };
 const pickCtx = new RequestPickContext();
@@ -68,9 +71,11 @@ export interface ForwarderOptions {
   underscoreHeaders?: UnderscoreHeaders;
 }
 
-export class Forwarder implements CallContext {
+export class Forwarder implements TunnelContext {
   private readonly noRoute: RequestStats;
   private readonly ids = new RequestIds();
+  /** Open WebSocket tunnels: closed when idle, and by a drain once its grace period is over. */
+  readonly tunnels = new TunnelRegistry();
   shedder: LoadShedder | undefined;
   accessLog: AccessLog | undefined;
   readonly random: Random;
@@ -204,6 +209,13 @@ export class Forwarder implements CallContext {
     }
 
     target.pool.resilience.budget.requests++;
+    // A WebSocket upgrade on a route that tunnels them; any other upgrade is served as a plain
+    // request (its Upgrade header dropped), never passed through blind.
+    if (route.websocket.enabled && req.method === 'GET' && !scan.hasBody && isWebSocketUpgrade(scan.upgrade) && res.takeConnection !== undefined) {
+      headers.push('upgrade', 'websocket', 'connection', 'Upgrade');
+      new TunnelCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, headers).send();
+      return;
+    }
     const call = new ProxyCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, headers, scan.hasBody, pickCtx.setCookie, hostAt);
     // A chunked body is parsed as it arrives: wait until the parser has seen the rest of this
     // packet, so a malformed chunk sent along with the head fails the request before anything

@@ -23,6 +23,8 @@ export const HeaderClass = {
   TransferEncoding: 6,
   /** `X-Request-Id`: forwarded; the proxy adds one when it is absent. */
   RequestId: 7,
+  /** `Upgrade`: hop-by-hop, but the forwarder tunnels a WebSocket upgrade. */
+  Upgrade: 8,
 } as const;
 export type HeaderClass = (typeof HeaderClass)[keyof typeof HeaderClass];
 
@@ -46,6 +48,7 @@ const REQUEST_SPECIAL: Record<string, HeaderClass> = {
   'content-length': HeaderClass.ContentLength,
   'transfer-encoding': HeaderClass.TransferEncoding,
   'x-request-id': HeaderClass.RequestId,
+  upgrade: HeaderClass.Upgrade,
   // Set by the proxy from what it saw, never trusted from the client.
   'x-forwarded-proto': HeaderClass.Drop,
   'x-forwarded-host': HeaderClass.Drop,
@@ -143,6 +146,8 @@ export interface RequestHeaderScan {
   chunked: boolean;
   /** What Transfer-Encoding says, as TRANSFER_CODING. */
   transferCoding: number;
+  /** The Upgrade header's value (never forwarded as such). */
+  upgrade: string | undefined;
 }
 
 /** The request's Transfer-Encoding, as the proxy can (or cannot) pass it on. */
@@ -181,6 +186,7 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
   let hasBody = false;
   let hasRequestId = false;
   let duplicateHost = false;
+  let upgrade: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -211,11 +217,15 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
       case HeaderClass.Connection:
         connection = connection === undefined ? value : `${connection},${value}`;
         break;
+      case HeaderClass.Upgrade:
+        upgrade = value;
+        break;
       default:
         break;
     }
   }
   if (connection !== undefined) dropConnectionListed(headers, connection);
+  out.upgrade = upgrade;
   out.headers = headers;
   out.host = host;
   out.forwardedFor = forwardedFor;
@@ -224,6 +234,13 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
   out.duplicateHost = duplicateHost;
   out.chunked = transferEncoding !== undefined;
   out.transferCoding = transferEncoding === undefined ? TRANSFER_CODING.NONE : transferCodingOf(transferEncoding);
+}
+
+/** Whether an Upgrade header value asks for WebSocket (RFC 6455 §4.1: the token is case-insensitive). */
+export function isWebSocketUpgrade(upgrade: string | undefined): boolean {
+  if (upgrade === undefined) return false;
+  for (const token of upgrade.split(',')) if (token.trim().toLowerCase() === 'websocket') return true;
+  return false;
 }
 
 /** Response headers (latin1 strings, as the upstream client gives them) for node's writeHead, hop-by-hop removed. */

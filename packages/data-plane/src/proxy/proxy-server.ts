@@ -10,11 +10,12 @@
  * requests after requestTimeoutMs, idle keep-alive connections after keepAliveTimeoutMs.
  */
 import type { EventEmitter } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { nativeHttp1 } from '../http1/parser-self-test.js';
 import { Http1Server } from '../server/http1-server.js';
+import { upgradeResponse } from '../server/upgrade-exchange.js';
 import type { RequestListener } from './exchange.js';
 import { AccessLog, type AccessLogTarget } from '../access-log/access-log.js';
 import { LoadShedder } from '../resilience/load-shedder.js';
@@ -121,7 +122,11 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
             noDelay: true,
           },
           forwarder.handle as RequestListener as Parameters<typeof createServer>[1],
-        ).on('clientError', onClientError);
+        )
+          .on('clientError', onClientError)
+          // node:http hands an upgrade request over with its socket; the forwarder answers it the
+          // same way as the built-in server's (server/upgrade-exchange.ts).
+          .on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => forwarder.handle(req, upgradeResponse(req, socket, head)));
   const maxConcurrentRequests = options.maxConcurrentRequests ?? PROXY_DEFAULTS.maxConcurrentRequests;
   const maxEventLoopDelayMs = options.maxEventLoopDelayMs ?? PROXY_DEFAULTS.maxEventLoopDelayMs;
   if (maxConcurrentRequests > 0 || maxEventLoopDelayMs > 0) {
@@ -150,10 +155,11 @@ export function listen(server: ProxyListener, host: string, port: number): Promi
 
 /**
  * Stops accepting and waits until every connection has closed, closing idle keep-alive
- * connections as they appear; after `graceMs` the remaining ones are destroyed. Resolves true if
- * everything finished within the grace period.
+ * connections as they appear; after `graceMs` the remaining ones are destroyed, `tunnels` (the
+ * WebSocket tunnels, whose client sockets the HTTP server no longer holds) closed too. Resolves
+ * true if everything finished within the grace period.
  */
-export async function drainServer(server: ProxyListener, graceMs: number): Promise<boolean> {
+export async function drainServer(server: ProxyListener, graceMs: number, tunnels?: { closeAll(): void }): Promise<boolean> {
   if (!server.listening) return true;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // A keep-alive connection whose last response just finished is idle: close it now instead of
@@ -169,6 +175,7 @@ export async function drainServer(server: ProxyListener, graceMs: number): Promi
   clearTimeout(timer);
   if (!finished) {
     server.closeAllConnections();
+    tunnels?.closeAll();
     await closed;
   }
   return finished;

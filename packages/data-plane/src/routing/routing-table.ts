@@ -15,7 +15,7 @@
  *   when the `api.example.com` routes only cover `/v1`. The merged list per host is built here, so
  *   a lookup is one map read plus a short scan.
  */
-import type { Algorithm, BackendState, Config, VersionedConfig } from '@lb/shared';
+import { type Algorithm, type BackendState, type Config, type VersionedConfig, WEBSOCKET_DEFAULTS, type WebSocketOptions } from '@lb/shared';
 import { EMPTY_PICK_CONTEXT, type Balancer, type PickContext } from '../balancer/balancer.js';
 import { createBalancer, poolFeedback, type BalancerDeps, type PoolFeedback } from '../balancer/factory.js';
 import { BackendRuntime, type Host } from '../balancer/host.js';
@@ -85,6 +85,8 @@ export interface CompiledRoute {
   readonly rateLimiter: RateLimiter | undefined;
   /** Requests answered 429 (bump `.n`). */
   readonly rateLimited: { n: number };
+  /** Whether WebSocket upgrades are tunnelled, and how long a silent tunnel lives. */
+  readonly websocket: WebSocketOptions;
 }
 
 /** `Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
@@ -237,6 +239,7 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
       noBackend: deps.metrics.requestStats(name, ''),
       rateLimiter: routeRateLimiter(route, deps.previous?.routes.get(name)?.rateLimiter),
       rateLimited: deps.metrics.resilience.route(name),
+      websocket: route.websocket ?? WEBSOCKET_DEFAULTS,
     });
   }
 

@@ -20,12 +20,17 @@ export interface ExchangeConnection {
   /** `req`'s body is wanted again (Readable._read). */
   resumeReading(req: ClientRequest): void;
   /** `res` has been written whole. */
-  responseDone(res: ClientResponse): void;
+  responseDone(res: ClientResponse<AnsweredRequest>): void;
   /** Ends the connection now (ServerResponse.destroy()). */
   destroy(): void;
   /** `Keep-Alive: timeout=N\r\n` for kept-alive answers (empty without an idle timeout). */
   readonly keepAliveHeader: string;
+  /** Gives the connection away for an upgrade (see ServerConnection.takeConnection); absent: it cannot be. */
+  takeConnection?(res: ClientResponse<AnsweredRequest>): { socket: Socket; head: Buffer } | undefined;
 }
+
+/** What a response needs of its request: the method and version decide its framing. */
+export type AnsweredRequest = ProxyRequest & { readonly httpVersionMinor: number };
 
 export class ClientRequest extends Readable implements ProxyRequest {
   /** The whole request, body included, has been received. */
@@ -124,7 +129,7 @@ function hasLineBreak(value: string): boolean {
   return value.indexOf('\n') !== -1 || value.indexOf('\r') !== -1;
 }
 
-export class ClientResponse extends EventEmitter implements ProxyResponse {
+export class ClientResponse<R extends AnsweredRequest = ClientRequest> extends EventEmitter implements ProxyResponse {
   statusCode = 200;
   headersSent = false;
   writableFinished = false;
@@ -138,7 +143,7 @@ export class ClientResponse extends EventEmitter implements ProxyResponse {
   private framing = FRAMING_NONE;
 
   constructor(
-    readonly req: ClientRequest,
+    readonly req: R,
     private readonly connection: ExchangeConnection,
     /** The connection may carry another request after this one. */
     public keepAlive: boolean,
@@ -246,6 +251,12 @@ export class ClientResponse extends EventEmitter implements ProxyResponse {
     this.connection.responseDone(this);
     this.emitCloseOnce();
     return this;
+  }
+
+  /** For an upgrade request in its turn, with nothing written yet: its connection, now the caller's. */
+  takeConnection(): { socket: Socket; head: Buffer } | undefined {
+    if (this.destroyed || this.finished) return undefined;
+    return this.connection.takeConnection?.(this);
   }
 
   destroy(): this {

@@ -12,8 +12,10 @@
  * - pipelined requests wait their turn; past MAX_PIPELINED waiting ones the socket stops reading;
  * - bytes after a request that asked to close (`Connection: close`) are ignored, and the requests
  *   before them answered, as nginx and HAProxy do;
- * - an upgrade request is served as a plain request and the connection closes after it (the
- *   proxy does not tunnel protocols).
+ * - an upgrade request, in its turn, may be given its connection (ClientResponse.takeConnection:
+ *   the forwarder tunnels WebSocket upgrades); one that is not is served as a plain request and
+ *   the connection closes after it. Bytes the client sends after the upgrade request are kept for
+ *   whoever takes the connection (up to MAX_UPGRADE_HEAD).
  *
  * No event of the socket, the parser or a request body may reach the process as an uncaught
  * error: a client that hangs up mid-body ends its request with an error that only a listener
@@ -25,7 +27,7 @@
 import type { Socket } from 'node:net';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import type { RequestListener } from '../proxy/exchange.js';
-import { ClientRequest, ClientResponse, type ExchangeConnection } from './client-exchange.js';
+import { type AnsweredRequest, ClientRequest, ClientResponse, type ExchangeConnection } from './client-exchange.js';
 
 export interface ServerConnectionSettings {
   readonly maxHeaderSize: number;
@@ -47,10 +49,14 @@ export interface ConnectionServer {
   /** `Keep-Alive: timeout=N\r\n` for kept-alive answers, or '' (see ExchangeConnection). */
   readonly keepAliveHeader: string;
   removed(conn: ServerConnection): void;
+  /** `conn` gave its socket away (an upgrade); the server still closes it when it must. */
+  handedOff(conn: ServerConnection, socket: Socket): void;
 }
 
 /** Pipelined requests waiting for their turn before the socket stops reading. */
 const MAX_PIPELINED = 16;
+/** Bytes a client may send after its upgrade request before the upgrade is answered. */
+const MAX_UPGRADE_HEAD = 64 * 1024;
 
 const RESPONSES = {
   badRequest: 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n',
@@ -94,6 +100,10 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
   private bodyFull = false;
   /** No more requests are read (an upgrade, a close asked for, an error answered). */
   private noMoreRequests = false;
+  /** The upgrade request received (the last one a connection reads), and the bytes that followed it. */
+  private upgradeRequest: ClientRequest | null = null;
+  private upgradeHead: Buffer[] = [];
+  private upgradeHeadBytes = 0;
   /** Requests expecting `100 Continue` when their turn comes. */
   private readonly expectsContinue = new WeakSet<ClientRequest>();
 
@@ -162,6 +172,7 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     // After an upgrade request llhttp reads the rest as another protocol: serve it, then close.
     // After `Connection: close` (or an HTTP/1.0 request without keep-alive) nothing more is read.
     if (upgrade || !keepAlive) this.noMoreRequests = true;
+    if (upgrade) this.upgradeRequest = req;
     const res = new ClientResponse(req, this, keepAlive && !upgrade && !this.server.closing);
     this.parsing = req;
     this.waiting.push(res);
@@ -188,12 +199,51 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
   // --- socket events ---
 
   private readonly onData = (data: Buffer): void => {
-    // After an upgrade request or a refusal nothing more is parsed; the bytes are dropped.
-    if (this.closed || (this.noMoreRequests && this.parsing === null)) return;
+    if (this.closed) return;
+    // After an upgrade request the bytes are the other protocol's, kept for whoever takes the
+    // connection; after a refusal nothing more is parsed and the bytes are dropped.
+    if (this.noMoreRequests && this.parsing === null) {
+      if (this.upgradeRequest !== null) this.keepUpgradeBytes(data);
+      return;
+    }
     const r = this.parser.execute(data);
     if (typeof r !== 'number') return this.onParseError(r.code);
+    if (r < data.length && this.upgradeRequest !== null) this.keepUpgradeBytes(data.subarray(r));
     this.next();
   };
+
+  private keepUpgradeBytes(data: Buffer): void {
+    this.upgradeHeadBytes += data.length;
+    if (this.upgradeHeadBytes > MAX_UPGRADE_HEAD) return this.destroy();
+    this.upgradeHead.push(Buffer.from(data));
+  }
+
+  /**
+   * Gives the connection of `res`'s upgrade request to the caller: nothing more is read or written
+   * here, the socket (and the bytes the client sent after its request) is the caller's to close.
+   * undefined unless `res` answers an upgrade request, is the one being answered, and nothing of it
+   * was written.
+   */
+  takeConnection(res: ClientResponse<AnsweredRequest>): { socket: Socket; head: Buffer } | undefined {
+    const current = this.current;
+    if (this.closed || current === null || res !== current || current.req !== this.upgradeRequest || res.headersSent) return undefined;
+    const socket = this.socket;
+    this.closed = true;
+    this.gone = true;
+    this.current = null;
+    socket.off('data', this.onData);
+    socket.off('end', this.onEnd);
+    socket.off('error', this.onError);
+    socket.off('close', this.onClose);
+    socket.off('drain', this.onDrain);
+    this.parser.close();
+    this.server.handedOff(this, socket);
+    // Held still until the caller reads it (pipe() resumes it): nothing may flow to no listener.
+    socket.pause();
+    const head = Buffer.concat(this.upgradeHead);
+    this.upgradeHead = [];
+    return { socket, head };
+  }
 
   private onParseError(code: string): void {
     // Bytes after a request that asked to close: they are not read (RFC 9112 §9.6), and the
@@ -279,8 +329,9 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     this.updateReading();
   }
 
-  responseDone(res: ClientResponse): void {
-    if (this.current !== res) return;
+  responseDone(done: ClientResponse<AnsweredRequest>): void {
+    const res = this.current;
+    if (res !== done || res === null) return;
     this.current = null;
     const req = res.req;
     // A body nobody read (a local answer to a POST) is read and dropped, as node:http does, so

@@ -18,6 +18,8 @@ import { ServerConnection, type ConnectionServer, type ServerConnectionSettings 
 export class Http1Server extends EventEmitter implements ConnectionServer {
   private readonly server: net.Server;
   private readonly connections = new Set<ServerConnection>();
+  /** Sockets connections gave away (upgrades), until they close: a drain past its grace cuts them too. */
+  private readonly handedOffSockets = new Set<Socket>();
   private timer: NodeJS.Timeout | undefined;
   closing = false;
   now = performance.now();
@@ -49,6 +51,12 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
 
   removed(conn: ServerConnection): void {
     this.connections.delete(conn);
+  }
+
+  handedOff(conn: ServerConnection, socket: Socket): void {
+    this.connections.delete(conn);
+    this.handedOffSockets.add(socket);
+    socket.once('close', () => this.handedOffSockets.delete(socket));
   }
 
   private readonly tick = (): void => {
@@ -87,5 +95,6 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
 
   closeAllConnections(): void {
     for (const conn of this.connections) conn.destroy();
+    for (const socket of this.handedOffSockets) socket.destroy();
   }
 }

@@ -33,6 +33,7 @@ export class TrafficRuntime {
   readonly health = new HealthStore();
   readonly applier: SnapshotApplier;
   readonly server: ProxyListener;
+  readonly forwarder: Forwarder;
   address: AddressInfo | undefined;
 
   constructor(options: TrafficRuntimeOptions) {
@@ -47,11 +48,11 @@ export class TrafficRuntime {
       cache: options.cache,
       stickySecret: options.stickySecret,
     });
-    const forwarder = new Forwarder(this.applier, options.metrics, {
+    this.forwarder = new Forwarder(this.applier, options.metrics, {
       maxHeaders: options.proxy?.maxHeaders,
       underscoreHeaders: options.proxy?.underscoreHeaders,
     });
-    this.server = createProxyServer(forwarder, options.proxy);
+    this.server = createProxyServer(this.forwarder, options.proxy);
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
@@ -64,7 +65,7 @@ export class TrafficRuntime {
    * Resolves true when everything finished within the grace period.
    */
   async drain(graceMs: number): Promise<boolean> {
-    const clean = await drainServer(this.server, graceMs);
+    const clean = await drainServer(this.server, graceMs, this.forwarder.tunnels);
     await this.upstreams.closeAll(1_000);
     return clean;
   }

@@ -8,6 +8,7 @@
 import { unwatch, watch, type Sweepable } from './connection-sweeper.js';
 import { Http1Connection, type ConnectionOwner, type ConnectionSettings } from './http1-connection.js';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
+import { TunnelSet, type TunnelHandler } from './tunnel.js';
 import type { Upstream, UpstreamHandler, UpstreamRequest } from './upstream.js';
 
 export interface Http1PoolOptions {
@@ -41,6 +42,7 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
   private waiting: Waiting[] = [];
   private waitingHead = 0;
   private closing = false;
+  private readonly tunnels = new TunnelSet();
   private whenClosed: (() => void) | undefined;
   private closedPromise: Promise<void> | undefined;
 
@@ -71,6 +73,15 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
     if (conn !== undefined) conn.send(request, handler);
     else if (this.all.size < this.limit) this.open(request, handler);
     else this.waiting.push({ request, handler });
+  }
+
+  tunnel(request: UpstreamRequest, handler: TunnelHandler): void {
+    if (this.closing) {
+      handler.onError(new UpstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the upstream pool is closed'));
+      return;
+    }
+    const { host, port, connectTimeoutMs, headersTimeoutMs } = this.settings;
+    this.tunnels.open({ host, port, connectTimeoutMs, headersTimeoutMs }, request, handler);
   }
 
   replay(request: UpstreamRequest, handler: UpstreamHandler): void {
@@ -123,9 +134,10 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
   close(): Promise<void> {
     if (this.closedPromise !== undefined) return this.closedPromise;
     this.closing = true;
-    this.closedPromise = new Promise<void>((resolve) => {
+    const connections = new Promise<void>((resolve) => {
       this.whenClosed = resolve;
     });
+    this.closedPromise = Promise.all([connections, this.tunnels.closed()]).then(() => {});
     for (const conn of this.idle.splice(0)) conn.destroy(null);
     if (this.all.size === 0) this.whenClosed!();
     return this.closedPromise;
@@ -136,6 +148,7 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
     const error = (): UpstreamError => new UpstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the upstream pool was destroyed');
     for (let w = this.nextWaiting(); w !== undefined; w = this.nextWaiting()) w.handler.onError(error());
     for (const conn of [...this.all]) conn.destroy(error(), false);
+    this.tunnels.destroyAll();
     return closed;
   }
 }

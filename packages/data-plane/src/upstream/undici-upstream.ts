@@ -5,8 +5,10 @@
  * client gives them.
  */
 import { Pool, type Dispatcher } from 'undici';
+import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
+import { splitAddress, type Http1PoolOptions } from './http1-pool.js';
+import { TunnelSet, type TunnelHandler } from './tunnel.js';
 import type { Upstream, UpstreamHandler, UpstreamRequest } from './upstream.js';
-import type { Http1PoolOptions } from './http1-pool.js';
 
 class HandlerAdapter implements Dispatcher.DispatchHandler {
   constructor(private readonly handler: UpstreamHandler) {}
@@ -38,8 +40,15 @@ class HandlerAdapter implements Dispatcher.DispatchHandler {
 
 export class UndiciUpstream implements Upstream {
   private readonly pool: Pool;
+  /** Upgraded connections are the built-in tunnel's (upstream/tunnel.ts), whichever client pools the requests. */
+  private readonly tunnels = new TunnelSet();
+  private readonly address: string;
+  private readonly options: Http1PoolOptions;
+  private closing = false;
 
   constructor(address: string, options: Http1PoolOptions) {
+    this.address = address;
+    this.options = options;
     const pool = new Pool(`http://${address}`, {
       connectTimeout: options.connectTimeoutMs,
       headersTimeout: options.headersTimeoutMs,
@@ -68,11 +77,23 @@ export class UndiciUpstream implements Upstream {
     );
   }
 
+  tunnel(request: UpstreamRequest, handler: TunnelHandler): void {
+    if (this.closing) {
+      handler.onError(new UpstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the upstream pool is closed'));
+      return;
+    }
+    const { host, port } = splitAddress(this.address);
+    this.tunnels.open({ host, port, connectTimeoutMs: this.options.connectTimeoutMs, headersTimeoutMs: this.options.headersTimeoutMs }, request, handler);
+  }
+
   close(): Promise<void> {
-    return this.pool.close().catch(() => {});
+    this.closing = true;
+    return Promise.all([this.pool.close().catch(() => {}), this.tunnels.closed()]).then(() => {});
   }
 
   destroy(): Promise<void> {
+    this.closing = true;
+    this.tunnels.destroyAll();
     return this.pool.destroy().catch(() => {});
   }
 }

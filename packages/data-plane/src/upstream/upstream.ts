@@ -6,6 +6,7 @@
  * array, which is what node's `writeHead` takes back without re-encoding.
  */
 import type { Readable } from 'node:stream';
+import type { TunnelHandler } from './tunnel.js';
 
 export interface UpstreamRequest {
   /** Origin-form request target (`/path?query`). */
@@ -42,8 +43,10 @@ export interface UpstreamHandler {
 
 export interface Upstream {
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): void;
-  /** No new requests; resolves once queued and in-flight ones have finished. */
+  /** Opens an upgraded connection (WebSocket) of its own, sending `request` (its body is not sent). */
+  tunnel(request: UpstreamRequest, handler: TunnelHandler): void;
+  /** No new requests; resolves once queued and in-flight ones, and tunnels, have finished. */
   close(): Promise<void>;
-  /** Ends every connection now; requests in flight get an error. */
+  /** Ends every connection and tunnel now; requests in flight get an error. */
   destroy(): Promise<void>;
 }

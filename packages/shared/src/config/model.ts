@@ -285,7 +285,18 @@ export interface Route {
   timeouts?: Pick<Timeouts, 'requestMs'>;
   /** Replaces the retry policy of every pool this route sends to, for this route's requests (the budget stays the pool's). */
   retry?: RetryPolicy;
+  /** WebSocket upgrades on this route; absent: WEBSOCKET_DEFAULTS. */
+  websocket?: WebSocketOptions;
 }
+
+export interface WebSocketOptions {
+  /** Whether `Upgrade: websocket` requests are tunnelled to the route's backends. Default true. */
+  enabled: boolean;
+  /** A tunnel that carries no byte either way for this long is closed (ms). Default 300000. */
+  idleTimeoutMs: number;
+}
+
+export const WEBSOCKET_DEFAULTS: Readonly<WebSocketOptions> = Object.freeze({ enabled: true, idleTimeoutMs: 300_000 });
 
 export interface Config {
   pools: Record<string, Pool>;

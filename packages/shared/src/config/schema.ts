@@ -251,6 +251,14 @@ export const routeSchema = {
       properties: { requestMs: { type: 'integer', minimum: 0, maximum: 3600000 } },
     },
     retry: retrySchema,
+    websocket: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        idleTimeoutMs: { type: 'integer', minimum: 1000, maximum: 86400000, default: 300000 },
+      },
+    },
   },
 } as const;
 
