@@ -1,6 +1,7 @@
 // The routing decision on its own: Host normalization + route match + backend pick (round robin),
 // the synchronous part of every request, on a table of 10,000 backends and 1,000 routes (exact
-// hosts, wildcards, path prefixes, fall-backs between tiers). Target (issue 3): under 1 µs.
+// hosts, wildcards, path prefixes, fall-backs between tiers, and one route in ten with conditions
+// on headers, methods or the query that requests meet or miss). Target (issues 3 and 12): under 1 µs.
 // Per-algorithm pick cost is bench/pick-cost.* (the algorithms' own benchmark).
 //   node bench/routing.mjs [--backends 10000] [--routes 1000] [--iterations 3000000]
 import { parseArgs } from 'node:util';
@@ -22,7 +23,13 @@ for (let i = 0; i < nRoutes; i++) {
   const kind = i % 10;
   const pool = i % 7 === 0 ? 'small' : 'big';
   if (kind < 5) routes[`host-${i}`] = { match: { host: `svc-${i}.example.com`, pathPrefix: i % 2 ? `/api/v${i % 5}` : '/' }, pools: [{ pool }] };
-  else if (kind < 6) routes[`wild-${i}`] = { match: { host: `*.zone-${i}.example.com` }, pools: [{ pool }] };
+  else if (kind === 9) {
+    // A canary beside an ordinary route on the same host and prefix.
+    routes[`canary-${i}`] = {
+      match: { host: `svc-${i - 9}.example.com`, pathPrefix: '/', headers: [{ name: 'x-canary', exact: 'on' }], methods: ['GET'] },
+      pools: [{ pool: 'small' }],
+    };
+  } else if (kind < 6) routes[`wild-${i}`] = { match: { host: `*.zone-${i}.example.com` }, pools: [{ pool }] };
   else
     routes[`path-${i}`] = {
       match: { pathPrefix: `/p${i}/` },
@@ -73,7 +80,15 @@ for (let i = 0; i < 4096; i++) {
       requests.push({ host: undefined, url: '/nothing/matches/but/the/fallback' });
   }
 }
-const rawHeaders = requests.map((q) => (q.host === undefined ? [] : ['Host', q.host]));
+// Every other request carries the canary header and a few ordinary ones.
+const rawHeaders = requests.map((q, i) => [
+  ...(q.host === undefined ? [] : ['Host', q.host]),
+  'User-Agent',
+  'bench/1.0',
+  'Accept',
+  '*/*',
+  ...(i % 2 === 0 ? ['X-Canary', 'on'] : []),
+]);
 const socket = { remoteAddress: '127.0.0.1' };
 const ctx = new RequestPickContext();
 const out = { target: undefined };
@@ -84,9 +99,9 @@ function run(n) {
   const start = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     const q = requests[i & m];
-    const route = table.match(q.host === undefined ? undefined : normalizeHost(q.host), q.url);
+    ctx.reset(rawHeaders[i & m], q.url, socket, 'GET');
+    const route = table.match(q.host === undefined ? undefined : normalizeHost(q.host), q.url, ctx);
     if (route === undefined) continue;
-    ctx.reset(rawHeaders[i & m], q.url, socket);
     const b = pickBackend(route, out, ctx);
     if (b !== undefined) sink += b.weight;
   }

@@ -3,6 +3,7 @@
  * until asked. One instance is reused for every request (reset() is three field writes), so pools
  * whose algorithm ignores the request — round robin, least connections… — pay nothing for it.
  */
+import type { RouteRequest } from '../routing/route-conditions.js';
 import type { PickContext } from './balancer.js';
 
 /** ASCII case-insensitive `a === lower` where `lower` is already lower case. */
@@ -66,18 +67,21 @@ export function findQuery(url: string, name: string): string | undefined {
   return undefined;
 }
 
-export class RequestPickContext implements PickContext {
+export class RequestPickContext implements PickContext, RouteRequest {
   private rawHeaders: readonly string[] = [];
   private url = '/';
+  /** The request's method, for routes that match on it. */
+  method = 'GET';
   private socket: { readonly remoteAddress?: string | undefined } | undefined = undefined;
   /** Set by pin(); the forwarder adds it to the response. */
   setCookie: string | undefined = undefined;
 
   /** Points the context at a new request; `rawHeaders` is node's name/value list. */
-  reset(rawHeaders: readonly string[], url: string, socket: { readonly remoteAddress?: string | undefined } | undefined): void {
+  reset(rawHeaders: readonly string[], url: string, socket: { readonly remoteAddress?: string | undefined } | undefined, method = 'GET'): void {
     this.rawHeaders = rawHeaders;
     this.url = url;
     this.socket = socket;
+    this.method = method;
     this.setCookie = undefined;
   }
 
@@ -89,6 +93,13 @@ export class RequestPickContext implements PickContext {
     const raw = this.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) if (equalsLower(raw[i]!, lowerName)) return raw[i + 1];
     return undefined;
+  }
+
+  headerList(lowerName: string): string | undefined {
+    const raw = this.rawHeaders;
+    let joined: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) if (equalsLower(raw[i]!, lowerName)) joined = joined === undefined ? raw[i + 1] : `${joined}, ${raw[i + 1]}`;
+    return joined;
   }
 
   cookie(name: string): string | undefined {

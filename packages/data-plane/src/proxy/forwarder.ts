@@ -19,12 +19,14 @@ import type { LoadShedder } from '../resilience/load-shedder.js';
 import { RequestIds } from '../resilience/request-id.js';
 import { systemRandom, type Random } from '../runtime/clock.js';
 import { normalizeHost, pickBackend, type RouteTarget } from '../routing/routing-table.js';
+import { applyHeaderRules } from '../routing/header-rules.js';
+import { redirectLocation } from '../routing/redirect.js';
 import type { TableSource } from '../routing/table-source.js';
 import { ADMIT_TRIAL, admission, OVERLOAD_REASONS } from './admission.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { isWebSocketUpgrade, scanRequestHeaders, TRANSFER_CODING, type RequestHeaderScan, type UnderscoreHeaders } from './hop-by-hop.js';
 import { isValidHostHeader } from './host-header.js';
-import { LOCAL_REPLIES, localReplyCode, sendLocal, sendRateLimited } from './local-replies.js';
+import { LOCAL_REPLIES, localReplyCode, sendLocal, sendRateLimited, sendRedirect } from './local-replies.js';
 import { callOf, ProxyCall } from './proxy-call.js';
 import { type TunnelContext, TunnelCall } from './tunnel-call.js';
 import { TunnelRegistry } from './tunnel-registry.js';
@@ -137,18 +139,16 @@ export class Forwarder implements TunnelContext {
       this.noRoute.byClass[5]!++;
       return sendLocal(res, LOCAL_REPLIES.transferCodingNotImplemented);
     }
-    const route = table.match(host === undefined ? undefined : normalizeHost(host), url);
+    // One view of the request for route conditions, the rate limiter's key and the balancers.
+    pickCtx.reset(raw, url, req.socket, req.method);
+    const route = table.match(host === undefined ? undefined : normalizeHost(host), url, pickCtx);
     if (route === undefined) {
       this.noRoute.byClass[4]!++;
       return sendLocal(res, LOCAL_REPLIES.noRoute);
     }
     const limiter = route.rateLimiter;
     if (limiter !== undefined) {
-      let key: string | undefined;
-      if (limiter.header !== undefined) {
-        pickCtx.reset(raw, url, req.socket);
-        key = pickCtx.header(limiter.header);
-      }
+      const key = limiter.header === undefined ? undefined : pickCtx.header(limiter.header);
       const wait = limiter.take(key ?? req.socket.remoteAddress ?? '', performance.now());
       if (wait > 0) {
         route.rateLimited.n++;
@@ -156,7 +156,11 @@ export class Forwarder implements TunnelContext {
         return sendRateLimited(res, wait);
       }
     }
-    pickCtx.reset(raw, url, req.socket);
+    const redirect = route.redirect;
+    if (redirect !== undefined) {
+      route.noBackend.count(redirect.status);
+      return sendRedirect(res, redirect.status, redirectLocation(redirect, route.pathPrefix, host, url));
+    }
     let backend = pickBackend(route, picked, pickCtx);
     let target = picked.target;
     if (backend === undefined || target === undefined || backend.upstream === undefined) {
@@ -207,16 +211,23 @@ export class Forwarder implements TunnelContext {
       headers.push('x-request-id', id);
       if (log !== undefined) (res as LoggedResponse)[kRequestId] = id;
     }
+    if (route.requestHeaders !== undefined) {
+      applyHeaderRules(headers, route.requestHeaders);
+      // The edits may have moved the Host placeholder (they never remove Host).
+      if (hostAt >= 0) hostAt = headers.lastIndexOf('host') + 1;
+    }
+    // The path upstream, with the matched prefix rewritten when the route says so.
+    const path = route.rewritePrefix === undefined ? url : route.rewritePrefix + url.slice(route.pathPrefix.length);
 
     target.pool.resilience.budget.requests++;
     // A WebSocket upgrade on a route that tunnels them; any other upgrade is served as a plain
     // request (its Upgrade header dropped), never passed through blind.
     if (route.websocket.enabled && req.method === 'GET' && !scan.hasBody && isWebSocketUpgrade(scan.upgrade) && res.takeConnection !== undefined) {
       headers.push('upgrade', 'websocket', 'connection', 'Upgrade');
-      new TunnelCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, headers).send();
+      new TunnelCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, path, headers).send();
       return;
     }
-    const call = new ProxyCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, headers, scan.hasBody, pickCtx.setCookie, hostAt);
+    const call = new ProxyCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, path, headers, scan.hasBody, pickCtx.setCookie, hostAt);
     // A chunked body is parsed as it arrives: wait until the parser has seen the rest of this
     // packet, so a malformed chunk sent along with the head fails the request before anything
     // reaches a backend.

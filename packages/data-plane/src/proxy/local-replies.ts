@@ -61,6 +61,13 @@ export function sendLocal(res: ProxyResponse, reply: LocalReply): void {
   res.end(reply.body);
 }
 
+/** A route's redirect (the route's answer, not an error: no x-lb-error): `Location` and a short body. */
+export function sendRedirect(res: ProxyResponse, status: number, location: string): void {
+  const body = `${location}\n`;
+  res.writeHead(status, ['location', location, 'content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]);
+  res.end(body);
+}
+
 export function sendRateLimited(res: ProxyResponse, waitMs: number): void {
   (res as Tagged)[kLocal] = 'rate_limited';
   const body = `${LOCAL_REPLY_CODES.rate_limited.text}\n`;

@@ -16,6 +16,7 @@ import { classifyUpstreamError, UPSTREAM_ERRORS, type UpstreamErrorKind } from '
 import type { DataPlaneMetrics } from '../metrics.js';
 import { FailureKind, statusFailure } from '../resilience/retry-policy.js';
 import type { Random } from '../runtime/clock.js';
+import { applyHeaderRules } from '../routing/header-rules.js';
 import type { CompiledBackend, CompiledRoute, RouteTarget } from '../routing/routing-table.js';
 import { ADMIT_TRIAL, admission, OVERLOAD_REASONS } from './admission.js';
 import { attemptEnded, attemptResponded, OUTCOME } from './attempt-accounting.js';
@@ -89,6 +90,8 @@ export class ProxyCall implements AttemptOwner {
     target: RouteTarget,
     backend: CompiledBackend,
     trial: boolean,
+    /** The request target sent upstream (the client's, or rewritten by the route). */
+    private readonly path: string,
     /** The upstream request's headers, shared by every attempt. */
     private readonly headers: string[],
     private readonly hasBody: boolean,
@@ -143,7 +146,7 @@ export class ProxyCall implements AttemptOwner {
     const requestMs = attempt.target.policy.requestMs;
     const req = this.req;
     attempt.send({
-      path: req.url!,
+      path: this.path,
       method: req.method!,
       headers: this.headers,
       body: this.hasBody ? req : null,
@@ -188,6 +191,7 @@ export class ProxyCall implements AttemptOwner {
     }
     attemptResponded(attempt, rawHeaders);
     const headers = filterResponseHeaders(rawHeaders);
+    if (this.route.responseHeaders !== undefined) applyHeaderRules(headers, this.route.responseHeaders);
     if (this.setCookie !== undefined) headers.push('set-cookie', this.setCookie);
     this.headStatus = status;
     this.headText = statusText;

@@ -70,6 +70,8 @@ export class TunnelCall implements TunnelHandler, AccountedAttempt, OpenTunnel {
     public target: RouteTarget,
     public backend: CompiledBackend,
     public trial: boolean,
+    /** The request target sent upstream (the client's, or rewritten by the route). */
+    private readonly path: string,
     private readonly headers: string[],
   ) {
     res.on('close', this.onClientClose);
@@ -83,10 +85,7 @@ export class TunnelCall implements TunnelHandler, AccountedAttempt, OpenTunnel {
 
   send(): void {
     attemptStarted(this);
-    this.backend.upstream!.tunnel(
-      { path: this.req.url!, method: 'GET', headers: this.headers, body: null, headersTimeout: this.target.policy.requestMs },
-      this,
-    );
+    this.backend.upstream!.tunnel({ path: this.path, method: 'GET', headers: this.headers, body: null, headersTimeout: this.target.policy.requestMs }, this);
   }
 
   private readonly onClientClose = (): void => {

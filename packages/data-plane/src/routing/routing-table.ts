@@ -15,7 +15,16 @@
  *   when the `api.example.com` routes only cover `/v1`. The merged list per host is built here, so
  *   a lookup is one map read plus a short scan.
  */
-import { type Algorithm, type BackendState, type Config, type VersionedConfig, WEBSOCKET_DEFAULTS, type WebSocketOptions } from '@lb/shared';
+import {
+  type Algorithm,
+  type BackendState,
+  type Config,
+  type Redirect,
+  routeSpecificity,
+  type VersionedConfig,
+  WEBSOCKET_DEFAULTS,
+  type WebSocketOptions,
+} from '@lb/shared';
 import { EMPTY_PICK_CONTEXT, type Balancer, type PickContext } from '../balancer/balancer.js';
 import { createBalancer, poolFeedback, type BalancerDeps, type PoolFeedback } from '../balancer/factory.js';
 import { BackendRuntime, type Host } from '../balancer/host.js';
@@ -26,6 +35,8 @@ import { upstreamKey, type UpstreamSource } from '../upstream/upstream-pools.js'
 import type { Upstream } from '../upstream/upstream.js';
 import { attachBreaker, compilePoolResilience, routeRateLimiter, targetPolicy, type PoolResilience, type TargetPolicy } from '../resilience/pool-policy.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
+import { type CompiledHeaderRules, compileHeaderRules } from './header-rules.js';
+import { compileConditions, type RouteConditions, type RouteRequest } from './route-conditions.js';
 import { RouteList } from './route-list.js';
 
 export interface CompiledBackend {
@@ -87,6 +98,16 @@ export interface CompiledRoute {
   readonly rateLimited: { n: number };
   /** Whether WebSocket upgrades are tunnelled, and how long a silent tunnel lives. */
   readonly websocket: WebSocketOptions;
+  /** Conditions on method, headers and query; undefined: host and path only. */
+  readonly conditions: RouteConditions | undefined;
+  /** How many conditions it has: more specific routes are tried first. */
+  readonly specificity: number;
+  readonly requestHeaders: CompiledHeaderRules | undefined;
+  readonly responseHeaders: CompiledHeaderRules | undefined;
+  /** Replaces the matched path prefix upstream; undefined: the path goes as it came. */
+  readonly rewritePrefix: string | undefined;
+  /** Answers with this redirect instead of forwarding. */
+  readonly redirect: Redirect | undefined;
 }
 
 /** `Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
@@ -117,9 +138,10 @@ export class RoutingTable {
 
   /**
    * The route for a request. `host` must already be normalized (normalizeHost) or undefined when
-   * the request had none; `url` is the request target as received (`/path?query`).
+   * the request had none; `url` is the request target as received (`/path?query`); `req` is what
+   * routes with conditions read (without it, only routes without conditions match).
    */
-  match(host: string | undefined, url: string): CompiledRoute | undefined {
+  match(host: string | undefined, url: string, req?: RouteRequest): CompiledRoute | undefined {
     let candidates = this.anyHost;
     if (host !== undefined) {
       const exact = this.exact.get(host);
@@ -136,7 +158,7 @@ export class RoutingTable {
         }
       }
     }
-    return candidates.find(url);
+    return candidates.find(url, req);
   }
 
   /** Upstream pools the table can send to (active backends), by upstreamKey(). */
@@ -196,9 +218,11 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
   };
 }
 
-/** Sort key: host tier (exact, wildcard by longer suffix, any), then longer prefix, then name. */
+/** Sort key: host tier (exact, wildcard by longer suffix, any), then longer prefix, then more conditions, then name. */
 function compareRoutes(a: CompiledRoute, b: CompiledRoute): number {
-  return tierOf(a) - tierOf(b) || b.pathPrefix.length - a.pathPrefix.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return (
+    tierOf(a) - tierOf(b) || b.pathPrefix.length - a.pathPrefix.length || b.specificity - a.specificity || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  );
 }
 
 function tierOf(route: CompiledRoute): number {
@@ -240,6 +264,12 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
       rateLimiter: routeRateLimiter(route, deps.previous?.routes.get(name)?.rateLimiter),
       rateLimited: deps.metrics.resilience.route(name),
       websocket: route.websocket ?? WEBSOCKET_DEFAULTS,
+      conditions: compileConditions(route.match),
+      specificity: routeSpecificity(route),
+      requestHeaders: compileHeaderRules(route.requestHeaders),
+      responseHeaders: compileHeaderRules(route.responseHeaders),
+      rewritePrefix: route.rewrite?.pathPrefix,
+      redirect: route.redirect,
     });
   }
 

@@ -268,6 +268,61 @@ export interface RouteMatch {
   host?: string;
   /** Path prefix starting with `/`. Absent: `/`. The longest matching prefix wins. */
   pathPrefix?: string;
+  /** Request methods (upper case) the route takes; absent: any. */
+  methods?: string[];
+  /** Every one must hold. Names are case-insensitive; several fields of a name are one list (`, `-joined). */
+  headers?: HeaderMatch[];
+  /** Every one must hold, on the decoded value of the query parameter (its first occurrence). */
+  query?: QueryMatch[];
+}
+
+/**
+ * One condition on a value: exactly one of `exact`, `prefix`, `regex` (a whole-value match,
+ * JavaScript syntax) or `present` (true: there is a value; false: there is none).
+ */
+export interface ValueMatch {
+  exact?: string;
+  prefix?: string;
+  regex?: string;
+  present?: boolean;
+  /** Compare ASCII letters case-insensitively (exact and prefix). Default false: field values are case-sensitive (RFC 9110 §5.5). */
+  ignoreCase?: boolean;
+}
+
+export interface HeaderMatch extends ValueMatch {
+  name: string;
+}
+
+export interface QueryMatch extends ValueMatch {
+  name: string;
+}
+
+/** Header edits, applied in the order remove, set, add. */
+export interface HeaderRules {
+  /** Names whose fields are removed. */
+  remove?: string[];
+  /** Names whose fields are replaced by this one value (added when absent). */
+  set?: Record<string, string>;
+  /** Fields added beside any the message has. */
+  add?: Record<string, string>;
+}
+
+export const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
+
+/** A route that answers with a redirect instead of forwarding; the Location is the request's URL with these parts replaced. */
+export interface Redirect {
+  /** Default 302. */
+  status: (typeof REDIRECT_STATUSES)[number];
+  scheme?: 'http' | 'https';
+  /** Replaces the host (and the port the request named). */
+  host?: string;
+  port?: number;
+  /** Replaces the whole path. */
+  path?: string;
+  /** Replaces the part of the path the route's pathPrefix matched. */
+  pathPrefix?: string;
+  /** Drop the query. Default false. */
+  stripQuery: boolean;
 }
 
 export interface RoutePool {
@@ -278,6 +333,7 @@ export interface RoutePool {
 
 export interface Route {
   match: RouteMatch;
+  /** At least one, unless the route redirects. */
   pools: RoutePool[];
   /** Per-client token bucket on this route; absent: no limit. */
   rateLimit?: RateLimit;
@@ -287,6 +343,14 @@ export interface Route {
   retry?: RetryPolicy;
   /** WebSocket upgrades on this route; absent: WEBSOCKET_DEFAULTS. */
   websocket?: WebSocketOptions;
+  /** Edits of the request headers sent upstream (after the proxy's own X-Forwarded-*). */
+  requestHeaders?: HeaderRules;
+  /** Edits of the response headers sent to the client. */
+  responseHeaders?: HeaderRules;
+  /** Replaces the matched path prefix in the path sent upstream. */
+  rewrite?: { pathPrefix: string };
+  /** Answer every request with this redirect; such a route has no pools. */
+  redirect?: Redirect;
 }
 
 export interface WebSocketOptions {

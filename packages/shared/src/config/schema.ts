@@ -215,10 +215,47 @@ export const registrationBodySchema = {
   },
 } as const;
 
+const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+function valueMatchSchema(nameMaxLength: number, namePattern?: string) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: nameMaxLength, ...(namePattern === undefined ? {} : { pattern: namePattern }) },
+      exact: { type: 'string', maxLength: 4096 },
+      prefix: { type: 'string', maxLength: 4096 },
+      regex: { type: 'string', minLength: 1, maxLength: 1024 },
+      present: { type: 'boolean' },
+      ignoreCase: { type: 'boolean' },
+    },
+  } as const;
+}
+
+const headerRulesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    remove: { type: 'array', maxItems: 64, items: { type: 'string', pattern: HEADER_NAME_PATTERN, maxLength: 256 } },
+    set: {
+      type: 'object',
+      maxProperties: 64,
+      propertyNames: { pattern: HEADER_NAME_PATTERN, maxLength: 256 },
+      additionalProperties: { type: 'string', maxLength: 8192 },
+    },
+    add: {
+      type: 'object',
+      maxProperties: 64,
+      propertyNames: { pattern: HEADER_NAME_PATTERN, maxLength: 256 },
+      additionalProperties: { type: 'string', maxLength: 8192 },
+    },
+  },
+} as const;
+
 export const routeSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['pools'],
   properties: {
     match: {
       type: 'object',
@@ -227,11 +264,14 @@ export const routeSchema = {
       properties: {
         host: { type: 'string', minLength: 1, maxLength: 255 },
         pathPrefix: { type: 'string', pattern: '^/', maxLength: 2048 },
+        methods: { type: 'array', minItems: 1, maxItems: 16, uniqueItems: true, items: { type: 'string', pattern: '^[A-Z][A-Z-]{0,31}$' } },
+        headers: { type: 'array', minItems: 1, maxItems: 16, items: valueMatchSchema(256, HEADER_NAME_PATTERN) },
+        query: { type: 'array', minItems: 1, maxItems: 16, items: valueMatchSchema(256) },
       },
     },
     pools: {
       type: 'array',
-      minItems: 1,
+      default: [],
       maxItems: 64,
       items: {
         type: 'object',
@@ -257,6 +297,27 @@ export const routeSchema = {
       properties: {
         enabled: { type: 'boolean', default: true },
         idleTimeoutMs: { type: 'integer', minimum: 1000, maximum: 86400000, default: 300000 },
+      },
+    },
+    requestHeaders: headerRulesSchema,
+    responseHeaders: headerRulesSchema,
+    rewrite: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['pathPrefix'],
+      properties: { pathPrefix: { type: 'string', pattern: '^/', maxLength: 2048 } },
+    },
+    redirect: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        status: { enum: [301, 302, 303, 307, 308], default: 302 },
+        scheme: { enum: ['http', 'https'] },
+        host: { type: 'string', minLength: 1, maxLength: 255 },
+        port: { type: 'integer', minimum: 1, maximum: 65535 },
+        path: { type: 'string', pattern: '^/', maxLength: 2048 },
+        pathPrefix: { type: 'string', pattern: '^/', maxLength: 2048 },
+        stripQuery: { type: 'boolean', default: false },
       },
     },
   },

@@ -5,7 +5,18 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isValidMatchHost, parseHostPort } from './address.js';
-import { HASH_ON_ALGORITHMS, type Backend, type Config, type Pool, type RetryPolicy, type Route } from './model.js';
+import {
+  HASH_ON_ALGORITHMS,
+  type Backend,
+  type Config,
+  type HeaderMatch,
+  type HeaderRules,
+  type Pool,
+  type QueryMatch,
+  type RetryPolicy,
+  type Route,
+  type ValueMatch,
+} from './model.js';
 import {
   HTTP_TOKEN_PATTERN,
   backendBodySchema,
@@ -217,6 +228,18 @@ function checkRoute(route: Route, prefix: string, errors: FieldError[], pools?: 
   if (host !== undefined && !isValidMatchHost(host)) {
     errors.push({ field: joinField(prefix, 'match.host'), message: 'must be a host name, optionally starting with "*."' });
   }
+  checkRouteConditions(route, prefix, errors);
+  checkHeaderRules(route.requestHeaders, joinField(prefix, 'requestHeaders'), errors);
+  checkHeaderRules(route.responseHeaders, joinField(prefix, 'responseHeaders'), errors);
+  const redirect = route.redirect;
+  if (redirect !== undefined) {
+    if (route.pools.length > 0) errors.push({ field: joinField(prefix, 'pools'), message: 'a route that redirects has no pools' });
+    if (route.rewrite !== undefined) errors.push({ field: joinField(prefix, 'rewrite'), message: 'a route that redirects forwards nothing to rewrite' });
+    if (redirect.path !== undefined && redirect.pathPrefix !== undefined)
+      errors.push({ field: joinField(prefix, 'redirect.pathPrefix'), message: 'give path or pathPrefix, not both' });
+    if (redirect.host !== undefined && (redirect.host.startsWith('*.') || !isValidMatchHost(redirect.host)))
+      errors.push({ field: joinField(prefix, 'redirect.host'), message: 'must be a host name' });
+  } else if (route.pools.length === 0) errors.push({ field: joinField(prefix, 'pools'), message: 'must list at least one pool (or the route must redirect)' });
   const seen = new Set<string>();
   let total = 0;
   route.pools.forEach((p, i) => {
@@ -229,9 +252,63 @@ function checkRoute(route: Route, prefix: string, errors: FieldError[], pools?: 
   if (route.pools.length > 0 && total === 0) errors.push({ field: joinField(prefix, 'pools'), message: 'at least one pool needs a weight above 0' });
 }
 
+/** Exactly one of exact, prefix, regex, present; a regex that compiles; ignoreCase only where it means something. */
+function checkValueMatch(m: ValueMatch, field: string, errors: FieldError[]): void {
+  const kinds = ['exact', 'prefix', 'regex', 'present'].filter((k) => m[k as keyof ValueMatch] !== undefined);
+  if (kinds.length !== 1) {
+    errors.push({
+      field,
+      message: kinds.length === 0 ? 'needs one of exact, prefix, regex, present' : `give one of exact, prefix, regex, present, not ${kinds.join(' and ')}`,
+    });
+    return;
+  }
+  if (m.regex !== undefined) {
+    try {
+      new RegExp(m.regex);
+    } catch (err) {
+      errors.push({ field: `${field}.regex`, message: `does not compile: ${(err as Error).message}` });
+    }
+  }
+  if (m.ignoreCase !== undefined && m.exact === undefined && m.prefix === undefined)
+    errors.push({ field: `${field}.ignoreCase`, message: 'only applies to exact and prefix' });
+}
+
+function checkRouteConditions(route: Route, prefix: string, errors: FieldError[]): void {
+  for (const [i, m] of (route.match.headers ?? []).entries()) checkValueMatch(m, joinField(prefix, `match.headers[${i}]`), errors);
+  for (const [i, m] of (route.match.query ?? []).entries()) checkValueMatch(m, joinField(prefix, `match.query[${i}]`), errors);
+}
+
+/** Header names a route may not edit: framing, connection-level and Host, which the proxy owns. */
+const PROTECTED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'host']);
+
+function checkHeaderRules(rules: HeaderRules | undefined, prefix: string, errors: FieldError[]): void {
+  if (rules === undefined) return;
+  const names = [...(rules.remove ?? []), ...Object.keys(rules.set ?? {}), ...Object.keys(rules.add ?? {})];
+  for (const name of names) {
+    if (PROTECTED_HEADERS.has(name.toLowerCase())) errors.push({ field: prefix, message: `"${name}" cannot be edited: the proxy sets it` });
+  }
+  for (const [name, value] of [...Object.entries(rules.set ?? {}), ...Object.entries(rules.add ?? {})]) {
+    if (/[\r\n\0]/.test(value)) errors.push({ field: `${prefix}.${name}`, message: 'a value cannot hold CR, LF or NUL' });
+  }
+}
+
+/** How many conditions a route has besides host and path: more specific routes are tried first. */
+export function routeSpecificity(route: Route): number {
+  return (route.match.methods === undefined ? 0 : 1) + (route.match.headers?.length ?? 0) + (route.match.query?.length ?? 0);
+}
+
 /** A route's match as one comparable key: two routes with the same key would be ambiguous. */
 export function matchKey(route: Route): string {
-  return `${(route.match.host ?? '').toLowerCase()} ${route.match.pathPrefix ?? '/'}`;
+  const m = route.match;
+  const conditions = (list: (HeaderMatch | QueryMatch)[] | undefined, lower: boolean) =>
+    (list ?? []).map((c) => JSON.stringify([lower ? c.name.toLowerCase() : c.name, c.exact, c.prefix, c.regex, c.present, c.ignoreCase ?? false])).sort();
+  return JSON.stringify([
+    (m.host ?? '').toLowerCase(),
+    m.pathPrefix ?? '/',
+    [...(m.methods ?? [])].sort(),
+    conditions(m.headers, true),
+    conditions(m.query, false),
+  ]);
 }
 
 function checkConfig(config: Config, errors: FieldError[], options: ValidationOptions): void {
