@@ -7,6 +7,7 @@
 import cluster from 'node:cluster';
 import { availableParallelism, hostname } from 'node:os';
 import { choiceFlag, createLogger, FlagError, hostPortFlag, listFlag, parseFlags, runMain, usage, type FlagSpec, type Logger } from '@lb/shared';
+import { AccessLog } from './access-log/access-log.js';
 import { ClusterPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { DataPlaneNode } from './node.js';
@@ -150,8 +151,18 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     headersTimeoutMs: whole('client-header-timeout-ms', 100),
     requestTimeoutMs: whole('client-request-timeout-ms', 0),
     keepAliveTimeoutMs: whole('client-keep-alive-timeout-ms', 0),
-    accessLog: String(flags['access-log'] ?? 'off'),
+    accessLog: accessLogFlag(String(flags['access-log'] ?? 'off')),
   };
+}
+
+/** --access-log: a file must be writable now, not found unwritable at the first request. */
+function accessLogFlag(target: string): string {
+  try {
+    AccessLog.check(target);
+  } catch (err) {
+    throw new FlagError(`--access-log ${target}: cannot be written (${(err as Error).message})`);
+  }
+  return target;
 }
 
 /** --http-server and --upstream-client: one of `choices`, and `native` only where node's parser is reachable. */
@@ -166,7 +177,7 @@ function implementationFlag<T extends string>(flag: string, value: string, choic
 }
 
 /** Installs the SIGTERM/SIGINT handlers; the returned function says whether one has fired. */
-function stopOnSignals(node: { logger: Logger; stop(): Promise<void> }): () => boolean {
+function stopOnSignals(node: { logger: Logger; stop(): Promise<void>; reopenLogs(): void }): () => boolean {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
@@ -187,6 +198,8 @@ function stopOnSignals(node: { logger: Logger; stop(): Promise<void> }): () => b
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // logrotate's postrotate: start a new access log file (SIGHUP would otherwise end the process).
+  process.on('SIGHUP', () => node.reopenLogs());
   return () => signals > 0;
 }
 

@@ -151,6 +151,11 @@ export class DataPlaneNode {
     return this.discovery?.connectedTo;
   }
 
+  /** SIGHUP: reopen the access log file (logrotate moved it). */
+  reopenLogs(): void {
+    this.traffic.reopenLogs();
+  }
+
   /**
    * Graceful stop: /readyz turns 503, the listener stops accepting, requests in flight get the
    * drain period to finish, then upstream pools, the cache writer and the admin port close.

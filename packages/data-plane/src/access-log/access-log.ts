@@ -3,9 +3,23 @@
  * asynchronous destination so the request path only formats an object and queues a string. Off
  * by default: at tens of thousands of requests a second a log line costs more than the proxying
  * logic itself, and metrics already count everything.
+ *
+ * Its promises: a line reaches the file within FLUSH_EVERY_MS (lines are batched, never held
+ * longer); whole lines only, each batch one append, so a process killed between batches leaves
+ * no torn line and loses at most its last batch; what is queued is written synchronously when the
+ * process exits (a drain, or a crash: an exit handler); reopen() (SIGHUP) starts a new file after
+ * logrotate moved the old one; a path that cannot be written is an error at start (check()).
  */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { destination, pino, stdTimeFunctions, type DestinationStream, type Logger } from 'pino';
 import type { ProxyRequest, ProxyResponse } from '../proxy/exchange.js';
-import { destination, pino, stdTimeFunctions, type Logger } from 'pino';
+
+/** The longest a line waits in memory before it is written. */
+export const FLUSH_EVERY_MS = 1_000;
+
+/** pino's destination (sonic-boom): what this module uses of it. */
+type Destination = DestinationStream & { flush(cb?: (err?: Error) => void): void; flushSync(): void; reopen(file?: string): void };
 
 /** What the forwarder knows about a request it sent upstream; absent for local answers (404, 429, …). */
 export interface UpstreamSummary {
@@ -36,21 +50,62 @@ export interface AccessEntry {
   retries?: number;
 }
 
-/** `--access-log` values: `off`, `stdout`, or a file path (appended to; reopen on SIGHUP is not done). */
+/** `--access-log` values: `off`, `stdout`, or a file path (appended to, created with its directory if missing; reopened on SIGHUP). */
 export type AccessLogTarget = 'off' | 'stdout' | string;
 
 export class AccessLog {
   private readonly logger: Logger;
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
 
-  private constructor(logger: Logger) {
-    this.logger = logger;
+  private constructor(
+    private readonly stream: Destination,
+    private readonly file: string | undefined,
+  ) {
+    this.logger = pino({ base: null, messageKey: 'msg', timestamp: stdTimeFunctions.isoTime }, stream);
+    this.timer = setInterval(() => this.flush(), FLUSH_EVERY_MS);
+    this.timer.unref();
+    process.on('exit', this.flushNow);
+  }
+
+  /** Throws, with the reason, when `target` cannot be appended to (checked once, at start). */
+  static check(target: AccessLogTarget): void {
+    if (target === 'off' || target === 'stdout') return;
+    mkdirSync(dirname(target), { recursive: true });
+    closeSync(openSync(target, 'a'));
   }
 
   /** undefined for `off`; the file is opened for append, created if missing. */
   static open(target: AccessLogTarget): AccessLog | undefined {
     if (target === 'off') return undefined;
-    const stream = destination({ dest: target === 'stdout' ? 1 : target, sync: false, append: true, mkdir: true, minLength: 4096 });
-    return new AccessLog(pino({ base: null, messageKey: 'msg', timestamp: stdTimeFunctions.isoTime }, stream));
+    const file = target === 'stdout' ? undefined : target;
+    const stream = destination({ dest: file ?? 1, sync: false, append: true, mkdir: true, minLength: 4096 }) as Destination;
+    return new AccessLog(stream, file);
+  }
+
+  private flush(): void {
+    if (this.closed) return;
+    try {
+      this.stream.flush();
+    } catch {
+      // Not open yet, or a write in progress: the next tick (or the exit) writes it.
+    }
+  }
+
+  /** On exit, whatever is queued is written before the process goes. */
+  private readonly flushNow = (): void => {
+    try {
+      this.stream.flushSync();
+    } catch {
+      // Nothing to flush, or the file went away: nothing more can be done at exit.
+    }
+  };
+
+  /** Starts a new file at the same path (logrotate moved the old one away). */
+  reopen(): void {
+    if (this.file === undefined || this.closed) return;
+    this.flushNow();
+    this.stream.reopen();
   }
 
   /** Builds the entry for a finished (or abandoned) request; pure, so it is tested on its own. */
@@ -87,8 +142,15 @@ export class AccessLog {
     this.logger.info(entry, 'access');
   }
 
-  /** Writes out what is queued. */
+  /** Writes out what is queued; no line is written after. */
   close(): Promise<void> {
-    return new Promise((resolve) => this.logger.flush(() => resolve()));
+    clearInterval(this.timer);
+    return new Promise((resolve) =>
+      this.logger.flush(() => {
+        this.closed = true;
+        process.off('exit', this.flushNow);
+        resolve();
+      }),
+    );
   }
 }

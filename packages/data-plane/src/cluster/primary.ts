@@ -237,6 +237,11 @@ export class ClusterPrimary implements AsyncPushHandler {
 
   // --- workers ---
 
+  /** SIGHUP: every worker reopens its access log file (logrotate moved it). */
+  reopenLogs(): void {
+    for (const w of this.workers.values()) if (w.initialized) this.send(w, { kind: 'reopen' });
+  }
+
   private send(state: WorkerState, message: Body<ToWorker>): void {
     if (state.worker.isConnected()) state.worker.send({ lb: LB, ...message });
   }

@@ -25,7 +25,9 @@ export type ToWorker =
   /** GET /config: answer with the applier's describe(). */
   | { lb: typeof LB; kind: 'describe'; seq: number }
   /** Stop accepting, finish requests in flight within graceMs, exit 0. */
-  | { lb: typeof LB; kind: 'drain'; graceMs: number };
+  | { lb: typeof LB; kind: 'drain'; graceMs: number }
+  /** SIGHUP reached the primary: reopen the access log (logrotate moved it). */
+  | { lb: typeof LB; kind: 'reopen' };
 
 export type FromWorker =
   | { lb: typeof LB; kind: 'hello' }

@@ -110,8 +110,11 @@ export function runWorker(options: WorkerOptions): void {
         return send({ kind: 'describe', seq: m.seq, view: applier.describe() });
       case 'drain':
         return drain(m.graceMs);
+      case 'reopen':
+        return traffic.reopenLogs();
     }
   });
+  process.on('SIGHUP', () => traffic.reopenLogs());
   // A signal sent to the whole process group (Ctrl-C, systemd's control-group kill) reaches the
   // workers too: drain like the primary would ask.
   process.on('SIGTERM', () => drain(options.drainTimeoutMs));

@@ -60,6 +60,11 @@ export class TrafficRuntime {
     return this.address;
   }
 
+  /** Reopens the access log file, if there is one (SIGHUP, after logrotate moved it). */
+  reopenLogs(): void {
+    this.forwarder.accessLog?.reopen();
+  }
+
   /**
    * Stops accepting, gives requests in flight `graceMs` to finish, then closes the upstream pools.
    * Resolves true when everything finished within the grace period.
