@@ -10,6 +10,7 @@ import { choiceFlag, createLogger, FlagError, hostPortFlag, listFlag, parseFlags
 import { AccessLog } from './access-log/access-log.js';
 import { ClusterPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
+import { DEFAULT_BACKEND_LIMIT } from './metrics.js';
 import { DataPlaneNode } from './node.js';
 import { UNDERSCORE_HEADERS } from './proxy/hop-by-hop.js';
 import { DEFAULT_HTTP_SERVER, HTTP_SERVERS, PROXY_DEFAULTS, type ProxyServerOptions } from './proxy/proxy-server.js';
@@ -39,6 +40,10 @@ const FLAGS = {
     default: String(PROXY_DEFAULTS.maxEventLoopDelayMs),
   },
   'max-header-size': { description: 'largest client request head in bytes; larger ones get 431', default: String(PROXY_DEFAULTS.maxHeaderSize) },
+  'metrics-backend-limit': {
+    description: 'pools with more backends than this export pool-level metrics only, so a huge pool cannot swamp /metrics',
+    default: String(DEFAULT_BACKEND_LIMIT),
+  },
   'max-headers': { description: 'most header fields in a client request; more get 431', default: String(PROXY_DEFAULTS.maxHeaders) },
   'underscore-headers': {
     description: 'request header names containing "_": drop (as nginx does: a backend that reads "_" as "-" would see framing the proxy never saw) or allow',
@@ -147,6 +152,7 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     maxEventLoopDelayMs: whole('max-event-loop-delay-ms', 0),
     maxHeaderSize: whole('max-header-size', 1024),
     maxHeaders: whole('max-headers', 1),
+    metricsBackendLimit: whole('metrics-backend-limit', 0),
     underscoreHeaders: choiceFlag('underscore-headers', String(flags['underscore-headers']), UNDERSCORE_HEADERS),
     headersTimeoutMs: whole('client-header-timeout-ms', 100),
     requestTimeoutMs: whole('client-request-timeout-ms', 0),

@@ -6,6 +6,8 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { UPSTREAM_ERROR_KINDS, type UpstreamErrorKind } from './errors.js';
+import { type PoolSource, registerBackendSeries } from './metrics/backend-series.js';
+import { HistogramFamily, LatencyHistogram } from './metrics/histogram.js';
 import { ResilienceStats } from './resilience/resilience-stats.js';
 
 /** Index 0 counts requests that ended without a status (the client went away first). */
@@ -40,6 +42,9 @@ export type SnapshotResult = 'applied' | 'rejected' | 'unchanged';
  */
 export type MetricsScope = 'node' | 'worker' | 'primary';
 
+/** Pools with more backends than this export pool-level series only (--metrics-backend-limit). */
+export const DEFAULT_BACKEND_LIMIT = 100;
+
 export class DataPlaneMetrics {
   readonly registry = new Registry();
   /** Requests forwarded and not yet finished. */
@@ -50,6 +55,9 @@ export class DataPlaneMetrics {
   /** Retries, budgets, overloads, rate limits (resilience/resilience-stats.ts). */
   readonly resilience = new ResilienceStats();
   private readonly requests = new Map<string, RequestStats>();
+  /** Set in processes that serve traffic (registerRequestMetrics). */
+  private durations: HistogramFamily | undefined;
+  private upstreamLatencies: HistogramFamily | undefined;
   private readonly upstream = new Map<string, UpstreamErrorStats>();
   private readonly configVersion: Gauge | undefined;
   private readonly snapshots: Counter<'result'> | undefined;
@@ -58,13 +66,27 @@ export class DataPlaneMetrics {
   private readonly workers: Gauge | undefined;
   private readonly workerRestarts: Counter | undefined;
 
-  constructor(options: { defaultMetrics?: boolean; scope?: MetricsScope } = {}) {
+  /** What the scrape reads per pool and backend (the applier sets it); undefined before. */
+  poolSource: PoolSource | undefined;
+  /** Open upstream connections per backend address (the upstream pools set it). */
+  connectionSource: (() => Iterable<readonly [string, number]>) | undefined;
+  private readonly backendLimit: number;
+  private readonly appliedAt: Gauge | undefined;
+
+  constructor(options: { defaultMetrics?: boolean; scope?: MetricsScope; backendLimit?: number } = {}) {
     const scope = options.scope ?? 'node';
+    this.backendLimit = options.backendLimit ?? DEFAULT_BACKEND_LIMIT;
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     if (scope !== 'primary') this.registerRequestMetrics();
     if (scope === 'worker') return;
     this.configVersion = new Gauge({ name: 'lb_dp_config_version', help: 'The config version this node serves (0: none yet).', registers: [this.registry] });
     this.configVersion.set(0);
+    this.appliedAt = new Gauge({
+      name: 'lb_dp_config_applied_timestamp_seconds',
+      help: 'When the config version this node serves was applied (Unix seconds; 0: none yet).',
+      registers: [this.registry],
+    });
+    this.appliedAt.set(0);
     this.snapshots = new Counter({
       name: 'lb_dp_snapshots_total',
       help: 'Config snapshots received, by result: applied, rejected (NACKed), unchanged (same version re-acked).',
@@ -139,6 +161,27 @@ export class DataPlaneMetrics {
         if (self.tunnelsOpened > 0) this.inc(self.tunnelsOpened);
       },
     });
+    registerBackendSeries(this.registry, () => this.poolSource, this.backendLimit);
+    new Gauge({
+      name: 'lb_dp_upstream_connections',
+      help: 'Connections open (or opening) to a backend address, per process pool of connection settings.',
+      labelNames: ['address'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [address, n] of self.connectionSource?.() ?? []) this.set({ address }, n);
+      },
+    });
+    this.durations = new HistogramFamily(
+      'lb_dp_request_duration_seconds',
+      "Time from a forwarded request's arrival to the end of its response (or the client leaving), by route.",
+      this.registry,
+    );
+    this.upstreamLatencies = new HistogramFamily(
+      'lb_dp_upstream_response_seconds',
+      'Time from sending an attempt to its response head, by pool (every attempt, retries included).',
+      this.registry,
+    );
     new Gauge({
       name: 'lb_dp_requests_in_flight',
       help: 'Requests forwarded to a backend and not yet finished.',
@@ -158,6 +201,16 @@ export class DataPlaneMetrics {
       this.requests.set(key, s);
     }
     return s;
+  }
+
+  /** A route's request-duration histogram; a throwaway one where no traffic is served (the primary). */
+  requestDuration(route: string): LatencyHistogram {
+    return this.durations?.series(route, { route }) ?? new LatencyHistogram({ route });
+  }
+
+  /** A pool's time-to-response-head histogram. */
+  upstreamLatency(pool: string): LatencyHistogram {
+    return this.upstreamLatencies?.series(pool, { pool }) ?? new LatencyHistogram({ pool });
   }
 
   upstreamErrors(pool: string): UpstreamErrorStats {
@@ -180,6 +233,7 @@ export class DataPlaneMetrics {
 
   setConfigVersion(version: number): void {
     this.configVersion?.set(version);
+    this.appliedAt?.set(Date.now() / 1000);
   }
 
   setControlPlaneConnected(connected: boolean): void {

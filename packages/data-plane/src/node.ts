@@ -91,7 +91,7 @@ export class DataPlaneNode {
 
   constructor(private readonly options: DataPlaneOptions) {
     this.logger = options.logger ?? createLogger('data-plane');
-    this.metrics = new DataPlaneMetrics({ defaultMetrics: options.defaultMetrics ?? true });
+    this.metrics = new DataPlaneMetrics({ defaultMetrics: options.defaultMetrics ?? true, backendLimit: options.proxy?.metricsBackendLimit });
     const metrics = this.metrics;
     this.cache =
       options.cacheFile === undefined

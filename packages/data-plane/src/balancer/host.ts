@@ -43,7 +43,19 @@ export class BackendRuntime {
   /** The signed sticky cookie value, cached with the secret it was signed with. */
   stickyValue: string | undefined = undefined;
   stickySecret: string | undefined = undefined;
+  /** Attempts sent here by how they ended (BACKEND_OUTCOMES), for lb_dp_backend_requests_total. */
+  readonly outcomes = new Float64Array(7);
+  /** Seconds to the response head, summed, and the heads counted: lb_dp_backend_response_seconds. */
+  responseSeconds = 0;
+  responses = 0;
+  /** Failed attempts here that were retried elsewhere. */
+  retried = 0;
 }
+
+/** The outcome labels of BackendRuntime.outcomes: nothing to say (the client left), a status class, or a failure without one. */
+export const BACKEND_OUTCOMES = ['aborted', '1xx', '2xx', '3xx', '4xx', '5xx', 'failed'] as const;
+/** BACKEND_OUTCOMES' index of an attempt that failed without a status. */
+export const OUTCOME_FAILED = 6;
 
 export interface Host<B = unknown> {
   /** The backend as the caller knows it; returned untouched by picks. */

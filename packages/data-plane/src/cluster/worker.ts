@@ -30,7 +30,7 @@ function send(message: Body<FromWorker>): void {
 /** Runs until the primary says `drain` (or a signal arrives), then exits the process. */
 export function runWorker(options: WorkerOptions): void {
   const { logger } = options;
-  const metrics = new DataPlaneMetrics({ scope: 'worker' });
+  const metrics = new DataPlaneMetrics({ scope: 'worker', backendLimit: options.proxy?.metricsBackendLimit });
   const traffic = new TrafficRuntime({
     metrics,
     logger,

@@ -11,6 +11,7 @@ import type { HealthStore } from '../health/health-store.js';
 import { HostEligibility, type PoolEligibility } from '../health/host-eligibility.js';
 import { OutlierDetector } from '../outlier/outlier-detector.js';
 import type { DataPlaneMetrics } from '../metrics.js';
+import type { BackendView, PoolView } from '../metrics/backend-series.js';
 import type { TableSource } from '../routing/table-source.js';
 import { compileRoutingTable, type RoutingTable } from '../routing/routing-table.js';
 import type { Clock, Random } from '../runtime/clock.js';
@@ -81,6 +82,22 @@ export class SnapshotApplier implements TableSource, PushHandler {
       },
     });
     this.eligibility = new HostEligibility({ health: deps.health, outliers: this.outliers, clock: deps.clock, logger: deps.logger });
+    deps.metrics.poolSource = () => this.poolViews();
+  }
+
+  /** The current table's pools and backends as the metrics scrape reads them. */
+  private *poolViews(): Iterable<PoolView> {
+    const table = this.current;
+    if (table === undefined) return;
+    const state = this.eligibility.describe();
+    for (const pool of table.pools.values()) {
+      const backends: BackendView[] = pool.backends.map((b) => {
+        const ejected = this.outliers.isEjected(pool.name, b.id);
+        const eligible = b.upstream !== undefined && !ejected && this.deps.health.get(pool.name, b.id)?.status !== 'unhealthy';
+        return { pool: pool.name, backend: b.id, runtime: b.runtime, eligible, ejected };
+      });
+      yield { pool: pool.name, backends, panic: state[pool.name]?.panic ?? false };
+    }
   }
 
   /** Where ejections and their ends go (the control plane stream); must not block. */

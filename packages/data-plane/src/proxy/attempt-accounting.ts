@@ -4,7 +4,7 @@
  * feedback off one "attempt finished with this outcome" callback. The attempt itself
  * (upstream-attempt.ts) only reports; the request's life (proxy-call.ts) decides what follows.
  */
-import { recordLatency, recordLoad, rawHeaderNumber, requestEnded, requestStarted } from '../balancer/host.js';
+import { OUTCOME_FAILED, recordLatency, recordLoad, rawHeaderNumber, requestEnded, requestStarted } from '../balancer/host.js';
 import type { UpstreamErrorKind } from '../errors.js';
 import type { CompiledBackend, RouteTarget } from '../routing/routing-table.js';
 
@@ -40,7 +40,7 @@ export function attemptStarted(a: AccountedAttempt): void {
   load.active++;
   load.pending++;
   a.connected = false;
-  if (a.target.pool.feedback !== undefined) a.startedAt = performance.now();
+  a.startedAt = performance.now();
 }
 
 /** The attempt is on a connection. */
@@ -51,13 +51,17 @@ export function attemptConnected(a: AccountedAttempt): void {
   a.target.pool.resilience.load.pending--;
 }
 
-/** The response head arrived: what latency- and load-aware algorithms learn from it. */
+/** The response head arrived: its latency, and what latency- and load-aware algorithms learn from it. */
 export function attemptResponded(a: AccountedAttempt, rawHeaders: readonly string[]): void {
+  const now = performance.now();
+  const ms = now - a.startedAt;
+  const rt = a.backend.runtime;
+  a.target.pool.latency.observe(ms);
+  rt.responseSeconds += ms / 1000;
+  rt.responses++;
   const fb = a.target.pool.feedback;
   if (fb === undefined) return;
-  const now = performance.now();
-  const rt = a.backend.runtime;
-  if (fb.latencyDecayMs !== undefined) recordLatency(rt, now - a.startedAt, now, fb.latencyDecayMs);
+  if (fb.latencyDecayMs !== undefined) recordLatency(rt, ms, now, fb.latencyDecayMs);
   if (fb.loadHeader !== undefined) recordLoad(rt, rawHeaderNumber(rawHeaders, fb.loadHeader), now, fb.loadDecayMs);
 }
 
@@ -75,6 +79,7 @@ export function attemptEnded(a: AccountedAttempt, outcome: Outcome, status: numb
   }
   load.active--;
   requestEnded(rt);
+  rt.outcomes[outcome === OUTCOME.RESPONSE ? (status / 100) | 0 : outcome === OUTCOME.BACKEND_FAILURE ? OUTCOME_FAILED : 0]!++;
   const breaker = rt.breaker;
   if (breaker !== null) {
     if (outcome === OUTCOME.NO_VERDICT) breaker.release(a.trial);

@@ -99,11 +99,12 @@ export class Forwarder implements TunnelContext {
 
   /** The 'request' listener of either client-side server (exchange.ts). */
   readonly handle = (req: ProxyRequest, res: ProxyResponse): void => {
+    const startedAt = performance.now();
     const log = this.accessLog;
     if (log !== undefined) {
       const tagged = res as LoggedResponse;
       tagged[kLog] = log;
-      tagged[kStart] = performance.now();
+      tagged[kStart] = startedAt;
       res.once('close', onAccessClose);
     }
     const table = this.tables.current;
@@ -227,7 +228,7 @@ export class Forwarder implements TunnelContext {
       new TunnelCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, path, headers).send();
       return;
     }
-    const call = new ProxyCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, path, headers, scan.hasBody, pickCtx.setCookie, hostAt);
+    const call = new ProxyCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, path, headers, scan.hasBody, pickCtx.setCookie, hostAt, startedAt);
     // A chunked body is parsed as it arrives: wait until the parser has seen the rest of this
     // packet, so a malformed chunk sent along with the head fails the request before anything
     // reaches a backend.

@@ -99,6 +99,8 @@ export class ProxyCall implements AttemptOwner {
     private setCookie: string | undefined,
     /** Index in `headers` of a Host value to fill with each attempt's backend address (a request without Host); -1: none. */
     private readonly hostAt: number,
+    /** performance.now() when the request was handed to the forwarder. */
+    private readonly startedAt: number,
   ) {
     this.attempt = new UpstreamAttempt(this, target, backend, trial);
     (res as TaggedResponse)[kCall] = this;
@@ -161,6 +163,7 @@ export class ProxyCall implements AttemptOwner {
     this.ctx.metrics.inFlight--;
     // Nothing is left to cancel when the client goes.
     this.res.off('close', onResponseClose);
+    this.route.duration.observe(performance.now() - this.startedAt);
     const stats = target.stats;
     if (status === 0) stats.byClass[0]!++;
     else stats.count(status);

@@ -35,6 +35,8 @@ export interface ProxyServerOptions {
   maxHeaders?: number;
   /** Request header names with `_`: `drop` (default) or `allow` (hop-by-hop.ts). */
   underscoreHeaders?: UnderscoreHeaders;
+  /** Pools with more backends export pool-level metrics only. Default 100 (metrics.ts). */
+  metricsBackendLimit?: number;
   /** Requests in flight on this process past which new ones are shed with 503; 0: no cap. Default 10000. */
   maxConcurrentRequests?: number;
   /** Shed new requests while the event loop's p99 delay exceeds this (ms); 0: off. Default 0. */

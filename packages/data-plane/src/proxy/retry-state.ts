@@ -83,6 +83,7 @@ export class RetryState {
     }
     this.nextBackend = next;
     this.nextTarget = nextTarget;
+    failed.retried++;
     return true;
   }
 

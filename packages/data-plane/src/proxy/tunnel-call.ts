@@ -14,7 +14,6 @@ import type { Socket } from 'node:net';
 import { classifyUpstreamError, type UpstreamErrorKind } from '../errors.js';
 import { FailureKind } from '../resilience/retry-policy.js';
 import type { CompiledBackend, CompiledRoute, RouteTarget } from '../routing/routing-table.js';
-import { coarseClock } from '../upstream/connection-sweeper.js';
 import type { TunnelHandler } from '../upstream/tunnel.js';
 import { ADMIT_TRIAL, admission, OVERLOAD_REASONS } from './admission.js';
 import { type AccountedAttempt, attemptConnected, attemptEnded, attemptStarted, OUTCOME } from './attempt-accounting.js';
@@ -57,7 +56,7 @@ export class TunnelCall implements TunnelHandler, AccountedAttempt, OpenTunnel {
   /** The piped pair, once upgraded. */
   private client: Socket | null = null;
   private backendSocket: Socket | null = null;
-  /** coarseClock() ms of the last byte either way. */
+  /** performance.now() ms of the last byte either way (exact: an idle timeout must never fire early). */
   lastActivity = 0;
   /** An ordinary (not 101) answer is being relayed. */
   private relaying = false;
@@ -114,7 +113,7 @@ export class TunnelCall implements TunnelHandler, AccountedAttempt, OpenTunnel {
     const client = taken.socket;
     this.client = client;
     this.backendSocket = socket;
-    this.lastActivity = coarseClock();
+    this.lastActivity = performance.now();
     // The request is answered (101); from here on the tunnel counts as a tunnel, not a request.
     this.finish(101);
     this.ctx.tunnels.add(this);
@@ -124,7 +123,7 @@ export class TunnelCall implements TunnelHandler, AccountedAttempt, OpenTunnel {
     if (head.length > 0) client.write(head);
     if (taken.head.length > 0) socket.write(taken.head);
     const touch = (): void => {
-      this.lastActivity = coarseClock();
+      this.lastActivity = performance.now();
     };
     client.on('data', touch);
     socket.on('data', touch);

@@ -68,6 +68,11 @@ export class ErrorRateBreaker {
     return this.state !== State.Closed;
   }
 
+  /** 0 closed, 1 open, 2 half-open (lb_dp_backend_circuit_state). */
+  get stateCode(): number {
+    return this.state;
+  }
+
   /**
    * May a request go to this backend now? Returns 0 (no), 1 (yes) or 2 (yes, as a trial: report
    * its outcome with trial = true).

@@ -30,6 +30,7 @@ import { createBalancer, poolFeedback, type BalancerDeps, type PoolFeedback } fr
 import { BackendRuntime, type Host } from '../balancer/host.js';
 import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robin.js';
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
+import type { LatencyHistogram } from '../metrics/histogram.js';
 import { systemClock, type Clock, type Random } from '../runtime/clock.js';
 import { upstreamKey, type UpstreamSource } from '../upstream/upstream-pools.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -67,6 +68,8 @@ export interface CompiledPool {
   /** What the forwarder measures for the algorithm (latency, load header); undefined: nothing. */
   readonly feedback: PoolFeedback | undefined;
   readonly errors: UpstreamErrorStats;
+  /** Time to response heads of the pool's backends (lb_dp_upstream_response_seconds). */
+  readonly latency: LatencyHistogram;
   /** Timeouts, retry policy and budget, circuit-breaker limits and counters. */
   readonly resilience: PoolResilience;
   /** The pool's config as JSON: an unchanged pool is reused by the next table, balancer position and all. */
@@ -92,6 +95,8 @@ export interface CompiledRoute {
   readonly chooser: Balancer<RouteTarget>;
   /** Counts requests answered 503 because no pool of this route had an active backend. */
   readonly noBackend: RequestStats;
+  /** Time from a request's arrival to the end of its response (lb_dp_request_duration_seconds). */
+  readonly duration: LatencyHistogram;
   /** The route's per-client token buckets; undefined: no rate limit. */
   readonly rateLimiter: RateLimiter | undefined;
   /** Requests answered 429 (bump `.n`). */
@@ -213,6 +218,7 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     balancerDeps,
     feedback: poolFeedback(pool),
     errors: deps.metrics.upstreamErrors(name),
+    latency: deps.metrics.upstreamLatency(name),
     resilience,
     source,
   };
@@ -261,6 +267,7 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
         { random: deps.random },
       ),
       noBackend: deps.metrics.requestStats(name, ''),
+      duration: deps.metrics.requestDuration(name),
       rateLimiter: routeRateLimiter(route, deps.previous?.routes.get(name)?.rateLimiter),
       rateLimited: deps.metrics.resilience.route(name),
       websocket: route.websocket ?? WEBSOCKET_DEFAULTS,

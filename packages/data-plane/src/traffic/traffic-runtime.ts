@@ -38,6 +38,7 @@ export class TrafficRuntime {
 
   constructor(options: TrafficRuntimeOptions) {
     this.upstreams = new UpstreamPools(options.upstream);
+    options.metrics.connectionSource = () => this.upstreams.connectionCounts();
     this.applier = new SnapshotApplier({
       upstreams: this.upstreams,
       metrics: options.metrics,

@@ -59,6 +59,10 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
     this.limit = options.connections ?? Number.POSITIVE_INFINITY;
   }
 
+  get openConnections(): number {
+    return this.all.size;
+  }
+
   /** Connections open (or opening), and those idle: for tests and diagnostics. */
   get stats(): { connections: number; idle: number; waiting: number } {
     return { connections: this.all.size, idle: this.idle.length, waiting: this.waiting.length - this.waitingHead };

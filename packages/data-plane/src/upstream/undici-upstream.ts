@@ -77,6 +77,10 @@ export class UndiciUpstream implements Upstream {
     );
   }
 
+  get openConnections(): number {
+    return this.pool.stats.connected;
+  }
+
   tunnel(request: UpstreamRequest, handler: TunnelHandler): void {
     if (this.closing) {
       handler.onError(new UpstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the upstream pool is closed'));

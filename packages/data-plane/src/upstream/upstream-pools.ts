@@ -119,6 +119,11 @@ export class UpstreamPools implements UpstreamSource {
     }
   }
 
+  /** Open connections per upstream pool, by its key (the address, with its settings when not the defaults). */
+  *connectionCounts(): Iterable<readonly [string, number]> {
+    for (const [key, { pool }] of this.pools) yield [key, pool.openConnections];
+  }
+
   /** The keys (upstreamKey) of the pools open now: the plain address for default settings. */
   addresses(): string[] {
     return [...this.pools.keys()];

@@ -43,6 +43,8 @@ export interface UpstreamHandler {
 
 export interface Upstream {
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): void;
+  /** Connections open (or opening) now, tunnels aside: for lb_dp_upstream_connections. */
+  readonly openConnections: number;
   /** Opens an upgraded connection (WebSocket) of its own, sending `request` (its body is not sent). */
   tunnel(request: UpstreamRequest, handler: TunnelHandler): void;
   /** No new requests; resolves once queued and in-flight ones, and tunnels, have finished. */
