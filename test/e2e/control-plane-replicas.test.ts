@@ -195,6 +195,13 @@ describe('etcd outages and restarts', () => {
       expect((await api('GET', `${b.url}/v1/config`)).status).toBe(503);
       expect((await api('GET', `${a.url}/readyz`)).status).toBe(503);
       expect((await api('GET', `${a.url}/healthz`)).status).toBe(200);
+      // Counted where operators look.
+      const metrics = (await api<string>('GET', `${a.url}/metrics`)).body;
+      const errors = metrics
+        .split('\n')
+        .filter((l) => l.startsWith('lb_cp_etcd_errors_total{'))
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+      expect(errors).toBeGreaterThan(0);
 
       await etcd.restart();
       await waitFor(async () => (await api('GET', `${a.url}/readyz`)).status === 200, { timeoutMs: 20_000, message: 'A ready again' });

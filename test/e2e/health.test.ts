@@ -41,6 +41,17 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
+async function cpMetrics(cp: ControlPlane): Promise<string> {
+  const res = await api<string>('GET', `${cp.url}/metrics`);
+  return res.body;
+}
+
+/** The value of one exact sample line in a Prometheus text exposition (0 when absent). */
+function sample(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
 function cpUrl(): string {
   return cpA.process.running ? cpA.url : cpB.url;
 }
@@ -133,6 +144,12 @@ describe('active health checks', () => {
       const record = (await cpHealth('web')).backends.find((x) => x.id === 'b2')!;
       expect(record).toMatchObject({ status: 'unhealthy', lastProbe: { ok: false, detail: 'HTTP 503' } });
       expect(record.consecutive).toBeGreaterThanOrEqual(CHECK.unhealthyThreshold);
+      // The leader's metrics count each backend's probes by result, and time them per pool.
+      const probes = await Promise.all([cpA, cpB].map((cp) => cpMetrics(cp)));
+      const sum = (name: string) => probes.reduce((n, text) => n + sample(text, name), 0);
+      expect(sum('lb_cp_health_backend_probes_total{pool="web",backend="b2",result="fail"}')).toBeGreaterThanOrEqual(CHECK.unhealthyThreshold);
+      expect(sum('lb_cp_health_backend_probes_total{pool="web",backend="b1",result="ok"}')).toBeGreaterThan(0);
+      expect(sum('lb_cp_health_probe_seconds_count{pool="web"}')).toBeGreaterThan(0);
 
       b[1]!.healthStatus = 200;
       const back = Date.now() + CHECK.intervalMs * CHECK.healthyThreshold + 1_000;

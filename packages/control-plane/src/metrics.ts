@@ -1,5 +1,6 @@
 /** Prometheus metrics of one control-plane process; one registry per instance so tests don't share. */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { etcdErrors } from './store/etcd-client.js';
 
 export class CpMetrics {
   readonly registry = new Registry();
@@ -21,6 +22,16 @@ export class CpMetrics {
       help: 'Pushes to data planes by kind (config|health) and result (ack|nack|error)',
       labelNames: ['kind', 'result'],
       registers,
+    });
+    new Counter({
+      name: 'lb_cp_etcd_errors_total',
+      help: 'etcd operations that failed in this process, by kind: timeout (no answer in time), unavailable (an error), too_large (refused for its size)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [kind, n] of Object.entries(etcdErrors)) this.inc({ kind }, n);
+      },
     });
     this.httpRequests = new Counter({
       name: 'lb_cp_http_requests_total',

@@ -125,6 +125,7 @@ export class HealthChecker {
   }
 
   private forget(pool: string, backend: string): void {
+    this.options.metrics?.forget(pool, backend);
     const key = targetKey(pool, backend);
     this.records.delete(key);
     this.lastWrite.delete(key);
@@ -136,7 +137,7 @@ export class HealthChecker {
   }
 
   private onResult(target: ProbeTarget, result: ProbeResult): void {
-    this.options.metrics?.probes.inc({ result: result.ok ? 'ok' : 'fail' });
+    this.options.metrics?.probed(target.pool, target.backendId, result.ok, result.latencyMs);
     const key = targetKey(target.pool, target.backendId);
     if (this.targets.get(key) === undefined) return;
     const previous = this.records.get(key) ?? initialRecord(target.pool, target.backendId);

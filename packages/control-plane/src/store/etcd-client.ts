@@ -34,6 +34,9 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
   });
 }
 
+/** etcd operations that failed in this process, by kind (lb_cp_etcd_errors_total). */
+export const etcdErrors = { timeout: 0, unavailable: 0, too_large: 0 };
+
 /**
  * Runs one store operation under an overall deadline and maps every failure to the store error
  * types. The etcd3 client retries a failed call on its own (up to 3 times), each attempt with its
@@ -42,14 +45,21 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
 export async function guarded<T>(what: string, deadlineMs: number, work: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError(`etcd did not answer ${what} within ${deadlineMs} ms`)), deadlineMs);
+    timer = setTimeout(() => {
+      etcdErrors.timeout++;
+      reject(new StoreUnavailableError(`etcd did not answer ${what} within ${deadlineMs} ms`));
+    }, deadlineMs);
   });
   try {
     return await Promise.race([work(), timeout]);
   } catch (err) {
     if (err instanceof StoreUnavailableError || err instanceof StoreTooLargeError) throw err;
     const message = err instanceof Error ? err.message : String(err);
-    if (/request is too large/i.test(message)) throw new StoreTooLargeError(`etcd refused ${what}: ${message}`);
+    if (/request is too large/i.test(message)) {
+      etcdErrors.too_large++;
+      throw new StoreTooLargeError(`etcd refused ${what}: ${message}`);
+    }
+    etcdErrors.unavailable++;
     throw new StoreUnavailableError(`etcd ${what} failed: ${message}`, { cause: err });
   } finally {
     clearTimeout(timer);
