@@ -10,6 +10,7 @@ import { Backend } from '../support/backends.js';
 import { EtcdServer } from '../support/etcd.js';
 import { api } from '../support/http.js';
 import { ControlPlane, DataPlane } from '../support/planes.js';
+import { load } from '../support/load.js';
 import { waitFor } from '../support/wait.js';
 
 let etcd: EtcdServer;
@@ -58,33 +59,6 @@ async function metric(dp: DataPlane, name: string): Promise<number> {
   let sum = 0;
   for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   return sum;
-}
-
-/** Runs `loops` request loops against `url` until `until` settles or `max` requests were made; the statuses (0: transport error). */
-async function load(url: string, loops: number, until: Promise<unknown>, max = Number.POSITIVE_INFINITY): Promise<number[]> {
-  const agent = new Agent({ connections: loops });
-  const statuses: number[] = [];
-  let stop = false;
-  let started = 0;
-  void until.then(() => {
-    stop = true;
-  });
-  await Promise.all(
-    Array.from({ length: loops }, async () => {
-      while (!stop && started < max) {
-        started++;
-        try {
-          const res = await request(url, { dispatcher: agent });
-          await res.body.dump();
-          statuses.push(res.statusCode);
-        } catch {
-          statuses.push(0);
-        }
-      }
-    }),
-  );
-  await agent.close();
-  return statuses;
 }
 
 /** Opens a connection, writes `parts` (a string, or a pause in ms), then hangs up: destroy() or, with `gracefully`, end(). */
@@ -193,7 +167,7 @@ describe('a pool with default settings', () => {
       await victim.close();
       killed = true;
     });
-    const statuses = await load(`${single.url}/`, 12, new Promise(() => {}), 1_500);
+    const statuses = await load(`${single.url}/`, 12, new Promise(() => {}), { max: 1_500 });
     await killing;
     expect(killed).toBe(true);
     expect(statuses).toHaveLength(1_500);

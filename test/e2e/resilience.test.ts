@@ -12,6 +12,7 @@ import { Backend } from '../support/backends.js';
 import { EtcdServer } from '../support/etcd.js';
 import { api } from '../support/http.js';
 import { ControlPlane, DataPlane } from '../support/planes.js';
+import { load } from '../support/load.js';
 import { waitFor } from '../support/wait.js';
 
 let etcd: EtcdServer;
@@ -60,29 +61,6 @@ afterAll(async () => {
   await Promise.allSettled([...(web ?? []), hang, storm].map((b) => b?.close()));
   await etcd?.stop();
 });
-
-/** Runs `workers` request loops until `stop()` resolves; returns the statuses seen (transport errors as 0). */
-async function load(url: string, workers: number, until: Promise<unknown>, agentOptions: Agent.Options = {}): Promise<number[]> {
-  const agent = new Agent({ connections: workers, ...agentOptions });
-  const statuses: number[] = [];
-  let stop = false;
-  void until.then(() => (stop = true));
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      while (!stop) {
-        try {
-          const res = await request(url, { dispatcher: agent });
-          await res.body.dump();
-          statuses.push(res.statusCode);
-        } catch {
-          statuses.push(0);
-        }
-      }
-    }),
-  );
-  await agent.close();
-  return statuses;
-}
 
 /** A GET with node:http through `agent`; the status, or 0 on a transport error. */
 function httpGet(url: string, agent: HttpAgent): Promise<number> {

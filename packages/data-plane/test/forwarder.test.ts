@@ -2,20 +2,9 @@ import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataPlaneNode } from '../src/node.js';
-import type { HttpServerKind } from '../src/proxy/proxy-server.js';
-import type { UPSTREAM_CLIENTS } from '../src/upstream/upstream-pools.js';
-import { call, deadAddress, simpleConfig, startBackend, startTestNode, waitFor, type Backend, type TestNode } from './helpers.js';
+import { call, deadAddress, simpleConfig, startBackend, startTestNode, waitFor, type Backend, type TestNode, ENGINE_PAIRS } from './helpers.js';
 
-// The forwarder's contract holds on the built-in server and client, and on the fallbacks
-// (node:http's server, undici's client), alone and together.
-const STACKS = [
-  { server: 'native', client: 'native' },
-  { server: 'native', client: 'undici' },
-  { server: 'node', client: 'native' },
-  { server: 'node', client: 'undici' },
-] as const satisfies ReadonlyArray<{ server: HttpServerKind; client: (typeof UPSTREAM_CLIENTS)[number] }>;
-
-describe.each(STACKS)('forwarder ($server server, $client upstream client)', ({ server, client }) => {
+describe.each(ENGINE_PAIRS)('forwarder ($server server, $client upstream client)', ({ server, client }) => {
   let node: DataPlaneNode;
   let a: Backend;
   let b: Backend;

@@ -7,17 +7,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { HttpServerKind } from '../src/proxy/proxy-server.js';
-import type { UpstreamClient } from '../src/upstream/upstream-pools.js';
-import { startTestNode, waitFor, type TestNode } from './helpers.js';
+import { startTestNode, waitFor, type TestNode, ENGINE_PAIRS } from './helpers.js';
 import { rawServer, type RawServer } from './raw-server.js';
-
-const STACKS = [
-  { server: 'native', client: 'native' },
-  { server: 'native', client: 'undici' },
-  { server: 'node', client: 'native' },
-  { server: 'node', client: 'undici' },
-] as const satisfies ReadonlyArray<{ server: HttpServerKind; client: UpstreamClient }>;
 
 /** A raw client: what it received so far, and whether the connection closed. */
 interface RawClient {
@@ -134,7 +125,7 @@ const OVERSENDING: Record<string, { method: string; answer: string; status: numb
   },
 };
 
-describe.each(STACKS)('the front door ($server server, $client upstream client)', ({ server, client }) => {
+describe.each(ENGINE_PAIRS)('the front door ($server server, $client upstream client)', ({ server, client }) => {
   let node: TestNode;
   let port: number;
   let backend: RecordingBackend;

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { Config, ConfigSnapshot } from '@lb/shared';
 import { DataPlaneNode, type DataPlaneOptions } from '../src/node.js';
+import type { HttpServerKind } from '../src/proxy/proxy-server.js';
+import type { UpstreamClient } from '../src/upstream/upstream-pools.js';
 
 export const silentLogger = pino({ level: 'silent' });
 
@@ -122,3 +124,14 @@ export async function startTestNode(options: Partial<DataPlaneOptions> = {}): Pr
     },
   };
 }
+
+/**
+ * Every pairing of client-side server and upstream client: suites that must hold on the built-in
+ * engines and on their fallbacks (node:http's server, undici's client), alone and together.
+ */
+export const ENGINE_PAIRS = [
+  { server: 'native', client: 'native' },
+  { server: 'native', client: 'undici' },
+  { server: 'node', client: 'native' },
+  { server: 'node', client: 'undici' },
+] as const satisfies ReadonlyArray<{ server: HttpServerKind; client: UpstreamClient }>;

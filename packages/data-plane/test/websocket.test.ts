@@ -9,16 +9,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import type { HttpServerKind } from '../src/proxy/proxy-server.js';
-import type { UpstreamClient } from '../src/upstream/upstream-pools.js';
-import { call, startTestNode, waitFor, type TestNode } from './helpers.js';
-
-const STACKS = [
-  { server: 'native', client: 'native' },
-  { server: 'native', client: 'undici' },
-  { server: 'node', client: 'native' },
-  { server: 'node', client: 'undici' },
-] as const satisfies ReadonlyArray<{ server: HttpServerKind; client: UpstreamClient }>;
+import { call, startTestNode, waitFor, type TestNode, ENGINE_PAIRS } from './helpers.js';
 
 interface WsBackend {
   name: string;
@@ -89,7 +80,7 @@ function nextMessage(ws: WebSocket): Promise<WebSocket.RawData> {
   return new Promise((resolve) => ws.once('message', (data) => resolve(data)));
 }
 
-describe.each(STACKS)('WebSocket ($server server, $client upstream client)', ({ server, client }) => {
+describe.each(ENGINE_PAIRS)('WebSocket ($server server, $client upstream client)', ({ server, client }) => {
   let node: TestNode;
   let base: string;
   let a: WsBackend;

@@ -52,95 +52,61 @@ export function registerBackendSeries(registry: Registry, source: () => PoolSour
       });
     },
   });
-  new Counter({
-    name: 'lb_dp_backend_response_seconds_total',
-    help: 'Seconds from sending an attempt to its response head, summed per backend (divide by lb_dp_backend_responses_total for the mean).',
-    labelNames: ['pool', 'backend'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((pool, detailed) => {
-        if (detailed) for (const b of pool.backends) if (b.runtime.responses > 0) this.inc({ pool: pool.pool, backend: b.backend }, b.runtime.responseSeconds);
-      });
-    },
-  });
-  new Counter({
-    name: 'lb_dp_backend_responses_total',
-    help: 'Response heads received from a backend.',
-    labelNames: ['pool', 'backend'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((pool, detailed) => {
-        if (detailed) for (const b of pool.backends) if (b.runtime.responses > 0) this.inc({ pool: pool.pool, backend: b.backend }, b.runtime.responses);
-      });
-    },
-  });
-  new Counter({
-    name: 'lb_dp_backend_retries_total',
-    help: 'Failed attempts to a backend that were retried on another.',
-    labelNames: ['pool', 'backend'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((pool, detailed) => {
-        if (detailed) for (const b of pool.backends) if (b.runtime.retried > 0) this.inc({ pool: pool.pool, backend: b.backend }, b.runtime.retried);
-      });
-    },
-  });
-  new Gauge({
-    name: 'lb_dp_backend_active_requests',
-    help: 'Requests (and WebSocket tunnels) in flight to a backend.',
-    labelNames: ['pool', 'backend'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((pool, detailed) => {
-        if (detailed) for (const b of pool.backends) this.set({ pool: pool.pool, backend: b.backend }, b.runtime.active);
-      });
-    },
-  });
+  // One series per backend of a pool within the limit; `read` answers undefined to leave a backend out.
+  const perBackend = (
+    type: 'counter' | 'gauge',
+    name: string,
+    help: string,
+    read: (b: BackendView) => number | undefined,
+    aggregator: 'sum' | 'max' = 'sum',
+  ): void => {
+    const Metric = type === 'counter' ? Counter : Gauge;
+    new Metric({
+      name,
+      help,
+      labelNames: ['pool', 'backend'],
+      aggregator,
+      registers: [registry],
+      collect() {
+        this.reset();
+        each((pool, detailed) => {
+          if (!detailed) return;
+          for (const b of pool.backends) {
+            const v = read(b);
+            if (v === undefined) continue;
+            if (this instanceof Counter) this.inc({ pool: pool.pool, backend: b.backend }, v);
+            else (this as Gauge).set({ pool: pool.pool, backend: b.backend }, v);
+          }
+        });
+      },
+    });
+  };
+  const counted = (n: number): number | undefined => (n > 0 ? n : undefined);
+  perBackend(
+    'counter',
+    'lb_dp_backend_response_seconds_total',
+    'Seconds from sending an attempt to its response head, summed per backend (divide by lb_dp_backend_responses_total for the mean).',
+    (b) => (b.runtime.responses > 0 ? b.runtime.responseSeconds : undefined),
+  );
+  perBackend('counter', 'lb_dp_backend_responses_total', 'Response heads received from a backend.', (b) => counted(b.runtime.responses));
+  perBackend('counter', 'lb_dp_backend_retries_total', 'Failed attempts to a backend that were retried on another.', (b) => counted(b.runtime.retried));
+  perBackend('gauge', 'lb_dp_backend_active_requests', 'Requests (and WebSocket tunnels) in flight to a backend.', (b) => b.runtime.active);
   // Every worker sees the same health and ejections: a node's value is any worker's, not their sum.
-  new Gauge({
-    name: 'lb_dp_backend_eligible',
-    help: '1 when the backend may take new requests (active, not unhealthy, not ejected), else 0.',
-    labelNames: ['pool', 'backend'],
-    aggregator: 'max',
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((pool, detailed) => {
-        if (detailed) for (const b of pool.backends) this.set({ pool: pool.pool, backend: b.backend }, b.eligible ? 1 : 0);
-      });
-    },
-  });
-  new Gauge({
-    name: 'lb_dp_backend_ejected',
-    help: '1 while outlier detection keeps the backend out, else 0.',
-    labelNames: ['pool', 'backend'],
-    aggregator: 'max',
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((pool, detailed) => {
-        if (detailed) for (const b of pool.backends) this.set({ pool: pool.pool, backend: b.backend }, b.ejected ? 1 : 0);
-      });
-    },
-  });
-  new Gauge({
-    name: 'lb_dp_backend_circuit_state',
-    help: "The backend's error-rate breaker: 0 closed, 1 open, 2 half-open (absent for pools without one). Per process: a node shows its most open worker.",
-    labelNames: ['pool', 'backend'],
-    aggregator: 'max',
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((pool, detailed) => {
-        if (!detailed) return;
-        for (const b of pool.backends) if (b.runtime.breaker !== null) this.set({ pool: pool.pool, backend: b.backend }, b.runtime.breaker.stateCode);
-      });
-    },
-  });
+  perBackend(
+    'gauge',
+    'lb_dp_backend_eligible',
+    '1 when the backend may take new requests (active, not unhealthy, not ejected), else 0.',
+    (b) => (b.eligible ? 1 : 0),
+    'max',
+  );
+  perBackend('gauge', 'lb_dp_backend_ejected', '1 while outlier detection keeps the backend out, else 0.', (b) => (b.ejected ? 1 : 0), 'max');
+  perBackend(
+    'gauge',
+    'lb_dp_backend_circuit_state',
+    "The backend's error-rate breaker: 0 closed, 1 open, 2 half-open (absent for pools without one). Per process: a node shows its most open worker.",
+    (b) => b.runtime.breaker?.stateCode,
+    'max',
+  );
   new Gauge({
     name: 'lb_dp_pool_backends',
     help: "A pool's backends by state: total in the config, eligible for new requests, ejected.",
