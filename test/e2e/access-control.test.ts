@@ -148,8 +148,10 @@ describe('tokens', () => {
     } finally {
       client.close();
     }
-    // Usable on either replica, with the operator's reach.
-    expect((await apiAs(secret, 'PUT', `${b.url}/v1/pools/ci-pool?dryRun=true`, { backends: [] })).status).toBe(200);
+    // Usable on either replica (B once its watch has the token), with the operator's reach.
+    await waitFor(async () => (await apiAs(secret, 'PUT', `${b.url}/v1/pools/ci-pool?dryRun=true`, { backends: [] })).status === 200, {
+      message: 'B to accept the new token for an operator write',
+    });
     expect((await apiAs(secret, 'GET', `${b.url}/v1/tokens`)).status).toBe(403);
   });
 

@@ -108,10 +108,7 @@ export const tokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       config: { access: 'admin', docs: { response: { 200: { type: 'object', properties: { tokens: { type: 'array', items: tokenSummarySchema } } } } } },
       schema: { summary: 'Every token, without secrets', tags, querystring: noQuerySchema },
     },
-    async () => {
-      await deps.tokens.ready();
-      return { tokens: deps.tokens.list().map(tokenSummary) };
-    },
+    async () => ({ tokens: (await deps.tokens.list()).map(tokenSummary) }),
   );
 
   app.delete<{ Params: TokenParams }>(

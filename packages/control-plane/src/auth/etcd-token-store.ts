@@ -102,8 +102,13 @@ export class EtcdTokenStore implements TokenStore {
     return this.records.get(name);
   }
 
-  list(): TokenRecord[] {
-    return [...this.records.values()].sort((a, b) => a.name.localeCompare(b.name));
+  list(): Promise<TokenRecord[]> {
+    return guarded('listing tokens', this.deadlineMs, async () => {
+      const found = await this.client.getAll().prefix(this.keys.tokensPrefix).strings();
+      return Object.values(found)
+        .map((value) => JSON.parse(value) as TokenRecord)
+        .sort((a, b) => a.name.localeCompare(b.name));
+    });
   }
 
   create(record: TokenRecord): Promise<boolean> {

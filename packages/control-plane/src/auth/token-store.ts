@@ -33,7 +33,11 @@ export interface TokenStore {
   ready(): Promise<void>;
   /** From the in-memory copy: no I/O. Undefined for a name that does not exist (or was revoked). */
   get(name: string): TokenRecord | undefined;
-  list(): TokenRecord[];
+  /**
+   * Every token, read from the store itself rather than the copy, so a list on one replica shows a
+   * token created on another a moment ago (the copy may still be waiting for its watch event).
+   */
+  list(): Promise<TokenRecord[]>;
   /** Creates the record only if no token has the name; false when one does. */
   create(record: TokenRecord): Promise<boolean>;
   /**
@@ -56,7 +60,7 @@ export class MemoryTokenStore implements TokenStore {
     return this.records.get(name);
   }
 
-  list(): TokenRecord[] {
+  async list(): Promise<TokenRecord[]> {
     return [...this.records.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
