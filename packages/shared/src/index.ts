@@ -4,6 +4,7 @@ export * from './config/address.js';
 export * from './config/validate.js';
 export * from './config/schema.js';
 export * from './config/diff.js';
+export * from './config/certificate-pem.js';
 export * from './protocol/messages.js';
 export * from './protocol/load.js';
 export * from './runtime/logger.js';
