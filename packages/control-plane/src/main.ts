@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** lb-control-plane: wires etcd, the REST API and the gRPC push server together. Nothing else. */
 import { createRequire } from 'node:module';
-import { createLogger, runMain, usage } from '@lb/shared';
+import { createLogger, FlagError, runMain, usage } from '@lb/shared';
 import { buildApp } from './app.js';
 import { EtcdAuditLog } from './audit/etcd-audit-log.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -30,6 +30,10 @@ import { createEtcdClient } from './store/etcd-client.js';
 import { EtcdConfigStore } from './store/etcd-config-store.js';
 import { EtcdNodeStore } from './store/etcd-node-store.js';
 import { EtcdRegistrationStore } from './store/registration-store.js';
+import { EtcdKeyStore } from './secrets/etcd-key-store.js';
+import { KeyVault } from './secrets/key-vault.js';
+import { SecretBox, SecretKeyFileError } from './secrets/secret-box.js';
+import { certificateRules } from './tls/certificate-rules.js';
 
 /** A shutdown that takes longer than this is forced (and reported with exit code 1). */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -45,9 +49,18 @@ async function main(): Promise<void> {
   const adminFile = settings.adminTokenFile === undefined ? undefined : readOrCreateAdminTokenFile(settings.adminTokenFile);
   if (adminFile?.created) logger.warn({ file: settings.adminTokenFile }, 'wrote a new bootstrap admin secret to --admin-token-file');
   const bootstrapConfig = settings.bootstrapConfig === undefined ? undefined : readBootstrapConfig(settings.bootstrapConfig);
+  let secretBox: SecretBox | undefined;
+  try {
+    secretBox = settings.secretsKeyFile === undefined ? undefined : SecretBox.fromFile(settings.secretsKeyFile);
+  } catch (err) {
+    if (err instanceof SecretKeyFileError) throw new FlagError(`--secrets-key-file: ${err.message}`);
+    throw err;
+  }
+  if (bootstrapConfig !== undefined && bootstrapConfig.keys.length > 0 && secretBox === undefined)
+    throw new FlagError(`--bootstrap-config ${settings.bootstrapConfig} holds private keys: give the control plane --secrets-key-file to store them`);
   const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
   let stopping = false;
-  const client = createEtcdClient({ hosts: settings.etcdHosts });
+  const client = createEtcdClient({ hosts: settings.etcdHosts, ...(settings.tls.etcd !== undefined ? { tls: settings.tls.etcd } : {}) });
   const store = new EtcdConfigStore({ client, prefix: settings.etcdPrefix, logger });
   const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, logger });
   const metrics = new CpMetrics({ defaultMetrics: true });
@@ -55,6 +68,7 @@ async function main(): Promise<void> {
   // If etcd is down now the feed keeps retrying and /readyz answers 503 meanwhile: no crash loop.
   const feed = new ConfigFeed({ store, logger, metrics });
   feed.start();
+  metrics.certificates = () => feed.latest()?.config;
   // Self-registered backends are merged into what is pushed and probed, never into versions.
   const registrations = new EtcdRegistrationStore(client, settings.etcdPrefix, logger);
   const merged = new MergedConfigSource({ config: feed, registrations, logger });
@@ -96,9 +110,18 @@ async function main(): Promise<void> {
   // Every new version may push an old one past --keep-versions.
   feed.subscribe(() => retention.request());
   retention.start();
-  const writer = new ConfigWriter(store);
+  const vault = new KeyVault(new EtcdKeyStore(client, settings.etcdPrefix), secretBox);
+  const writer = new ConfigWriter(store, { verify: certificateRules(vault) });
   if (bootstrapConfig !== undefined && settings.bootstrapConfig !== undefined) {
-    void seedEmptyStore({ writer, config: bootstrapConfig, path: settings.bootstrapConfig, logger, isStopped: () => stopping });
+    void seedEmptyStore({
+      writer,
+      config: bootstrapConfig.config,
+      keys: bootstrapConfig.keys,
+      vault,
+      path: settings.bootstrapConfig,
+      logger,
+      isStopped: () => stopping,
+    });
   }
   const app = await buildApp({
     store,
@@ -112,6 +135,8 @@ async function main(): Promise<void> {
     audit,
     publicMetrics: settings.publicMetrics,
     onRetentionChange: () => retention.request(),
+    tls: { vault, warnDays: settings.certWarnDays },
+    ...(settings.tls.http !== undefined ? { https: settings.tls.http } : {}),
   });
 
   try {

@@ -83,3 +83,16 @@ export function subjectAltNames(cert: X509Certificate): string[] {
 export function isExpiredAt(cert: X509Certificate, at: number): boolean {
   return at > Date.parse(cert.validTo) || at < Date.parse(cert.validFrom);
 }
+
+/** Seconds until each certificate of `certificates` expires (negative once expired): the `*_certificate_expiry_seconds` gauges. */
+export function certificateExpiries(certificates: Record<string, { certificate: string }> | undefined, now: number): Array<[string, number]> {
+  const out: Array<[string, number]> = [];
+  for (const [name, resource] of Object.entries(certificates ?? {})) {
+    try {
+      out.push([name, Math.floor((Date.parse(new X509Certificate(resource.certificate).validTo) - now) / 1000)]);
+    } catch {
+      // A stored certificate always parses; one that does not has no expiry to report.
+    }
+  }
+  return out;
+}
