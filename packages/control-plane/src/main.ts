@@ -34,6 +34,10 @@ import { EtcdKeyStore } from './secrets/etcd-key-store.js';
 import { KeyVault } from './secrets/key-vault.js';
 import { SecretBox, SecretKeyFileError } from './secrets/secret-box.js';
 import { certificateRules } from './tls/certificate-rules.js';
+import { pushSecurity } from './tls/push-security.js';
+import { SnapshotSecrets } from './tls/snapshot-secrets.js';
+import { EtcdTicketKeyStore, TicketKeyRing } from './tls/ticket-keys.js';
+import * as grpc from '@grpc/grpc-js';
 
 /** A shutdown that takes longer than this is forced (and reported with exit code 1). */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -89,8 +93,34 @@ async function main(): Promise<void> {
   });
   checker.start();
   election.start();
+  const vault = new KeyVault(new EtcdKeyStore(client, settings.etcdPrefix), secretBox);
+  // Without a secrets key there is nothing to seal a shared ticket key with: each node then keeps its own.
+  const tickets =
+    secretBox === undefined
+      ? undefined
+      : new TicketKeyRing({
+          store: new EtcdTicketKeyStore(client, settings.etcdPrefix, logger),
+          box: secretBox,
+          rotationMs: settings.ticketRotationHours * 3_600_000,
+          logger,
+        });
+  tickets?.start();
+  const pushed = new SnapshotSecrets({ config: merged, vault, ...(tickets !== undefined ? { tickets } : {}), logger });
+  pushed.start();
+  const grpcTls = settings.tls.grpc;
   const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
-  const streams = new StreamServer({ config: merged, health: healthFeed, reports: ejections, registry, logger, metrics });
+  const streams = new StreamServer({
+    config: pushed,
+    health: healthFeed,
+    reports: ejections,
+    registry,
+    logger,
+    metrics,
+    security: pushSecurity({ mutualTls: grpcTls !== undefined, devPlaintextSecrets: settings.tls.devPlaintextSecrets }),
+    ...(grpcTls !== undefined
+      ? { credentials: grpc.ServerCredentials.createSsl(grpcTls.clientCa, [{ cert_chain: grpcTls.cert, private_key: grpcTls.key }], true) }
+      : {}),
+  });
   const tokens = new EtcdTokenStore({ client, prefix: settings.etcdPrefix, logger });
   tokens.start();
   if (adminFile === undefined) {
@@ -110,7 +140,6 @@ async function main(): Promise<void> {
   // Every new version may push an old one past --keep-versions.
   feed.subscribe(() => retention.request());
   retention.start();
-  const vault = new KeyVault(new EtcdKeyStore(client, settings.etcdPrefix), secretBox);
   const writer = new ConfigWriter(store, { verify: certificateRules(vault) });
   if (bootstrapConfig !== undefined && settings.bootstrapConfig !== undefined) {
     void seedEmptyStore({
@@ -146,7 +175,23 @@ async function main(): Promise<void> {
     logger.fatal({ err }, 'cannot listen');
     process.exit(1);
   }
-  logger.info({ http: settings.http, grpc: settings.grpc, etcd: settings.etcdHosts, prefix: settings.etcdPrefix }, 'control plane started');
+  logger.info(
+    {
+      http: settings.http,
+      grpc: settings.grpc,
+      etcd: settings.etcdHosts,
+      prefix: settings.etcdPrefix,
+      grpcTls: grpcTls !== undefined ? 'mutual' : 'off',
+      httpTls: settings.tls.http !== undefined,
+      secretsKey: secretBox?.kid ?? 'none',
+    },
+    'control plane started',
+  );
+  if (grpcTls === undefined)
+    logger.warn(
+      { devPlaintextSecrets: settings.tls.devPlaintextSecrets },
+      'gRPC to data planes is plaintext: private keys are pushed to no node (but loopback ones with --dev-plaintext-secrets)',
+    );
 
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -166,6 +211,8 @@ async function main(): Promise<void> {
       registry.stop();
       await streams.close(); // end every DP stream so the nodes reconnect to another replica
       feed.stop();
+      pushed.stop();
+      tickets?.stop();
       merged.stop();
       healthFeed.stop();
       await ejections.close();
