@@ -21,6 +21,10 @@ export const ERROR_CODES = {
   SNAPSHOT_COMPILE: 'DP_ERR_SNAPSHOT_COMPILE',
   /** The cache file exists but cannot be used; the data plane starts without it. */
   CACHE_CORRUPT: 'DP_ERR_CACHE_CORRUPT',
+  /** A listener's TLS cannot be built: a certificate without its private key in the push (the control plane says why), or a key OpenSSL refuses. */
+  TLS_UNAVAILABLE: 'DP_ERR_TLS_UNAVAILABLE',
+  /** A listener's port cannot be bound (in use, not permitted). */
+  LISTENER_BIND: 'DP_ERR_LISTENER_BIND',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -119,6 +123,8 @@ export const LOCAL_REPLY_CODES = {
   transfer_coding_not_implemented: { status: 501, text: 'transfer coding not implemented', close: true },
   overloaded: { status: 503, text: 'overloaded' },
   rate_limited: { status: 429, text: 'rate limit exceeded' },
+  /** The route redirects plain HTTP to HTTPS: 308 by default, 301 when the route says so. */
+  https_redirect: { status: 308, text: 'moved to https' },
 } as const satisfies Record<string, { status: number; text: string; close?: boolean }>;
 
 export type LocalReplyCode = keyof typeof LOCAL_REPLY_CODES;

@@ -4,6 +4,7 @@
  * /metrics is scraped. Stats objects outlive snapshots, so counters never go backwards when a
  * route or pool is recompiled.
  */
+import { certificateExpiries, type Config } from '@lb/shared';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { UPSTREAM_ERROR_KINDS, type UpstreamErrorKind } from './errors.js';
 import { ResilienceStats } from './resilience/resilience-stats.js';
@@ -54,6 +55,9 @@ export class DataPlaneMetrics {
   private readonly controlPlaneConnected: Gauge | undefined;
   private readonly workers: Gauge | undefined;
   private readonly workerRestarts: Counter | undefined;
+  private readonly handshakeErrors = new Map<string, number>();
+  /** Where lb_dp_certificate_expiry_seconds reads the running config's certificates at scrape time. */
+  certificates: () => Config['certificates'] = () => undefined;
 
   constructor(options: { defaultMetrics?: boolean; scope?: MetricsScope } = {}) {
     const scope = options.scope ?? 'node';
@@ -80,6 +84,17 @@ export class DataPlaneMetrics {
       registers: [this.registry],
     });
     this.controlPlaneConnected.set(0);
+    const self = this;
+    new Gauge({
+      name: 'lb_dp_certificate_expiry_seconds',
+      help: 'Seconds until each certificate of the running config expires (negative once expired).',
+      labelNames: ['certificate'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [certificate, seconds] of certificateExpiries(self.certificates(), Date.now())) this.set({ certificate }, seconds);
+      },
+    });
     if (scope !== 'primary') return;
     this.workers = new Gauge({ name: 'lb_dp_workers', help: 'Worker processes serving traffic (--workers).', registers: [this.registry] });
     this.workers.set(0);
@@ -119,6 +134,16 @@ export class DataPlaneMetrics {
         }
       },
     });
+    new Counter({
+      name: 'lb_dp_tls_handshake_errors_total',
+      help: 'TLS handshakes that failed on a listener (a client without TLS, an old version, no shared cipher, a timeout).',
+      labelNames: ['listener'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [listener, n] of self.handshakeErrors) this.inc({ listener }, n);
+      },
+    });
     new Gauge({
       name: 'lb_dp_requests_in_flight',
       help: 'Requests forwarded to a backend and not yet finished.',
@@ -138,6 +163,10 @@ export class DataPlaneMetrics {
       this.requests.set(key, s);
     }
     return s;
+  }
+
+  tlsHandshakeFailed(listener: string): void {
+    this.handshakeErrors.set(listener, (this.handshakeErrors.get(listener) ?? 0) + 1);
   }
 
   upstreamErrors(pool: string): UpstreamErrorStats {

@@ -61,6 +61,23 @@ export function sendLocal(res: ProxyResponse, reply: LocalReply): void {
   res.end(reply.body);
 }
 
+/** A plain-HTTP request to a route that wants HTTPS: 301 or 308 to the same URL over https. */
+export function sendHttpsRedirect(res: ProxyResponse, status: number, location: string): void {
+  (res as Tagged)[kLocal] = 'https_redirect';
+  const body = `${LOCAL_REPLY_CODES.https_redirect.text}: ${location}\n`;
+  res.writeHead(status, [
+    'content-type',
+    'text/plain; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(body)),
+    'location',
+    location,
+    'x-lb-error',
+    'https_redirect',
+  ]);
+  res.end(body);
+}
+
 export function sendRateLimited(res: ProxyResponse, waitMs: number): void {
   (res as Tagged)[kLocal] = 'rate_limited';
   const body = `${LOCAL_REPLY_CODES.rate_limited.text}\n`;

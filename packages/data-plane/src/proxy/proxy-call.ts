@@ -42,6 +42,12 @@ function isRequestRefused(err: Error): boolean {
   return code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === UPSTREAM_ERRORS.REQUEST_BODY;
 }
 
+/** Whether `headers` (flat name/value pairs) has one named `lower`. */
+function hasHeader(headers: readonly string[], lower: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.length === lower.length && headers[i]!.toLowerCase() === lower) return true;
+  return false;
+}
+
 const kCall = Symbol('lb.proxyCall');
 type TaggedResponse = ProxyResponse & { [kCall]?: ProxyCall };
 
@@ -96,6 +102,8 @@ export class ProxyCall implements AttemptOwner {
     private setCookie: string | undefined,
     /** Index in `headers` of a Host value to fill with each attempt's backend address (a request without Host); -1: none. */
     private readonly hostAt: number,
+    /** Strict-Transport-Security to add to the answer (HTTPS only); undefined: none. */
+    private readonly hsts: string | undefined,
   ) {
     this.attempt = new UpstreamAttempt(this, target, backend, trial);
     (res as TaggedResponse)[kCall] = this;
@@ -187,6 +195,7 @@ export class ProxyCall implements AttemptOwner {
     attemptResponded(attempt, rawHeaders);
     const headers = filterResponseHeaders(rawHeaders);
     if (this.setCookie !== undefined) headers.push('set-cookie', this.setCookie);
+    if (this.hsts !== undefined && !hasHeader(headers, 'strict-transport-security')) headers.push('strict-transport-security', this.hsts);
     this.headStatus = status;
     this.headText = statusText;
     this.headHeaders = headers;

@@ -15,7 +15,7 @@
  *   when the `api.example.com` routes only cover `/v1`. The merged list per host is built here, so
  *   a lookup is one map read plus a short scan.
  */
-import type { Algorithm, BackendState, Config, VersionedConfig } from '@lb/shared';
+import { DEFAULT_LISTENER, type Algorithm, type BackendState, type Config, type Hsts, type HttpsRedirect, type VersionedConfig } from '@lb/shared';
 import { EMPTY_PICK_CONTEXT, type Balancer, type PickContext } from '../balancer/balancer.js';
 import { createBalancer, poolFeedback, type BalancerDeps, type PoolFeedback } from '../balancer/factory.js';
 import { BackendRuntime, type Host } from '../balancer/host.js';
@@ -85,6 +85,25 @@ export interface CompiledRoute {
   readonly rateLimiter: RateLimiter | undefined;
   /** Requests answered 429 (bump `.n`). */
   readonly rateLimited: { n: number };
+  /** Plain-HTTP requests get a redirect to HTTPS instead; undefined: served. */
+  readonly httpsRedirect: HttpsRedirect | undefined;
+  /** The Strict-Transport-Security value added to HTTPS answers; undefined: none. */
+  readonly hsts: string | undefined;
+  /** Send RFC 7239 Forwarded upstream. */
+  readonly forwarded: boolean;
+}
+
+/** The host and path lookup of one set of routes (every route, or those one listener serves). */
+interface RouteIndex {
+  readonly exact: ReadonlyMap<string, RouteList>;
+  /** By suffix with its leading dot: `.example.com` for `*.example.com`. */
+  readonly wildcards: ReadonlyMap<string, RouteList>;
+  readonly anyHost: RouteList;
+}
+
+function hstsValue(hsts: Hsts | undefined): string | undefined {
+  if (hsts === undefined) return undefined;
+  return `max-age=${hsts.maxAgeSeconds}${hsts.includeSubDomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}`;
 }
 
 /** `Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
@@ -107,26 +126,29 @@ export class RoutingTable {
     readonly config: Config,
     readonly pools: ReadonlyMap<string, CompiledPool>,
     readonly routes: ReadonlyMap<string, CompiledRoute>,
-    private readonly exact: ReadonlyMap<string, RouteList>,
-    /** By suffix with its leading dot: `.example.com` for `*.example.com`. */
-    private readonly wildcards: ReadonlyMap<string, RouteList>,
-    private readonly anyHost: RouteList,
+    /** Every route, when no route is limited to listeners; undefined otherwise. */
+    private readonly shared: RouteIndex | undefined,
+    /** Per listener name, when some route is limited to listeners. */
+    private readonly byListener: ReadonlyMap<string, RouteIndex>,
   ) {}
 
   /**
    * The route for a request. `host` must already be normalized (normalizeHost) or undefined when
-   * the request had none; `url` is the request target as received (`/path?query`).
+   * the request had none; `url` is the request target as received (`/path?query`); `listener`
+   * the name of the listener it came in on.
    */
-  match(host: string | undefined, url: string): CompiledRoute | undefined {
-    let candidates = this.anyHost;
+  match(host: string | undefined, url: string, listener: string = DEFAULT_LISTENER): CompiledRoute | undefined {
+    const index = this.shared ?? this.byListener.get(listener);
+    if (index === undefined) return undefined;
+    let candidates = index.anyHost;
     if (host !== undefined) {
-      const exact = this.exact.get(host);
+      const exact = index.exact.get(host);
       if (exact !== undefined) candidates = exact;
-      else if (this.wildcards.size > 0) {
+      else if (index.wildcards.size > 0) {
         // Longest wildcard suffix first: try the host's suffixes from its first dot on (one map
         // read per label, however many wildcards there are). `*.a.com` needs a label before `.a.com`.
         for (let dot = host.indexOf('.', 1); dot > 0; dot = host.indexOf('.', dot + 1)) {
-          const w = this.wildcards.get(host.slice(dot));
+          const w = index.wildcards.get(host.slice(dot));
           if (w !== undefined) {
             candidates = w;
             break;
@@ -237,10 +259,30 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
       noBackend: deps.metrics.requestStats(name, ''),
       rateLimiter: routeRateLimiter(route, deps.previous?.routes.get(name)?.rateLimiter),
       rateLimited: deps.metrics.resilience.route(name),
+      httpsRedirect: route.httpsRedirect,
+      hsts: hstsValue(route.hsts),
+      forwarded: route.forwarded === true,
     });
   }
 
   const all = [...routes.values()];
+  // One index for every listener unless a route is limited to some: then one per listener.
+  if (Object.values(config.routes).every((r) => r.listeners === undefined)) {
+    return new RoutingTable(input.version, config, pools, routes, buildIndex(all), new Map());
+  }
+  const byListener = new Map<string, RouteIndex>();
+  for (const listener of [DEFAULT_LISTENER, ...Object.keys(config.listeners ?? {})]) {
+    const serves = all.filter((r) => {
+      const limited = config.routes[r.name]?.listeners;
+      return limited === undefined || limited.includes(listener);
+    });
+    byListener.set(listener, buildIndex(serves));
+  }
+  return new RoutingTable(input.version, config, pools, routes, undefined, byListener);
+}
+
+/** Host tiers and prefix order for `all`: see the file comment. */
+function buildIndex(all: CompiledRoute[]): RouteIndex {
   const anyHost = all.filter((r) => r.host === undefined).sort(compareRoutes);
   const wildcardRoutes = all.filter((r) => r.host?.startsWith('*.'));
   const matchingWildcards = (host: string) => wildcardRoutes.filter((r) => host.length > r.host!.length - 1 && host.endsWith(r.host!.slice(1)));
@@ -257,7 +299,7 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
     wildcards.set(suffix, new RouteList([...wildcardRoutes.filter((r) => suffix.endsWith(r.host!.slice(1))), ...anyHost].sort(compareRoutes), tierOf));
   }
 
-  return new RoutingTable(input.version, config, pools, routes, exact, wildcards, new RouteList(anyHost, tierOf));
+  return { exact, wildcards, anyHost: new RouteList(anyHost, tierOf) };
 }
 
 /**
