@@ -77,22 +77,6 @@ async function main(): Promise<void> {
   const registrations = new EtcdRegistrationStore(client, settings.etcdPrefix, logger);
   const merged = new MergedConfigSource({ config: feed, registrations, logger });
   merged.start();
-  const healthStore = new EtcdHealthStore(client, settings.etcdPrefix, logger);
-  const healthFeed = new HealthFeed({ store: healthStore, logger });
-  healthFeed.start();
-  const ejections = new EtcdEjectionStore(client, settings.etcdPrefix, logger);
-  const election = new LeaderElection({ client, prefix: settings.etcdPrefix, replica: settings.replicaId, logger, ttlSeconds: settings.leaderTtlSeconds });
-  const checker = new HealthChecker({
-    config: merged,
-    leadership: election,
-    store: healthStore,
-    probes: { http: httpProbe, tcp: tcpProbe, grpc: grpcProbe },
-    replica: settings.replicaId,
-    logger,
-    metrics: new HealthMetrics(metrics.registry),
-  });
-  checker.start();
-  election.start();
   const vault = new KeyVault(new EtcdKeyStore(client, settings.etcdPrefix), secretBox);
   // Without a secrets key there is nothing to seal a shared ticket key with: each node then keeps its own.
   const tickets =
@@ -105,8 +89,25 @@ async function main(): Promise<void> {
           logger,
         });
   tickets?.start();
+  // What nodes get (and probes use): the merged config plus the keys it needs.
   const pushed = new SnapshotSecrets({ config: merged, vault, ...(tickets !== undefined ? { tickets } : {}), logger });
   pushed.start();
+  const healthStore = new EtcdHealthStore(client, settings.etcdPrefix, logger);
+  const healthFeed = new HealthFeed({ store: healthStore, logger });
+  healthFeed.start();
+  const ejections = new EtcdEjectionStore(client, settings.etcdPrefix, logger);
+  const election = new LeaderElection({ client, prefix: settings.etcdPrefix, replica: settings.replicaId, logger, ttlSeconds: settings.leaderTtlSeconds });
+  const checker = new HealthChecker({
+    config: pushed,
+    leadership: election,
+    store: healthStore,
+    probes: { http: httpProbe, tcp: tcpProbe, grpc: grpcProbe },
+    replica: settings.replicaId,
+    logger,
+    metrics: new HealthMetrics(metrics.registry),
+  });
+  checker.start();
+  election.start();
   const grpcTls = settings.tls.grpc;
   const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
   const streams = new StreamServer({

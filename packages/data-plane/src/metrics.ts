@@ -27,7 +27,7 @@ export class RequestStats {
 }
 
 export class UpstreamErrorStats {
-  readonly byKind: Record<UpstreamErrorKind, number> = { connect: 0, timeout: 0, reset: 0, protocol: 0, other: 0 };
+  readonly byKind: Record<UpstreamErrorKind, number> = { connect: 0, timeout: 0, reset: 0, protocol: 0, tls: 0, other: 0 };
   constructor(readonly pool: string) {}
 }
 

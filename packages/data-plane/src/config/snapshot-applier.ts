@@ -12,6 +12,7 @@ import { POOL_DEFAULTS, type Config, type ConfigSnapshot, type Ejection, type He
 import type { ListenerBinder, ListenerPlan, ListenerView } from './listener-binder.js';
 import { keyMaterialOf, NO_KEY_MATERIAL, toSecrets, type KeyMaterial } from '../tls/key-material.js';
 import { ListenerTlsCompiler } from '../tls/listener-tls.js';
+import { UpstreamTlsCompiler } from '../tls/upstream-tls.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import { ERROR_CODES } from '../errors.js';
 import type { HealthStore } from '../health/health-store.js';
@@ -81,6 +82,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
   /** The key material of the running snapshot. */
   private material: KeyMaterial = NO_KEY_MATERIAL;
   private readonly tls = new ListenerTlsCompiler();
+  private readonly upstreamTls = new UpstreamTlsCompiler();
   /** An apply waiting for a port to bind: later pushes wait for it. */
   private binding: Promise<unknown> | undefined;
 
@@ -199,9 +201,17 @@ export class SnapshotApplier implements TableSource, PushHandler {
       this.tls.abortRound();
       return listeners;
     }
+    const upstreamTls = this.upstreamTls.compile(config, material);
+    if (!upstreamTls.ok) {
+      this.tls.abortRound();
+      return { ok: false, error: `${ERROR_CODES.TLS_UNAVAILABLE}: ${upstreamTls.error}` };
+    }
     let table: RoutingTable;
     try {
-      table = compileRoutingTable({ version, config }, { upstreams, metrics, random, clock, stickySecret, previous, hosts: this.eligibility.hostsFor });
+      table = compileRoutingTable(
+        { version, config },
+        { upstreams, metrics, random, clock, stickySecret, previous, hosts: this.eligibility.hostsFor, upstreamTls: upstreamTls.byPool },
+      );
     } catch (err) {
       // Give back the upstream pools the failed compile may have opened.
       upstreams.retainOnly(previous?.addresses() ?? new Set());

@@ -35,6 +35,7 @@ export const LOCAL_REPLIES = {
   connectFailed: localReply('upstream_connect'),
   badGateway: localReply('upstream_error'),
   timeout: localReply('upstream_timeout'),
+  tlsFailed: localReply('upstream_tls'),
   badRequest: localReply('bad_request'),
   tooManyHeaders: localReply('too_many_headers'),
   transferCodingNotImplemented: localReply('transfer_coding_not_implemented'),

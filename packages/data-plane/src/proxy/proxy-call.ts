@@ -248,12 +248,22 @@ export class ProxyCall implements AttemptOwner {
     this.headHeaders = null;
     if (kind === undefined) return this.reply(LOCAL_REPLIES.badRequest);
     // A retry only while no response has begun: a backend that answered may have acted.
+    // A backend whose TLS fails was never reached: another one may be, like after a refused connect.
     if (
       attempt.status === 0 &&
-      ((kind === 'connect' && this.mayRetry(attempt, FailureKind.ConnectFailure)) || (kind === 'reset' && this.mayRetry(attempt, FailureKind.Reset)))
+      (((kind === 'connect' || kind === 'tls') && this.mayRetry(attempt, FailureKind.ConnectFailure)) ||
+        (kind === 'reset' && this.mayRetry(attempt, FailureKind.Reset)))
     )
       return this.scheduleRetry();
-    this.reply(kind === 'timeout' ? LOCAL_REPLIES.timeout : kind === 'connect' ? LOCAL_REPLIES.connectFailed : LOCAL_REPLIES.badGateway);
+    this.reply(
+      kind === 'timeout'
+        ? LOCAL_REPLIES.timeout
+        : kind === 'connect'
+          ? LOCAL_REPLIES.connectFailed
+          : kind === 'tls'
+            ? LOCAL_REPLIES.tlsFailed
+            : LOCAL_REPLIES.badGateway,
+    );
   }
 
   /** Hands the held head to the client response; false when it refused it (the caller answers 502). */

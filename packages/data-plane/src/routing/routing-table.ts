@@ -22,7 +22,8 @@ import { BackendRuntime, type Host } from '../balancer/host.js';
 import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robin.js';
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
 import { systemClock, type Clock, type Random } from '../runtime/clock.js';
-import { upstreamKey, type UpstreamSource } from '../upstream/upstream-pools.js';
+import { upstreamKey, type UpstreamSettings, type UpstreamSource } from '../upstream/upstream-pools.js';
+import type { UpstreamTls } from '../tls/upstream-tls.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { attachBreaker, compilePoolResilience, routeRateLimiter, targetPolicy, type PoolResilience, type TargetPolicy } from '../resilience/pool-policy.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
@@ -58,6 +59,8 @@ export interface CompiledPool {
   readonly errors: UpstreamErrorStats;
   /** Timeouts, retry policy and budget, circuit-breaker limits and counters. */
   readonly resilience: PoolResilience;
+  /** How its backends are reached: the resilience settings' connection part, and TLS. */
+  readonly upstream: UpstreamSettings;
   /** The pool's config as JSON: an unchanged pool is reused by the next table, balancer position and all. */
   readonly source: string;
 }
@@ -162,8 +165,7 @@ export class RoutingTable {
   /** Upstream pools the table can send to (active backends), by upstreamKey(). */
   addresses(): Set<string> {
     const out = new Set<string>();
-    for (const pool of this.pools.values())
-      for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.resilience.upstream));
+    for (const pool of this.pools.values()) for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.upstream));
     return out;
   }
 }
@@ -177,16 +179,21 @@ export interface CompileDeps {
   stickySecret?: string | undefined;
   /** The table being replaced: unchanged pools are taken over from it. */
   previous?: RoutingTable | undefined;
+  /** TLS to the backends of pools that say so (tls/upstream-tls.ts), by pool name. */
+  upstreamTls?: ReadonlyMap<string, UpstreamTls> | undefined;
   /** The hosts a pool's balancer may pick, with effective weights (health, panic, slow start); default: every active backend at its weight. */
   hosts?: ((pool: string, settings: Config['pools'][string], backends: readonly CompiledBackend[]) => Host<CompiledBackend>[]) | undefined;
 }
 
 function compilePool(name: string, pool: Config['pools'][string], deps: CompileDeps): CompiledPool {
-  const source = JSON.stringify(pool);
+  const tls = deps.upstreamTls?.get(name);
+  // A rotated CA or client certificate changes the pool's TLS, not its JSON.
+  const source = tls === undefined ? JSON.stringify(pool) : `${JSON.stringify(pool)}\u0000${tls.identity}`;
   const reused = deps.previous?.pools.get(name);
   if (reused !== undefined && reused.source === source) return reused;
   const clock = deps.clock ?? systemClock;
   const resilience = compilePoolResilience(name, pool, reused?.resilience, deps.metrics.resilience, clock);
+  const upstream: UpstreamSettings = tls === undefined ? resilience.upstream : { ...resilience.upstream, tls };
   const runtimes = new Map<string, BackendRuntime>();
   for (const b of reused?.backends ?? []) runtimes.set(b.id, b.runtime);
   const backends: CompiledBackend[] = pool.backends.map((b) => ({
@@ -194,7 +201,7 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     address: b.address,
     weight: b.weight,
     state: b.state,
-    upstream: b.state === 'active' ? deps.upstreams.acquire(b.address, resilience.upstream) : undefined,
+    upstream: b.state === 'active' ? deps.upstreams.acquire(b.address, upstream) : undefined,
     runtime: runtimes.get(b.id) ?? new BackendRuntime(),
   }));
   for (const b of backends) attachBreaker(b.runtime, resilience, clock);
@@ -212,6 +219,7 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     feedback: poolFeedback(pool),
     errors: deps.metrics.upstreamErrors(name),
     resilience,
+    upstream,
     source,
   };
 }
