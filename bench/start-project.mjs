@@ -3,8 +3,9 @@
 // 127.0.0.1:9001-9003. Stops everything on SIGTERM/SIGINT. Not a test: run by bench/proxy.sh.
 //   node bench/start-project.mjs [--listen 127.0.0.1:8090] [--workers 1] [--backends 9001,9002,9003] [--access-log off]
 // With --https-port P and --tls-dir DIR (deploy/local-tls.mjs makes it) the planes speak mutual
-// TLS and the config adds an HTTPS listener on P (TLS 1.3 only) with DIR's demo certificate;
-// --nodes N starts N data planes, node i binding that listener on 127.0.0.i (bench/tls.sh).
+// TLS and the config adds an HTTPS listener on P (TLS 1.3 only) with DIR's demo certificate, and
+// with --https-full-port Q one more on Q without session resumption (every handshake a full one);
+// --nodes N starts N data planes, node i binding those listeners on 127.0.0.i (bench/tls.sh).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     algorithm: { type: 'string', default: 'round_robin' },
     'access-log': { type: 'string', default: 'off' },
     'https-port': { type: 'string' },
+    'https-full-port': { type: 'string' },
     'tls-dir': { type: 'string' },
     nodes: { type: 'string', default: '1' },
   },
@@ -114,7 +116,18 @@ const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
       ? {}
       : {
           certificates: { site: { certificate: tls.demo.cert, privateKey: tls.demo.key } },
-          listeners: { https: { port: Number(values['https-port']), protocol: 'https', tls: { certificates: ['site'], minVersion: 'TLSv1.3' } } },
+          listeners: {
+            https: { port: Number(values['https-port']), protocol: 'https', tls: { certificates: ['site'], minVersion: 'TLSv1.3' } },
+            ...(values['https-full-port'] === undefined
+              ? {}
+              : {
+                  'https-full': {
+                    port: Number(values['https-full-port']),
+                    protocol: 'https',
+                    tls: { certificates: ['site'], minVersion: 'TLSv1.3', sessionResumption: false },
+                  },
+                }),
+          },
         }),
   }),
 });

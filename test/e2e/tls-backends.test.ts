@@ -9,14 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../support/http.js';
 import { testPki } from '../support/pki.js';
 import { curl } from '../support/tls-clients.js';
-import { TlsStack } from '../support/tls-stack.js';
+import type { Stack } from '../support/stack.js';
+import { startTlsStack } from '../support/tls-stack.js';
 import { waitFor } from '../support/wait.js';
 
 const pki = testPki();
 const backendCert = pki.issue({ cn: 'api.internal', sans: ['DNS:api.internal', 'IP:127.0.0.1'] });
 const foreignCert = pki.issue({ cn: 'api.internal', sans: ['DNS:api.internal', 'IP:127.0.0.1'], otherCa: true });
 const clientCert = pki.issue({ cn: 'lb-to-backends', usage: 'client' });
-let stack: TlsStack;
+let stack: Stack;
 const servers: Server[] = [];
 
 /** An HTTPS backend on loopback answering its name, whether it saw a client certificate, and /health. */
@@ -35,7 +36,7 @@ async function httpsBackend(name: string, cert: { chain: string; key: string }, 
 }
 
 beforeAll(async () => {
-  stack = await TlsStack.start({ dataPlanes: 1, backends: 0 });
+  stack = await startTlsStack({ dataPlanes: 1, backends: 0 });
 });
 
 afterAll(async () => {

@@ -11,18 +11,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../support/http.js';
 import { testPki } from '../support/pki.js';
 import { curl, sClient } from '../support/tls-clients.js';
-import { bindAddressOf, TlsStack } from '../support/tls-stack.js';
+import type { Stack } from '../support/stack.js';
+import { bindAddressOf, startTlsStack } from '../support/tls-stack.js';
 import { freePort, waitFor } from '../support/wait.js';
 
 const pki = testPki();
 const site = pki.issue({ cn: 'site.example', sans: ['DNS:site.example', 'DNS:*.site.example'] });
 const rsa = pki.issue({ cn: 'rsa.example', keyType: 'rsa', sans: ['DNS:rsa.example'] });
-let stack: TlsStack;
+let stack: Stack;
 let port: number;
 
 beforeAll(async () => {
   // The second node runs two workers: HTTPS listeners are opened in every worker.
-  stack = await TlsStack.start({
+  stack = await startTlsStack({
     dataPlanes: 2,
     backends: 2,
     controlPlaneArgs: ['--cert-warn-days', '1000'],

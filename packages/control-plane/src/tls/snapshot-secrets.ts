@@ -11,6 +11,7 @@
 import { parseCertificateChain, publicKeyId, type Config, type Logger, type TlsSecrets, type VersionedConfig } from '@lb/shared';
 import type { ConfigSource } from '../push/config-feed.js';
 import type { KeyVault } from '../secrets/key-vault.js';
+import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import { certificatesNeedingKeys } from './certificate-details.js';
 import type { TicketKeySource } from './ticket-keys.js';
 
@@ -63,16 +64,22 @@ export class SnapshotSecrets implements ConfigSource {
   private readonly offs: Array<() => void> = [];
   /** Opened keys by public key id: keys are immutable, so one open per key. */
   private readonly opened = new Map<string, string>();
-  private building = false;
-  private again = false;
   private stopped = false;
+  /** A change while a build runs builds once more after it, for the newest config. */
+  private readonly builds = new CoalescedRefresh(
+    async () => {
+      await this.buildOnce();
+      return true;
+    },
+    () => this.stopped,
+  );
 
   constructor(private readonly options: SnapshotSecretsOptions) {}
 
   start(): void {
-    this.offs.push(this.options.config.subscribe(() => void this.rebuild()));
-    if (this.options.tickets !== undefined) this.offs.push(this.options.tickets.subscribe(() => void this.rebuild()));
-    void this.rebuild();
+    this.offs.push(this.options.config.subscribe(() => void this.builds.request()));
+    if (this.options.tickets !== undefined) this.offs.push(this.options.tickets.subscribe(() => void this.builds.request()));
+    void this.builds.request();
   }
 
   stop(): void {
@@ -88,23 +95,6 @@ export class SnapshotSecrets implements ConfigSource {
   subscribe(listener: (config: VersionedConfig) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
-
-  /** Builds for the newest config; a change while building builds once more after it. */
-  private async rebuild(): Promise<void> {
-    if (this.building) {
-      this.again = true;
-      return;
-    }
-    this.building = true;
-    try {
-      do {
-        this.again = false;
-        await this.buildOnce();
-      } while (this.again && !this.stopped);
-    } finally {
-      this.building = false;
-    }
   }
 
   private async buildOnce(): Promise<void> {
