@@ -30,8 +30,8 @@ sed "s#@TLS_DIR@#$TLS_DIR#g" bench/conf/tls-nginx.conf > "$TLS_DIR/nginx.conf"
 sed "s#@TLS_DIR@#$TLS_DIR#g" bench/conf/tls-haproxy.cfg > "$TLS_DIR/haproxy.cfg"
 
 nginx -c "$PWD/bench/conf/tls-backend-nginx.conf" & pids+=($!)
-nginx -c "$TLS_DIR/nginx.conf" & pids+=($!)
-haproxy -f "$TLS_DIR/haproxy.cfg" -q & pids+=($!)
+nginx -c "$TLS_DIR/nginx.conf" & pids+=($!); nginx_master=$!
+haproxy -f "$TLS_DIR/haproxy.cfg" -q & pids+=($!); haproxy_pid=$!
 # Two data planes: the first is measured, the second (listening on 127.0.0.2) shows resumption across nodes.
 node bench/start-project.mjs --listen 127.0.0.1:8190 --workers 1 --backends 9131,9132,9133 --https-port 18445 --https-full-port 18446 --tls-dir "$TLS_DIR" --nodes 2 \
   2> >(grep -v -E 'raft|WARNING|DeprecationWarning|trace-deprecation' >&2) & pids+=($!)
@@ -43,36 +43,61 @@ for i in $(seq 1 300); do
   sleep 0.2
 done
 
-# wrk name port [extra wrk args]; prints "rps p50 p99 errors"
+# The processes that do each proxy's work: nginx's worker, HAProxy itself, the data plane (its
+# --node-id is bench; one worker, so one process).
+proxy_pids() {
+  case $1 in
+    nginx) pgrep -P "$nginx_master" ;;
+    haproxy) echo "$haproxy_pid" ;;
+    project) for d in /proc/[0-9]*; do tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q 'data-plane/dist/main.js.*--node-id bench ' && basename "$d"; done ;;
+  esac
+}
+# CPU time (user + system, in clock ticks) the given processes have used.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+HZ=$(getconf CLK_TCK)
+
+# wrk name port [extra wrk args]; prints "rps p50 p99 µs-of-proxy-CPU-per-request errors". CPU per
+# request is the steadier figure on a shared machine: other load slows every proxy, but barely
+# changes how much CPU each one spends on a request.
 measure() {
-  local out
+  local out pids before after requests
   wrk -t1 -c"$C" -d2s "${@:3}" "https://localhost:$2/" >/dev/null 2>&1 || true
+  pids=$(proxy_pids "$1")
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids)
   out=$(wrk -t1 -c"$C" -d"${D}s" --latency "${@:3}" "https://localhost:$2/" 2>&1)
-  printf '%s %s %s %s\n' "$(awk '/Requests\/sec/{print $2}' <<<"$out")" "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" \
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids)
+  requests=$(awk '/requests in/{print $1}' <<<"$out")
+  printf '%s %s %s %s %s\n' "$(awk '/Requests\/sec/{print $2}' <<<"$out")" "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" \
+    "$(awk -v t=$((after - before)) -v hz="$HZ" -v n="${requests:-0}" 'BEGIN { printf "%.0f", n > 0 ? 1e6 * t / hz / n : 0 }')" \
     "$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | tr '\n' ' ')"
 }
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(lscpu | awk -F: '/Model name/{gsub(/^ +/, "", $2); print $2; exit}'), node $(node --version), $(nginx -v 2>&1 | cut -d' ' -f3), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
 echo "# wrk -t1 -c$C -d${D}s, TLS 1.3, ECDSA P-256, 16-byte responses; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %-8s %12s %9s %9s   %14s %9s %9s\n' round proxy 'keep-alive' p50 p99 'handshakes/s' p50 p99
+printf '%-6s %-8s %12s %9s %9s %10s   %14s %9s %9s %10s\n' round proxy 'keep-alive' p50 p99 'µs CPU/req' 'handshakes/s' p50 p99 'µs CPU/hs'
 results=()
 for r in $(seq 1 "$R"); do
   for entry in nginx:18443:18447 haproxy:18444:18448 project:18445:18446; do
     IFS=: read -r name port full <<<"$entry"
-    read -r krps kp50 kp99 kerr < <(measure "$name" "$port")
-    read -r frps fp50 fp99 ferr < <(measure "$name" "$full" -H 'Connection: close')
-    printf '%-6s %-8s %12s %9s %9s   %14s %9s %9s %s %s\n' "$r" "$name" "$krps" "$kp50" "$kp99" "$frps" "$fp50" "$fp99" "$kerr" "$ferr"
-    results+=("$r $name $krps $frps")
+    read -r krps kp50 kp99 kcpu kerr < <(measure "$name" "$port")
+    read -r frps fp50 fp99 fcpu ferr < <(measure "$name" "$full" -H 'Connection: close')
+    printf '%-6s %-8s %12s %9s %9s %10s   %14s %9s %9s %10s %s %s\n' "$r" "$name" "$krps" "$kp50" "$kp99" "$kcpu" "$frps" "$fp50" "$fp99" "$fcpu" "$kerr" "$ferr"
+    results+=("$r $name $krps $frps $kcpu $fcpu")
   done
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%s\n' "${results[@]}" | awk '
-  { keep[$1, $2] = $3; full[$1, $2] = $4; if ($1 > rounds) rounds = $1 }
+  { keep[$1, $2] = $3; full[$1, $2] = $4; kcpu[$1, $2] = $5; fcpu[$1, $2] = $6; if ($1 > rounds) rounds = $1 }
   END {
-    for (r = 1; r <= rounds; r++)
+    for (r = 1; r <= rounds; r++) {
       printf "round %d: project vs HAProxy: keep-alive %.0f%% (target >= 50%%), full handshakes %.0f%% (target >= 60%%); vs nginx %.0f%% / %.0f%%\n",
         r, 100 * keep[r, "project"] / keep[r, "haproxy"], 100 * full[r, "project"] / full[r, "haproxy"],
         100 * keep[r, "project"] / keep[r, "nginx"], 100 * full[r, "project"] / full[r, "nginx"]
+      printf "         per CPU-second, project vs HAProxy: keep-alive %.0f%%, full handshakes %.0f%%\n",
+        100 * kcpu[r, "haproxy"] / kcpu[r, "project"], 100 * fcpu[r, "haproxy"] / fcpu[r, "project"]
+    }
   }'
 
 echo
