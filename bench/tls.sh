@@ -49,8 +49,9 @@ proxy_pids() {
   case $1 in
     nginx) pgrep -P "$nginx_master" ;;
     haproxy) echo "$haproxy_pid" ;;
-    project) for d in /proc/[0-9]*; do tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q 'data-plane/dist/main.js.*--node-id bench ' && basename "$d"; done ;;
+    project) for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q 'data-plane/dist/main.js.*--node-id bench '; then basename "$d"; fi; done ;;
   esac
+  return 0
 }
 # CPU time (user + system, in clock ticks) the given processes have used.
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
@@ -70,7 +71,7 @@ measure() {
   after=$(cpu_ticks $pids)
   requests=$(awk '/requests in/{print $1}' <<<"$out")
   printf '%s %s %s %s %s\n' "$(awk '/Requests\/sec/{print $2}' <<<"$out")" "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" \
-    "$(awk -v t=$((after - before)) -v hz="$HZ" -v n="${requests:-0}" 'BEGIN { printf "%.0f", n > 0 ? 1e6 * t / hz / n : 0 }')" \
+    "$(awk -v t=$((after - before)) -v hz="$HZ" -v n="${requests:-0}" 'BEGIN { printf "%.0f", (n > 0 ? 1e6 * t / hz / n : 0) }')" \
     "$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | tr '\n' ' ')"
 }
 

@@ -190,6 +190,17 @@ describe('HTTPS listeners', () => {
     socket.end();
   });
 
+  it('serve one certificate without reading the ClientHello first, and read it once a second one comes', async () => {
+    const port = await freePort();
+    expect(await push(config(port, ['rsa']), secrets({ rsa: rsa.key }))).toEqual({ ok: true });
+    expect((await handshake(port, 'rsa.example')).subject.CN).toBe('rsa.example');
+    expect((await handshake(port, undefined)).subject.CN).toBe('rsa.example');
+    expect((await httpsGet(port, 'rsa.example', '/')).status).toBe(200);
+    expect(await push(config(port, ['rsa', 'ec']), secrets({ rsa: rsa.key, ec: ecdsa.key }))).toEqual({ ok: true });
+    expect((await handshake(port, 'ec.example')).subject.CN).toBe('ec.example');
+    expect((await handshake(port, undefined)).subject.CN).toBe('rsa.example');
+  });
+
   it('closes a listener the config drops', async () => {
     const port = await freePort();
     expect(await push(config(port), secrets({ ec: ecdsa.key, rsa: rsa.key, wild: wild.key }))).toEqual({ ok: true });

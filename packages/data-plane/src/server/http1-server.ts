@@ -50,6 +50,7 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
     } else {
       // A handshake is held to the same limit as a request head: a client that stalls it is cut.
       const acceptor: TlsAcceptor = {
+        choosesBySni: () => transport.choosesBySni(),
         contextFor: (servername) => transport.contextFor(servername),
         alpn: transport.alpn,
         handshakeTimeoutMs: settings.headersTimeoutMs,

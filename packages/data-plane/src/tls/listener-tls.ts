@@ -19,6 +19,8 @@ export interface ListenerTlsPlan {
   /** For clients without SNI or asking for a name no certificate holds. */
   readonly defaultContext: SecureContext;
   readonly sni: SniTable;
+  /** Some name leads to another context than the default: the ClientHello must be read first. */
+  readonly choosesBySni: boolean;
   readonly alpn: readonly string[];
   /** `alpn` as OpenSSL takes it. */
   readonly alpnWire: Buffer;
@@ -117,6 +119,7 @@ export class ListenerTlsCompiler {
       plan: {
         defaultContext,
         sni,
+        choosesBySni: !sni.onlyServes(defaultContext),
         alpn: [...tls.alpn],
         alpnWire: alpnWireFormat(tls.alpn),
         certificates: served.map(({ name: n, fingerprint, names }) => ({ name: n, fingerprint, names })),

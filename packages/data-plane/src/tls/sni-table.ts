@@ -27,6 +27,13 @@ export class SniTable {
   get size(): number {
     return this.exact.size + this.wildcard.size;
   }
+
+  /** Whether every name leads to `context` (or to none): then the name need not be read at all. */
+  onlyServes(context: SecureContext): boolean {
+    for (const c of this.exact.values()) if (c !== context) return false;
+    for (const c of this.wildcard.values()) if (c !== context) return false;
+    return true;
+  }
 }
 
 /**

@@ -10,6 +10,11 @@ import { type SecureContext, TLSSocket } from 'node:tls';
 import { scanClientHello } from './client-hello.js';
 
 export interface TlsAcceptor {
+  /**
+   * Whether the context depends on the name the client asks for; when it does not (one
+   * certificate), the ClientHello is not read first and OpenSSL starts on the socket at once.
+   */
+  choosesBySni(): boolean;
   /** The context for a ClientHello asking for `servername` (undefined: no SNI); read per connection. */
   contextFor(servername: string | undefined): SecureContext;
   /** ALPN protocols in wire format (length-prefixed). */
@@ -33,6 +38,10 @@ class HandshakeTimeout extends Error {
 
 /** Takes over `raw` (a fresh connection); calls `acceptor.onSecure` or `onHandshakeError` once. */
 export function acceptTls(raw: Socket, acceptor: TlsAcceptor): void {
+  if (!acceptor.choosesBySni()) {
+    handshake(raw, acceptor, undefined);
+    return;
+  }
   let received: Buffer | undefined;
   const fail = (err: Error) => {
     raw.destroy();
@@ -40,6 +49,7 @@ export function acceptTls(raw: Socket, acceptor: TlsAcceptor): void {
   };
   const onTimeout = () => fail(new HandshakeTimeout('the client sent no complete ClientHello in time'));
   const onError = (err: Error) => fail(err);
+  const onEnd = () => fail(new Error('the client closed before its ClientHello'));
   const onData = (chunk: Buffer) => {
     received = received === undefined ? chunk : Buffer.concat([received, chunk]);
     const scan = scanClientHello(received);
@@ -47,6 +57,7 @@ export function acceptTls(raw: Socket, acceptor: TlsAcceptor): void {
     raw.off('data', onData);
     raw.off('error', onError);
     raw.off('timeout', onTimeout);
+    raw.off('end', onEnd);
     raw.setTimeout(0);
     raw.pause();
     // Put back what was read: the TLSSocket feeds it to OpenSSL before reading on (node's initRead).
@@ -57,11 +68,10 @@ export function acceptTls(raw: Socket, acceptor: TlsAcceptor): void {
   raw.on('timeout', onTimeout);
   raw.on('data', onData);
   raw.on('error', onError);
-  raw.on('end', () => fail(new Error('the client closed before its ClientHello')));
+  raw.on('end', onEnd);
 }
 
 function handshake(raw: Socket, acceptor: TlsAcceptor, servername: string | undefined): void {
-  raw.removeAllListeners('end');
   let context: SecureContext;
   try {
     context = acceptor.contextFor(servername);

@@ -82,6 +82,7 @@ export class ListenerSet implements ListenerBinder {
       plan.tls === undefined
         ? createProxyServer(forwarder, this.options.proxy)
         : createProxyServer(forwarder, this.options.proxy, {
+            choosesBySni: () => running.tls!.choosesBySni,
             contextFor: (servername) => {
               const tls = running.tls!;
               return (servername === undefined ? undefined : tls.sni.lookup(servername)) ?? tls.defaultContext;
