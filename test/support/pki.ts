@@ -26,6 +26,8 @@ export interface IssueOptions {
   viaIntermediate?: boolean;
   /** A CA other than the shared one signs it: for "does not verify" tests. */
   otherCa?: boolean;
+  /** Reuse this certificate's key (a renewal that keeps its key) instead of making one. */
+  renewalOf?: Issued;
 }
 
 export interface Issued {
@@ -156,7 +158,8 @@ class Pki {
     if (cached !== undefined) return cached;
     const id = `leaf-${++this.serial}`;
     const type = options.keyType ?? 'ec';
-    newKey(this.dir, `${id}.key`, type);
+    if (options.renewalOf !== undefined) writeFileSync(join(this.dir, `${id}.key`), options.renewalOf.key, { mode: 0o600 });
+    else newKey(this.dir, `${id}.key`, type);
     const sans = options.sans ?? [`DNS:${options.cn}`];
     const usage = options.usage ?? 'server';
     const eku = usage === 'both' ? 'serverAuth,clientAuth' : usage === 'client' ? 'clientAuth' : 'serverAuth';

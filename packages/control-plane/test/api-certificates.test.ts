@@ -173,6 +173,20 @@ describe('PUT /v1/certificates/{name}', () => {
     expect(described.certificate).toMatchObject({ keyType: 'ec prime256v1', hasPrivateKey: true });
   });
 
+  it('renews a certificate that keeps its key without sending the key again', async () => {
+    expect((await put('site', { certificate: site.chain, privateKey: site.key })).statusCode).toBe(200);
+    await t.app.inject({ method: 'PUT', url: '/v1/listeners/https', payload: { port: 8443, protocol: 'https', tls: { certificates: ['site'] } } });
+    const renewed = pki.issue({ cn: 'site.example', renewalOf: site, usage: 'both' });
+    expect(renewed.chain).not.toBe(site.chain);
+    const res = await put('site', { certificate: renewed.chain });
+    expect(res.statusCode).toBe(200);
+    expect(json<{ certificate: { hasPrivateKey: boolean; fingerprintSha256: string } }>(res).certificate).toMatchObject({
+      hasPrivateKey: true,
+      fingerprintSha256: new X509Certificate(renewed.chain).fingerprint256,
+    });
+    expect(keys.keys.size).toBe(1);
+  });
+
   it('takes keys inline in PUT /v1/config, never stores them in the version, and a dry run stores nothing', async () => {
     const whole = {
       pools: { web: pool() },

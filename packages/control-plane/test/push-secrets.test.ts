@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, loadDiscovery, publicKeyId, type Config, type ControlMessage, type NodeMessage, type VersionedConfig } from '@lb/shared';
@@ -171,9 +170,20 @@ describe('keys on the stream', () => {
     pushed.stop();
   });
 
-  it('id keys by the public key, so a renewed certificate with the same key needs no upload', () => {
-    const renewed = publicKeyId(new X509Certificate(site.chain).publicKey);
-    expect(renewed).toMatch(/^[0-9a-f]{64}$/);
-    expect(readFileSync(site.keyFile, 'utf8')).toContain('PRIVATE KEY');
+  it('share one ticket key between replicas that race to create and rotate it', async () => {
+    const store = new MemoryTicketKeyStore();
+    const box = new SecretBox(randomBytes(32));
+    let now = Date.parse('2026-12-01T00:00:00Z');
+    const a = new TicketKeyRing({ store, box, rotationMs: 60_000, logger, now: () => now });
+    const b = new TicketKeyRing({ store, box, rotationMs: 60_000, logger, now: () => now });
+    await Promise.all([a.check(), b.check()]);
+    expect(a.current()?.equals(b.current()!)).toBe(true);
+    now += 60_000;
+    await Promise.all([b.check(), a.check()]);
+    expect(a.current()?.equals(b.current()!)).toBe(true);
+    // A replica with another secrets key cannot open it, and keeps no key rather than a wrong one.
+    const stranger = new TicketKeyRing({ store, box: new SecretBox(randomBytes(32)), rotationMs: 60_000, logger, now: () => now });
+    await stranger.check();
+    expect(stranger.current()).toBeUndefined();
   });
 });
