@@ -201,6 +201,29 @@ describe('HTTPS listeners', () => {
     expect((await handshake(port, undefined)).subject.CN).toBe('rsa.example');
   });
 
+  it("hold clients to the listener's policy: oldest version, ciphers, ALPN", async () => {
+    const port = await freePort();
+    const strict = config(port, ['rsa']);
+    strict.listeners!.https!.tls = { ...strict.listeners!.https!.tls!, minVersion: 'TLSv1.3' };
+    expect(await push(strict, secrets({ rsa: rsa.key }))).toEqual({ ok: true });
+    await expect(handshake(port, 'rsa.example', 'TLSv1.2')).rejects.toThrow(/alert|version|handshake/i);
+    expect((await handshake(port, 'rsa.example')).subject.CN).toBe('rsa.example');
+    const only = config(port, ['rsa']);
+    only.listeners!.https!.tls = { ...only.listeners!.https!.tls!, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' };
+    expect(await push(only, secrets({ rsa: rsa.key }))).toEqual({ ok: true });
+    const cipher = await new Promise<string>((resolve, reject) => {
+      const socket = connect(
+        { host: '127.0.0.1', port, servername: 'rsa.example', maxVersion: 'TLSv1.2', ALPNProtocols: ['h2', 'http/1.1'], ca: pki.root },
+        () => {
+          resolve(`${socket.getCipher().name} ${socket.alpnProtocol}`);
+          socket.end();
+        },
+      );
+      socket.on('error', reject);
+    });
+    expect(cipher).toBe('ECDHE-RSA-AES128-GCM-SHA256 http/1.1');
+  });
+
   it('closes a listener the config drops', async () => {
     const port = await freePort();
     expect(await push(config(port), secrets({ ec: ecdsa.key, rsa: rsa.key, wild: wild.key }))).toEqual({ ok: true });
