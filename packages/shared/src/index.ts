@@ -9,3 +9,4 @@ export * from './protocol/messages.js';
 export * from './protocol/load.js';
 export * from './runtime/logger.js';
 export * from './runtime/flags.js';
+export * from './runtime/parse-errors.js';

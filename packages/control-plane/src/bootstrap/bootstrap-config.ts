@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { FlagError, validateConfig, type Config, type Logger } from '@lb/shared';
+import { describeParseError, FlagError, validateConfig, type Config, type Logger } from '@lb/shared';
 import { unwrapEnvelope } from '../api/envelope.js';
 import { ApiError } from '../errors.js';
 import type { CheckedKey, KeyVault } from '../secrets/key-vault.js';
@@ -37,7 +37,7 @@ export function readBootstrapConfig(path: string): BootstrapConfig {
     // YAML 1.2 is a superset of JSON: one parser reads both.
     document = parseYaml(text);
   } catch (err) {
-    throw new FlagError(`--bootstrap-config ${path} is neither YAML nor JSON: ${(err as Error).message}`);
+    throw new FlagError(`--bootstrap-config ${path} is neither YAML nor JSON: ${describeParseError(err)}`);
   }
   let body: unknown;
   try {

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Config, Logger, TlsSecrets } from '@lb/shared';
+import { describeParseError, type Config, type Logger, type TlsSecrets } from '@lb/shared';
 import { secretsFromJson, secretsToJson } from '../tls/key-material.js';
 import { checkConfigValue } from '../config/snapshot-validate.js';
 import { ERROR_CODES } from '../errors.js';
@@ -58,7 +58,7 @@ export class SnapshotCache {
     try {
       doc = JSON.parse(text);
     } catch (err) {
-      return problem(`not JSON: ${(err as Error).message}`);
+      return problem(`not JSON: ${describeParseError(err)}`);
     }
     if (doc === null || typeof doc !== 'object') return problem('not a JSON object');
     const { version, config, secrets } = doc as { version?: unknown; config?: unknown; secrets?: unknown };
