@@ -2,12 +2,17 @@
 // data plane configured (through the REST API) to balance over the peers' nginx backends on
 // 127.0.0.1:9001-9003. Stops everything on SIGTERM/SIGINT. Not a test: run by bench/proxy.sh.
 //   node bench/start-project.mjs [--listen 127.0.0.1:8090] [--workers 1] [--backends 9001,9002,9003] [--access-log off]
+// With --https-port P and --tls-dir DIR (deploy/local-tls.mjs makes it) the planes speak mutual
+// TLS and the config adds an HTTPS listener on P (TLS 1.3 only) with DIR's demo certificate, and
+// with --https-full-port Q one more on Q without session resumption (every handshake a full one);
+// --nodes N starts N data planes, node i binding those listeners on 127.0.0.i (bench/tls.sh).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { localTls } from '../deploy/local-tls.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -17,8 +22,14 @@ const { values } = parseArgs({
     backends: { type: 'string', default: '9001,9002,9003' },
     algorithm: { type: 'string', default: 'round_robin' },
     'access-log': { type: 'string', default: 'off' },
+    'https-port': { type: 'string' },
+    'https-full-port': { type: 'string' },
+    'tls-dir': { type: 'string' },
+    nodes: { type: 'string', default: '1' },
   },
 });
+const nodeIds = Array.from({ length: Number(values.nodes) }, (_, i) => (i === 0 ? 'bench' : `bench-${i + 1}`));
+const tls = values['tls-dir'] === undefined ? undefined : localTls(values['tls-dir'], nodeIds);
 const dir = mkdtempSync(join(tmpdir(), 'lb-bench-'));
 const children = [];
 const ports = { etcd: 22379, etcdPeer: 22380, cpHttp: 28080, cpGrpc: 28000, admin: 29901 };
@@ -88,6 +99,9 @@ start('control-plane', process.execPath, [
   // The control plane creates the file with an admin secret; the config PUT below uses it.
   '--admin-token-file',
   join(dir, 'admin-token'),
+  ...(tls === undefined
+    ? []
+    : ['--secrets-key-file', tls.secretsKey, '--grpc-tls-cert', tls.controlPlane.cert, '--grpc-tls-key', tls.controlPlane.key, '--grpc-client-ca', tls.ca]),
 ]);
 await waitOk(`http://127.0.0.1:${ports.cpHttp}/readyz`);
 const adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
@@ -98,25 +112,46 @@ const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
   body: JSON.stringify({
     pools: { bench: { algorithm: values.algorithm, backends } },
     routes: { all: { match: { pathPrefix: '/' }, pools: [{ pool: 'bench' }] } },
+    ...(tls === undefined || values['https-port'] === undefined
+      ? {}
+      : {
+          certificates: { site: { certificate: tls.demo.cert, privateKey: tls.demo.key } },
+          listeners: {
+            https: { port: Number(values['https-port']), protocol: 'https', tls: { certificates: ['site'], minVersion: 'TLSv1.3' } },
+            ...(values['https-full-port'] === undefined
+              ? {}
+              : {
+                  'https-full': {
+                    port: Number(values['https-full-port']),
+                    protocol: 'https',
+                    tls: { certificates: ['site'], minVersion: 'TLSv1.3', sessionResumption: false },
+                  },
+                }),
+          },
+        }),
   }),
 });
 if (!res.ok) throw new Error(`config: ${res.status} ${await res.text()}`);
-start('data-plane', process.execPath, [
-  'packages/data-plane/dist/main.js',
-  '--control-plane',
-  `127.0.0.1:${ports.cpGrpc}`,
-  '--listen',
-  values.listen,
-  '--admin-listen',
-  `127.0.0.1:${ports.admin}`,
-  '--node-id',
-  'bench',
-  '--cache-file',
-  join(dir, 'snapshot.json'),
-  '--workers',
-  values.workers,
-  '--access-log',
-  values['access-log'],
-]);
-await waitOk(`http://127.0.0.1:${ports.admin}/readyz`);
-console.error(`project ready on http://${values.listen} (workers ${values.workers})`);
+const [host, port] = [values.listen.slice(0, values.listen.lastIndexOf(':')), Number(values.listen.slice(values.listen.lastIndexOf(':') + 1))];
+for (const [i, id] of nodeIds.entries()) {
+  start(id, process.execPath, [
+    'packages/data-plane/dist/main.js',
+    '--control-plane',
+    `127.0.0.1:${ports.cpGrpc}`,
+    '--listen',
+    `${host}:${port + i}`,
+    '--admin-listen',
+    `127.0.0.1:${ports.admin + i}`,
+    '--node-id',
+    id,
+    '--cache-file',
+    join(dir, `snapshot-${id}.json`),
+    '--workers',
+    values.workers,
+    '--access-log',
+    values['access-log'],
+    ...(tls === undefined ? [] : ['--tls-ca', tls.ca, '--tls-cert', tls.node(id).cert, '--tls-key', tls.node(id).key, '--bind-address', `127.0.0.${i + 1}`]),
+  ]);
+  await waitOk(`http://127.0.0.1:${ports.admin + i}/readyz`);
+}
+console.error(`project ready on http://${values.listen} (workers ${values.workers}, nodes ${nodeIds.length})`);

@@ -19,5 +19,15 @@ if ! command -v etcd >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
 fi
 
+# The openssl CLI makes the local stack's throwaway certificates and the tests' (node:crypto
+# cannot sign X.509 certificates); curl is a client of the end-to-end TLS tests.
+for tool in openssl curl; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "bootstrap: installing $tool" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
+  fi
+done
+
 pnpm install --frozen-lockfile --reporter=silent
 pnpm build

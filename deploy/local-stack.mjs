@@ -2,12 +2,15 @@
 // two data planes, three demo backends, a demo config. Ctrl-C stops everything in reverse order.
 // Flags: --fresh (wipe .stack/ first). Ports are fixed so the README's commands work.
 // The control plane makes its admin token in .stack/admin-token on the first start (and seeds
-// the empty etcd from deploy/demo/lb.yaml); this prints it with the lines to use it.
+// the empty etcd from deploy/demo/lb.yaml plus an HTTPS listener); this prints it with the lines
+// to use it. The planes speak mutual TLS with throwaway certificates (deploy/local-tls.mjs), and
+// the data planes serve the demo over HTTPS on :8443, dp-1 on 127.0.0.1 and dp-2 on 127.0.0.2.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localTls } from './local-tls.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const STACK = join(ROOT, '.stack');
@@ -20,13 +23,43 @@ const PORTS = {
   dp1Admin: 9901,
   dp2: 8002,
   dp2Admin: 9902,
+  https: 8443,
   backends: [9101, 9102, 9103],
 };
+/** Where each data plane binds the config's listeners: one host, so one loopback address each. */
+const BIND = { 'dp-1': '127.0.0.1', 'dp-2': '127.0.0.2' };
 const CP_URL = `http://127.0.0.1:${PORTS.cpHttp}`;
 const ADMIN_TOKEN_FILE = join(STACK, 'admin-token');
 
 if (process.argv.includes('--fresh')) rmSync(STACK, { recursive: true, force: true });
 mkdirSync(join(STACK, 'logs'), { recursive: true });
+const tls = localTls(join(STACK, 'tls'), Object.keys(BIND));
+
+/** The demo config plus its HTTPS listener and certificate (with the key, which the control plane stores encrypted). */
+function bootstrapConfig() {
+  const indent = (text, n) =>
+    text
+      .trimEnd()
+      .split('\n')
+      .map((line) => `${' '.repeat(n)}${line}`)
+      .join('\n');
+  const yaml = `${readFileSync(join(ROOT, 'deploy/demo/lb.yaml'), 'utf8').trimEnd()}
+certificates:
+  demo:
+    certificate: |
+${indent(tls.demo.cert, 6)}
+    privateKey: |
+${indent(tls.demo.key, 6)}
+listeners:
+  https:
+    port: ${PORTS.https}
+    protocol: https
+    tls: { certificates: [demo] }
+`;
+  const path = join(STACK, 'lb.yaml');
+  writeFileSync(path, yaml, { mode: 0o600 });
+  return path;
+}
 
 const children = [];
 let stopping = false;
@@ -46,9 +79,9 @@ function start(name, command, args) {
   return child;
 }
 
-function portInUse(port) {
+function portInUse(port, host = '127.0.0.1') {
   return new Promise((resolve) => {
-    const socket = createConnection({ port, host: '127.0.0.1' });
+    const socket = createConnection({ port, host });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -100,6 +133,12 @@ for (const port of allPorts) {
     process.exit(1);
   }
 }
+for (const host of Object.values(BIND)) {
+  if (await portInUse(PORTS.https, host)) {
+    console.error(`port ${PORTS.https} on ${host} is in use; stop whatever holds it (another stack?) and try again`);
+    process.exit(1);
+  }
+}
 
 const etcdUrl = `http://127.0.0.1:${PORTS.etcdClient}`;
 const peerUrl = `http://127.0.0.1:${PORTS.etcdPeer}`;
@@ -138,7 +177,16 @@ start('control-plane', process.execPath, [
   ADMIN_TOKEN_FILE,
   // The demo config goes in once, into an empty etcd; a restarted stack keeps whatever was done since.
   '--bootstrap-config',
-  'deploy/demo/lb.yaml',
+  bootstrapConfig(),
+  // Private keys are encrypted in etcd with this key, and pushed only over mutual TLS.
+  '--secrets-key-file',
+  tls.secretsKey,
+  '--grpc-tls-cert',
+  tls.controlPlane.cert,
+  '--grpc-tls-key',
+  tls.controlPlane.key,
+  '--grpc-client-ca',
+  tls.ca,
 ]);
 await waitOk(`${CP_URL}/readyz`, 'control plane');
 const adminToken = readFileSync(ADMIN_TOKEN_FILE, 'utf8').trim();
@@ -167,6 +215,14 @@ for (const [id, port, admin] of [
     id,
     '--cache-file',
     join(STACK, `${id}-snapshot.json`),
+    '--bind-address',
+    BIND[id],
+    '--tls-ca',
+    tls.ca,
+    '--tls-cert',
+    tls.node(id).cert,
+    '--tls-key',
+    tls.node(id).key,
   ]);
   await waitOk(`http://127.0.0.1:${admin}/readyz`, id);
 }
@@ -174,9 +230,9 @@ for (const [id, port, admin] of [
 console.log(`
 The stack is up (logs in .stack/logs/, Ctrl-C to stop):
   control plane REST   ${CP_URL}           (OpenAPI: ${CP_URL}/docs)
-  control plane gRPC   127.0.0.1:${PORTS.cpGrpc}
-  data plane dp-1      http://127.0.0.1:${PORTS.dp1}     admin http://127.0.0.1:${PORTS.dp1Admin}/config
-  data plane dp-2      http://127.0.0.1:${PORTS.dp2}     admin http://127.0.0.1:${PORTS.dp2Admin}/config
+  control plane gRPC   127.0.0.1:${PORTS.cpGrpc}  (mutual TLS; certificates in .stack/tls/)
+  data plane dp-1      http://127.0.0.1:${PORTS.dp1}     https://localhost:${PORTS.https} (127.0.0.1)   admin http://127.0.0.1:${PORTS.dp1Admin}/config
+  data plane dp-2      http://127.0.0.1:${PORTS.dp2}     https://demo.localhost:${PORTS.https} on 127.0.0.2   admin http://127.0.0.1:${PORTS.dp2Admin}/config
   demo backends        ${PORTS.backends.map((p) => `127.0.0.1:${p}`).join('  ')}
   etcd                 ${etcdUrl}
 
@@ -187,4 +243,6 @@ In another shell, from ${ROOT}:
   lbctl get config
   curl -s -H "authorization: Bearer $LB_TOKEN" ${CP_URL}/v1/nodes
 Send traffic:  curl http://127.0.0.1:${PORTS.dp1}/   and   curl http://127.0.0.1:${PORTS.dp1}/api/x
+Over HTTPS:    curl --cacert .stack/tls/ca.pem https://localhost:${PORTS.https}/
+               curl --cacert .stack/tls/ca.pem --resolve demo.localhost:${PORTS.https}:127.0.0.2 https://demo.localhost:${PORTS.https}/
 `);

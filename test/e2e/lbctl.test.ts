@@ -137,7 +137,7 @@ describe('lbctl get', () => {
   it.each([
     ['config', /^version \d+\n\nPOOL +ALGORITHM +BACKENDS +ACTIVE +HEALTH CHECK\nweb +weighted_round_robin +2 +2 +-/m],
     ['pools', /^POOL +ALGORITHM +BACKENDS +ACTIVE +HEALTH CHECK\nweb +weighted_round_robin +2 +2/m],
-    ['routes', /^ROUTE +HOST +PATH PREFIX +POOLS\nsite +\* +\/ +web:1/m],
+    ['routes', /^ROUTE +HOST +PATH PREFIX +POOLS +LISTENERS\nsite +\* +\/ +web:1 +\*/m],
     ['nodes', /^NODE +STATUS +VERSION +ADDRESS +REPLICA +SINCE +LAST NACK\ndp-lbctl +connected +\d+/m],
     ['health', /^POOL +BACKEND +ADDRESS +STATE +STATUS +SINCE +LAST PROBE\nweb +b1 +127\.0\.0\.1:\d+ +active +unknown/m],
     ['versions', /^VERSION +CREATED +ACTOR +SOURCE +MESSAGE\n2 .* bootstrap-admin +127\.0\.0\.1 +PATCH \/v1\/pools\/web\/backends\/b1/m],

@@ -2,9 +2,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { Child } from './child.js';
 import { freePort, waitFor } from './wait.js';
+
+/** Serve clients over TLS with this certificate, and require client certificates of `clientCa`. */
+export interface EtcdTls {
+  certFile: string;
+  keyFile: string;
+  clientCaFile: string;
+}
 
 export class EtcdServer {
   private child: Child | undefined;
@@ -13,14 +21,15 @@ export class EtcdServer {
   private constructor(
     readonly clientPort: number,
     readonly peerPort: number,
+    readonly tls: EtcdTls | undefined,
   ) {}
 
   get url(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.tls === undefined ? 'http' : 'https'}://127.0.0.1:${this.clientPort}`;
   }
 
-  static async start(): Promise<EtcdServer> {
-    const server = new EtcdServer(await freePort(), await freePort());
+  static async start(options: { tls?: EtcdTls } = {}): Promise<EtcdServer> {
+    const server = new EtcdServer(await freePort(), await freePort(), options.tls);
     await server.restart();
     return server;
   }
@@ -45,16 +54,35 @@ export class EtcdServer {
       `test=${peer}`,
       '--log-level',
       'warn',
+      ...(this.tls === undefined
+        ? []
+        : ['--cert-file', this.tls.certFile, '--key-file', this.tls.keyFile, '--trusted-ca-file', this.tls.clientCaFile, '--client-cert-auth']),
     ]);
     const child = this.child;
+    // Over TLS /health wants a client certificate too: a connection that etcd accepts will do.
+    const probe = this.tls === undefined ? () => this.healthy() : () => this.listening();
     await waitFor(
       async () => {
         if (!child.running) throw new Error(`etcd exited: ${child.logs()}`);
-        const res = await fetch(`${this.url}/health`);
-        return res.ok && ((await res.json()) as { health: string }).health === 'true';
+        return probe();
       },
       { timeoutMs: 20_000, message: 'etcd to be healthy' },
     );
+  }
+
+  private async healthy(): Promise<boolean> {
+    const res = await fetch(`${this.url}/health`);
+    return res.ok && ((await res.json()) as { health: string }).health === 'true';
+  }
+
+  private listening(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port: this.clientPort }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
   }
 
   /**

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
 import { adminTokenFile } from './auth.js';
 import { Child } from './child.js';
 import { freePort, waitFor } from './wait.js';
@@ -26,6 +27,10 @@ export interface ControlPlaneOptions {
   adminTokenFile?: false;
   /** Environment added to the process's (default LB_LOG_LEVEL=warn). */
   env?: Record<string, string>;
+  /** The REST API serves HTTPS (extraArgs name --http-tls-cert/--http-tls-key): readiness is checked trusting this CA. */
+  httpsCa?: string;
+  /** Wait for /readyz (etcd reachable) before returning; default true. false: /healthz (the process is up). */
+  waitReady?: boolean;
 }
 
 export class ControlPlane {
@@ -41,7 +46,7 @@ export class ControlPlane {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.httpPort}`;
+    return `${this.options.httpsCa === undefined ? 'http' : 'https'}://127.0.0.1:${this.httpPort}`;
   }
 
   get grpcAddress(): string {
@@ -62,13 +67,19 @@ export class ControlPlane {
     args.push(...(this.options.extraArgs ?? []));
     this.child = new Child('control-plane', process.execPath, args, { LB_LOG_LEVEL: 'warn', ...this.options.env });
     const child = this.child;
+    const ca = this.options.httpsCa;
+    const path = this.options.waitReady === false ? '/healthz' : '/readyz';
+    const dispatcher = ca === undefined ? undefined : new Agent({ connect: { ca } });
     await waitFor(
       async () => {
         if (!child.running) throw new Error(`control plane exited: ${child.logs()}`);
-        return (await fetch(`${this.url}/readyz`)).ok;
+        const res = await request(`${this.url}${path}`, dispatcher === undefined ? {} : { dispatcher });
+        await res.body.dump();
+        return res.statusCode === 200;
       },
-      { timeoutMs: 20_000, message: 'control plane /readyz' },
+      { timeoutMs: 20_000, message: `control plane ${path}` },
     );
+    await dispatcher?.close();
   }
 
   get process(): Child {

@@ -8,6 +8,10 @@ import { waitFor } from './wait.js';
 export interface StackOptions {
   dataPlanes?: number;
   backends?: number;
+  /** Flags added to the control plane's. */
+  controlPlaneArgs?: string[];
+  /** Flags added to data plane `i`'s (0-based; its node id is `dp-<i+1>`). */
+  nodeArgs?: (i: number) => string[];
 }
 
 export class Stack {
@@ -20,13 +24,21 @@ export class Stack {
 
   static async start(options: StackOptions = {}): Promise<Stack> {
     const etcd = await EtcdServer.start();
-    const cp = await ControlPlane.start({ etcd: etcd.url });
+    const cp = await ControlPlane.start({ etcd: etcd.url, ...(options.controlPlaneArgs ? { extraArgs: options.controlPlaneArgs } : {}) });
     const backends = await Promise.all(Array.from({ length: options.backends ?? 3 }, (_, i) => Backend.start(`b${i + 1}`)));
     const dps: DataPlane[] = [];
     for (let i = 0; i < (options.dataPlanes ?? 2); i++) {
-      dps.push(await DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: `dp-${i + 1}` }));
+      dps.push(await DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: `dp-${i + 1}`, extraArgs: options.nodeArgs?.(i) ?? [] }));
     }
     return new Stack(etcd, cp, dps, backends);
+  }
+
+  /** A write through the API that must succeed; waits until every running data plane runs the new version. */
+  async write(method: string, path: string, body?: unknown): Promise<number> {
+    const res = await api(method, `${this.cp.url}${path}`, body);
+    if (res.status !== 200) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(res.body)}`);
+    await this.converge(res.body.version);
+    return res.body.version as number;
   }
 
   /** PUT /v1/config and wait until every running data plane has applied the new version. */

@@ -19,7 +19,7 @@ export function readConfigDocument(path: string, stdin: () => string = () => rea
   try {
     document = parseYaml(text);
   } catch (err) {
-    throw new CliError(EXIT.USAGE, `${path} is neither YAML nor JSON: ${(err as Error).message}`);
+    throw new CliError(EXIT.USAGE, `${path} is neither YAML nor JSON${where(err)}`);
   }
   if (document === null || typeof document !== 'object' || Array.isArray(document)) {
     throw new CliError(EXIT.USAGE, `${path} must hold a config: a mapping with pools and routes (or the {version, config} that get config prints)`);
@@ -27,4 +27,15 @@ export function readConfigDocument(path: string, stdin: () => string = () => rea
   const fields = Object.keys(document);
   if (fields.includes('config') && fields.every((f) => f === 'config' || f === 'version')) return (document as { config: unknown }).config;
   return document;
+}
+
+/**
+ * Where the parser stopped, and what it says went wrong — never the lines it would quote: the file
+ * may hold a private key (certificates.<name>.privateKey).
+ */
+function where(err: unknown): string {
+  const e = err as { message?: string; linePos?: Array<{ line: number; col: number }> };
+  const at = e.linePos?.[0];
+  const what = (e.message ?? '').split(' at line ')[0]!.split('\n')[0]!;
+  return at === undefined ? '' : `: ${what} (line ${at.line}, column ${at.col})`;
 }

@@ -43,7 +43,7 @@ export function buildProgram(io: Io, version: string): Command {
 
   program
     .command('get')
-    .description(`show what runs: ${RESOURCES.join(', ')} (a name shows one pool, route, node, pool's health or version)`)
+    .description(`show what runs: ${RESOURCES.join(', ')} (a name shows one pool, route, listener, certificate, node, pool's health or version)`)
     .argument('<resource>', RESOURCES.join('|'))
     .argument('[name]', 'one pool, route, node, pool (health) or version')
     .option('--limit <n>', 'versions: how many, newest first', '20')

@@ -9,9 +9,11 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '@lb/shared';
 import { auditRoutes } from './api/audit.js';
 import { backendRoutes } from './api/backends.js';
+import { certificateRoutes } from './api/certificates.js';
 import { configRoutes } from './api/config.js';
-import type { ApiDeps, HealthDeps } from './api/deps.js';
+import type { ApiDeps, HealthDeps, TlsDeps } from './api/deps.js';
 import { healthRoutes } from './api/health.js';
+import { listenerRoutes } from './api/listeners.js';
 import { nodeRoutes } from './api/nodes.js';
 import { registerOpenApi, registerOpenApiRoutes } from './api/openapi.js';
 import { opsRoutes } from './api/ops.js';
@@ -38,6 +40,9 @@ import { MemoryHealthStore } from './health/health-store.js';
 import { CpMetrics } from './metrics.js';
 import type { ConfigStore, NodeStore } from './store/config-store.js';
 import { MemoryRegistrationStore } from './store/registration-store.js';
+import { MemoryKeyStore } from './secrets/key-store.js';
+import { KeyVault } from './secrets/key-vault.js';
+import { certificateRules } from './tls/certificate-rules.js';
 import { ConfigWriter } from './versioning/config-writer.js';
 
 export interface AppOptions {
@@ -61,7 +66,14 @@ export interface AppOptions {
   bodyLimit?: number;
   /** The version shown in the OpenAPI document. */
   version?: string;
+  /** Private keys and expiry warnings; absent: a vault that keeps no keys, warnings at 21 days (tests). */
+  tls?: TlsDeps;
+  /** Serve HTTPS with this certificate chain and key (--http-tls-cert/--http-tls-key); absent: plain HTTP. */
+  https?: { cert: Buffer; key: Buffer };
 }
+
+/** --cert-warn-days' default. */
+export const DEFAULT_CERT_WARN_DAYS = 21;
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -78,15 +90,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Unknown query parameters are errors, not silently dropped; verbose errors name what is allowed.
     ajv: { customOptions: { removeAdditional: false, verbose: true } },
   } as const;
+  const transport = options.https !== undefined ? { https: { cert: options.https.cert, key: options.https.key } } : {};
   const app = (options.logger
     ? // Per-request logging stays off: metrics count requests, the audit trail records writes.
-      Fastify({ ...common, loggerInstance: options.logger, logController: new LogController({ disableRequestLogging: true }) })
-    : Fastify({ ...common, logger: false })) as unknown as FastifyInstance;
+      Fastify({ ...common, ...transport, loggerInstance: options.logger, logController: new LogController({ disableRequestLogging: true }) })
+    : Fastify({ ...common, ...transport, logger: false })) as unknown as FastifyInstance;
+  const tls = options.tls ?? { vault: new KeyVault(new MemoryKeyStore(), undefined), warnDays: DEFAULT_CERT_WARN_DAYS };
   const deps: ApiDeps = {
     store: options.store,
     nodes: options.nodes,
     metrics: options.metrics ?? new CpMetrics(),
-    writer: options.writer ?? new ConfigWriter(options.store),
+    writer: options.writer ?? new ConfigWriter(options.store, { verify: certificateRules(tls.vault) }),
+    tls,
     health: options.health ?? { store: new MemoryHealthStore(), registrations: new MemoryRegistrationStore(), ejections: new MemoryEjectionStore() },
     tokens: options.auth.tokens,
     audit: options.audit ?? new MemoryAuditLog(),
@@ -120,6 +135,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(backendRoutes, deps);
   await app.register(healthRoutes, deps);
   await app.register(routeRoutes, deps);
+  await app.register(listenerRoutes, deps);
+  await app.register(certificateRoutes, deps);
   await app.register(versionRoutes, deps);
   await app.register(nodeRoutes, deps);
   await app.register(tokenRoutes, deps);

@@ -1,4 +1,5 @@
 /** The command line of lb-control-plane (every flag also reads LB_<NAME>, e.g. LB_ETCD). */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { FlagError, hostPortFlag, listFlag, parseFlags, type FlagSpec, type HostPort } from '@lb/shared';
 
@@ -23,7 +24,48 @@ export const FLAGS = {
   },
   'node-retention-seconds': { description: 'how long a disconnected data plane stays in GET /v1/nodes', default: '86400' },
   'keep-audit-entries': { description: 'audit entries kept; older ones are pruned', default: '10000' },
+  'secrets-key-file': {
+    description:
+      'file holding 32 random bytes (64 hex digits; openssl rand -hex 32) that encrypt private keys in etcd (AES-256-GCM); every replica needs the same one. Without it no private key can be stored or pushed',
+  },
+  'cert-warn-days': { description: 'GET /v1/certificates warns of certificates expiring within this many days', default: '21' },
+  'session-ticket-rotation-hours': {
+    description:
+      'how often the TLS session-ticket key every data plane shares is replaced (resumption survives one rotation on most clients: they fall back to a full handshake)',
+    default: '12',
+  },
+  'grpc-tls-cert': { description: 'PEM certificate chain of the gRPC server; with --grpc-tls-key and --grpc-client-ca data planes must use mutual TLS' },
+  'grpc-tls-key': { description: 'PEM private key of --grpc-tls-cert' },
+  'grpc-client-ca': {
+    description: "PEM CA certificate(s) that data planes' client certificates must chain to; a node's id must be its certificate's CN or a DNS name in it",
+  },
+  'dev-plaintext-secrets': {
+    description: 'development only: push private keys and session-ticket keys over plaintext gRPC, to data planes on loopback addresses only',
+    boolean: true,
+  },
+  'http-tls-cert': { description: 'PEM certificate chain: serve the REST API over HTTPS (with --http-tls-key)' },
+  'http-tls-key': { description: 'PEM private key of --http-tls-cert' },
+  'etcd-ca': { description: "PEM CA certificate(s) that etcd's server certificate must chain to (https:// etcd URLs; default: the system's CAs)" },
+  'etcd-cert': { description: 'PEM client certificate presented to etcd (with --etcd-key), for etcd --client-cert-auth' },
+  'etcd-key': { description: 'PEM private key of --etcd-cert' },
 } satisfies Record<string, FlagSpec>;
+
+/** PEM material read from files named by flags, at start (a bad path is a usage error, not a late failure). */
+export interface CertKeyPair {
+  cert: Buffer;
+  key: Buffer;
+}
+
+export interface PlaneTlsSettings {
+  /** gRPC server over mutual TLS: its certificate and the CA its clients' certificates chain to. */
+  grpc?: CertKeyPair & { clientCa: Buffer };
+  /** REST API over HTTPS. */
+  http?: CertKeyPair;
+  /** TLS to etcd: the CA to trust, and a client certificate. */
+  etcd?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** Push keys over plaintext gRPC to loopback peers (development). */
+  devPlaintextSecrets: boolean;
+}
 
 export interface ControlPlaneSettings {
   help: boolean;
@@ -39,6 +81,61 @@ export interface ControlPlaneSettings {
   keepVersions: number;
   nodeRetentionSeconds: number;
   keepAuditEntries: number;
+  secretsKeyFile?: string;
+  certWarnDays: number;
+  ticketRotationHours: number;
+  tls: PlaneTlsSettings;
+}
+
+type FlagMap = Readonly<Record<string, string | undefined>>;
+
+function pemFile(flag: string, path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (err) {
+    throw new FlagError(`--${flag} ${path}: cannot read it: ${(err as Error).message}`);
+  }
+  if (!data.includes('-----BEGIN ')) throw new FlagError(`--${flag} ${path} is not PEM`);
+  return data;
+}
+
+/** Flags that only mean something together: all of them or none. */
+function together(flags: FlagMap, names: string[], why: string): boolean {
+  const given = names.filter((n) => flags[n] !== undefined);
+  if (given.length > 0 && given.length < names.length)
+    throw new FlagError(`--${names.join(', --')} go together (${why}); missing --${names.filter((n) => !given.includes(n)).join(', --')}`);
+  return given.length === names.length;
+}
+
+function planeTls(flags: FlagMap, etcdHosts: string[]): PlaneTlsSettings {
+  const grpc = together(flags, ['grpc-tls-cert', 'grpc-tls-key', 'grpc-client-ca'], 'private keys go only to data planes that prove who they are');
+  const http = together(flags, ['http-tls-cert', 'http-tls-key'], 'the REST API serves HTTPS with both');
+  together(flags, ['etcd-cert', 'etcd-key'], 'a client certificate needs its key');
+  const etcdTls = flags['etcd-ca'] !== undefined || flags['etcd-cert'] !== undefined;
+  if (etcdTls && etcdHosts.some((h) => h.startsWith('http://'))) throw new FlagError('--etcd-ca/--etcd-cert need https:// etcd URLs');
+  return {
+    ...(grpc
+      ? {
+          grpc: {
+            cert: pemFile('grpc-tls-cert', flags['grpc-tls-cert'])!,
+            key: pemFile('grpc-tls-key', flags['grpc-tls-key'])!,
+            clientCa: pemFile('grpc-client-ca', flags['grpc-client-ca'])!,
+          },
+        }
+      : {}),
+    ...(http ? { http: { cert: pemFile('http-tls-cert', flags['http-tls-cert'])!, key: pemFile('http-tls-key', flags['http-tls-key'])! } } : {}),
+    ...(etcdTls
+      ? {
+          etcd: {
+            ...(flags['etcd-ca'] !== undefined ? { ca: pemFile('etcd-ca', flags['etcd-ca'])! } : {}),
+            ...(flags['etcd-cert'] !== undefined ? { cert: pemFile('etcd-cert', flags['etcd-cert'])!, key: pemFile('etcd-key', flags['etcd-key'])! } : {}),
+          },
+        }
+      : {}),
+    devPlaintextSecrets: booleanFlag('dev-plaintext-secrets', flags['dev-plaintext-secrets']),
+  };
 }
 
 function etcdHost(value: string): string {
@@ -82,6 +179,9 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
       keepVersions: 0,
       nodeRetentionSeconds: 0,
       keepAuditEntries: 0,
+      certWarnDays: 0,
+      ticketRotationHours: 0,
+      tls: { devPlaintextSecrets: false },
     };
   const etcdPrefix = flags['etcd-prefix'] ?? '/lb';
   if (!/^\/[A-Za-z0-9._/-]*$/.test(etcdPrefix)) throw new FlagError(`--etcd-prefix "${etcdPrefix}" must start with "/" and use [A-Za-z0-9._/-]`);
@@ -90,10 +190,11 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
   const leaderTtlSeconds = Number(flags['leader-ttl-seconds'] ?? '3');
   if (!Number.isInteger(leaderTtlSeconds) || leaderTtlSeconds < 2 || leaderTtlSeconds > 60)
     throw new FlagError('--leader-ttl-seconds must be a whole number from 2 to 60');
+  const etcdHosts = listFlag('etcd', flags.etcd ?? '').map(etcdHost);
   return {
     help: false,
     leaderTtlSeconds,
-    etcdHosts: listFlag('etcd', flags.etcd ?? '').map(etcdHost),
+    etcdHosts,
     http: hostPortFlag('http-listen', flags['http-listen'] ?? ''),
     grpc: hostPortFlag('grpc-listen', flags['grpc-listen'] ?? ''),
     etcdPrefix,
@@ -104,5 +205,9 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
     keepVersions: wholeNumber('keep-versions', flags['keep-versions'], 0, 1_000_000_000),
     nodeRetentionSeconds: wholeNumber('node-retention-seconds', flags['node-retention-seconds'], 1, 10 * 365 * 86400),
     keepAuditEntries: wholeNumber('keep-audit-entries', flags['keep-audit-entries'], 1, 10_000_000),
+    ...(flags['secrets-key-file'] !== undefined ? { secretsKeyFile: flags['secrets-key-file'] } : {}),
+    certWarnDays: wholeNumber('cert-warn-days', flags['cert-warn-days'], 0, 3650),
+    ticketRotationHours: wholeNumber('session-ticket-rotation-hours', flags['session-ticket-rotation-hours'], 1, 24 * 30),
+    tls: planeTls(flags as unknown as FlagMap, etcdHosts),
   };
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** lb-control-plane: wires etcd, the REST API and the gRPC push server together. Nothing else. */
 import { createRequire } from 'node:module';
-import { createLogger, runMain, usage } from '@lb/shared';
+import { createLogger, FlagError, runMain, usage } from '@lb/shared';
 import { buildApp } from './app.js';
 import { EtcdAuditLog } from './audit/etcd-audit-log.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -30,6 +30,14 @@ import { createEtcdClient } from './store/etcd-client.js';
 import { EtcdConfigStore } from './store/etcd-config-store.js';
 import { EtcdNodeStore } from './store/etcd-node-store.js';
 import { EtcdRegistrationStore } from './store/registration-store.js';
+import { EtcdKeyStore } from './secrets/etcd-key-store.js';
+import { KeyVault } from './secrets/key-vault.js';
+import { SecretBox, SecretKeyFileError } from './secrets/secret-box.js';
+import { certificateRules } from './tls/certificate-rules.js';
+import { pushSecurity } from './tls/push-security.js';
+import { SnapshotSecrets } from './tls/snapshot-secrets.js';
+import { EtcdTicketKeyStore, TicketKeyRing } from './tls/ticket-keys.js';
+import * as grpc from '@grpc/grpc-js';
 
 /** A shutdown that takes longer than this is forced (and reported with exit code 1). */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -45,9 +53,18 @@ async function main(): Promise<void> {
   const adminFile = settings.adminTokenFile === undefined ? undefined : readOrCreateAdminTokenFile(settings.adminTokenFile);
   if (adminFile?.created) logger.warn({ file: settings.adminTokenFile }, 'wrote a new bootstrap admin secret to --admin-token-file');
   const bootstrapConfig = settings.bootstrapConfig === undefined ? undefined : readBootstrapConfig(settings.bootstrapConfig);
+  let secretBox: SecretBox | undefined;
+  try {
+    secretBox = settings.secretsKeyFile === undefined ? undefined : SecretBox.fromFile(settings.secretsKeyFile);
+  } catch (err) {
+    if (err instanceof SecretKeyFileError) throw new FlagError(`--secrets-key-file: ${err.message}`);
+    throw err;
+  }
+  if (bootstrapConfig !== undefined && bootstrapConfig.keys.length > 0 && secretBox === undefined)
+    throw new FlagError(`--bootstrap-config ${settings.bootstrapConfig} holds private keys: give the control plane --secrets-key-file to store them`);
   const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
   let stopping = false;
-  const client = createEtcdClient({ hosts: settings.etcdHosts });
+  const client = createEtcdClient({ hosts: settings.etcdHosts, ...(settings.tls.etcd !== undefined ? { tls: settings.tls.etcd } : {}) });
   const store = new EtcdConfigStore({ client, prefix: settings.etcdPrefix, logger });
   const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, logger });
   const metrics = new CpMetrics({ defaultMetrics: true });
@@ -55,17 +72,33 @@ async function main(): Promise<void> {
   // If etcd is down now the feed keeps retrying and /readyz answers 503 meanwhile: no crash loop.
   const feed = new ConfigFeed({ store, logger, metrics });
   feed.start();
+  metrics.certificates = () => feed.latest()?.config;
   // Self-registered backends are merged into what is pushed and probed, never into versions.
   const registrations = new EtcdRegistrationStore(client, settings.etcdPrefix, logger);
   const merged = new MergedConfigSource({ config: feed, registrations, logger });
   merged.start();
+  const vault = new KeyVault(new EtcdKeyStore(client, settings.etcdPrefix), secretBox);
+  // Without a secrets key there is nothing to seal a shared ticket key with: each node then keeps its own.
+  const tickets =
+    secretBox === undefined
+      ? undefined
+      : new TicketKeyRing({
+          store: new EtcdTicketKeyStore(client, settings.etcdPrefix, logger),
+          box: secretBox,
+          rotationMs: settings.ticketRotationHours * 3_600_000,
+          logger,
+        });
+  tickets?.start();
+  // What nodes get (and probes use): the merged config plus the keys it needs.
+  const pushed = new SnapshotSecrets({ config: merged, vault, ...(tickets !== undefined ? { tickets } : {}), logger });
+  pushed.start();
   const healthStore = new EtcdHealthStore(client, settings.etcdPrefix, logger);
   const healthFeed = new HealthFeed({ store: healthStore, logger });
   healthFeed.start();
   const ejections = new EtcdEjectionStore(client, settings.etcdPrefix, logger);
   const election = new LeaderElection({ client, prefix: settings.etcdPrefix, replica: settings.replicaId, logger, ttlSeconds: settings.leaderTtlSeconds });
   const checker = new HealthChecker({
-    config: merged,
+    config: pushed,
     leadership: election,
     store: healthStore,
     probes: { http: httpProbe, tcp: tcpProbe, grpc: grpcProbe },
@@ -75,8 +108,20 @@ async function main(): Promise<void> {
   });
   checker.start();
   election.start();
+  const grpcTls = settings.tls.grpc;
   const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
-  const streams = new StreamServer({ config: merged, health: healthFeed, reports: ejections, registry, logger, metrics });
+  const streams = new StreamServer({
+    config: pushed,
+    health: healthFeed,
+    reports: ejections,
+    registry,
+    logger,
+    metrics,
+    security: pushSecurity({ mutualTls: grpcTls !== undefined, devPlaintextSecrets: settings.tls.devPlaintextSecrets }),
+    ...(grpcTls !== undefined
+      ? { credentials: grpc.ServerCredentials.createSsl(grpcTls.clientCa, [{ cert_chain: grpcTls.cert, private_key: grpcTls.key }], true) }
+      : {}),
+  });
   const tokens = new EtcdTokenStore({ client, prefix: settings.etcdPrefix, logger });
   tokens.start();
   if (adminFile === undefined) {
@@ -96,9 +141,17 @@ async function main(): Promise<void> {
   // Every new version may push an old one past --keep-versions.
   feed.subscribe(() => retention.request());
   retention.start();
-  const writer = new ConfigWriter(store);
+  const writer = new ConfigWriter(store, { verify: certificateRules(vault) });
   if (bootstrapConfig !== undefined && settings.bootstrapConfig !== undefined) {
-    void seedEmptyStore({ writer, config: bootstrapConfig, path: settings.bootstrapConfig, logger, isStopped: () => stopping });
+    void seedEmptyStore({
+      writer,
+      config: bootstrapConfig.config,
+      keys: bootstrapConfig.keys,
+      vault,
+      path: settings.bootstrapConfig,
+      logger,
+      isStopped: () => stopping,
+    });
   }
   const app = await buildApp({
     store,
@@ -112,6 +165,8 @@ async function main(): Promise<void> {
     audit,
     publicMetrics: settings.publicMetrics,
     onRetentionChange: () => retention.request(),
+    tls: { vault, warnDays: settings.certWarnDays },
+    ...(settings.tls.http !== undefined ? { https: settings.tls.http } : {}),
   });
 
   try {
@@ -121,7 +176,23 @@ async function main(): Promise<void> {
     logger.fatal({ err }, 'cannot listen');
     process.exit(1);
   }
-  logger.info({ http: settings.http, grpc: settings.grpc, etcd: settings.etcdHosts, prefix: settings.etcdPrefix }, 'control plane started');
+  logger.info(
+    {
+      http: settings.http,
+      grpc: settings.grpc,
+      etcd: settings.etcdHosts,
+      prefix: settings.etcdPrefix,
+      grpcTls: grpcTls !== undefined ? 'mutual' : 'off',
+      httpTls: settings.tls.http !== undefined,
+      secretsKey: secretBox?.kid ?? 'none',
+    },
+    'control plane started',
+  );
+  if (grpcTls === undefined)
+    logger.warn(
+      { devPlaintextSecrets: settings.tls.devPlaintextSecrets },
+      'gRPC to data planes is plaintext: private keys are pushed to no node (but loopback ones with --dev-plaintext-secrets)',
+    );
 
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -141,6 +212,8 @@ async function main(): Promise<void> {
       registry.stop();
       await streams.close(); // end every DP stream so the nodes reconnect to another replica
       feed.stop();
+      pushed.stop();
+      tickets?.stop();
       merged.stop();
       healthFeed.stop();
       await ejections.close();

@@ -1,4 +1,5 @@
 /** Prometheus metrics of one control-plane process; one registry per instance so tests don't share. */
+import { certificateExpiries, type Config } from '@lb/shared';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { etcdErrors } from './store/etcd-client.js';
 
@@ -11,6 +12,8 @@ export class CpMetrics {
   /** Pushes answered by nodes (result ack|nack) or failed to send (result error). */
   readonly pushes: Counter<'kind' | 'result'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  /** Where lb_cp_certificate_expiry_seconds reads the current config at scrape time; unset: no series. */
+  certificates: () => Config | undefined = () => undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
@@ -38,6 +41,18 @@ export class CpMetrics {
       help: 'REST requests by method, route template and status',
       labelNames: ['method', 'route', 'status'],
       registers,
+    });
+    const metrics = this;
+    new Gauge({
+      name: 'lb_cp_certificate_expiry_seconds',
+      help: 'Seconds until each certificate of the current config expires (negative once expired)',
+      labelNames: ['certificate'],
+      registers,
+      // Computed at scrape time: the value moves with the clock, not with config changes.
+      collect() {
+        this.reset();
+        for (const [certificate, seconds] of certificateExpiries(metrics.certificates()?.certificates, Date.now())) this.set({ certificate }, seconds);
+      },
     });
   }
 }

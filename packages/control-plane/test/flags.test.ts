@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FlagError } from '@lb/shared';
+import { testPki } from '../../../test/support/pki.js';
 import { parseControlPlaneFlags } from '../src/flags.js';
 
 describe('lb-control-plane flags', () => {
@@ -71,5 +72,48 @@ describe('lb-control-plane flags', () => {
   ])('rejects %j', (argv, message) => {
     expect(() => parseControlPlaneFlags(argv as string[], {})).toThrow(FlagError);
     expect(() => parseControlPlaneFlags(argv as string[], {})).toThrow(message);
+  });
+
+  it('reads the TLS flags: mTLS between the planes, HTTPS, etcd TLS, secrets and warnings, each group whole or not at all', () => {
+    const site = testPki().issue({ cn: 'cp.example' });
+    const s = parseControlPlaneFlags(
+      [
+        '--etcd',
+        'https://a:2379',
+        '--grpc-tls-cert',
+        site.chainFile,
+        '--grpc-tls-key',
+        site.keyFile,
+        '--grpc-client-ca',
+        site.caFile,
+        '--http-tls-cert',
+        site.chainFile,
+        '--http-tls-key',
+        site.keyFile,
+        '--etcd-ca',
+        site.caFile,
+        '--secrets-key-file',
+        '/run/secrets-key',
+        '--cert-warn-days',
+        '30',
+      ],
+      {},
+    );
+    expect(s.tls.grpc?.clientCa.toString()).toBe(site.ca);
+    expect(s.tls.http?.cert.toString()).toBe(site.chain);
+    expect(s.tls.etcd).toEqual({ ca: Buffer.from(site.ca) });
+    expect(s).toMatchObject({ secretsKeyFile: '/run/secrets-key', certWarnDays: 30, ticketRotationHours: 12 });
+    expect(s.tls.devPlaintextSecrets).toBe(false);
+    const bad: Array<[string[], RegExp]> = [
+      [['--grpc-tls-cert', site.chainFile, '--grpc-tls-key', site.keyFile], /missing --grpc-client-ca/],
+      [['--http-tls-cert', site.chainFile], /missing --http-tls-key/],
+      [['--etcd-ca', site.caFile], /need https:\/\/ etcd URLs/],
+      [['--http-tls-cert', '/nope', '--http-tls-key', site.keyFile], /--http-tls-cert \/nope: cannot read it/],
+      [['--cert-warn-days', 'soon'], /--cert-warn-days must be a whole number/],
+    ];
+    for (const [args, message] of bad) {
+      expect(() => parseControlPlaneFlags(['--etcd', 'http://a:1', ...args], {})).toThrow(FlagError);
+      expect(() => parseControlPlaneFlags(['--etcd', 'http://a:1', ...args], {})).toThrow(message);
+    }
   });
 });

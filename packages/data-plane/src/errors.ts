@@ -21,6 +21,10 @@ export const ERROR_CODES = {
   SNAPSHOT_COMPILE: 'DP_ERR_SNAPSHOT_COMPILE',
   /** The cache file exists but cannot be used; the data plane starts without it. */
   CACHE_CORRUPT: 'DP_ERR_CACHE_CORRUPT',
+  /** A listener's TLS cannot be built: a certificate without its private key in the push (the control plane says why), or a key OpenSSL refuses. */
+  TLS_UNAVAILABLE: 'DP_ERR_TLS_UNAVAILABLE',
+  /** A listener's port cannot be bound (in use, not permitted). */
+  LISTENER_BIND: 'DP_ERR_LISTENER_BIND',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -53,6 +57,8 @@ export const UPSTREAM_ERRORS = {
   REQUEST_BODY: 'LB_UPSTREAM_REQUEST_BODY',
   /** The client went away; the attempt was abandoned (never a backend's fault). */
   CLIENT_ABORTED: 'LB_CLIENT_ABORTED',
+  /** The TLS handshake with the backend failed: its certificate does not verify (chain, name, dates), or no protocol in common. */
+  TLS: 'LB_UPSTREAM_TLS',
 } as const;
 
 export type UpstreamErrorCode = (typeof UPSTREAM_ERRORS)[keyof typeof UPSTREAM_ERRORS];
@@ -73,9 +79,10 @@ export class UpstreamError extends Error {
  * `timeout`: connected, but headers or body did not arrive in time → 504.
  * `reset`: the backend closed the connection mid-exchange → 502.
  * `protocol`: the backend answered with something that is not valid HTTP/1.1, or more than it owed → 502.
+ * `tls`: the TLS handshake with the backend failed (its certificate does not verify) → 502.
  * `other`: anything else → 502.
  */
-export const UPSTREAM_ERROR_KINDS = ['connect', 'timeout', 'reset', 'protocol', 'other'] as const;
+export const UPSTREAM_ERROR_KINDS = ['connect', 'timeout', 'reset', 'protocol', 'tls', 'other'] as const;
 export type UpstreamErrorKind = (typeof UPSTREAM_ERROR_KINDS)[number];
 
 // Node's socket codes, the built-in client's and undici's.
@@ -92,6 +99,24 @@ const CONNECT_CODES = new Set([
 const TIMEOUT_CODES = new Set([UPSTREAM_ERRORS.HEADERS_TIMEOUT, UPSTREAM_ERRORS.BODY_TIMEOUT, 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', UPSTREAM_ERRORS.CLOSED, UPSTREAM_ERRORS.POOL_CLOSED, 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 const PROTOCOL_CODES = new Set([UPSTREAM_ERRORS.PROTOCOL, 'UND_ERR_INFO', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
+/** OpenSSL's verification results as node reports them (undici passes them on as they are). */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+]);
 
 export function classifyUpstreamError(err: unknown): UpstreamErrorKind {
   const code = (err as { code?: unknown } | null)?.code;
@@ -100,6 +125,7 @@ export function classifyUpstreamError(err: unknown): UpstreamErrorKind {
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (RESET_CODES.has(code)) return 'reset';
   if (code.startsWith('HPE_') || PROTOCOL_CODES.has(code)) return 'protocol';
+  if (code === UPSTREAM_ERRORS.TLS || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || CERTIFICATE_CODES.has(code)) return 'tls';
   return 'other';
 }
 
@@ -114,11 +140,14 @@ export const LOCAL_REPLY_CODES = {
   upstream_connect: { status: 502, text: 'upstream connect failed' },
   upstream_error: { status: 502, text: 'upstream error' },
   upstream_timeout: { status: 504, text: 'upstream timed out' },
+  upstream_tls: { status: 502, text: 'upstream TLS failed' },
   bad_request: { status: 400, text: 'bad request', close: true },
   too_many_headers: { status: 431, text: 'too many request header fields', close: true },
   transfer_coding_not_implemented: { status: 501, text: 'transfer coding not implemented', close: true },
   overloaded: { status: 503, text: 'overloaded' },
   rate_limited: { status: 429, text: 'rate limit exceeded' },
+  /** The route redirects plain HTTP to HTTPS: 308 by default, 301 when the route says so. */
+  https_redirect: { status: 308, text: 'moved to https' },
 } as const satisfies Record<string, { status: number; text: string; close?: boolean }>;
 
 export type LocalReplyCode = keyof typeof LOCAL_REPLY_CODES;

@@ -5,6 +5,8 @@
  * signals → graceful stop. Nothing else lives here.
  */
 import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
 import { choiceFlag, createLogger, FlagError, hostPortFlag, listFlag, parseFlags, runMain, usage, type FlagSpec, type Logger } from '@lb/shared';
 import { AccessLog } from './access-log/access-log.js';
@@ -21,7 +23,13 @@ const COMMAND = 'lb-data-plane';
 
 const FLAGS = {
   'control-plane': { description: 'control plane gRPC address(es), HOST:PORT[,HOST:PORT]', required: true },
-  listen: { description: 'client traffic listener HOST:PORT', default: '127.0.0.1:8000' },
+  listen: { description: 'client traffic listener HOST:PORT (routes name it "default")', default: '127.0.0.1:8000' },
+  'bind-address': { description: 'address the listeners of the config bind (default: the host of --listen; 0.0.0.0 for every interface)' },
+  'tls-ca': {
+    description: "PEM CA certificate(s) the control plane's gRPC certificate must chain to; with --tls-cert and --tls-key the stream uses mutual TLS",
+  },
+  'tls-cert': { description: 'PEM certificate of this node for mutual TLS to the control plane; its CN or a DNS name must be the node id' },
+  'tls-key': { description: 'PEM private key of --tls-cert' },
   'admin-listen': { description: 'admin listener (/healthz, /readyz, /metrics, /config) HOST:PORT', default: '127.0.0.1:9901' },
   'node-id': { description: "this node's id as the control plane shows it (default: the host name)" },
   'cache-file': { description: 'where the last applied snapshot is kept (default: ./lb-data-plane-<node-id>.json)' },
@@ -90,6 +98,9 @@ async function main(): Promise<void> {
   const controlPlanes = listFlag('control-plane', flags['control-plane']!);
   for (const cp of controlPlanes) hostPortFlag('control-plane', cp);
   const listen = hostPortFlag('listen', flags.listen!);
+  const bindAddress = flags['bind-address'] ?? listen.host;
+  if (isIP(bindAddress) === 0) throw new FlagError(`--bind-address "${bindAddress}" must be an IPv4 or IPv6 address`);
+  const controlPlaneTls = controlPlaneTlsFlags(flags['tls-ca'], flags['tls-cert'], flags['tls-key']);
   const adminListen = hostPortFlag('admin-listen', flags['admin-listen']!);
   const nodeId = flags['node-id'] ?? hostname();
   if (!NODE_ID_RE.test(nodeId)) throw new FlagError(`--node-id "${nodeId}": use letters, digits, '.', '_' and '-' (up to 253)`);
@@ -108,12 +119,14 @@ async function main(): Promise<void> {
 
   if (cluster.isWorker) {
     const logger = createLogger('data-plane').child({ worker: cluster.worker!.id });
-    runWorker({ listen, drainTimeoutMs, stickySecret, logger, proxy, upstream });
+    runWorker({ listen, bindAddress, drainTimeoutMs, stickySecret, logger, proxy, upstream });
     return;
   }
   const common = {
     controlPlanes,
     listen,
+    bindAddress,
+    controlPlaneTls,
     adminListen,
     nodeId,
     zone: flags.zone ?? '',
@@ -169,6 +182,27 @@ function accessLogFlag(target: string): string {
     throw new FlagError(`--access-log ${target}: cannot be written (${(err as Error).message})`);
   }
   return target;
+}
+
+/** --tls-ca, --tls-cert and --tls-key: all three (mutual TLS to the control plane) or none. */
+function controlPlaneTlsFlags(
+  ca: string | undefined,
+  cert: string | undefined,
+  key: string | undefined,
+): { ca: Buffer; cert: Buffer; key: Buffer } | undefined {
+  const given = [ca, cert, key].filter((v) => v !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 3) throw new FlagError("--tls-ca, --tls-cert and --tls-key go together: mutual TLS needs the CA, this node's certificate and its key");
+  const read = (flag: string, path: string): Buffer => {
+    try {
+      const data = readFileSync(path);
+      if (!data.includes('-----BEGIN ')) throw new Error('not PEM');
+      return data;
+    } catch (err) {
+      throw new FlagError(`--${flag} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { ca: read('tls-ca', ca!), cert: read('tls-cert', cert!), key: read('tls-key', key!) };
 }
 
 /** --http-server and --upstream-client: one of `choices`, and `native` only where node's parser is reachable. */

@@ -4,6 +4,7 @@
  * /metrics is scraped. Stats objects outlive snapshots, so counters never go backwards when a
  * route or pool is recompiled.
  */
+import { certificateExpiries, type Config } from '@lb/shared';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { UPSTREAM_ERROR_KINDS, type UpstreamErrorKind } from './errors.js';
 import { type PoolSource, registerBackendSeries } from './metrics/backend-series.js';
@@ -28,7 +29,7 @@ export class RequestStats {
 }
 
 export class UpstreamErrorStats {
-  readonly byKind: Record<UpstreamErrorKind, number> = { connect: 0, timeout: 0, reset: 0, protocol: 0, other: 0 };
+  readonly byKind: Record<UpstreamErrorKind, number> = { connect: 0, timeout: 0, reset: 0, protocol: 0, tls: 0, other: 0 };
   constructor(readonly pool: string) {}
 }
 
@@ -65,6 +66,9 @@ export class DataPlaneMetrics {
   private readonly controlPlaneConnected: Gauge | undefined;
   private readonly workers: Gauge | undefined;
   private readonly workerRestarts: Counter | undefined;
+  private readonly handshakeErrors = new Map<string, number>();
+  /** Where lb_dp_certificate_expiry_seconds reads the running config's certificates at scrape time. */
+  certificates: () => Config['certificates'] = () => undefined;
 
   /** What the scrape reads per pool and backend (the applier sets it); undefined before. */
   poolSource: PoolSource | undefined;
@@ -105,6 +109,17 @@ export class DataPlaneMetrics {
       registers: [this.registry],
     });
     this.controlPlaneConnected.set(0);
+    const self = this;
+    new Gauge({
+      name: 'lb_dp_certificate_expiry_seconds',
+      help: 'Seconds until each certificate of the running config expires (negative once expired).',
+      labelNames: ['certificate'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [certificate, seconds] of certificateExpiries(self.certificates(), Date.now())) this.set({ certificate }, seconds);
+      },
+    });
     if (scope !== 'primary') return;
     this.workers = new Gauge({ name: 'lb_dp_workers', help: 'Worker processes serving traffic (--workers).', registers: [this.registry] });
     this.workers.set(0);
@@ -142,6 +157,16 @@ export class DataPlaneMetrics {
         for (const s of self.upstream.values()) {
           for (const kind of UPSTREAM_ERROR_KINDS) if (s.byKind[kind] > 0) this.inc({ pool: s.pool, kind }, s.byKind[kind]);
         }
+      },
+    });
+    new Counter({
+      name: 'lb_dp_tls_handshake_errors_total',
+      help: 'TLS handshakes that failed on a listener (a client without TLS, an old version, no shared cipher, a timeout).',
+      labelNames: ['listener'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [listener, n] of self.handshakeErrors) this.inc({ listener }, n);
       },
     });
     new Gauge({
@@ -211,6 +236,10 @@ export class DataPlaneMetrics {
   /** A pool's time-to-response-head histogram. */
   upstreamLatency(pool: string): LatencyHistogram {
     return this.upstreamLatencies?.series(pool, { pool }) ?? new LatencyHistogram({ pool });
+  }
+
+  tlsHandshakeFailed(listener: string): void {
+    this.handshakeErrors.set(listener, (this.handshakeErrors.get(listener) ?? 0) + 1);
   }
 
   upstreamErrors(pool: string): UpstreamErrorStats {

@@ -21,6 +21,8 @@ export interface DataPlaneOptions {
   /** Control plane gRPC addresses; empty runs the node from its cache file alone. */
   controlPlanes: readonly string[];
   listen: HostPort;
+  /** Where the listeners a config names bind (--bind-address). Default: listen's host. */
+  bindAddress?: string | undefined;
   adminListen: HostPort;
   nodeId: string;
   zone?: string;
@@ -33,6 +35,8 @@ export interface DataPlaneOptions {
   upstream?: UpstreamOptions;
   proxy?: ProxyServerOptions;
   discovery?: { initialBackoffMs?: number; maxBackoffMs?: number; firstMessageTimeoutMs?: number };
+  /** Mutual TLS to the control planes (DiscoveryClientOptions.tls); absent: plaintext. */
+  controlPlaneTls?: DiscoveryClientOptions['tls'];
   logger?: Logger;
   clock?: Clock;
   random?: Random;
@@ -54,7 +58,7 @@ export function httpUrl(address: AddressInfo): string {
  * it says Hello with `proxyAddress` and hands pushes to `handler`. Not started yet.
  */
 export function createDiscoveryClient(
-  options: Pick<DataPlaneOptions, 'controlPlanes' | 'nodeId' | 'zone' | 'random' | 'discovery'>,
+  options: Pick<DataPlaneOptions, 'controlPlanes' | 'nodeId' | 'zone' | 'random' | 'discovery' | 'controlPlaneTls'>,
   proxyAddress: AddressInfo,
   handler: DiscoveryClientOptions['handler'],
   logger: Logger,
@@ -69,6 +73,7 @@ export function createDiscoveryClient(
     logger,
     random: options.random ?? systemRandom,
     ...options.discovery,
+    tls: options.controlPlaneTls,
     onConnectionChange: (connected) => metrics.setControlPlaneConnected(connected),
   });
 }
@@ -106,8 +111,11 @@ export class DataPlaneNode {
       stickySecret: options.stickySecret,
       upstream: options.upstream,
       proxy: options.proxy,
+      bindAddress: options.bindAddress ?? options.listen.host,
+      drainTimeoutMs: options.drainTimeoutMs,
     });
     this.applier = this.traffic.applier;
+    metrics.certificates = () => this.applier.current?.config.certificates;
     this.upstreams = this.traffic.upstreams;
     this.health = this.traffic.health;
     this.adminServer = createAdminServer(
@@ -132,9 +140,9 @@ export class DataPlaneNode {
     return httpUrl(this.adminAddress!);
   }
 
-  /** Loads the cache, opens both listeners, then connects to the control planes. */
+  /** Loads the cache (opening the listeners it names), opens --listen and the admin port, then connects to the control planes. */
   async start(): Promise<void> {
-    this.applier.loadCache();
+    await this.applier.loadCache();
     this.proxyAddress = await this.traffic.listen(this.options.listen.host, this.options.listen.port);
     this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
     this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId }, 'data plane listening');

@@ -119,6 +119,8 @@ export async function startTestNode(options: Partial<DataPlaneOptions> = {}): Pr
     node,
     apply(config: unknown): number {
       const outcome = node.applier.onConfig(snapshot(++version, config));
+      // Configs without listeners apply synchronously.
+      if (outcome instanceof Promise) throw new Error('apply() takes configs without listeners; await onConfig() for those');
       if (!outcome.ok) throw new Error(outcome.error);
       return version;
     },

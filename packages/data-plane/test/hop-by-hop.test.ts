@@ -7,6 +7,7 @@ function scan(raw: string[], underscores: 'drop' | 'allow' = 'drop'): RequestHea
     headers: [],
     host: undefined,
     forwardedFor: undefined,
+    forwarded: undefined,
     hasBody: false,
     hasRequestId: false,
     duplicateHost: false,

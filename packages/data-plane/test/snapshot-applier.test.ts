@@ -65,7 +65,7 @@ describe('SnapshotApplier', () => {
     expect(a.onConfig(snapshot(1, simpleConfig(['10.0.0.1:80'])))).toEqual({ ok: true });
     const good = a.current;
     expect(good?.version).toBe(1);
-    const bad = a.onConfig(snapshot(2, { pools: { web: { backends: [{ id: 'a', address: 'no-port' }] } } }));
+    const bad = await a.onConfig(snapshot(2, { pools: { web: { backends: [{ id: 'a', address: 'no-port' }] } } }));
     expect(bad.ok).toBe(false);
     expect(a.current).toBe(good);
     expect(a.appliedVersion()).toBe(1);

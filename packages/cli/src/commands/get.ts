@@ -1,9 +1,9 @@
-/** `lbctl get config|pools|routes|nodes|health|versions [NAME]`: what runs, as tables or -o json|yaml. */
+/** `lbctl get config|pools|routes|listeners|certificates|nodes|health|versions [NAME]`: what runs, as tables or -o json|yaml. */
 import { CliError, EXIT } from '../exit-codes.js';
 import type { Context } from '../context.js';
 import { ago, formatted, table } from '../output.js';
 
-export const RESOURCES = ['config', 'pools', 'routes', 'nodes', 'health', 'versions'] as const;
+export const RESOURCES = ['config', 'pools', 'routes', 'listeners', 'certificates', 'nodes', 'health', 'versions'] as const;
 export type Resource = (typeof RESOURCES)[number];
 
 interface Backend {
@@ -22,6 +22,24 @@ interface Pool {
 interface Route {
   match?: { host?: string; pathPrefix?: string };
   pools: Array<{ pool: string; weight: number }>;
+  listeners?: string[];
+}
+
+interface Listener {
+  port: number;
+  protocol: string;
+  tls?: { certificates: string[]; minVersion: string };
+}
+
+/** What GET /v1/certificates says of one: metadata, never a key. */
+interface CertificateView {
+  name: string;
+  subjectAltNames: string[];
+  keyType: string;
+  notAfter: string;
+  hasPrivateKey: boolean;
+  usedBy: string[];
+  warning?: string;
 }
 
 interface NodeView {
@@ -58,9 +76,43 @@ function backendsTable(backends: Backend[]): string {
 
 function routesTable(routes: Record<string, Route>): string {
   return table(
-    ['ROUTE', 'HOST', 'PATH PREFIX', 'POOLS'],
-    Object.entries(routes).map(([name, r]) => [name, r.match?.host ?? '*', r.match?.pathPrefix ?? '/', r.pools.map((p) => `${p.pool}:${p.weight}`).join(' ')]),
+    ['ROUTE', 'HOST', 'PATH PREFIX', 'POOLS', 'LISTENERS'],
+    Object.entries(routes).map(([name, r]) => [
+      name,
+      r.match?.host ?? '*',
+      r.match?.pathPrefix ?? '/',
+      r.pools.map((p) => `${p.pool}:${p.weight}`).join(' '),
+      r.listeners?.join(' ') ?? '*',
+    ]),
   );
+}
+
+function listenersTable(listeners: Record<string, Listener>): string {
+  return table(
+    ['LISTENER', 'PROTOCOL', 'PORT', 'CERTIFICATES', 'MIN TLS'],
+    Object.entries(listeners).map(([name, l]) => [name, l.protocol, l.port, l.tls?.certificates.join(' ') ?? '-', l.tls?.minVersion ?? '-']),
+  );
+}
+
+function certificatesTable(certificates: CertificateView[]): string {
+  return table(
+    ['CERTIFICATE', 'NAMES', 'KEY', 'NOT AFTER', 'KEY STORED', 'USED BY', 'WARNING'],
+    certificates.map((c) => [
+      c.name,
+      c.subjectAltNames.join(' ') || '-',
+      c.keyType,
+      c.notAfter,
+      c.hasPrivateKey ? 'yes' : 'no',
+      c.usedBy.length === 0 ? '-' : c.usedBy.join(' '),
+      c.warning ?? '-',
+    ]),
+  );
+}
+
+/** The config's tables: pools, routes, and listeners when it has any. */
+function configTables(config: { pools: Record<string, Pool>; routes: Record<string, Route>; listeners?: Record<string, Listener> }): string {
+  const listeners = config.listeners === undefined || Object.keys(config.listeners).length === 0 ? '' : `\n\n${listenersTable(config.listeners)}`;
+  return `${poolsTable(config.pools)}\n\n${routesTable(config.routes)}${listeners}`;
 }
 
 export function nodesTable(nodes: NodeView[], current?: number): string {
@@ -109,7 +161,17 @@ export async function get(ctx: Context, resource: string, name: string | undefin
   switch (resource as Resource) {
     case 'config': {
       const { body } = await ctx.client.request('GET', '/v1/config');
-      ctx.out(formatted(ctx.format, body, () => `version ${body.version}\n\n${poolsTable(body.config.pools)}\n\n${routesTable(body.config.routes)}`));
+      ctx.out(formatted(ctx.format, body, () => `version ${body.version}\n\n${configTables(body.config)}`));
+      return;
+    }
+    case 'listeners': {
+      const { body } = await ctx.client.request('GET', name !== undefined ? `/v1/listeners/${path(name)}` : '/v1/listeners');
+      ctx.out(formatted(ctx.format, body, () => listenersTable(name !== undefined ? { [name]: body.listener } : body.listeners)));
+      return;
+    }
+    case 'certificates': {
+      const { body } = await ctx.client.request('GET', name !== undefined ? `/v1/certificates/${path(name)}` : '/v1/certificates');
+      ctx.out(formatted(ctx.format, body, () => certificatesTable(name !== undefined ? [body.certificate] : body.certificates)));
       return;
     }
     case 'pools': {
@@ -144,7 +206,7 @@ export async function get(ctx: Context, resource: string, name: string | undefin
             ctx.format,
             body,
             () =>
-              `version ${body.version} (parent ${body.parent}) by ${body.actor ?? body.author} at ${body.createdAt}: ${body.message}\n\n${poolsTable(body.config.pools)}\n\n${routesTable(body.config.routes)}`,
+              `version ${body.version} (parent ${body.parent}) by ${body.actor ?? body.author} at ${body.createdAt}: ${body.message}\n\n${configTables(body.config)}`,
           ),
         );
         return;

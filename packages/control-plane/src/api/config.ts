@@ -5,6 +5,8 @@ import { ApiError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
 import { docs, writeAnswer } from './docs-schemas.js';
 import { unwrapEnvelope } from './envelope.js';
+import { withKeys } from './key-upload.js';
+import { takeInlineKeys } from '../tls/inline-keys.js';
 import { noQuerySchema, writeQuerySchema } from './schemas.js';
 import { sendWriteResult, setVersionTag, writeRequestOf } from './write-request.js';
 
@@ -31,9 +33,12 @@ export const configRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     async (request, reply) => {
       const { body, version } = unwrapEnvelope(request.body, 'config');
       const write = writeRequestOf(request, 'PUT /v1/config', version !== undefined ? { bodyVersion: version } : {});
-      const validation = validateConfig(body, '', { forWrite: true });
-      if (!validation.ok) throw new ApiError('LB_CP_VALIDATION', 'the config is invalid; nothing was changed', validation.errors);
-      const result = await deps.writer.write(write, () => validation.value);
+      // certificates.<name>.privateKey is write-only: taken out here, stored sealed, never part of a version.
+      const inline = takeInlineKeys(body);
+      const validation = validateConfig(inline.body, '', { forWrite: true });
+      const errors = [...(validation.ok ? [] : validation.errors), ...inline.errors];
+      if (!validation.ok || errors.length > 0) throw new ApiError('LB_CP_VALIDATION', 'the config is invalid; nothing was changed', errors);
+      const result = await deps.writer.write(await withKeys(deps, write, inline.keys), () => validation.value);
       return sendWriteResult(reply, result, { config: result.config });
     },
   );

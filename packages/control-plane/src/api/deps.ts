@@ -4,6 +4,7 @@ import type { TokenStore } from '../auth/token-store.js';
 import type { EjectionReader } from '../health/ejection-store.js';
 import type { HealthStore } from '../health/health-store.js';
 import type { CpMetrics } from '../metrics.js';
+import type { KeyVault } from '../secrets/key-vault.js';
 import type { ConfigStore, NodeStore } from '../store/config-store.js';
 import type { RegistrationStore } from '../store/registration-store.js';
 import type { ConfigWriter } from '../versioning/config-writer.js';
@@ -27,4 +28,12 @@ export interface ApiDeps {
   publicMetrics: boolean;
   /** A change that may let retention prune more happened (a node record was removed). */
   onRetentionChange: () => void;
+  tls: TlsDeps;
+}
+
+/** Certificates' private keys and how early GET /v1/certificates warns of expiry. */
+export interface TlsDeps {
+  vault: KeyVault;
+  /** --cert-warn-days. */
+  warnDays: number;
 }

@@ -1,5 +1,38 @@
 /** Documentation-only schemas of request bodies and answers (openapi.ts), from @lb/shared's JSON Schemas. */
-import { backendBodySchema, backendPatchSchema, backendSchema, configSchema, poolSchema, registrationBodySchema, routeSchema } from '@lb/shared';
+import {
+  backendBodySchema,
+  backendPatchSchema,
+  backendSchema,
+  certificateBodySchema,
+  configSchema,
+  listenerSchema,
+  poolSchema,
+  registrationBodySchema,
+  routeSchema,
+} from '@lb/shared';
+
+/** What GET /v1/certificates tells about one certificate (tls/certificate-details.ts): metadata, never a key. */
+const certificateDetails = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    subject: { type: 'string' },
+    subjectAltNames: { type: 'array', items: { type: 'string' } },
+    issuer: { type: 'string' },
+    notBefore: { type: 'string', format: 'date-time' },
+    notAfter: { type: 'string', format: 'date-time' },
+    fingerprintSha256: { type: 'string' },
+    keyType: { type: 'string' },
+    publicKeyId: { type: 'string' },
+    chainLength: { type: 'integer' },
+    isCa: { type: 'boolean' },
+    allowExpired: { type: 'boolean' },
+    hasPrivateKey: { type: 'boolean' },
+    usedBy: { type: 'array', items: { type: 'string' } },
+    expiresInDays: { type: 'integer' },
+    warning: { type: 'string' },
+  },
+} as const;
 
 const change = {
   type: 'object',
@@ -43,4 +76,20 @@ export const docs = {
   backendAnswer: answer('One backend', { pool: { type: 'string' }, backend: backendSchema }),
   backends: { body: { type: 'array', items: backendSchema, description: "The pool's whole backend list, or the GET answer {version, pool, backends}" } },
   backendsAnswer: answer("A pool's backends", { pool: { type: 'string' }, backends: { type: 'array', items: backendSchema } }),
+  listener: { body: { ...listenerSchema, description: 'A listener, or the GET answer {version, name, listener}' } },
+  listenerAnswer: answer('One listener', { name: { type: 'string' }, listener: listenerSchema }),
+  listeners: answer('Every listener by name', { listeners: { type: 'object', additionalProperties: listenerSchema } }),
+  certificate: {
+    body: {
+      ...certificateBodySchema,
+      description:
+        'The PEM chain (certificate first, then each issuer) and, for certificates that are served or presented, its private key (PEM; stored encrypted, never returned)',
+    },
+  },
+  certificateAnswer: answer("One certificate's metadata", { name: { type: 'string' }, certificate: certificateDetails }),
+  certificates: answer('Every certificate with expiry warnings', {
+    warnDays: { type: 'integer' },
+    certificates: { type: 'array', items: certificateDetails },
+    warnings: { type: 'array', items: { type: 'string' } },
+  }),
 } as const;

@@ -3,7 +3,7 @@
  * with a stable `code` from errors.ts and, for bad input, `errors: [{field, message}]`.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { FieldError } from '@lb/shared';
+import { describeParseError, type FieldError } from '@lb/shared';
 import type { RouteTable } from './route-table.js';
 import { ApiError, ERROR_CODES, StoreTooLargeError, StoreUnavailableError, type ErrorCode } from '../errors.js';
 
@@ -90,7 +90,7 @@ function parseJsonBody(_request: FastifyRequest, body: string | Buffer, done: (e
   try {
     done(null, JSON.parse(text));
   } catch (err) {
-    done(new ApiError('LB_CP_BODY_NOT_JSON', `the body is not valid JSON: ${(err as Error).message}`, [{ field: '(body)', message: 'is not valid JSON' }]));
+    done(new ApiError('LB_CP_BODY_NOT_JSON', `the body is not valid JSON: ${describeParseError(err)}`, [{ field: '(body)', message: 'is not valid JSON' }]));
   }
 }
 

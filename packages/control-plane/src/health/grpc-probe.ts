@@ -1,6 +1,6 @@
 /**
- * gRPC health probe: grpc.health.v1.Health/Check for the whole server (service ""). Success is
- * SERVING. The two tiny messages are encoded by hand so no .proto file has to ship.
+ * gRPC health probe: grpc.health.v1.Health/Check for the whole server (service ""), over TLS when
+ * the pool says so. Success is SERVING. The two tiny messages are encoded by hand so no .proto file has to ship.
  */
 import * as grpc from '@grpc/grpc-js';
 import { errorDetail, probeEndpoint, type Probe } from './probe.js';
@@ -35,8 +35,19 @@ export const grpcProbe: Probe = (target, options) => {
   const { host, port } = probeEndpoint(target);
   const started = performance.now();
   const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  const client = new grpc.Client(authority, grpc.credentials.createInsecure(), {
+  const tls = target.tls;
+  const credentials =
+    tls === undefined
+      ? grpc.credentials.createInsecure()
+      : grpc.credentials.createSsl(
+          tls.ca === undefined ? null : Buffer.from(tls.ca),
+          tls.key === undefined ? null : Buffer.from(tls.key),
+          tls.cert === undefined ? null : Buffer.from(tls.cert),
+          { rejectUnauthorized: tls.verify },
+        );
+  const client = new grpc.Client(authority, credentials, {
     ...(target.check.host !== undefined ? { 'grpc.default_authority': target.check.host } : {}),
+    ...(tls?.servername !== undefined ? { 'grpc.ssl_target_name_override': tls.servername } : {}),
   });
   return new Promise((resolve) => {
     client.makeUnaryRequest(

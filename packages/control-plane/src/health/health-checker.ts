@@ -9,13 +9,14 @@
  * etcd write per `refreshMs`, not one per probe. Records of backends that left the config (or
  * whose pool stopped checking) are deleted, which data planes see as `unknown`.
  */
-import type { Config, HealthCheckType, Logger, VersionedConfig } from '@lb/shared';
+import { createHash } from 'node:crypto';
+import type { Config, HealthCheckType, Logger, Pool, TlsSecrets, VersionedConfig } from '@lb/shared';
 import type { ConfigSource } from '../push/config-feed.js';
 import type { HealthMetrics } from './health-metrics.js';
 import { initialRecord, nextRecord, type HealthRecord } from './health-record.js';
 import type { HealthStore } from './health-store.js';
 import type { Leadership } from './leader-election.js';
-import type { Probe, ProbeResult, ProbeTarget } from './probe.js';
+import type { Probe, ProbeResult, ProbeTarget, ProbeTls } from './probe.js';
 import { ProbeScheduler, targetKey } from './scheduler.js';
 
 export interface HealthCheckerOptions {
@@ -32,14 +33,37 @@ export interface HealthCheckerOptions {
   refreshMs?: number;
 }
 
-/** Every backend the config asks to probe: pools with a healthCheck, backends not disabled. */
-export function probeTargets(config: Config): ProbeTarget[] {
+/**
+ * Every backend the config asks to probe: pools with a healthCheck, backends not disabled; with
+ * the pool's TLS (its client certificate's key from `keys`, by certificate name) when it has one.
+ */
+export function probeTargets(config: Config, keys: ReadonlyMap<string, string> = new Map()): ProbeTarget[] {
   const targets: ProbeTarget[] = [];
   for (const [pool, p] of Object.entries(config.pools)) {
     if (p.healthCheck === undefined) continue;
-    for (const b of p.backends) if (b.state !== 'disabled') targets.push({ pool, backendId: b.id, address: b.address, check: p.healthCheck });
+    const tls = probeTls(config, p.tls, keys);
+    for (const b of p.backends) {
+      if (b.state !== 'disabled') targets.push({ pool, backendId: b.id, address: b.address, check: p.healthCheck, ...(tls !== undefined ? { tls } : {}) });
+    }
   }
   return targets;
+}
+
+function probeTls(config: Config, tls: Pool['tls'], keys: ReadonlyMap<string, string>): ProbeTls | undefined {
+  if (tls === undefined) return undefined;
+  const ca = tls.caCertificate === undefined ? undefined : config.certificates?.[tls.caCertificate]?.certificate;
+  const cert = tls.clientCertificate === undefined ? undefined : config.certificates?.[tls.clientCertificate]?.certificate;
+  const key = tls.clientCertificate === undefined ? undefined : keys.get(tls.clientCertificate);
+  const id = createHash('sha256')
+    .update(JSON.stringify([ca, cert, key, tls.serverName, tls.verify]))
+    .digest('hex');
+  return {
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
+    ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}),
+    verify: tls.verify,
+    id,
+  };
 }
 
 export class HealthChecker {
@@ -78,7 +102,10 @@ export class HealthChecker {
   }
 
   private onConfig(config: VersionedConfig): void {
-    this.targets = new Map(probeTargets(config.config).map((t) => [targetKey(t.pool, t.backendId), t]));
+    // A source that carries secrets (tls/snapshot-secrets.ts) gives pools' client keys to their probes.
+    const secrets = (config as { secrets?: TlsSecrets }).secrets;
+    const keys = new Map((secrets?.privateKeys ?? []).map((k) => [k.certificate, k.privateKeyPem]));
+    this.targets = new Map(probeTargets(config.config, keys).map((t) => [targetKey(t.pool, t.backendId), t]));
     this.configured = true;
     if (!this.options.leadership.isLeader) return;
     for (const [key, record] of this.records) {

@@ -1,7 +1,8 @@
-/** HTTP health probe: GET `path` on a fresh connection; success is a status in expectedStatuses. */
+/** HTTP health probe: GET `path` on a fresh connection (TLS when the pool says so); success is a status in expectedStatuses. */
 import { request } from 'node:http';
+import { request as secureRequest } from 'node:https';
 import { statusExpected } from '@lb/shared';
-import { errorDetail, probeEndpoint, type Probe } from './probe.js';
+import { errorDetail, probeEndpoint, probeTlsOptions, type Probe } from './probe.js';
 
 export const PROBE_REPLICA_HEADER = 'x-lb-probe-replica';
 
@@ -17,7 +18,9 @@ export const httpProbe: Probe = (target, options) => {
       clearTimeout(timer);
       resolve({ ok, latencyMs: elapsed(), detail });
     };
-    const req = request({
+    const send = target.tls === undefined ? request : secureRequest;
+    const req = send({
+      ...(target.tls !== undefined ? probeTlsOptions(target.tls, host) : {}),
       host,
       port,
       method: 'GET',

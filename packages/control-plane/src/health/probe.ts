@@ -3,7 +3,22 @@
  * short reason. http-probe.ts, tcp-probe.ts and grpc-probe.ts implement it; the scheduler picks one
  * by the pool's `healthCheck.type`.
  */
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import type { HealthCheck } from '@lb/shared';
+
+/** A pool's `tls`, resolved: what a probe needs to reach its backends the way data planes do. */
+export interface ProbeTls {
+  /** PEM CA certificate(s) the backend's chain must end in; absent: the system's CAs. */
+  ca?: string;
+  /** Client certificate (PEM chain) and its key, for backends that want mutual TLS. */
+  cert?: string;
+  key?: string;
+  servername?: string;
+  verify: boolean;
+  /** Changes with any of the above (a digest, never the key): a changed one restarts the target's probing. */
+  id: string;
+}
 
 export interface ProbeTarget {
   pool: string;
@@ -12,6 +27,19 @@ export interface ProbeTarget {
   address: string;
   /** The pool's health check with every default filled in. */
   check: HealthCheck;
+  /** TLS to the backend (the pool's `tls`); absent: plain. */
+  tls?: ProbeTls;
+}
+
+/** tls.connect options for a probe of `host` with `tls`: the name checked is serverName, else the host when it is a name. */
+export function probeTlsOptions(tls: ProbeTls, host: string): ConnectionOptions {
+  const servername = tls.servername ?? (isIP(host) === 0 ? host : undefined);
+  return {
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key } : {}),
+    ...(servername !== undefined ? { servername } : {}),
+    rejectUnauthorized: tls.verify,
+  };
 }
 
 export interface ProbeResult {

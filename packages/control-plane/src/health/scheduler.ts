@@ -23,6 +23,11 @@ interface Slot {
   running: boolean;
 }
 
+/** What makes a target's probing restart when it changes. */
+function signatureOf(target: ProbeTarget): string {
+  return JSON.stringify([target.address, target.check, target.tls?.id]);
+}
+
 export function targetKey(pool: string, backendId: string): string {
   return `${pool}/${backendId}`;
 }
@@ -44,14 +49,14 @@ export class ProbeScheduler {
     const next = new Map(targets.map((t) => [targetKey(t.pool, t.backendId), t]));
     for (const [key, slot] of this.slots) {
       const t = next.get(key);
-      if (t === undefined || JSON.stringify([t.address, t.check]) !== slot.signature) {
+      if (t === undefined || signatureOf(t) !== slot.signature) {
         clearTimeout(slot.timer);
         this.slots.delete(key);
       }
     }
     for (const [key, target] of next) {
       if (this.slots.has(key)) continue;
-      const slot: Slot = { target, signature: JSON.stringify([target.address, target.check]), timer: undefined, running: false };
+      const slot: Slot = { target, signature: signatureOf(target), timer: undefined, running: false };
       this.slots.set(key, slot);
       if (this.running) this.schedule(slot, this.options.random() * target.check.intervalMs);
     }

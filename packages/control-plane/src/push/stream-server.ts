@@ -11,7 +11,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { KEEPALIVE, loadDiscovery, type ControlMessage, type Logger, type NodeMessage, type PushKind, type VersionedConfig } from '@lb/shared';
+import { KEEPALIVE, loadDiscovery, type ControlMessage, type Logger, type NodeMessage, type PushKind, type TlsSecrets, type VersionedConfig } from '@lb/shared';
+import type { PushSecurity } from '../tls/push-security.js';
 import type { CpMetrics } from '../metrics.js';
 import type { ConfigSource } from './config-feed.js';
 import type { HealthDelta, HealthSource } from './health-source.js';
@@ -38,7 +39,13 @@ export interface StreamServerOptions {
   /** A stream that sends no Hello within this time is ended. */
   helloTimeoutMs?: number;
   nonce?: () => string;
+  /** TLS of the gRPC server (mutual TLS: data planes present certificates); absent: plaintext. */
+  credentials?: grpc.ServerCredentials;
+  /** Which node may use which id and receive keys (tls/push-security.ts); absent: any id, no keys ever. */
+  security?: PushSecurity;
 }
+
+const NO_SECURITY_REASON = 'this control plane pushes no private keys (no push security configured)';
 
 type Call = grpc.ServerDuplexStream<NodeMessage, ControlMessage>;
 
@@ -66,6 +73,9 @@ class NodeStream {
   private heldConfig: VersionedConfig | undefined;
   /** Health changed while congested: a full health update follows the drain. */
   private healthBehind = false;
+  /** Why this node gets no keys (undefined: it may); decided once, on Hello. */
+  private withheld: string | undefined;
+  private withheldLogged = false;
 
   constructor(
     private readonly call: Call,
@@ -110,6 +120,12 @@ class NodeStream {
     if (!NODE_ID_RE.test(hello.nodeId)) {
       return this.fail(grpc.status.INVALID_ARGUMENT, `Hello.node_id "${hello.nodeId}" is invalid: use 1-128 of [A-Za-z0-9._-], starting alphanumeric`);
     }
+    const identity = this.options.security?.identityProblem(this.call, hello.nodeId);
+    if (identity !== undefined) {
+      this.logger.warn({ node: hello.nodeId, reason: identity }, 'refused a node whose certificate does not name it');
+      return this.fail(grpc.status.PERMISSION_DENIED, identity);
+    }
+    this.withheld = this.options.security === undefined ? NO_SECURITY_REASON : this.options.security.withholdReason(this.call);
     clearTimeout(this.helloTimer);
     // Version 0 (nothing written yet) is the empty config. A node with nothing gets it, so it
     // becomes ready; a node already running a cached version keeps it until a real version
@@ -158,7 +174,26 @@ class NodeStream {
     this.lastConfigVersion = config.version;
     this.lastGeneration = generation;
     const nonce = this.remember('config', config.version);
-    this.send({ config: { version: config.version, nonce, configJson: JSON.stringify(config.config), baseVersion: 0, upserted: [], removed: [] } }, 'config');
+    const secrets = this.secretsFor((config as { secrets?: TlsSecrets }).secrets);
+    this.send(
+      {
+        config: { version: config.version, nonce, configJson: JSON.stringify(config.config), baseVersion: 0, upserted: [], removed: [], secrets },
+      },
+      'config',
+    );
+  }
+
+  /** The key material this node may have: all of it, or none with the reason (logged once per stream). */
+  private secretsFor(secrets: TlsSecrets | undefined): TlsSecrets | null {
+    if (secrets === undefined) return null;
+    if (this.withheld === undefined) return secrets;
+    const needed = secrets.privateKeys.length > 0 || secrets.sessionTicketKeys.length > 0 || secrets.unavailableReason !== '';
+    if (needed && !this.withheldLogged) {
+      this.withheldLogged = true;
+      this.logger.warn({ node: this.node?.id, reason: this.withheld }, 'not sending private keys to this node');
+    }
+    const reason = secrets.privateKeys.length > 0 || secrets.unavailableReason !== '' ? this.withheld : '';
+    return { privateKeys: [], sessionTicketKeys: [], unavailableReason: reason };
   }
 
   private sendHealth(delta: HealthDelta): void {
@@ -259,7 +294,7 @@ export class StreamServer {
   listen(host: string, port: number): Promise<number> {
     const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      this.server.bindAsync(target, this.options.credentials ?? grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
     });
   }
 

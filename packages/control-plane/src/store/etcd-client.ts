@@ -10,6 +10,8 @@ export interface EtcdClientOptions {
   hosts: string[];
   /** Deadline of each unary etcd call (one attempt), in ms. */
   callTimeoutMs?: number;
+  /** TLS to etcd (https:// hosts): the CA to trust (default: the system's) and a client certificate. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 export const DEFAULT_CALL_TIMEOUT_MS = 2_000;
@@ -19,6 +21,15 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
   return new Etcd3({
     hosts: options.hosts.map((h) => (/^https?:\/\//.test(h) ? h : `http://${h}`)),
     dialTimeout: callTimeoutMs,
+    ...(options.tls !== undefined
+      ? {
+          credentials: {
+            // etcd3 hands these to grpc's createSsl, where a null root means the system's CAs; its types do not say so.
+            rootCertificate: (options.tls.ca ?? null) as Buffer,
+            ...(options.tls.cert !== undefined ? { certChain: options.tls.cert, privateKey: options.tls.key! } : {}),
+          },
+        }
+      : {}),
     // Streams (watch, lease keepalive) live for the whole process, so only unary calls get one.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     grpcOptions: {

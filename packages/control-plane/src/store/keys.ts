@@ -23,6 +23,10 @@ export class EtcdKeys {
   readonly auditPrefix: string;
   /** `<node-id>` below it: the last known record of every node, kept after it disconnects. */
   readonly seenNodesPrefix: string;
+  /** `<public key id>` below it: certificates' private keys, sealed (secrets/). */
+  readonly privateKeysPrefix: string;
+  /** The session-ticket keys every node shares, sealed (tls/ticket-keys.ts). */
+  readonly ticketKeys: string;
 
   constructor(prefix: string) {
     const base = prefix.replace(/\/+$/, '');
@@ -37,6 +41,12 @@ export class EtcdKeys {
     this.adminBootstrapped = `${base}/auth/admin-bootstrapped`;
     this.auditPrefix = `${base}/audit/`;
     this.seenNodesPrefix = `${base}/seen-nodes/`;
+    this.privateKeysPrefix = `${base}/secrets/keys/`;
+    this.ticketKeys = `${base}/secrets/session-ticket-keys`;
+  }
+
+  privateKey(id: string): string {
+    return this.privateKeysPrefix + id;
   }
 
   version(n: number): string {

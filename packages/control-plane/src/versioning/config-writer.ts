@@ -2,7 +2,7 @@
  * The one way a config changes: read the current version, apply a mutation, validate the whole
  * result, diff it, and commit it as version N+1 in one compare-and-swap against N.
  */
-import { diffConfigs, validateConfig, type Config, type ConfigChange, type ConfigVersionRecord } from '@lb/shared';
+import { diffConfigs, validateConfig, type Config, type ConfigChange, type ConfigVersionRecord, type FieldError } from '@lb/shared';
 import { ApiError, StoreUnavailableError } from '../errors.js';
 import type { ConfigStore } from '../store/config-store.js';
 
@@ -21,7 +21,15 @@ export interface WriteRequest {
   message: string;
   /** Set on rollbacks: recorded in the version record. */
   rollbackOf?: number;
+  /** Ids of private keys sent with this write but not stored because it is a dry run (tls/certificate-rules.ts). */
+  pendingKeys?: ReadonlySet<string>;
 }
+
+/**
+ * Rules a resulting config must pass beyond validateConfig that need more than the document (the
+ * key store, the clock, what changed since `current`). Field errors make the write a 400.
+ */
+export type WriteVerifier = (next: Config, current: Config, request: WriteRequest) => Promise<FieldError[]>;
 
 /**
  * Turns the current config into the next one (an unvalidated document). It may be called more
@@ -45,6 +53,7 @@ export interface ConfigWriterOptions {
   /** Attempts before giving up with 409 when writers without If-Match keep racing. */
   maxAttempts?: number;
   now?: () => Date;
+  verify?: WriteVerifier;
 }
 
 function satisfies(precondition: Precondition | undefined, version: number): boolean {
@@ -63,6 +72,7 @@ function stale(precondition: Precondition, current: number): ApiError {
 export class ConfigWriter {
   private readonly maxAttempts: number;
   private readonly now: () => Date;
+  private readonly verify: WriteVerifier | undefined;
 
   constructor(
     private readonly store: ConfigStore,
@@ -70,6 +80,7 @@ export class ConfigWriter {
   ) {
     this.maxAttempts = options.maxAttempts ?? 5;
     this.now = options.now ?? (() => new Date());
+    this.verify = options.verify;
   }
 
   async write(request: WriteRequest, mutate: Mutation): Promise<WriteResult> {
@@ -79,6 +90,8 @@ export class ConfigWriter {
       const validation = validateConfig(mutate(structuredClone(current.config)));
       if (!validation.ok) throw new ApiError('LB_CP_VALIDATION', 'the resulting config is invalid; nothing was changed', validation.errors);
       const next = validation.value;
+      const problems = (await this.verify?.(next, current.config, request)) ?? [];
+      if (problems.length > 0) throw new ApiError('LB_CP_VALIDATION', 'the resulting config is invalid; nothing was changed', problems);
       const changes = diffConfigs(current.config, next);
       if (request.dryRun) return { version: current.version, committed: false, dryRun: true, changes, config: next };
       // A write that changes nothing creates no version: history stays a list of real changes,

@@ -8,13 +8,16 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Config, Logger } from '@lb/shared';
+import { describeParseError, type Config, type Logger, type TlsSecrets } from '@lb/shared';
+import { secretsFromJson, secretsToJson } from '../tls/key-material.js';
 import { checkConfigValue } from '../config/snapshot-validate.js';
 import { ERROR_CODES } from '../errors.js';
 
 export interface CachedSnapshot {
   version: number;
   config: Config;
+  /** The snapshot's private keys and ticket key: the file is written 0600 for them. */
+  secrets?: TlsSecrets | undefined;
 }
 
 export interface CacheEvents {
@@ -55,14 +58,14 @@ export class SnapshotCache {
     try {
       doc = JSON.parse(text);
     } catch (err) {
-      return problem(`not JSON: ${(err as Error).message}`);
+      return problem(`not JSON: ${describeParseError(err)}`);
     }
     if (doc === null || typeof doc !== 'object') return problem('not a JSON object');
-    const { version, config } = doc as { version?: unknown; config?: unknown };
+    const { version, config, secrets } = doc as { version?: unknown; config?: unknown; secrets?: unknown };
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) return problem('missing or bad "version"');
     const check = checkConfigValue(config);
     if (!check.ok) return problem(check.error);
-    return { version, config: check.config };
+    return { version, config: check.config, secrets: secretsFromJson(secrets) };
   }
 
   /** Schedules a write of `snapshot`; returns at once. Failures are logged and counted, never thrown. */
@@ -96,7 +99,8 @@ export class SnapshotCache {
   }
 
   private async write(snapshot: CachedSnapshot): Promise<void> {
-    const body = `${JSON.stringify({ version: snapshot.version, savedAt: new Date().toISOString(), config: snapshot.config })}\n`;
+    const secrets = snapshot.secrets === undefined ? undefined : secretsToJson(snapshot.secrets);
+    const body = `${JSON.stringify({ version: snapshot.version, savedAt: new Date().toISOString(), config: snapshot.config, secrets })}\n`;
     await mkdir(dirname(this.path), { recursive: true });
     const file = await open(this.tmpPath, 'w', 0o600);
     try {

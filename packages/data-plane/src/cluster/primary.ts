@@ -17,7 +17,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ConfigSnapshot, HealthUpdate, Logger } from '@lb/shared';
+import type { Config, ConfigSnapshot, HealthUpdate, Logger, TlsSecrets } from '@lb/shared';
 import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from '../admin/admin-server.js';
 import { SnapshotCache } from '../cache/snapshot-cache.js';
@@ -28,6 +28,7 @@ import { DataPlaneMetrics } from '../metrics.js';
 import { createDiscoveryClient, httpUrl, type DataPlaneOptions } from '../node.js';
 import { drainServer, listen } from '../proxy/proxy-server.js';
 import type { AsyncPushHandler, DiscoveryClient } from '../push/discovery-client.js';
+import { keyMaterialOf, toSecrets } from '../tls/key-material.js';
 import { isOurs, LB, type FromWorker, type ToWorker } from './protocol.js';
 
 export interface ClusterOptions extends Omit<DataPlaneOptions, 'proxy' | 'upstream' | 'clock' | 'defaultMetrics'> {
@@ -78,8 +79,8 @@ interface Query<T> {
 
 type Body<T> = T extends unknown ? Omit<T, 'lb'> : never;
 
-function cachedSnapshot(version: number, configJson: string): ConfigSnapshot {
-  return { version, nonce: 'cache', configJson, baseVersion: 0, upserted: [], removed: [] };
+function cachedSnapshot(version: number, configJson: string, secrets: TlsSecrets | undefined): ConfigSnapshot {
+  return { version, nonce: 'cache', configJson, baseVersion: 0, upserted: [], removed: [], secrets: secrets ?? null };
 }
 
 /** A full HealthUpdate rebuilt from the store, for a worker that starts after the pushes went by. */
@@ -103,6 +104,8 @@ export class ClusterPrimary implements AsyncPushHandler {
   private seq = 0;
   /** What every worker runs (ACKed); undefined until the first snapshot. */
   private good: Applied | undefined;
+  /** The certificates of `good`, for lb_dp_certificate_expiry_seconds. */
+  private goodCertificates: Config['certificates'];
   /** What a worker starting now must apply: the newest snapshot sent, even if not ACKed yet. */
   private latest: { snapshot: ConfigSnapshot | null } = { snapshot: null };
   /** Pushes are applied one at a time, in order. */
@@ -124,6 +127,7 @@ export class ClusterPrimary implements AsyncPushHandler {
       options.cacheFile === undefined
         ? undefined
         : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
+    metrics.certificates = () => this.goodCertificates;
     this.adminServer = createAdminServer(
       {
         ready: () => {
@@ -154,8 +158,9 @@ export class ClusterPrimary implements AsyncPushHandler {
   async start(): Promise<void> {
     const cached = this.cache?.load();
     if (cached !== undefined) {
-      const snapshot = cachedSnapshot(cached.version, JSON.stringify(cached.config));
+      const snapshot = cachedSnapshot(cached.version, JSON.stringify(cached.config), cached.secrets);
       this.latest = { snapshot };
+      this.goodCertificates = cached.config.certificates;
       this.good = { version: cached.version, snapshot, source: 'cache', appliedAt: Date.now() };
       this.metrics.setConfigVersion(cached.version);
       this.logger.info({ version: cached.version, path: this.cache?.path }, 'serving the cached snapshot until a control plane answers');
@@ -211,7 +216,12 @@ export class ClusterPrimary implements AsyncPushHandler {
       return { ok: false, error: check.error };
     }
     const good = this.good;
-    if (good?.snapshot != null && good.version === snapshot.version && good.snapshot.configJson === snapshot.configJson) {
+    if (
+      good?.snapshot != null &&
+      good.version === snapshot.version &&
+      good.snapshot.configJson === snapshot.configJson &&
+      keyMaterialOf(good.snapshot.secrets).fingerprint === keyMaterialOf(snapshot.secrets).fingerprint
+    ) {
       good.source = 'control-plane';
       metrics.snapshot('unchanged');
       return { ok: true };
@@ -228,10 +238,11 @@ export class ClusterPrimary implements AsyncPushHandler {
       return outcome;
     }
     this.good = { version: snapshot.version, snapshot, source: 'control-plane', appliedAt: Date.now() };
+    this.goodCertificates = check.config.certificates;
     metrics.snapshot('applied');
     metrics.setConfigVersion(snapshot.version);
     logger.info({ version: snapshot.version, workers: this.workers.size }, 'snapshot applied');
-    this.cache?.save({ version: snapshot.version, config: check.config });
+    this.cache?.save({ version: snapshot.version, config: check.config, secrets: toSecrets(keyMaterialOf(snapshot.secrets)) });
     return outcome;
   }
 

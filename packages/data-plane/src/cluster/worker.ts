@@ -5,6 +5,7 @@
  * restarted after a crash serves the current snapshot from its first request.
  */
 import type { HostPort, Logger } from '@lb/shared';
+import type { PushOutcome } from '../config/snapshot-applier.js';
 import { DataPlaneMetrics } from '../metrics.js';
 import type { ProxyServerOptions } from '../proxy/proxy-server.js';
 import { TrafficRuntime } from '../traffic/traffic-runtime.js';
@@ -14,6 +15,8 @@ import { isOurs, LB, type FromWorker, type ToWorker } from './protocol.js';
 
 export interface WorkerOptions {
   listen: HostPort;
+  /** Where configured listeners bind (--bind-address). */
+  bindAddress: string;
   drainTimeoutMs: number;
   stickySecret?: string | undefined;
   upstream?: UpstreamOptions;
@@ -39,6 +42,8 @@ export function runWorker(options: WorkerOptions): void {
     stickySecret: options.stickySecret,
     upstream: options.upstream,
     proxy: options.proxy,
+    bindAddress: options.bindAddress,
+    drainTimeoutMs: options.drainTimeoutMs,
   });
   const { applier } = traffic;
   // Ejections are local to each worker's traffic; the primary reports them on the one stream.
@@ -60,10 +65,11 @@ export function runWorker(options: WorkerOptions): void {
     );
   };
 
-  const apply = (seq: number, run: () => { ok: true } | { ok: false; error: string }): boolean => {
-    let outcome: { ok: true } | { ok: false; error: string };
+  // A push that opens a port answers once it is bound; the primary sends the next only after every answer.
+  const apply = async (seq: number, run: () => PushOutcome | Promise<PushOutcome>): Promise<boolean> => {
+    let outcome: PushOutcome;
     try {
-      outcome = run();
+      outcome = await run();
     } catch (err) {
       logger.error({ err }, 'applying a snapshot in a worker failed unexpectedly');
       outcome = { ok: false, error: `internal error: ${(err as Error).message}` };
@@ -77,27 +83,28 @@ export function runWorker(options: WorkerOptions): void {
     const m = message as ToWorker;
     switch (m.kind) {
       case 'init': {
-        const ok = apply(m.seq, () => {
+        void apply(m.seq, () => {
           applier.onHealth(m.health);
           if (m.snapshot !== null) return applier.onConfig(m.snapshot);
           return { ok: true };
+        }).then((ok) => {
+          // Not with a config the other workers do not run: the primary kills and replaces this one.
+          if (!ok) return;
+          return traffic.listen(options.listen.host, options.listen.port).then(
+            (address) => send({ kind: 'listening', address: address.address, port: address.port }),
+            (err: unknown) => {
+              send({ kind: 'listenError', error: (err as Error).message });
+              process.exitCode = 1;
+              process.disconnect();
+            },
+          );
         });
-        // Not with a config the other workers do not run: the primary kills and replaces this one.
-        if (!ok) return;
-        traffic.listen(options.listen.host, options.listen.port).then(
-          (address) => send({ kind: 'listening', address: address.address, port: address.port }),
-          (err: unknown) => {
-            send({ kind: 'listenError', error: (err as Error).message });
-            process.exitCode = 1;
-            process.disconnect();
-          },
-        );
         return;
       }
       case 'config':
-        return apply(m.seq, () => applier.onConfig(m.snapshot));
+        return void apply(m.seq, () => applier.onConfig(m.snapshot));
       case 'health':
-        return apply(m.seq, () => applier.onHealth(m.update));
+        return void apply(m.seq, () => applier.onHealth(m.update));
       case 'ejection':
         return applier.outliers.adopt(m.ejection);
       case 'metrics':

@@ -1,10 +1,18 @@
 /**
- * Turns snapshots (pushed or cached) into the routing table the forwarder reads. Everything that
- * can fail — parsing, validation, compilation — happens before the swap; the swap is one
- * assignment to `current`; side effects (closing upstream pools no longer used, writing the cache
- * file) come after and never block a request.
+ * Turns snapshots (pushed or cached) into the routing table the forwarder reads, and the listeners
+ * the config names. Everything that can fail — parsing, validation, TLS contexts, compilation,
+ * binding a new port — happens before the swap; the swap is one assignment to `current`; side
+ * effects (closing upstream pools and listeners no longer used, writing the cache file) come after
+ * and never block a request.
+ *
+ * Applying is synchronous unless the snapshot opens a port: then it waits for the bind, and pushes
+ * that arrive meanwhile wait their turn, so snapshots are always applied in order.
  */
 import { POOL_DEFAULTS, type Config, type ConfigSnapshot, type Ejection, type HealthUpdate, type Logger, type Route } from '@lb/shared';
+import type { ListenerBinder, ListenerPlan, ListenerView } from './listener-binder.js';
+import { keyMaterialOf, NO_KEY_MATERIAL, toSecrets, type KeyMaterial } from '../tls/key-material.js';
+import { ListenerTlsCompiler } from '../tls/listener-tls.js';
+import { UpstreamTlsCompiler } from '../tls/upstream-tls.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import { ERROR_CODES } from '../errors.js';
 import type { HealthStore } from '../health/health-store.js';
@@ -29,8 +37,8 @@ export interface PushHandler {
   appliedVersion(): number;
   /** The health revision held now; 0 when none. */
   healthRevision(): number;
-  /** Applies a config push synchronously and says whether to ACK or NACK it. */
-  onConfig(snapshot: ConfigSnapshot): PushOutcome;
+  /** Applies a config push and says whether to ACK or NACK it; asynchronous only when it opens a port. */
+  onConfig(snapshot: ConfigSnapshot): PushOutcome | Promise<PushOutcome>;
   onHealth(update: HealthUpdate): PushOutcome;
 }
 
@@ -45,6 +53,8 @@ export interface ConfigView {
   eligibility: Record<string, PoolEligibility>;
   /** Backends this node ejected on its own traffic (until: ISO 8601). */
   ejections: Array<{ pool: string; backendId: string; until: string; ejections: number }>;
+  /** The configured listeners open now (not `--listen`), with the certificates each serves. */
+  listeners: ListenerView[];
 }
 
 export interface ApplierDeps {
@@ -56,6 +66,8 @@ export interface ApplierDeps {
   clock: Clock;
   cache?: SnapshotCache | undefined;
   stickySecret?: string | undefined;
+  /** Where configured listeners are opened; absent: they are compiled (TLS checked) but not opened. */
+  listeners?: ListenerBinder | undefined;
 }
 
 export class SnapshotApplier implements TableSource, PushHandler {
@@ -68,6 +80,12 @@ export class SnapshotApplier implements TableSource, PushHandler {
   /** Which backends are routable and at what weight (health, ejections, panic, slow start). */
   readonly eligibility: HostEligibility;
   private ejectionListener: ((ejection: Ejection) => void) | undefined;
+  /** The key material of the running snapshot. */
+  private material: KeyMaterial = NO_KEY_MATERIAL;
+  private readonly tls = new ListenerTlsCompiler();
+  private readonly upstreamTls = new UpstreamTlsCompiler();
+  /** An apply waiting for a port to bind: later pushes wait for it. */
+  private binding: Promise<unknown> | undefined;
 
   constructor(private readonly deps: ApplierDeps) {
     this.outliers = new OutlierDetector({
@@ -113,20 +131,28 @@ export class SnapshotApplier implements TableSource, PushHandler {
     return this.deps.health.revision;
   }
 
-  /** Starts from the cache file, if it holds a usable snapshot. Returns the version loaded (0: none). */
-  loadCache(): number {
-    const cached = this.deps.cache?.load();
-    if (cached === undefined) return 0;
-    const outcome = this.install(cached.version, cached.config, 'cache');
-    if (!outcome.ok) {
-      this.deps.logger.warn({ code: ERROR_CODES.CACHE_CORRUPT, reason: outcome.error }, 'cached snapshot cannot be applied; ignoring it');
-      return 0;
-    }
-    this.deps.logger.info({ version: cached.version, path: this.deps.cache?.path }, 'serving the cached snapshot until a control plane answers');
-    return cached.version;
+  /** The key material of the running snapshot, as it travels (workers, the cache file). */
+  get secrets(): ReturnType<typeof toSecrets> {
+    return toSecrets(this.material);
   }
 
-  onConfig(snapshot: ConfigSnapshot): PushOutcome {
+  /** Starts from the cache file, if it holds a usable snapshot. Returns the version loaded (0: none). */
+  loadCache(): number | Promise<number> {
+    const cached = this.deps.cache?.load();
+    if (cached === undefined) return 0;
+    return then(this.install(cached.version, cached.config, keyMaterialOf(cached.secrets), 'cache'), (outcome) => {
+      if (!outcome.ok) {
+        this.deps.logger.warn({ code: ERROR_CODES.CACHE_CORRUPT, reason: outcome.error }, 'cached snapshot cannot be applied; ignoring it');
+        return 0;
+      }
+      this.deps.logger.info({ version: cached.version, path: this.deps.cache?.path }, 'serving the cached snapshot until a control plane answers');
+      return cached.version;
+    });
+  }
+
+  onConfig(snapshot: ConfigSnapshot): PushOutcome | Promise<PushOutcome> {
+    // Behind an apply that waits for a port: in order, never two at once.
+    if (this.binding !== undefined) return this.binding.then(() => this.onConfig(snapshot));
     const { logger, metrics } = this.deps;
     const check = checkSnapshot(snapshot);
     if (!check.ok) {
@@ -136,8 +162,15 @@ export class SnapshotApplier implements TableSource, PushHandler {
       return { ok: false, error: `${check.code}: ${check.error}` };
     }
     const running = this.current;
+    const material = keyMaterialOf(snapshot.secrets);
     // A control plane that restarted (or a replica we reconnected to) resends what we run: ACK again.
-    if (running !== undefined && running.version === snapshot.version && JSON.stringify(running.config) === JSON.stringify(check.config)) {
+    // The same version with other key material (a rotated ticket key) is applied like a new one.
+    if (
+      running !== undefined &&
+      running.version === snapshot.version &&
+      material.fingerprint === this.material.fingerprint &&
+      JSON.stringify(running.config) === JSON.stringify(check.config)
+    ) {
       this.source = 'control-plane';
       metrics.snapshot('unchanged');
       return { ok: true };
@@ -147,13 +180,14 @@ export class SnapshotApplier implements TableSource, PushHandler {
       // store. The control plane is the authority; apply it, but leave a trace.
       logger.warn({ version: snapshot.version, running: running.version }, 'control plane pushed an older version than the one running; applying it');
     }
-    const outcome = this.install(snapshot.version, check.config, 'control-plane');
-    metrics.snapshot(outcome.ok ? 'applied' : 'rejected');
-    if (outcome.ok) {
-      logger.info({ version: snapshot.version }, 'snapshot applied');
-      this.deps.cache?.save({ version: snapshot.version, config: check.config });
-    }
-    return outcome;
+    return then(this.install(snapshot.version, check.config, material, 'control-plane'), (outcome) => {
+      metrics.snapshot(outcome.ok ? 'applied' : 'rejected');
+      if (outcome.ok) {
+        logger.info({ version: snapshot.version }, 'snapshot applied');
+        this.deps.cache?.save({ version: snapshot.version, config: check.config, secrets: toSecrets(material) });
+      } else logger.warn({ version: snapshot.version, reason: outcome.error }, 'snapshot rejected; keeping the running config');
+      return outcome;
+    });
   }
 
   onHealth(update: HealthUpdate): PushOutcome {
@@ -161,19 +195,75 @@ export class SnapshotApplier implements TableSource, PushHandler {
     return { ok: true };
   }
 
-  private install(version: number, config: Config, source: ConfigSource): PushOutcome {
+  /** Every configured listener as the snapshot wants it, TLS compiled; or why it cannot be served. */
+  private planListeners(config: Config, material: KeyMaterial): { ok: true; plans: ListenerPlan[] } | { ok: false; error: string } {
+    const plans: ListenerPlan[] = [];
+    for (const [name, listener] of Object.entries(config.listeners ?? {})) {
+      let tls: ListenerPlan['tls'];
+      if (listener.protocol === 'https' && listener.tls !== undefined) {
+        const compiled = this.tls.compile(name, listener.tls, config, material);
+        if (!compiled.ok) return { ok: false, error: `${ERROR_CODES.TLS_UNAVAILABLE}: ${compiled.error}` };
+        tls = compiled.plan;
+      }
+      plans.push({ name, port: listener.port, protocol: listener.protocol, tls });
+    }
+    return { ok: true, plans };
+  }
+
+  private install(version: number, config: Config, material: KeyMaterial, source: ConfigSource): PushOutcome | Promise<PushOutcome> {
     const { upstreams, metrics, random, logger, clock, stickySecret } = this.deps;
     const previous = this.current;
+    const listeners = this.planListeners(config, material);
+    if (!listeners.ok) {
+      this.tls.abortRound();
+      return listeners;
+    }
+    const upstreamTls = this.upstreamTls.compile(config, material);
+    if (!upstreamTls.ok) {
+      this.tls.abortRound();
+      return { ok: false, error: `${ERROR_CODES.TLS_UNAVAILABLE}: ${upstreamTls.error}` };
+    }
     let table: RoutingTable;
     try {
-      table = compileRoutingTable({ version, config }, { upstreams, metrics, random, clock, stickySecret, previous, hosts: this.eligibility.hostsFor });
+      table = compileRoutingTable(
+        { version, config },
+        { upstreams, metrics, random, clock, stickySecret, previous, hosts: this.eligibility.hostsFor, upstreamTls: upstreamTls.byPool },
+      );
     } catch (err) {
       // Give back the upstream pools the failed compile may have opened.
       upstreams.retainOnly(previous?.addresses() ?? new Set());
+      this.tls.abortRound();
       logger.error({ err, version, code: ERROR_CODES.SNAPSHOT_COMPILE }, 'snapshot passed validation but could not be compiled');
       return { ok: false, error: `${ERROR_CODES.SNAPSHOT_COMPILE}: cannot build routing table: ${(err as Error).message}` };
     }
+    const binder = this.deps.listeners;
+    if (binder === undefined || !binder.needsBind(listeners.plans)) {
+      this.swap(table, previous, material, source, listeners.plans);
+      return { ok: true };
+    }
+    const bound = binder.bind(listeners.plans).then((error): PushOutcome => {
+      if (error !== undefined) {
+        upstreams.retainOnly(previous?.addresses() ?? new Set());
+        this.tls.abortRound();
+        return { ok: false, error: `${ERROR_CODES.LISTENER_BIND}: ${error}` };
+      }
+      this.swap(table, previous, material, source, listeners.plans);
+      return { ok: true };
+    });
+    this.binding = bound.finally(() => {
+      this.binding = undefined;
+    });
+    return bound;
+  }
+
+  /** The one-assignment swap, then what follows it: listeners settle, unused upstream pools close. */
+  private swap(table: RoutingTable, previous: RoutingTable | undefined, material: KeyMaterial, source: ConfigSource, plans: readonly ListenerPlan[]): void {
+    const { upstreams, metrics } = this.deps;
+    const version = table.version;
     this.current = table;
+    this.material = material;
+    this.tls.endRound();
+    this.deps.listeners?.settle(plans);
     this.source = source;
     this.appliedAt = this.deps.clock.now();
     metrics.setConfigVersion(version);
@@ -186,7 +276,6 @@ export class SnapshotApplier implements TableSource, PushHandler {
       for (const b of pool.backends) grace.set(b.address, Math.max(grace.get(b.address) ?? 0, ms));
     }
     upstreams.retainOnly(table.addresses(), (address) => grace.get(address));
-    return { ok: true };
   }
 
   /** The /config document: what runs, where it came from, and the table summary. */
@@ -205,6 +294,12 @@ export class SnapshotApplier implements TableSource, PushHandler {
       health: { revision: this.deps.health.revision, backends: this.deps.health.toJSON() },
       eligibility: this.eligibility.describe(),
       ejections: this.outliers.ejected().map((e) => ({ ...e, until: new Date(e.until).toISOString() })),
+      listeners: this.deps.listeners?.describe() ?? [],
     };
   }
+}
+
+/** `f(value)`, now when `value` is at hand, later when it is a promise: keeps the synchronous path synchronous. */
+function then<T, R>(value: T | Promise<T>, f: (value: T) => R): R | Promise<R> {
+  return value instanceof Promise ? value.then(f) : f(value);
 }

@@ -3,7 +3,7 @@
  * validateConfig the control plane runs before committing. Whatever fails here is NACKed with a
  * reason an operator can act on, and the running table stays.
  */
-import { validateConfig, type Config, type ConfigSnapshot } from '@lb/shared';
+import { describeParseError, validateConfig, type Config, type ConfigSnapshot } from '@lb/shared';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 
 export type SnapshotCheck = { ok: true; config: Config } | { ok: false; code: ErrorCode; error: string };
@@ -21,7 +21,7 @@ export function checkConfigJson(json: string): SnapshotCheck {
   try {
     parsed = JSON.parse(json);
   } catch (err) {
-    return { ok: false, code: ERROR_CODES.SNAPSHOT_JSON, error: `config is not valid JSON: ${(err as Error).message}` };
+    return { ok: false, code: ERROR_CODES.SNAPSHOT_JSON, error: `config is not valid JSON: ${describeParseError(err)}` };
   }
   return checkConfigValue(parsed);
 }

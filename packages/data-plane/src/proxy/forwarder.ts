@@ -12,6 +12,7 @@
  * node-wide shedding and the route's rate limit come before the pick; circuit-breaker limits are
  * a few comparisons after it.
  */
+import { DEFAULT_LISTENER, type ListenerProtocol } from '@lb/shared';
 import { AccessLog } from '../access-log/access-log.js';
 import { RequestPickContext } from '../balancer/request-context.js';
 import type { DataPlaneMetrics, RequestStats } from '../metrics.js';
@@ -26,7 +27,8 @@ import { ADMIT_TRIAL, admission, OVERLOAD_REASONS } from './admission.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { isWebSocketUpgrade, scanRequestHeaders, TRANSFER_CODING, type RequestHeaderScan, type UnderscoreHeaders } from './hop-by-hop.js';
 import { isValidHostHeader } from './host-header.js';
-import { LOCAL_REPLIES, localReplyCode, sendLocal, sendRateLimited, sendRedirect } from './local-replies.js';
+import { forwardedElement } from './forwarded-header.js';
+import { LOCAL_REPLIES, localReplyCode, sendHttpsRedirect, sendLocal, sendRateLimited, sendRedirect } from './local-replies.js';
 import { callOf, ProxyCall } from './proxy-call.js';
 import { type TunnelContext, TunnelCall } from './tunnel-call.js';
 import { TunnelRegistry } from './tunnel-registry.js';
@@ -47,6 +49,7 @@ const scan: RequestHeaderScan = {
   headers: [],
   host: undefined,
   forwardedFor: undefined,
+  forwarded: undefined,
   hasBody: false,
   hasRequestId: false,
   duplicateHost: false,
@@ -60,7 +63,15 @@ const pickCtx = new RequestPickContext();
 /** Most request header fields forwarded by default; HAProxy's limit is 101 (tune.http.maxhdr). */
 export const DEFAULT_MAX_HEADERS = 100;
 
+/** The listener a forwarder serves: the routes it may match, and what X-Forwarded-Proto/-Port say. */
+export interface ListenerContext {
+  readonly name: string;
+  readonly protocol: ListenerProtocol;
+}
+
 export interface ForwarderOptions {
+  /** Default: the `--listen` listener (DEFAULT_LISTENER, plain HTTP). */
+  listener?: ListenerContext;
   /** Node-wide admission (concurrency cap, event-loop delay); absent: none. */
   shedder?: LoadShedder | undefined;
   /** Backoff jitter; default Math.random. */
@@ -83,6 +94,9 @@ export class Forwarder implements TunnelContext {
   readonly random: Random;
   private readonly maxHeaderValues: number;
   private readonly underscores: UnderscoreHeaders;
+  readonly listener: ListenerContext;
+  /** X-Forwarded-Port: the port clients connect to, known once bound (bound()). */
+  private portText = '';
 
   constructor(
     private readonly tables: TableSource,
@@ -95,6 +109,12 @@ export class Forwarder implements TunnelContext {
     this.random = options.random ?? systemRandom;
     this.maxHeaderValues = 2 * (options.maxHeaders ?? DEFAULT_MAX_HEADERS);
     this.underscores = options.underscoreHeaders ?? 'drop';
+    this.listener = options.listener ?? { name: DEFAULT_LISTENER, protocol: 'http' };
+  }
+
+  /** The listener is bound to `port` (what X-Forwarded-Port says). */
+  bound(port: number): void {
+    this.portText = String(port);
   }
 
   /** The 'request' listener of either client-side server (exchange.ts). */
@@ -140,12 +160,21 @@ export class Forwarder implements TunnelContext {
       this.noRoute.byClass[5]!++;
       return sendLocal(res, LOCAL_REPLIES.transferCodingNotImplemented);
     }
+    const normalized = host === undefined ? undefined : normalizeHost(host);
+    const listener = this.listener;
     // One view of the request for route conditions, the rate limiter's key and the balancers.
     pickCtx.reset(raw, url, req.socket, req.method);
-    const route = table.match(host === undefined ? undefined : normalizeHost(host), url, pickCtx);
+    const route = table.match(normalized, url, pickCtx, listener.name);
     if (route === undefined) {
       this.noRoute.byClass[4]!++;
       return sendLocal(res, LOCAL_REPLIES.noRoute);
+    }
+    const toHttps = route.httpsRedirect;
+    if (toHttps !== undefined && listener.protocol === 'http') {
+      route.noBackend.byClass[3]!++;
+      // Without a Host there is no URL to send the client to.
+      if (normalized === undefined) return sendLocal(res, LOCAL_REPLIES.badRequest);
+      return sendHttpsRedirect(res, toHttps.status, `https://${normalized}${toHttps.port === 443 ? '' : `:${toHttps.port}`}${url}`);
     }
     const limiter = route.rateLimiter;
     if (limiter !== undefined) {
@@ -206,7 +235,13 @@ export class Forwarder implements TunnelContext {
     const forwardedFor = scan.forwardedFor;
     if (ip !== undefined) headers.push('x-forwarded-for', forwardedFor === undefined ? ip : `${forwardedFor}, ${ip}`);
     else if (forwardedFor !== undefined) headers.push('x-forwarded-for', forwardedFor);
-    headers.push('x-forwarded-proto', 'http');
+    headers.push('x-forwarded-proto', listener.protocol);
+    if (this.portText !== '') headers.push('x-forwarded-port', this.portText);
+    const forwarded = scan.forwarded;
+    if (route.forwarded) {
+      const element = forwardedElement(ip, listener.protocol, host);
+      headers.push('forwarded', forwarded === undefined ? element : `${forwarded}, ${element}`);
+    } else if (forwarded !== undefined) headers.push('forwarded', forwarded);
     if (!scan.hasRequestId) {
       const id = this.ids.next();
       headers.push('x-request-id', id);
@@ -228,7 +263,23 @@ export class Forwarder implements TunnelContext {
       new TunnelCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, path, headers).send();
       return;
     }
-    const call = new ProxyCall(req, res, this, route, target, backend, a === ADMIT_TRIAL, path, headers, scan.hasBody, pickCtx.setCookie, hostAt, startedAt);
+    const hsts = listener.protocol === 'https' ? route.hsts : undefined;
+    const call = new ProxyCall(
+      req,
+      res,
+      this,
+      route,
+      target,
+      backend,
+      a === ADMIT_TRIAL,
+      path,
+      headers,
+      scan.hasBody,
+      pickCtx.setCookie,
+      hostAt,
+      startedAt,
+      hsts,
+    );
     // A chunked body is parsed as it arrives: wait until the parser has seen the rest of this
     // packet, so a malformed chunk sent along with the head fails the request before anything
     // reaches a backend.

@@ -25,6 +25,8 @@ export const HeaderClass = {
   RequestId: 7,
   /** `Upgrade`: hop-by-hop, but the forwarder tunnels a WebSocket upgrade. */
   Upgrade: 8,
+  /** RFC 7239 `Forwarded`: passed on, with the proxy's element appended on routes that ask for it. */
+  Forwarded: 9,
 } as const;
 export type HeaderClass = (typeof HeaderClass)[keyof typeof HeaderClass];
 
@@ -52,6 +54,8 @@ const REQUEST_SPECIAL: Record<string, HeaderClass> = {
   // Set by the proxy from what it saw, never trusted from the client.
   'x-forwarded-proto': HeaderClass.Drop,
   'x-forwarded-host': HeaderClass.Drop,
+  'x-forwarded-port': HeaderClass.Drop,
+  forwarded: HeaderClass.Forwarded,
   // Node's server has already answered `100-continue` to the client; undici refuses the header.
   expect: HeaderClass.Drop,
 };
@@ -136,6 +140,8 @@ export interface RequestHeaderScan {
   headers: string[];
   host: string | undefined;
   forwardedFor: string | undefined;
+  /** The client's `Forwarded` fields joined as one list, if any. */
+  forwarded: string | undefined;
   /** The request has a body to stream (Content-Length > 0 or Transfer-Encoding). */
   hasBody: boolean;
   /** It carries an X-Request-Id. */
@@ -182,6 +188,7 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
   let transferEncoding: string | undefined;
   let host: string | undefined;
   let forwardedFor: string | undefined;
+  let forwarded: string | undefined;
   let connection: string | undefined;
   let hasBody = false;
   let hasRequestId = false;
@@ -204,6 +211,9 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
         break;
       case HeaderClass.XForwardedFor:
         forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        break;
+      case HeaderClass.Forwarded:
+        forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
         break;
       case HeaderClass.ContentLength:
         headers.push(name, value);
@@ -229,6 +239,7 @@ export function scanRequestHeaders(raw: readonly string[], out: RequestHeaderSca
   out.headers = headers;
   out.host = host;
   out.forwardedFor = forwardedFor;
+  out.forwarded = forwarded;
   out.hasBody = hasBody;
   out.hasRequestId = hasRequestId;
   out.duplicateHost = duplicateHost;

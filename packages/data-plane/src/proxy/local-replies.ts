@@ -35,6 +35,7 @@ export const LOCAL_REPLIES = {
   connectFailed: localReply('upstream_connect'),
   badGateway: localReply('upstream_error'),
   timeout: localReply('upstream_timeout'),
+  tlsFailed: localReply('upstream_tls'),
   badRequest: localReply('bad_request'),
   tooManyHeaders: localReply('too_many_headers'),
   transferCodingNotImplemented: localReply('transfer_coding_not_implemented'),
@@ -65,6 +66,23 @@ export function sendLocal(res: ProxyResponse, reply: LocalReply): void {
 export function sendRedirect(res: ProxyResponse, status: number, location: string): void {
   const body = `${location}\n`;
   res.writeHead(status, ['location', location, 'content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]);
+  res.end(body);
+}
+
+/** A plain-HTTP request to a route that wants HTTPS: 301 or 308 to the same URL over https. */
+export function sendHttpsRedirect(res: ProxyResponse, status: number, location: string): void {
+  (res as Tagged)[kLocal] = 'https_redirect';
+  const body = `${LOCAL_REPLY_CODES.https_redirect.text}: ${location}\n`;
+  res.writeHead(status, [
+    'content-type',
+    'text/plain; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(body)),
+    'location',
+    location,
+    'x-lb-error',
+    'https_redirect',
+  ]);
   res.end(body);
 }
 

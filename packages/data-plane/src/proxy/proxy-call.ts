@@ -43,6 +43,12 @@ function isRequestRefused(err: Error): boolean {
   return code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === UPSTREAM_ERRORS.REQUEST_BODY;
 }
 
+/** Whether `headers` (flat name/value pairs) has one named `lower`. */
+function hasHeader(headers: readonly string[], lower: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.length === lower.length && headers[i]!.toLowerCase() === lower) return true;
+  return false;
+}
+
 const kCall = Symbol('lb.proxyCall');
 type TaggedResponse = ProxyResponse & { [kCall]?: ProxyCall };
 
@@ -101,6 +107,8 @@ export class ProxyCall implements AttemptOwner {
     private readonly hostAt: number,
     /** performance.now() when the request was handed to the forwarder. */
     private readonly startedAt: number,
+    /** Strict-Transport-Security to add to the answer (HTTPS only); undefined: none. */
+    private readonly hsts: string | undefined,
   ) {
     this.attempt = new UpstreamAttempt(this, target, backend, trial);
     (res as TaggedResponse)[kCall] = this;
@@ -196,6 +204,7 @@ export class ProxyCall implements AttemptOwner {
     const headers = filterResponseHeaders(rawHeaders);
     if (this.route.responseHeaders !== undefined) applyHeaderRules(headers, this.route.responseHeaders);
     if (this.setCookie !== undefined) headers.push('set-cookie', this.setCookie);
+    if (this.hsts !== undefined && !hasHeader(headers, 'strict-transport-security')) headers.push('strict-transport-security', this.hsts);
     this.headStatus = status;
     this.headText = statusText;
     this.headHeaders = headers;
@@ -248,12 +257,22 @@ export class ProxyCall implements AttemptOwner {
     this.headHeaders = null;
     if (kind === undefined) return this.reply(LOCAL_REPLIES.badRequest);
     // A retry only while no response has begun: a backend that answered may have acted.
+    // A backend whose TLS fails was never reached: another one may be, like after a refused connect.
     if (
       attempt.status === 0 &&
-      ((kind === 'connect' && this.mayRetry(attempt, FailureKind.ConnectFailure)) || (kind === 'reset' && this.mayRetry(attempt, FailureKind.Reset)))
+      (((kind === 'connect' || kind === 'tls') && this.mayRetry(attempt, FailureKind.ConnectFailure)) ||
+        (kind === 'reset' && this.mayRetry(attempt, FailureKind.Reset)))
     )
       return this.scheduleRetry();
-    this.reply(kind === 'timeout' ? LOCAL_REPLIES.timeout : kind === 'connect' ? LOCAL_REPLIES.connectFailed : LOCAL_REPLIES.badGateway);
+    this.reply(
+      kind === 'timeout'
+        ? LOCAL_REPLIES.timeout
+        : kind === 'connect'
+          ? LOCAL_REPLIES.connectFailed
+          : kind === 'tls'
+            ? LOCAL_REPLIES.tlsFailed
+            : LOCAL_REPLIES.badGateway,
+    );
   }
 
   /** Hands the held head to the client response; false when it refused it (the caller answers 502). */

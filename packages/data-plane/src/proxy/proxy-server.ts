@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { nativeHttp1 } from '../http1/parser-self-test.js';
-import { Http1Server } from '../server/http1-server.js';
+import { Http1Server, type TlsTransport } from '../server/http1-server.js';
 import { upgradeResponse } from '../server/upgrade-exchange.js';
 import type { RequestListener } from './exchange.js';
 import { AccessLog, type AccessLogTarget } from '../access-log/access-log.js';
@@ -94,7 +94,37 @@ function onClientError(err: Error & { code?: string }, socket: Duplex): void {
   socket.destroy(err);
 }
 
-export function createProxyServer(forwarder: Forwarder, options: ProxyServerOptions = {}): ProxyListener {
+/**
+ * What every listener of a process shares: node-wide shedding (one event-loop monitor, one
+ * concurrency cap) and the access log (one writer). Made once per process, given to each
+ * listener's forwarder, closed when the process drains.
+ */
+export interface RequestGuards {
+  readonly shedder: LoadShedder | undefined;
+  readonly accessLog: AccessLog | undefined;
+  close(): Promise<void>;
+}
+
+export function createRequestGuards(options: ProxyServerOptions = {}): RequestGuards {
+  const maxConcurrentRequests = options.maxConcurrentRequests ?? PROXY_DEFAULTS.maxConcurrentRequests;
+  const maxEventLoopDelayMs = options.maxEventLoopDelayMs ?? PROXY_DEFAULTS.maxEventLoopDelayMs;
+  const shedder = maxConcurrentRequests > 0 || maxEventLoopDelayMs > 0 ? new LoadShedder({ maxConcurrentRequests, maxEventLoopDelayMs }) : undefined;
+  const accessLog = AccessLog.open(options.accessLog ?? PROXY_DEFAULTS.accessLog);
+  return {
+    shedder,
+    accessLog,
+    async close() {
+      shedder?.close();
+      await accessLog?.close();
+    },
+  };
+}
+
+/**
+ * A client listener running `forwarder`: the built-in server or node:http (options.server), or
+ * with a TLS transport the built-in server over TLS — HTTPS never falls back to node:http.
+ */
+export function createProxyServer(forwarder: Forwarder, options: ProxyServerOptions = {}, transport?: TlsTransport): ProxyListener {
   const headersTimeout = options.headersTimeoutMs ?? PROXY_DEFAULTS.headersTimeoutMs;
   let requestTimeout = options.requestTimeoutMs ?? PROXY_DEFAULTS.requestTimeoutMs;
   // Node wants the whole-request limit to be at least the headers one.
@@ -103,15 +133,19 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
   const maxHeaderSize = options.maxHeaderSize ?? PROXY_DEFAULTS.maxHeaderSize;
   // How often expired requests are looked for (node's default, 30 s, lets slowloris linger).
   const checkIntervalMs = Math.max(100, Math.min(1_000, headersTimeout / 2));
-  const kind = options.server ?? DEFAULT_HTTP_SERVER;
+  const kind = transport !== undefined ? 'native' : (options.server ?? DEFAULT_HTTP_SERVER);
   const native = nativeHttp1();
-  if (kind === 'native' && !native.ok) throw new Error(`the native http server needs node's HTTP parser (${native.reason}); use --http-server node`);
+  if (kind === 'native' && !native.ok) {
+    const instead = transport !== undefined ? 'HTTPS listeners run only on the built-in server' : 'use --http-server node';
+    throw new Error(`the native http server needs node's HTTP parser (${native.reason}); ${instead}`);
+  }
   const server: ProxyListener =
     kind === 'native'
       ? new Http1Server(
           { maxHeaderSize, headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout, keepAliveTimeoutMs: keepAliveTimeout },
           forwarder.handle,
           checkIntervalMs,
+          transport,
         )
       : createServer(
           {
@@ -129,18 +163,6 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
           // node:http hands an upgrade request over with its socket; the forwarder answers it the
           // same way as the built-in server's (server/upgrade-exchange.ts).
           .on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => forwarder.handle(req, upgradeResponse(req, socket, head)));
-  const maxConcurrentRequests = options.maxConcurrentRequests ?? PROXY_DEFAULTS.maxConcurrentRequests;
-  const maxEventLoopDelayMs = options.maxEventLoopDelayMs ?? PROXY_DEFAULTS.maxEventLoopDelayMs;
-  if (maxConcurrentRequests > 0 || maxEventLoopDelayMs > 0) {
-    const shedder = new LoadShedder({ maxConcurrentRequests, maxEventLoopDelayMs });
-    forwarder.shedder = shedder;
-    server.once('close', () => shedder.close());
-  }
-  const accessLog = AccessLog.open(options.accessLog ?? PROXY_DEFAULTS.accessLog);
-  if (accessLog !== undefined) {
-    forwarder.accessLog = accessLog;
-    server.once('close', () => void accessLog.close());
-  }
   return server;
 }
 

@@ -33,6 +33,12 @@ export interface DiscoveryClientOptions {
    */
   firstMessageTimeoutMs?: number;
   onConnectionChange?(connected: boolean, address: string): void;
+  /**
+   * Mutual TLS to the control planes (--tls-ca, --tls-cert, --tls-key): the CA their certificates
+   * chain to, and this node's certificate, whose CN or a DNS name must be the node id. Absent:
+   * plaintext, over which a control plane pushes no private keys.
+   */
+  tls?: { ca: Buffer; cert: Buffer; key: Buffer } | undefined;
 }
 
 /**
@@ -118,7 +124,9 @@ export class DiscoveryClient {
     this.nextAddress = (this.nextAddress + 1) % addresses.length;
 
     const { Client } = loadDiscovery();
-    const client = new Client(address, grpc.credentials.createInsecure(), {
+    const tls = this.options.tls;
+    const credentials = tls === undefined ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
+    const client = new Client(address, credentials, {
       'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
       'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
       'grpc.keepalive_permit_without_calls': 1,

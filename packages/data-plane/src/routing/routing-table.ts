@@ -19,6 +19,9 @@ import {
   type Algorithm,
   type BackendState,
   type Config,
+  DEFAULT_LISTENER,
+  type Hsts,
+  type HttpsRedirect,
   type Redirect,
   routeSpecificity,
   type VersionedConfig,
@@ -32,7 +35,8 @@ import { SmoothWeightedRoundRobin } from '../balancer/smooth-weighted-round-robi
 import type { DataPlaneMetrics, RequestStats, UpstreamErrorStats } from '../metrics.js';
 import type { LatencyHistogram } from '../metrics/histogram.js';
 import { systemClock, type Clock, type Random } from '../runtime/clock.js';
-import { upstreamKey, type UpstreamSource } from '../upstream/upstream-pools.js';
+import { upstreamKey, type UpstreamSettings, type UpstreamSource } from '../upstream/upstream-pools.js';
+import type { UpstreamTls } from '../tls/upstream-tls.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { attachBreaker, compilePoolResilience, routeRateLimiter, targetPolicy, type PoolResilience, type TargetPolicy } from '../resilience/pool-policy.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
@@ -72,6 +76,8 @@ export interface CompiledPool {
   readonly latency: LatencyHistogram;
   /** Timeouts, retry policy and budget, circuit-breaker limits and counters. */
   readonly resilience: PoolResilience;
+  /** How its backends are reached: the resilience settings' connection part, and TLS. */
+  readonly upstream: UpstreamSettings;
   /** The pool's config as JSON: an unchanged pool is reused by the next table, balancer position and all. */
   readonly source: string;
 }
@@ -113,6 +119,25 @@ export interface CompiledRoute {
   readonly rewritePrefix: string | undefined;
   /** Answers with this redirect instead of forwarding. */
   readonly redirect: Redirect | undefined;
+  /** Plain-HTTP requests get a redirect to HTTPS instead; undefined: served. */
+  readonly httpsRedirect: HttpsRedirect | undefined;
+  /** The Strict-Transport-Security value added to HTTPS answers; undefined: none. */
+  readonly hsts: string | undefined;
+  /** Send RFC 7239 Forwarded upstream. */
+  readonly forwarded: boolean;
+}
+
+/** The host and path lookup of one set of routes (every route, or those one listener serves). */
+interface RouteIndex {
+  readonly exact: ReadonlyMap<string, RouteList>;
+  /** By suffix with its leading dot: `.example.com` for `*.example.com`. */
+  readonly wildcards: ReadonlyMap<string, RouteList>;
+  readonly anyHost: RouteList;
+}
+
+function hstsValue(hsts: Hsts | undefined): string | undefined {
+  if (hsts === undefined) return undefined;
+  return `max-age=${hsts.maxAgeSeconds}${hsts.includeSubDomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}`;
 }
 
 /** `Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
@@ -135,27 +160,30 @@ export class RoutingTable {
     readonly config: Config,
     readonly pools: ReadonlyMap<string, CompiledPool>,
     readonly routes: ReadonlyMap<string, CompiledRoute>,
-    private readonly exact: ReadonlyMap<string, RouteList>,
-    /** By suffix with its leading dot: `.example.com` for `*.example.com`. */
-    private readonly wildcards: ReadonlyMap<string, RouteList>,
-    private readonly anyHost: RouteList,
+    /** Every route, when no route is limited to listeners; undefined otherwise. */
+    private readonly shared: RouteIndex | undefined,
+    /** Per listener name, when some route is limited to listeners. */
+    private readonly byListener: ReadonlyMap<string, RouteIndex>,
   ) {}
 
   /**
    * The route for a request. `host` must already be normalized (normalizeHost) or undefined when
-   * the request had none; `url` is the request target as received (`/path?query`); `req` is what
-   * routes with conditions read (without it, only routes without conditions match).
+   * the request had none; `url` is the request target as received (`/path?query`); `req` is
+   * what routes with conditions read (without it, only routes without conditions match);
+   * `listener` the name of the listener it came in on.
    */
-  match(host: string | undefined, url: string, req?: RouteRequest): CompiledRoute | undefined {
-    let candidates = this.anyHost;
+  match(host: string | undefined, url: string, req?: RouteRequest, listener: string = DEFAULT_LISTENER): CompiledRoute | undefined {
+    const index = this.shared ?? this.byListener.get(listener);
+    if (index === undefined) return undefined;
+    let candidates = index.anyHost;
     if (host !== undefined) {
-      const exact = this.exact.get(host);
+      const exact = index.exact.get(host);
       if (exact !== undefined) candidates = exact;
-      else if (this.wildcards.size > 0) {
+      else if (index.wildcards.size > 0) {
         // Longest wildcard suffix first: try the host's suffixes from its first dot on (one map
         // read per label, however many wildcards there are). `*.a.com` needs a label before `.a.com`.
         for (let dot = host.indexOf('.', 1); dot > 0; dot = host.indexOf('.', dot + 1)) {
-          const w = this.wildcards.get(host.slice(dot));
+          const w = index.wildcards.get(host.slice(dot));
           if (w !== undefined) {
             candidates = w;
             break;
@@ -169,8 +197,7 @@ export class RoutingTable {
   /** Upstream pools the table can send to (active backends), by upstreamKey(). */
   addresses(): Set<string> {
     const out = new Set<string>();
-    for (const pool of this.pools.values())
-      for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.resilience.upstream));
+    for (const pool of this.pools.values()) for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.upstream));
     return out;
   }
 }
@@ -184,16 +211,21 @@ export interface CompileDeps {
   stickySecret?: string | undefined;
   /** The table being replaced: unchanged pools are taken over from it. */
   previous?: RoutingTable | undefined;
+  /** TLS to the backends of pools that say so (tls/upstream-tls.ts), by pool name. */
+  upstreamTls?: ReadonlyMap<string, UpstreamTls> | undefined;
   /** The hosts a pool's balancer may pick, with effective weights (health, panic, slow start); default: every active backend at its weight. */
   hosts?: ((pool: string, settings: Config['pools'][string], backends: readonly CompiledBackend[]) => Host<CompiledBackend>[]) | undefined;
 }
 
 function compilePool(name: string, pool: Config['pools'][string], deps: CompileDeps): CompiledPool {
-  const source = JSON.stringify(pool);
+  const tls = deps.upstreamTls?.get(name);
+  // A rotated CA or client certificate changes the pool's TLS, not its JSON.
+  const source = tls === undefined ? JSON.stringify(pool) : `${JSON.stringify(pool)}\u0000${tls.identity}`;
   const reused = deps.previous?.pools.get(name);
   if (reused !== undefined && reused.source === source) return reused;
   const clock = deps.clock ?? systemClock;
   const resilience = compilePoolResilience(name, pool, reused?.resilience, deps.metrics.resilience, clock);
+  const upstream: UpstreamSettings = tls === undefined ? resilience.upstream : { ...resilience.upstream, tls };
   const runtimes = new Map<string, BackendRuntime>();
   for (const b of reused?.backends ?? []) runtimes.set(b.id, b.runtime);
   const backends: CompiledBackend[] = pool.backends.map((b) => ({
@@ -201,7 +233,7 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     address: b.address,
     weight: b.weight,
     state: b.state,
-    upstream: b.state === 'active' ? deps.upstreams.acquire(b.address, resilience.upstream) : undefined,
+    upstream: b.state === 'active' ? deps.upstreams.acquire(b.address, upstream) : undefined,
     runtime: runtimes.get(b.id) ?? new BackendRuntime(),
   }));
   for (const b of backends) attachBreaker(b.runtime, resilience, clock);
@@ -220,6 +252,7 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     errors: deps.metrics.upstreamErrors(name),
     latency: deps.metrics.upstreamLatency(name),
     resilience,
+    upstream,
     source,
   };
 }
@@ -277,10 +310,30 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
       responseHeaders: compileHeaderRules(route.responseHeaders),
       rewritePrefix: route.rewrite?.pathPrefix,
       redirect: route.redirect,
+      httpsRedirect: route.httpsRedirect,
+      hsts: hstsValue(route.hsts),
+      forwarded: route.forwarded === true,
     });
   }
 
   const all = [...routes.values()];
+  // One index for every listener unless a route is limited to some: then one per listener.
+  if (Object.values(config.routes).every((r) => r.listeners === undefined)) {
+    return new RoutingTable(input.version, config, pools, routes, buildIndex(all), new Map());
+  }
+  const byListener = new Map<string, RouteIndex>();
+  for (const listener of [DEFAULT_LISTENER, ...Object.keys(config.listeners ?? {})]) {
+    const serves = all.filter((r) => {
+      const limited = config.routes[r.name]?.listeners;
+      return limited === undefined || limited.includes(listener);
+    });
+    byListener.set(listener, buildIndex(serves));
+  }
+  return new RoutingTable(input.version, config, pools, routes, undefined, byListener);
+}
+
+/** Host tiers and prefix order for `all`: see the file comment. */
+function buildIndex(all: CompiledRoute[]): RouteIndex {
   const anyHost = all.filter((r) => r.host === undefined).sort(compareRoutes);
   const wildcardRoutes = all.filter((r) => r.host?.startsWith('*.'));
   const matchingWildcards = (host: string) => wildcardRoutes.filter((r) => host.length > r.host!.length - 1 && host.endsWith(r.host!.slice(1)));
@@ -297,7 +350,7 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
     wildcards.set(suffix, new RouteList([...wildcardRoutes.filter((r) => suffix.endsWith(r.host!.slice(1))), ...anyHost].sort(compareRoutes), tierOf));
   }
 
-  return new RoutingTable(input.version, config, pools, routes, exact, wildcards, new RouteList(anyHost, tierOf));
+  return { exact, wildcards, anyHost: new RouteList(anyHost, tierOf) };
 }
 
 /**

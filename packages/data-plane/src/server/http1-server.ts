@@ -9,14 +9,25 @@
  * Its surface is the part of node:http's Server that proxy-server.ts uses: listen, address,
  * close (net's: 'close' once every connection has ended), closeIdleConnections,
  * closeAllConnections.
+ *
+ * With a TLS transport each connection first goes through the TLS acceptor (tls/tls-acceptor.ts)
+ * and is handed over once its handshake is done: a TLSSocket is a Socket, so the same connection
+ * code serves HTTPS. The acceptor asks for a context per connection, so a certificate replaced
+ * while the server runs applies to the next handshake, and connections already open keep theirs.
  */
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import { acceptTls, type TlsAcceptor } from '../tls/tls-acceptor.js';
 import type { RequestListener } from '../proxy/exchange.js';
 import { ServerConnection, type ConnectionServer, type ServerConnectionSettings } from './http1-server-connection.js';
 
+/** Serve HTTPS: how each connection's handshake goes (the acceptor's connection-independent part). */
+export type TlsTransport = Omit<TlsAcceptor, 'onSecure' | 'handshakeTimeoutMs'>;
+
 export class Http1Server extends EventEmitter implements ConnectionServer {
   private readonly server: net.Server;
+  /** TLS connections whose handshake is not done: no request yet, so closing them loses nothing. */
+  private readonly handshaking = new Set<Socket>();
   private readonly connections = new Set<ServerConnection>();
   /** Sockets connections gave away (upgrades), until they close: a drain past its grace cuts them too. */
   private readonly handedOffSockets = new Set<Socket>();
@@ -30,12 +41,33 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
     readonly listener: RequestListener,
     /** How often timeouts are checked (ms); node:http's connectionsCheckingInterval. */
     private readonly checkIntervalMs: number,
+    transport?: TlsTransport,
   ) {
     super();
     const idleSeconds = Math.floor(settings.keepAliveTimeoutMs / 1000);
     this.keepAliveHeader = idleSeconds > 0 ? `Keep-Alive: timeout=${idleSeconds}\r\n` : '';
     // allowHalfOpen: a client that half-closes after its last request still gets the answers.
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+    if (transport === undefined) {
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+    } else {
+      // A handshake is held to the same limit as a request head: a client that stalls it is cut.
+      const acceptor: TlsAcceptor = {
+        choosesBySni: () => transport.choosesBySni(),
+        contextFor: (servername) => transport.contextFor(servername),
+        alpn: transport.alpn,
+        handshakeTimeoutMs: settings.headersTimeoutMs,
+        onSecure: (socket, raw) => {
+          this.handshaking.delete(raw);
+          if (!socket.destroyed) this.onConnection(socket);
+        },
+        onHandshakeError: (err) => transport.onHandshakeError(err),
+      };
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (raw) => {
+        this.handshaking.add(raw);
+        raw.once('close', () => this.handshaking.delete(raw));
+        acceptTls(raw, acceptor);
+      });
+    }
     this.server.on('error', (err) => this.emit('error', err));
     this.server.on('close', () => this.emit('close'));
   }
@@ -91,10 +123,12 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
 
   closeIdleConnections(): void {
     for (const conn of this.connections) if (conn.idle) conn.destroy();
+    for (const raw of this.handshaking) raw.destroy();
   }
 
   closeAllConnections(): void {
     for (const conn of this.connections) conn.destroy();
     for (const socket of this.handedOffSockets) socket.destroy();
+    for (const raw of this.handshaking) raw.destroy();
   }
 }

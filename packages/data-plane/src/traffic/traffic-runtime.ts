@@ -12,8 +12,17 @@ import { HealthStore } from '../health/health-store.js';
 import type { DataPlaneMetrics } from '../metrics.js';
 import type { Clock, Random } from '../runtime/clock.js';
 import { UpstreamPools, type UpstreamOptions } from '../upstream/upstream-pools.js';
-import { Forwarder } from '../proxy/forwarder.js';
-import { createProxyServer, drainServer, listen, type ProxyListener, type ProxyServerOptions } from '../proxy/proxy-server.js';
+import { Forwarder, type ListenerContext } from '../proxy/forwarder.js';
+import {
+  createProxyServer,
+  createRequestGuards,
+  drainServer,
+  listen,
+  type ProxyListener,
+  type ProxyServerOptions,
+  type RequestGuards,
+} from '../proxy/proxy-server.js';
+import { ListenerSet } from './listener-set.js';
 
 export interface TrafficRuntimeOptions {
   metrics: DataPlaneMetrics;
@@ -26,19 +35,46 @@ export interface TrafficRuntimeOptions {
   stickySecret?: string | undefined;
   upstream?: UpstreamOptions | undefined;
   proxy?: ProxyServerOptions | undefined;
+  /** Where the listeners a config names bind (--bind-address). Default: 127.0.0.1. */
+  bindAddress?: string | undefined;
+  /** How long a listener that left the config lets its requests finish (ms). Default 10000. */
+  drainTimeoutMs?: number | undefined;
 }
 
 export class TrafficRuntime {
   readonly upstreams: UpstreamPools;
   readonly health = new HealthStore();
   readonly applier: SnapshotApplier;
+  /** The `--listen` listener. */
   readonly server: ProxyListener;
-  readonly forwarder: Forwarder;
+  /** The listeners the applied config names. */
+  readonly listeners: ListenerSet;
+  private readonly forwarder: Forwarder;
+  private readonly guards: RequestGuards;
   address: AddressInfo | undefined;
 
   constructor(options: TrafficRuntimeOptions) {
     this.upstreams = new UpstreamPools(options.upstream);
     options.metrics.connectionSource = () => this.upstreams.connectionCounts();
+    this.guards = createRequestGuards(options.proxy);
+    const forwarderFor = (listener?: ListenerContext): Forwarder => {
+      const forwarder = new Forwarder(this.applier, options.metrics, {
+        maxHeaders: options.proxy?.maxHeaders,
+        underscoreHeaders: options.proxy?.underscoreHeaders,
+        ...(listener !== undefined ? { listener } : {}),
+      });
+      forwarder.shedder = this.guards.shedder;
+      forwarder.accessLog = this.guards.accessLog;
+      return forwarder;
+    };
+    this.listeners = new ListenerSet({
+      host: options.bindAddress ?? '127.0.0.1',
+      forwarderFor,
+      proxy: options.proxy,
+      logger: options.logger,
+      drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
+      onHandshakeError: (listener) => options.metrics.tlsHandshakeFailed(listener),
+    });
     this.applier = new SnapshotApplier({
       upstreams: this.upstreams,
       metrics: options.metrics,
@@ -48,16 +84,15 @@ export class TrafficRuntime {
       clock: options.clock,
       cache: options.cache,
       stickySecret: options.stickySecret,
+      listeners: this.listeners,
     });
-    this.forwarder = new Forwarder(this.applier, options.metrics, {
-      maxHeaders: options.proxy?.maxHeaders,
-      underscoreHeaders: options.proxy?.underscoreHeaders,
-    });
+    this.forwarder = forwarderFor();
     this.server = createProxyServer(this.forwarder, options.proxy);
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
     this.address = await listen(this.server, host, port);
+    this.forwarder.bound(this.address.port);
     return this.address;
   }
 
@@ -71,8 +106,9 @@ export class TrafficRuntime {
    * Resolves true when everything finished within the grace period.
    */
   async drain(graceMs: number): Promise<boolean> {
-    const clean = await drainServer(this.server, graceMs, this.forwarder.tunnels);
+    const [clean, cleanListeners] = await Promise.all([drainServer(this.server, graceMs, this.forwarder.tunnels), this.listeners.drain(graceMs)]);
     await this.upstreams.closeAll(1_000);
-    return clean;
+    await this.guards.close();
+    return clean && cleanListeners;
   }
 }

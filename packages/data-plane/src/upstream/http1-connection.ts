@@ -22,13 +22,15 @@
  * its idle side as we wrote) replays the request once on a new connection, if the request has
  * no body and an idempotent method: nothing can have been processed twice that way.
  */
-import net, { type Socket } from 'node:net';
+import net, { isIP, type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import { coarseClock, deadlineIn } from './connection-sweeper.js';
 import { ReadBuffer, READ_BUFFER_SIZE } from './read-buffers.js';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import type { UpstreamHandler, UpstreamRequest } from './upstream.js';
+import type { UpstreamTls } from '../tls/upstream-tls.js';
 
 export interface ConnectionSettings {
   readonly host: string;
@@ -37,10 +39,14 @@ export interface ConnectionSettings {
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
+  /** TLS to the backend; absent: plain TCP. */
+  readonly tls?: UpstreamTls | undefined;
 }
 
 /** What a connection tells the pool that owns it. */
 export interface ConnectionOwner {
+  /** The newest TLS session of the backend: a new connection offers it (abbreviated handshake). */
+  tlsSession: Buffer | undefined;
   /** The exchange is over and the connection can carry another request. */
   released(conn: Http1Connection): void;
   /** The connection is closed for good. */
@@ -105,6 +111,8 @@ export class Http1Connection implements Http1Events {
   /** The request body still streaming: its listeners, to detach. */
   private body: Readable | null = null;
   private chunked = false;
+  /** TLS only: the TCP connection is up and the handshake under way (its failures are TLS failures). */
+  private handshaking = false;
 
   constructor(
     private readonly settings: ConnectionSettings,
@@ -118,15 +126,39 @@ export class Http1Connection implements Http1Events {
     this.handler = firstHandler;
     this.request = first;
     if (settings.connectTimeoutMs > 0) this.setDeadline(settings.connectTimeoutMs, UPSTREAM_ERRORS.CONNECT_TIMEOUT);
-    const socket = net.connect({
-      host: settings.host,
-      port: settings.port,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: 60_000,
-      onread: { buffer: this.nextReadBuffer, callback: this.onSocketRead },
-    });
-    socket.on('connect', this.onSocketConnect);
+    const secure = settings.tls;
+    let socket: Socket;
+    if (secure === undefined) {
+      socket = net.connect({
+        host: settings.host,
+        port: settings.port,
+        noDelay: true,
+        keepAlive: true,
+        keepAliveInitialDelay: 60_000,
+        onread: { buffer: this.nextReadBuffer, callback: this.onSocketRead },
+      });
+      socket.on('connect', this.onSocketConnect);
+    } else {
+      // TLS reads come as node's own buffers ('data'), not through onread: bodies are passed on
+      // as they arrive, without recycled buffers. The connect deadline covers the handshake.
+      const servername = secure.servername ?? (isIP(settings.host) === 0 ? settings.host : undefined);
+      const tlsSocket = tls.connect({
+        host: settings.host,
+        port: settings.port,
+        secureContext: secure.context,
+        ...(servername !== undefined ? { servername } : {}),
+        rejectUnauthorized: secure.verify,
+        ...(owner.tlsSession !== undefined ? { session: owner.tlsSession } : {}),
+        ALPNProtocols: ['http/1.1'],
+      });
+      tlsSocket.setNoDelay(true);
+      tlsSocket.setKeepAlive(true, 60_000);
+      tlsSocket.on('connect', () => (this.handshaking = true));
+      tlsSocket.on('secureConnect', this.onSecureConnect);
+      tlsSocket.on('session', (session: Buffer) => (owner.tlsSession = session));
+      tlsSocket.on('data', this.onSocketData);
+      socket = tlsSocket;
+    }
     socket.on('end', this.onSocketEnd);
     socket.on('error', this.onSocketError);
     socket.on('close', this.onSocketClose);
@@ -390,9 +422,10 @@ export class Http1Connection implements Http1Events {
     if (n > this.bodyRemaining) n = this.bodyRemaining;
     this.bodyRemaining -= n;
     if (this.bodyTimeoutMs > 0) this.deadline = deadlineIn(this.bodyTimeoutMs);
-    const lease = this.readBuffer!;
-    lease.hold();
-    const more = handler.onData(buf.subarray(from, from + n), lease.release);
+    // Over TLS the chunk is node's own buffer: nothing to give back.
+    const lease = this.readBuffer;
+    lease?.hold();
+    const more = handler.onData(buf.subarray(from, from + n), lease?.release);
     if (this.handler !== handler) return;
     if (this.bodyRemaining === 0) {
       this.parser.reset();
@@ -421,6 +454,19 @@ export class Http1Connection implements Http1Events {
   }
 
   // --- socket events ---
+
+  private readonly onSecureConnect = (): void => {
+    this.handshaking = false;
+    this.onSocketConnect();
+  };
+
+  /** TLS reads (plain TCP reads go through onSocketRead). */
+  private readonly onSocketData = (chunk: Buffer): void => {
+    if (this.state === CLOSED) return;
+    if (this.bodyRemaining > 0) {
+      if (this.state === BUSY) this.readOwnBody(chunk, 0, chunk.length);
+    } else this.parse(chunk, 0, chunk.length);
+  };
 
   private readonly onSocketConnect = (): void => {
     if (this.state !== CONNECTING) return;
@@ -458,6 +504,18 @@ export class Http1Connection implements Http1Events {
   };
 
   private readonly onSocketError = (err: Error): void => {
+    // Failing between the TCP connect and the end of the handshake is the TLS failing (the
+    // certificate does not verify, no common protocol): told apart from a refused connection.
+    if (this.handshaking) {
+      const code = (err as { code?: string }).code;
+      this.destroy(
+        new UpstreamError(
+          UPSTREAM_ERRORS.TLS,
+          `TLS with the backend failed: ${err.message}${code !== undefined && !err.message.includes(code) ? ` (${code})` : ''}`,
+        ),
+      );
+      return;
+    }
     this.destroy(err);
   };
 

@@ -10,6 +10,7 @@ import { Http1Connection, type ConnectionOwner, type ConnectionSettings } from '
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { TunnelSet, type TunnelHandler } from './tunnel.js';
 import type { Upstream, UpstreamHandler, UpstreamRequest } from './upstream.js';
+import type { UpstreamTls } from '../tls/upstream-tls.js';
 
 export interface Http1PoolOptions {
   connectTimeoutMs: number;
@@ -18,6 +19,8 @@ export interface Http1PoolOptions {
   keepAliveTimeoutMs: number;
   /** Most connections at once; absent: no limit. */
   connections?: number | undefined;
+  /** TLS to the backend; absent: plain HTTP. */
+  tls?: UpstreamTls | undefined;
 }
 
 interface Waiting {
@@ -45,6 +48,8 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
   private readonly tunnels = new TunnelSet();
   private whenClosed: (() => void) | undefined;
   private closedPromise: Promise<void> | undefined;
+  /** The newest TLS session a backend gave: new connections resume it (an abbreviated handshake). */
+  tlsSession: Buffer | undefined;
 
   constructor(address: string, options: Http1PoolOptions) {
     const { host, port } = splitAddress(address);
@@ -55,6 +60,7 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
       headersTimeoutMs: options.headersTimeoutMs,
       bodyTimeoutMs: options.bodyTimeoutMs,
       keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+      tls: options.tls,
     };
     this.limit = options.connections ?? Number.POSITIVE_INFINITY;
   }

@@ -49,7 +49,8 @@ export class UndiciUpstream implements Upstream {
   constructor(address: string, options: Http1PoolOptions) {
     this.address = address;
     this.options = options;
-    const pool = new Pool(`http://${address}`, {
+    const tls = options.tls;
+    const pool = new Pool(`${tls === undefined ? 'http' : 'https'}://${address}`, {
       connectTimeout: options.connectTimeoutMs,
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs,
@@ -57,6 +58,10 @@ export class UndiciUpstream implements Upstream {
       keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs, 600_000),
       pipelining: 1,
       ...(options.connections !== undefined ? { connections: options.connections } : {}),
+      // undici hands these to tls.connect as they are.
+      ...(tls !== undefined
+        ? { connect: { secureContext: tls.context, rejectUnauthorized: tls.verify, ...(tls.servername !== undefined ? { servername: tls.servername } : {}) } }
+        : {}),
     });
     // Connection failures reach the request's handler; an 'error' event must not crash the process.
     pool.on('connectionError', () => {});

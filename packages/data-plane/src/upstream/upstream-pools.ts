@@ -13,6 +13,7 @@ import { nativeHttp1 } from '../http1/parser-self-test.js';
 import { Http1Pool, type Http1PoolOptions } from './http1-pool.js';
 import { UndiciUpstream } from './undici-upstream.js';
 import type { Upstream } from './upstream.js';
+import type { UpstreamTls } from '../tls/upstream-tls.js';
 
 export const UPSTREAM_CLIENTS = ['native', 'undici'] as const;
 export type UpstreamClient = (typeof UPSTREAM_CLIENTS)[number];
@@ -39,19 +40,22 @@ export interface UpstreamSettings {
   keepAliveTimeoutMs?: number;
   /** Most connections to the address; absent: no limit. */
   connections?: number;
+  /** TLS to the backend (the pool's `tls`); absent: plain HTTP. */
+  tls?: UpstreamTls | undefined;
 }
 
 /** The key of the upstream pool for `address` with `settings`: the address alone for the defaults. */
 export function upstreamKey(address: string, settings: UpstreamSettings | undefined): string {
   if (settings === undefined) return address;
-  const { connectTimeoutMs: c, keepAliveTimeoutMs: k, connections: n } = settings;
+  const { connectTimeoutMs: c, keepAliveTimeoutMs: k, connections: n, tls } = settings;
   if (
+    tls === undefined &&
     (c === undefined || c === DEFAULT_SETTINGS.connectTimeoutMs) &&
     (k === undefined || k === DEFAULT_SETTINGS.keepAliveTimeoutMs) &&
     (n === undefined || n === DEFAULT_SETTINGS.connections)
   )
     return address;
-  return `${address}#${c ?? ''},${k ?? ''},${n ?? ''}`;
+  return `${address}#${c ?? ''},${k ?? ''},${n ?? ''}${tls === undefined ? '' : `,tls:${tls.identity}`}`;
 }
 
 /** The settings every pool has unless it says otherwise (RESILIENCE_DEFAULTS): these share the plain-address pool. */
@@ -93,6 +97,7 @@ export class UpstreamPools implements UpstreamSource {
       if (settings?.connectTimeoutMs !== undefined) options.connectTimeoutMs = settings.connectTimeoutMs;
       if (settings?.keepAliveTimeoutMs !== undefined) options.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
       if (settings?.connections !== undefined) options.connections = settings.connections;
+      if (settings?.tls !== undefined) options.tls = settings.tls;
       const pool = this.client === 'native' ? new Http1Pool(address, options) : new UndiciUpstream(address, options);
       entry = { address, pool };
       this.pools.set(key, entry);

@@ -2,8 +2,9 @@
  * Structured diff between two configs, keyed by names and backend ids rather than array indexes,
  * so removing one backend from the middle of a pool reads as one removal, not a cascade of changes.
  */
+import { X509Certificate } from 'node:crypto';
 import diff from 'microdiff';
-import type { Config } from './model.js';
+import type { CertificateResource, Config } from './model.js';
 
 export interface ConfigChange {
   op: 'add' | 'remove' | 'change';
@@ -26,14 +27,29 @@ function keyed(config: Config): unknown {
     for (const p of route.pools) weights[p.pool] = p;
     routes[name] = { ...route, pools: weights };
   }
-  return { pools, routes };
+  const certificates: Record<string, unknown> = {};
+  for (const [name, resource] of Object.entries(config.certificates ?? {})) certificates[name] = summarizeCertificate(resource);
+  // Absent and empty sections are the same config: a write must not turn one into the other as a change.
+  return { pools, routes, listeners: config.listeners ?? {}, certificates };
 }
 
-/** A whole pool or route added or removed is reported as written, not in its keyed form. */
+/** A certificate in a diff: its leaf's SHA-256 fingerprint stands for the PEM, which says nothing to a reader. */
+function summarizeCertificate(resource: CertificateResource): CertificateResource {
+  let fingerprint = 'unparsable';
+  try {
+    fingerprint = new X509Certificate(resource.certificate).fingerprint256;
+  } catch {
+    // Validated configs always parse; keep the diff total anyway.
+  }
+  return { ...resource, certificate: `sha256:${fingerprint}` };
+}
+
+/** A whole pool, route, listener or certificate added or removed is reported as written (certificates summarized), not keyed. */
 function original(config: Config, path: (string | number)[], keyedValue: unknown): unknown {
   if (path.length !== 2) return keyedValue;
   const [kind, name] = path as [keyof Config, string];
-  return config[kind][name];
+  if (kind === 'certificates') return keyedValue;
+  return config[kind]?.[name];
 }
 
 export function diffConfigs(before: Config, after: Config): ConfigChange[] {

@@ -91,6 +91,21 @@ export interface Backend {
   state: BackendState;
 }
 
+/**
+ * TLS from the data plane to a pool's backends (and for the control plane's health probes of them).
+ * Absent: plain HTTP.
+ */
+export interface PoolTls {
+  /** SNI and the name the backend's certificate must hold. Default: the backend's host when it is a name (an IP address sends no SNI and is checked against the certificate's IP SANs). */
+  serverName?: string;
+  /** Verify the backend's certificate chain and name. Default true. */
+  verify: boolean;
+  /** A certificate resource (no key needed) that backends' certificates must chain to. Default: the system's CA store. */
+  caCertificate?: string;
+  /** A certificate resource with a private key, presented to backends that ask for one (mTLS). */
+  clientCertificate?: string;
+}
+
 export interface Pool {
   /** Default `round_robin`. */
   algorithm: Algorithm;
@@ -124,6 +139,8 @@ export interface Pool {
   retry?: RetryPolicy;
   /** Limits on what the pool and each backend take at once, and the error-rate breaker; absent: RESILIENCE_DEFAULTS.circuitBreaker. */
   circuitBreaker?: CircuitBreaker;
+  /** TLS to the backends; absent: plain HTTP. */
+  tls?: PoolTls;
 }
 
 export interface Timeouts {
@@ -331,10 +348,36 @@ export interface RoutePool {
   weight: number;
 }
 
+/** Plain-HTTP requests to a route with this get a redirect to the same URL over HTTPS instead. */
+export interface HttpsRedirect {
+  /** 301 or 308 (which keeps the method and body). Default 308. */
+  status: 301 | 308;
+  /** The HTTPS port in the Location; 443 is left out of it. Default 443. */
+  port: number;
+}
+
+/** RFC 6797 Strict-Transport-Security, added to answers given over HTTPS (never over plain HTTP). */
+export interface Hsts {
+  /** Default 31536000 (a year). */
+  maxAgeSeconds: number;
+  /** Default false. */
+  includeSubDomains: boolean;
+  /** Default false. */
+  preload: boolean;
+}
+
 export interface Route {
   match: RouteMatch;
   /** At least one, unless the route redirects. */
   pools: RoutePool[];
+  /** Only requests that came in on these listeners match (DEFAULT_LISTENER names `--listen`). Absent: every listener. */
+  listeners?: string[];
+  /** Redirect requests that came over plain HTTP to HTTPS; absent: serve them. */
+  httpsRedirect?: HttpsRedirect;
+  /** Strict-Transport-Security on this route's HTTPS answers; absent: none. */
+  hsts?: Hsts;
+  /** Also send RFC 7239 `Forwarded: for=…;proto=…;host=…` upstream (X-Forwarded-* always go). Default false. */
+  forwarded?: boolean;
   /** Per-client token bucket on this route; absent: no limit. */
   rateLimit?: RateLimit;
   /** Replaces requestMs of every pool this route sends to, for this route's requests (connectMs and idleMs belong to the pool's connections). */
@@ -361,10 +404,63 @@ export interface WebSocketOptions {
 }
 
 export const WEBSOCKET_DEFAULTS: Readonly<WebSocketOptions> = Object.freeze({ enabled: true, idleTimeoutMs: 300_000 });
+/** The name routes use for the data plane's `--listen` listener; no configured listener may take it. */
+export const DEFAULT_LISTENER = 'default';
+
+export const LISTENER_PROTOCOLS = ['http', 'https'] as const;
+export type ListenerProtocol = (typeof LISTENER_PROTOCOLS)[number];
+
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+export type TlsVersion = (typeof TLS_VERSIONS)[number];
+
+/** ALPN protocols a listener may offer; `h2` comes with HTTP/2. */
+export const ALPN_PROTOCOLS = ['http/1.1'] as const;
+
+/** The TLS policy of an HTTPS listener. */
+export interface ListenerTls {
+  /** Certificate resources (each with a private key) served by SNI: an exact name beats a wildcard. At least one. */
+  certificates: string[];
+  /** For clients without SNI or asking for a name no certificate holds. Default: the first of `certificates`. */
+  defaultCertificate?: string;
+  /** Oldest protocol version accepted. Default TLSv1.2. */
+  minVersion: TlsVersion;
+  /** OpenSSL cipher list (TLS 1.2 ciphers and TLS 1.3 suites, `:`-separated). Absent: Node's default list. */
+  ciphers?: string;
+  /** ALPN protocols offered, in order of preference. Default ["http/1.1"]. */
+  alpn: Array<(typeof ALPN_PROTOCOLS)[number]>;
+  /** Session resumption with tickets whose keys the control plane shares with every node. Default true. */
+  sessionResumption: boolean;
+  /** Lifetime of a session ticket (s), 1..86400. Default 300. */
+  sessionTimeoutSeconds: number;
+}
+
+/** A client listener every data plane binds (on its `--bind-address`). */
+export interface Listener {
+  port: number;
+  protocol: ListenerProtocol;
+  /** Required for `https`, refused for `http`. */
+  tls?: ListenerTls;
+}
+
+/**
+ * A certificate resource. Its private key is never part of the config: the control plane keeps it
+ * encrypted beside the versions, keyed by the certificate's public key, and pushes it only over
+ * mutual TLS. A certificate without a key can still be a pool's `caCertificate`.
+ */
+export interface CertificateResource {
+  /** PEM: the certificate, then each certificate that issued the one before it. */
+  certificate: string;
+  /** Accepted although expired or not valid yet (checked when the certificate is written). Default false. */
+  allowExpired?: boolean;
+}
 
 export interface Config {
   pools: Record<string, Pool>;
   routes: Record<string, Route>;
+  /** Client listeners besides `--listen`; absent: none. */
+  listeners?: Record<string, Listener>;
+  /** Certificates that listeners serve and pools present or trust; absent: none. */
+  certificates?: Record<string, CertificateResource>;
 }
 
 /** Config plus the version it was committed as; what the DP applies and what GET /v1/config returns. */

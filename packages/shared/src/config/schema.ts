@@ -3,7 +3,18 @@
  * between parts (a route naming a pool, duplicate ids) are checked in validate.ts.
  * Later issues add fields here; `additionalProperties: false` makes unknown fields errors.
  */
-import { ALGORITHMS, BACKEND_STATES, HASH_SOURCES, HEALTH_CHECK_TYPES, RATE_LIMIT_KEYS, RETRY_ON, SAME_SITE_VALUES } from './model.js';
+import {
+  ALGORITHMS,
+  ALPN_PROTOCOLS,
+  BACKEND_STATES,
+  HASH_SOURCES,
+  HEALTH_CHECK_TYPES,
+  LISTENER_PROTOCOLS,
+  RATE_LIMIT_KEYS,
+  RETRY_ON,
+  SAME_SITE_VALUES,
+  TLS_VERSIONS,
+} from './model.js';
 import { NAME_PATTERN } from './names.js';
 
 export const backendSchema = {
@@ -111,6 +122,22 @@ export const rateLimitSchema = {
   },
 } as const;
 
+const nameRef = { type: 'string', pattern: NAME_PATTERN } as const;
+
+/** A host name as SNI sends it (no port, no wildcard). */
+const SERVER_NAME_PATTERN = '^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$';
+
+export const poolTlsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    serverName: { type: 'string', pattern: SERVER_NAME_PATTERN },
+    verify: { type: 'boolean', default: true },
+    caCertificate: nameRef,
+    clientCertificate: nameRef,
+  },
+} as const;
+
 export const poolSchema = {
   type: 'object',
   additionalProperties: false,
@@ -201,6 +228,7 @@ export const poolSchema = {
     timeouts: timeoutsSchema,
     retry: retrySchema,
     circuitBreaker: circuitBreakerSchema,
+    tls: poolTlsSchema,
   },
 } as const;
 
@@ -320,6 +348,76 @@ export const routeSchema = {
         stripQuery: { type: 'boolean', default: false },
       },
     },
+    listeners: { type: 'array', minItems: 1, maxItems: 64, uniqueItems: true, items: nameRef },
+    httpsRedirect: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        status: { enum: [301, 308], default: 308 },
+        port: { type: 'integer', minimum: 1, maximum: 65535, default: 443 },
+      },
+    },
+    hsts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxAgeSeconds: { type: 'integer', minimum: 0, maximum: 315360000, default: 31536000 },
+        includeSubDomains: { type: 'boolean', default: false },
+        preload: { type: 'boolean', default: false },
+      },
+    },
+    forwarded: { type: 'boolean' },
+  },
+} as const;
+
+/** An OpenSSL cipher list; validate.ts also asks OpenSSL whether it names any cipher. */
+const CIPHERS_PATTERN = '^[A-Za-z0-9_+!@=.:-]+$';
+
+export const listenerTlsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['certificates'],
+  properties: {
+    certificates: { type: 'array', minItems: 1, maxItems: 256, uniqueItems: true, items: nameRef },
+    defaultCertificate: nameRef,
+    minVersion: { enum: [...TLS_VERSIONS], default: 'TLSv1.2' },
+    ciphers: { type: 'string', minLength: 1, maxLength: 4096, pattern: CIPHERS_PATTERN },
+    alpn: { type: 'array', minItems: 1, maxItems: ALPN_PROTOCOLS.length, uniqueItems: true, items: { enum: [...ALPN_PROTOCOLS] }, default: ['http/1.1'] },
+    sessionResumption: { type: 'boolean', default: true },
+    sessionTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 300 },
+  },
+} as const;
+
+export const listenerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['port', 'protocol'],
+  properties: {
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    protocol: { enum: [...LISTENER_PROTOCOLS] },
+    tls: listenerTlsSchema,
+  },
+} as const;
+
+/** Largest certificate chain accepted, in characters of PEM (a long chain of 4096-bit RSA certificates fits). */
+export const MAX_CERTIFICATE_PEM = 64 * 1024;
+
+export const certificateSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['certificate'],
+  properties: {
+    certificate: { type: 'string', minLength: 1, maxLength: MAX_CERTIFICATE_PEM },
+    allowExpired: { type: 'boolean' },
+  },
+} as const;
+
+/** PUT /v1/certificates/{name}: the resource plus its private key, which is never stored in the config. */
+export const certificateBodySchema = {
+  ...certificateSchema,
+  properties: {
+    ...certificateSchema.properties,
+    privateKey: { type: 'string', minLength: 1, maxLength: 64 * 1024 },
   },
 } as const;
 
@@ -338,6 +436,18 @@ export const configSchema = {
       default: {},
       propertyNames: { pattern: NAME_PATTERN },
       additionalProperties: routeSchema,
+    },
+    listeners: {
+      type: 'object',
+      maxProperties: 256,
+      propertyNames: { pattern: NAME_PATTERN },
+      additionalProperties: listenerSchema,
+    },
+    certificates: {
+      type: 'object',
+      maxProperties: 4096,
+      propertyNames: { pattern: NAME_PATTERN },
+      additionalProperties: certificateSchema,
     },
   },
 } as const;

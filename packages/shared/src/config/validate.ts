@@ -3,14 +3,19 @@
  * before applying a snapshot. Every problem is reported (not just the first), each with the field
  * at fault, and the input is never modified: defaults are filled into a copy.
  */
+import { createSecureContext } from 'node:tls';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isValidMatchHost, parseHostPort } from './address.js';
+import { CERTIFICATE_KEY_TYPES, parseCertificateChain } from './certificate-pem.js';
 import {
+  DEFAULT_LISTENER,
   HASH_ON_ALGORITHMS,
   type Backend,
+  type CertificateResource,
   type Config,
   type HeaderMatch,
   type HeaderRules,
+  type Listener,
   type Pool,
   type QueryMatch,
   type RetryPolicy,
@@ -22,7 +27,10 @@ import {
   backendBodySchema,
   backendPatchSchema,
   backendSchema,
+  certificateBodySchema,
+  certificateSchema,
   configSchema,
+  listenerSchema,
   poolSchema,
   registrationBodySchema,
   routeSchema,
@@ -56,6 +64,9 @@ const compiled = {
   backendBody: ajv.compile(backendBodySchema),
   backendPatch: ajv.compile(backendPatchSchema),
   registration: ajv.compile(registrationBodySchema),
+  listener: ajv.compile(listenerSchema),
+  certificate: ajv.compile(certificateSchema),
+  certificateBody: ajv.compile(certificateBodySchema),
 };
 
 /** `/pools/web/backends/0/weight` → `pools.web.backends[0].weight`. */
@@ -297,6 +308,77 @@ export function routeSpecificity(route: Route): number {
   return (route.match.methods === undefined ? 0 : 1) + (route.match.headers?.length ?? 0) + (route.match.query?.length ?? 0);
 }
 
+/** Listener references of a route, checked against the listeners of the whole config. */
+function checkRouteListeners(route: Route, prefix: string, errors: FieldError[], listeners: Record<string, Listener>): void {
+  route.listeners?.forEach((name, i) => {
+    if (name !== DEFAULT_LISTENER && !Object.hasOwn(listeners, name))
+      errors.push({ field: joinField(prefix, `listeners[${i}]`), message: `listener "${name}" does not exist ("${DEFAULT_LISTENER}" is the --listen one)` });
+  });
+  if (route.httpsRedirect !== undefined && route.listeners !== undefined) {
+    const plain = route.listeners.some((name) => name === DEFAULT_LISTENER || listeners[name]?.protocol === 'http');
+    if (!plain) errors.push({ field: joinField(prefix, 'httpsRedirect'), message: 'the route serves no plain-HTTP listener, so nothing would be redirected' });
+  }
+}
+
+/** Names of TLS settings OpenSSL takes; asked once per distinct list (lists repeat across versions). */
+const cipherVerdicts = new Map<string, string | undefined>();
+
+function cipherProblem(ciphers: string): string | undefined {
+  if (cipherVerdicts.has(ciphers)) return cipherVerdicts.get(ciphers);
+  let problem: string | undefined;
+  try {
+    createSecureContext({ ciphers });
+  } catch (err) {
+    problem = `OpenSSL refuses it: ${(err as Error).message}`;
+  }
+  if (cipherVerdicts.size < 256) cipherVerdicts.set(ciphers, problem);
+  return problem;
+}
+
+function checkListener(listener: Listener, prefix: string, errors: FieldError[], certificates?: Record<string, CertificateResource>): void {
+  const tls = listener.tls;
+  if (listener.protocol === 'https' && tls === undefined) errors.push({ field: joinField(prefix, 'tls'), message: 'is required when protocol is https' });
+  if (listener.protocol === 'http' && tls !== undefined) errors.push({ field: joinField(prefix, 'tls'), message: 'is only used when protocol is https' });
+  if (tls === undefined) return;
+  if (tls.defaultCertificate !== undefined && !tls.certificates.includes(tls.defaultCertificate))
+    errors.push({ field: joinField(prefix, 'tls.defaultCertificate'), message: `must be one of tls.certificates (${tls.certificates.join(', ')})` });
+  if (tls.ciphers !== undefined) {
+    const problem = cipherProblem(tls.ciphers);
+    if (problem !== undefined) errors.push({ field: joinField(prefix, 'tls.ciphers'), message: problem });
+  }
+  if (certificates === undefined) return;
+  tls.certificates.forEach((name, i) => {
+    if (!Object.hasOwn(certificates, name))
+      errors.push({ field: joinField(prefix, `tls.certificates[${i}]`), message: `certificate "${name}" does not exist` });
+  });
+}
+
+/**
+ * A certificate resource: a PEM chain in order whose leaf has an RSA or EC key. Expiry is not a
+ * rule here — a stored version must not turn invalid as time passes; the control plane checks it
+ * when a certificate is written.
+ */
+function checkCertificate(resource: CertificateResource, prefix: string, errors: FieldError[]): void {
+  const parsed = parseCertificateChain(resource.certificate);
+  if (!parsed.ok) {
+    errors.push({ field: joinField(prefix, 'certificate'), message: parsed.message });
+    return;
+  }
+  const type = parsed.chain[0]!.publicKey.asymmetricKeyType;
+  if (!(CERTIFICATE_KEY_TYPES as readonly (string | undefined)[]).includes(type))
+    errors.push({ field: joinField(prefix, 'certificate'), message: `has a ${type ?? 'unknown'} key; use an RSA or ECDSA certificate` });
+}
+
+function checkPoolTls(pool: Pool, prefix: string, errors: FieldError[], certificates: Record<string, CertificateResource>): void {
+  const tls = pool.tls;
+  if (tls === undefined) return;
+  for (const field of ['caCertificate', 'clientCertificate'] as const) {
+    const name = tls[field];
+    if (name !== undefined && !Object.hasOwn(certificates, name))
+      errors.push({ field: joinField(prefix, `tls.${field}`), message: `certificate "${name}" does not exist` });
+  }
+}
+
 /** A route's match as one comparable key: two routes with the same key would be ambiguous. */
 export function matchKey(route: Route): string {
   const m = route.match;
@@ -312,14 +394,34 @@ export function matchKey(route: Route): string {
 }
 
 function checkConfig(config: Config, errors: FieldError[], options: ValidationOptions): void {
-  for (const [name, pool] of Object.entries(config.pools)) checkPool(pool, `pools.${name}`, errors, options);
-  const matches = new Map<string, string>();
+  const certificates = config.certificates ?? {};
+  const listeners = config.listeners ?? {};
+  for (const [name, resource] of Object.entries(certificates)) checkCertificate(resource, `certificates.${name}`, errors);
+  const ports = new Map<number, string>();
+  for (const [name, listener] of Object.entries(listeners)) {
+    if (name === DEFAULT_LISTENER)
+      errors.push({ field: `listeners.${name}`, message: `"${DEFAULT_LISTENER}" names the data plane's --listen listener; pick another name` });
+    checkListener(listener, `listeners.${name}`, errors, certificates);
+    const other = ports.get(listener.port);
+    if (other !== undefined) errors.push({ field: `listeners.${name}.port`, message: `port ${listener.port} is already listener "${other}"'s` });
+    else ports.set(listener.port, name);
+  }
+  for (const [name, pool] of Object.entries(config.pools)) {
+    checkPool(pool, `pools.${name}`, errors, options);
+    checkPoolTls(pool, `pools.${name}`, errors, certificates);
+  }
+  // Two routes with the same match are ambiguous where they serve the same listener; a route for
+  // plain HTTP (a redirect, say) and one for HTTPS may share a match.
+  const matches = new Map<string, Array<{ name: string; listeners: string[] | undefined }>>();
   for (const [name, route] of Object.entries(config.routes)) {
     checkRoute(route, `routes.${name}`, errors, config.pools);
+    checkRouteListeners(route, `routes.${name}`, errors, listeners);
     const key = matchKey(route);
-    const other = matches.get(key);
-    if (other !== undefined) errors.push({ field: `routes.${name}.match`, message: `same match as route "${other}"` });
-    else matches.set(key, name);
+    const same = matches.get(key) ?? [];
+    const other = same.find((o) => o.listeners === undefined || route.listeners === undefined || o.listeners.some((l) => route.listeners!.includes(l)));
+    if (other !== undefined) errors.push({ field: `routes.${name}.match`, message: `same match as route "${other.name}" on the same listener` });
+    same.push({ name, listeners: route.listeners });
+    matches.set(key, same);
   }
 }
 
@@ -343,6 +445,27 @@ export function validatePool(input: unknown, prefix = '', options: ValidationOpt
 /** One route on its own; pass the pools it may name to check its references too. */
 export function validateRoute(input: unknown, pools?: Record<string, Pool>, prefix = ''): Validation<Route> {
   return finish(structural<Route>(compiled.route, input, prefix), (r, errors) => checkRoute(r, prefix, errors, pools));
+}
+
+/** One listener on its own (PUT /v1/listeners/{name}); certificate references are checked when it is merged. */
+export function validateListener(input: unknown, prefix = ''): Validation<Listener> {
+  return finish(structural<Listener>(compiled.listener, input, prefix), (l, errors) => checkListener(l, prefix, errors));
+}
+
+/** A certificate resource on its own, as stored in the config. */
+export function validateCertificate(input: unknown, prefix = ''): Validation<CertificateResource> {
+  return finish(structural<CertificateResource>(compiled.certificate, input, prefix), (c, errors) => checkCertificate(c, prefix, errors));
+}
+
+/** PUT /v1/certificates/{name}: the resource and, separately, its private key (PEM), if any. */
+export function validateCertificateBody(input: unknown): Validation<{ resource: CertificateResource; privateKey?: string }> {
+  const result = structural<CertificateResource & { privateKey?: string }>(compiled.certificateBody, input, '');
+  if (!result.ok) return result;
+  const { privateKey, ...resource } = result.value;
+  const errors: FieldError[] = [];
+  checkCertificate(resource, '', errors);
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, value: { resource, ...(privateKey !== undefined ? { privateKey } : {}) } };
 }
 
 /** A backend document; `idFromPath` allows the id to be left out of the body (PUT .../backends/{id}). */

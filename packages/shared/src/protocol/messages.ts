@@ -58,6 +58,19 @@ export interface ResourceRef {
   name: string;
 }
 
+export interface CertificateKey {
+  certificate: string;
+  privateKeyPem: string;
+}
+
+/** Key material of a snapshot (see discovery.proto): private keys by certificate name, session-ticket keys. */
+export interface TlsSecrets {
+  privateKeys: CertificateKey[];
+  sessionTicketKeys: Buffer[];
+  /** Why keys the version needs are missing; '' when none is. */
+  unavailableReason: string;
+}
+
 export interface ConfigSnapshot {
   version: number;
   nonce: string;
@@ -65,6 +78,8 @@ export interface ConfigSnapshot {
   baseVersion: number;
   upserted: Resource[];
   removed: ResourceRef[];
+  /** Absent or null: no key material at all (an older control plane, a config without TLS). */
+  secrets?: TlsSecrets | null;
 }
 
 export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown';

@@ -1,0 +1,129 @@
+/**
+ * What the streams push: the merged config of a version plus the key material it needs — the
+ * private keys of the certificates it serves or presents (opened from the key vault) and the
+ * shared session-ticket key. Keys are opened here, once per change, never per node; whether a
+ * node may receive them is the stream's to decide (push-security.ts). A key that cannot be opened
+ * is left out with the reason, which the node's NACK then shows in GET /v1/nodes.
+ *
+ * The same version is published again (a higher `generation`) when only the secrets changed: a
+ * rotated ticket key, or a key that could not be opened before.
+ */
+import { parseCertificateChain, publicKeyId, type Config, type Logger, type TlsSecrets, type VersionedConfig } from '@lb/shared';
+import type { ConfigSource } from '../push/config-feed.js';
+import type { KeyVault } from '../secrets/key-vault.js';
+import { CoalescedRefresh } from '../store/coalesced-refresh.js';
+import { certificatesNeedingKeys } from './certificate-details.js';
+import type { TicketKeySource } from './ticket-keys.js';
+
+export interface ConfigWithSecrets extends VersionedConfig {
+  /** Grows with every publication, so a stream re-sends a version whose secrets changed. */
+  generation: number;
+  secrets: TlsSecrets;
+}
+
+export interface SnapshotSecretsOptions {
+  config: ConfigSource;
+  vault: KeyVault;
+  /** Absent: no shared ticket key (each node then uses its own). */
+  tickets?: TicketKeySource;
+  logger: Logger;
+}
+
+/** The private keys `config` needs, by certificate name; failures become `unavailableReason`. */
+export async function openKeys(config: Config, vault: KeyVault, cache: Map<string, string>): Promise<Pick<TlsSecrets, 'privateKeys' | 'unavailableReason'>> {
+  const privateKeys: TlsSecrets['privateKeys'] = [];
+  const problems: string[] = [];
+  for (const name of certificatesNeedingKeys(config)) {
+    const resource = config.certificates?.[name];
+    const parsed = resource === undefined ? undefined : parseCertificateChain(resource.certificate);
+    if (parsed === undefined || !parsed.ok) continue; // validation keeps such configs from being committed
+    const id = publicKeyId(parsed.chain[0]!.publicKey);
+    let pem = cache.get(id);
+    if (pem === undefined) {
+      try {
+        pem = await vault.open(id);
+      } catch (err) {
+        problems.push(`the key of certificate "${name}" cannot be opened: ${(err as Error).message}`);
+        continue;
+      }
+      if (pem === undefined) {
+        problems.push(`the key of certificate "${name}" is not stored`);
+        continue;
+      }
+      cache.set(id, pem);
+    }
+    privateKeys.push({ certificate: name, privateKeyPem: pem });
+  }
+  return { privateKeys, unavailableReason: problems.join('; ') };
+}
+
+export class SnapshotSecrets implements ConfigSource {
+  private current: ConfigWithSecrets | undefined;
+  private generation = 0;
+  private readonly listeners = new Set<(config: VersionedConfig) => void>();
+  private readonly offs: Array<() => void> = [];
+  /** Opened keys by public key id: keys are immutable, so one open per key. */
+  private readonly opened = new Map<string, string>();
+  private stopped = false;
+  /** A change while a build runs builds once more after it, for the newest config. */
+  private readonly builds = new CoalescedRefresh(
+    async () => {
+      await this.buildOnce();
+      return true;
+    },
+    () => this.stopped,
+  );
+
+  constructor(private readonly options: SnapshotSecretsOptions) {}
+
+  start(): void {
+    this.offs.push(this.options.config.subscribe(() => void this.builds.request()));
+    if (this.options.tickets !== undefined) this.offs.push(this.options.tickets.subscribe(() => void this.builds.request()));
+    void this.builds.request();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const off of this.offs) off();
+    this.listeners.clear();
+  }
+
+  latest(): ConfigWithSecrets | undefined {
+    return this.current;
+  }
+
+  subscribe(listener: (config: VersionedConfig) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async buildOnce(): Promise<void> {
+    const base = this.options.config.latest();
+    if (base === undefined || this.stopped) return;
+    const keys = await openKeys(base.config, this.options.vault, this.opened);
+    if (keys.unavailableReason !== '')
+      this.options.logger.error({ version: base.version, reason: keys.unavailableReason }, 'a version needs private keys this control plane cannot push');
+    const ticket = this.options.tickets?.current();
+    const secrets: TlsSecrets = { ...keys, sessionTicketKeys: ticket === undefined ? [] : [ticket] };
+    const before = this.current;
+    if (before !== undefined && before.version === base.version && before.config === base.config && sameSecrets(before.secrets, secrets)) return;
+    const next: ConfigWithSecrets = { version: base.version, config: base.config, generation: ++this.generation, secrets };
+    this.current = next;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(next);
+      } catch (err) {
+        this.options.logger.error({ err }, 'config listener failed');
+      }
+    }
+  }
+}
+
+function sameSecrets(a: TlsSecrets, b: TlsSecrets): boolean {
+  return (
+    a.unavailableReason === b.unavailableReason &&
+    JSON.stringify(a.privateKeys) === JSON.stringify(b.privateKeys) &&
+    a.sessionTicketKeys.length === b.sessionTicketKeys.length &&
+    a.sessionTicketKeys.every((k, i) => k.equals(b.sessionTicketKeys[i]!))
+  );
+}
