@@ -36,7 +36,9 @@ class TestNode {
     this.call.on('data', (m: ControlMessage) => this.received.push(m));
     this.call.on('status', (s: { code: number; details: string }) => (this.status = s));
     this.call.on('error', () => undefined);
-    this.call.write({ hello: { nodeId: id, zone: 'e2e', cachedVersion: 0, address: '127.0.0.1:1', cachedHealthRevision: 0 } });
+    this.call.write({
+      hello: { nodeId: id, zone: 'e2e', cachedVersion: 0, address: '127.0.0.1:1', cachedHealthRevision: 0, cachedHistoryId: '', cachedDigest: '' },
+    });
   }
 
   snapshot(version: number): NonNullable<ControlMessage['config']> | undefined {

@@ -25,7 +25,7 @@ class FakeNode {
   }
 
   hello(nodeId: string, cachedVersion = 0): void {
-    this.call.write({ hello: { nodeId, zone: 'z1', cachedVersion, address: '10.9.0.1:8080', cachedHealthRevision: 0 } });
+    this.call.write({ hello: { nodeId, zone: 'z1', cachedVersion, address: '10.9.0.1:8080', cachedHealthRevision: 0, cachedHistoryId: '', cachedDigest: '' } });
   }
 
   configs(): Array<NonNullable<ControlMessage['config']>> {

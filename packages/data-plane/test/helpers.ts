@@ -74,7 +74,7 @@ export async function deadAddress(): Promise<string> {
 
 let nonce = 0;
 export function snapshot(version: number, config: unknown): ConfigSnapshot {
-  return { version, nonce: `n${++nonce}`, configJson: JSON.stringify(config), baseVersion: 0, upserted: [], removed: [] };
+  return { version, nonce: `n${++nonce}`, configJson: JSON.stringify(config), baseVersion: 0, upserted: [], removed: [], historyId: '', digest: '' };
 }
 
 /** One pool `web` of the given backends and one catch-all route to it. */

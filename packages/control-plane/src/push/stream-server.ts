@@ -158,7 +158,21 @@ class NodeStream {
     this.lastConfigVersion = config.version;
     this.lastGeneration = generation;
     const nonce = this.remember('config', config.version);
-    this.send({ config: { version: config.version, nonce, configJson: JSON.stringify(config.config), baseVersion: 0, upserted: [], removed: [] } }, 'config');
+    this.send(
+      {
+        config: {
+          version: config.version,
+          nonce,
+          configJson: JSON.stringify(config.config),
+          baseVersion: 0,
+          upserted: [],
+          removed: [],
+          historyId: '',
+          digest: '',
+        },
+      },
+      'config',
+    );
   }
 
   private sendHealth(delta: HealthDelta): void {

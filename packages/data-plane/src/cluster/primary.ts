@@ -79,7 +79,7 @@ interface Query<T> {
 type Body<T> = T extends unknown ? Omit<T, 'lb'> : never;
 
 function cachedSnapshot(version: number, configJson: string): ConfigSnapshot {
-  return { version, nonce: 'cache', configJson, baseVersion: 0, upserted: [], removed: [] };
+  return { version, nonce: 'cache', configJson, baseVersion: 0, upserted: [], removed: [], historyId: '', digest: '' };
 }
 
 /** A full HealthUpdate rebuilt from the store, for a worker that starts after the pushes went by. */

@@ -177,6 +177,8 @@ export class DiscoveryClient {
         cachedVersion: this.options.handler.appliedVersion(),
         address: this.options.listenAddress,
         cachedHealthRevision: this.options.handler.healthRevision(),
+        cachedHistoryId: '',
+        cachedDigest: '',
       },
     };
     call.write(hello);

@@ -6,6 +6,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isValidMatchHost, parseHostPort } from './address.js';
 import { HASH_ON_ALGORITHMS, type Backend, type Config, type Pool, type RetryPolicy, type Route } from './model.js';
+import { resourceKey, sectionsOf, type ResourceSections } from './resources.js';
 import {
   HTTP_TOKEN_PATTERN,
   backendBodySchema,
@@ -34,6 +35,15 @@ export interface ValidationOptions {
    * upgrade must neither NACK the running version nor block writes to other pools.
    */
   forWrite?: boolean;
+  /**
+   * A config validated before (with its defaults filled in). Resources of the input that are the
+   * very same objects as this config's, under the same section and name, are taken as they are:
+   * only the other resources are checked on their own, and the relations between resources (routes
+   * naming pools, ambiguous matches) are checked across the whole result. This is how a change to
+   * one pool of a 100,000-backend config is validated as a whole without re-reading every backend.
+   * Only validateConfig reads it.
+   */
+  trusted?: Config;
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
@@ -235,7 +245,11 @@ export function matchKey(route: Route): string {
 }
 
 function checkConfig(config: Config, errors: FieldError[], options: ValidationOptions): void {
-  for (const [name, pool] of Object.entries(config.pools)) checkPool(pool, `pools.${name}`, errors, options);
+  const trusted = options.trusted?.pools;
+  for (const [name, pool] of Object.entries(config.pools)) {
+    if (trusted !== undefined && Object.hasOwn(trusted, name) && trusted[name] === pool) continue;
+    checkPool(pool, `pools.${name}`, errors, options);
+  }
   const matches = new Map<string, string>();
   for (const [name, route] of Object.entries(config.routes)) {
     checkRoute(route, `routes.${name}`, errors, config.pools);
@@ -253,9 +267,48 @@ function finish<T>(result: Validation<T>, check: (value: T, errors: FieldError[]
   return errors.length === 0 ? result : { ok: false, errors };
 }
 
-/** The whole config: structure, then every cross-reference. */
+/** The whole config: structure, then every cross-reference (see ValidationOptions.trusted). */
 export function validateConfig(input: unknown, prefix = '', options: ValidationOptions = {}): Validation<Config> {
-  return finish(structural<Config>(compiled.config, input, prefix), (c, errors) => checkConfig(c, errors, options));
+  if (options.trusted === undefined) return finish(structural<Config>(compiled.config, input, prefix), (c, errors) => checkConfig(c, errors, options));
+  const trusted = sectionsOf(options.trusted);
+  const { sparse, kept } = withoutTrusted(input, trusted);
+  const checked = structural<Config>(compiled.config, sparse, prefix);
+  if (!checked.ok) return checked;
+  return finish({ ok: true, value: restoreTrusted(input as ResourceSections, sectionsOf(checked.value), kept) as unknown as Config }, (c, errors) =>
+    checkConfig(c, errors, options),
+  );
+}
+
+/** The input without its trusted resources (those go through no schema again), and which were left out. */
+function withoutTrusted(input: unknown, trusted: ResourceSections): { sparse: unknown; kept: Set<string> } {
+  const kept = new Set<string>();
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return { sparse: input, kept };
+  const sparse: Record<string, unknown> = {};
+  for (const [section, resources] of Object.entries(input)) {
+    const known = trusted[section];
+    if (known === undefined || resources === null || typeof resources !== 'object' || Array.isArray(resources)) {
+      sparse[section] = resources;
+      continue;
+    }
+    const rest: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(resources)) {
+      if (Object.hasOwn(known, name) && known[name] === value) kept.add(resourceKey(section, name));
+      else rest[name] = value;
+    }
+    sparse[section] = rest;
+  }
+  return { sparse, kept };
+}
+
+/** The validated sparse config with the trusted resources put back, in the input's order. */
+function restoreTrusted(input: ResourceSections, checked: ResourceSections, kept: ReadonlySet<string>): ResourceSections {
+  const out: ResourceSections = {};
+  for (const [section, resources] of Object.entries(checked)) {
+    const merged: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(input[section] ?? {})) merged[name] = kept.has(resourceKey(section, name)) ? value : resources[name];
+    out[section] = merged;
+  }
+  return out;
 }
 
 /** One pool on its own (PUT /v1/pools/{pool}); cross-references are checked when it is merged. */

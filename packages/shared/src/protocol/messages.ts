@@ -12,6 +12,8 @@ export interface Hello {
   cachedVersion: number;
   address: string;
   cachedHealthRevision: number;
+  cachedHistoryId: string;
+  cachedDigest: string;
 }
 
 export interface Ack {
@@ -58,6 +60,7 @@ export interface ResourceRef {
   name: string;
 }
 
+/** A full snapshot when `configJson` is set; otherwise a delta on `baseVersion` (see the proto). */
 export interface ConfigSnapshot {
   version: number;
   nonce: string;
@@ -65,6 +68,8 @@ export interface ConfigSnapshot {
   baseVersion: number;
   upserted: Resource[];
   removed: ResourceRef[];
+  historyId: string;
+  digest: string;
 }
 
 export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown';
