@@ -38,7 +38,7 @@ import { MemoryHealthStore } from './health/health-store.js';
 import { CpMetrics } from './metrics.js';
 import type { ConfigStore, NodeStore } from './store/config-store.js';
 import { MemoryRegistrationStore } from './store/registration-store.js';
-import { ConfigWriter } from './versioning/config-writer.js';
+import { ConfigWriter, DEFAULT_MAX_CONFIG_BYTES } from './versioning/config-writer.js';
 
 export interface AppOptions {
   store: ConfigStore;
@@ -57,7 +57,7 @@ export interface AppOptions {
   health?: HealthDeps;
   /** Absent: no logging (tests). */
   logger?: Logger;
-  /** Largest accepted body; etcd's own limit (--max-request-bytes, 1.5 MiB by default) also applies. */
+  /** Largest accepted body. Default: twice the writer's config limit, at least 8 MiB. */
   bodyLimit?: number;
   /** The version shown in the OpenAPI document. */
   version?: string;
@@ -73,7 +73,8 @@ function requestIdOf(request: IncomingMessage): string {
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const common = {
-    bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
+    // A config at the limit may come pretty-printed; the writer refuses what is too large once parsed.
+    bodyLimit: options.bodyLimit ?? Math.max(8 * 1024 * 1024, 2 * (options.writer?.maxConfigBytes ?? DEFAULT_MAX_CONFIG_BYTES)),
     genReqId: requestIdOf,
     // Unknown query parameters are errors, not silently dropped; verbose errors name what is allowed.
     ajv: { customOptions: { removeAdditional: false, verbose: true } },

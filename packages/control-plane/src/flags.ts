@@ -23,6 +23,10 @@ export const FLAGS = {
   },
   'node-retention-seconds': { description: 'how long a disconnected data plane stays in GET /v1/nodes', default: '86400' },
   'keep-audit-entries': { description: 'audit entries kept; older ones are pruned', default: '10000' },
+  'max-config-bytes': {
+    description: 'largest config a write may produce, in bytes of its JSON (larger: 413); request bodies may be twice this',
+    default: String(32 * 1024 * 1024),
+  },
 } satisfies Record<string, FlagSpec>;
 
 export interface ControlPlaneSettings {
@@ -39,6 +43,7 @@ export interface ControlPlaneSettings {
   keepVersions: number;
   nodeRetentionSeconds: number;
   keepAuditEntries: number;
+  maxConfigBytes: number;
 }
 
 function etcdHost(value: string): string {
@@ -82,6 +87,7 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
       keepVersions: 0,
       nodeRetentionSeconds: 0,
       keepAuditEntries: 0,
+      maxConfigBytes: 0,
     };
   const etcdPrefix = flags['etcd-prefix'] ?? '/lb';
   if (!/^\/[A-Za-z0-9._/-]*$/.test(etcdPrefix)) throw new FlagError(`--etcd-prefix "${etcdPrefix}" must start with "/" and use [A-Za-z0-9._/-]`);
@@ -104,5 +110,6 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
     keepVersions: wholeNumber('keep-versions', flags['keep-versions'], 0, 1_000_000_000),
     nodeRetentionSeconds: wholeNumber('node-retention-seconds', flags['node-retention-seconds'], 1, 10 * 365 * 86400),
     keepAuditEntries: wholeNumber('keep-audit-entries', flags['keep-audit-entries'], 1, 10_000_000),
+    maxConfigBytes: wholeNumber('max-config-bytes', flags['max-config-bytes'], 1024, 1024 * 1024 * 1024),
   };
 }

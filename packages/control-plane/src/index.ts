@@ -3,7 +3,7 @@ export { buildApp, type AppOptions } from './app.js';
 export { ERROR_CODES, ApiError, StoreUnavailableError, StoreTooLargeError, type ErrorCode } from './errors.js';
 export { CpMetrics } from './metrics.js';
 export { FLAGS, COMMAND, parseControlPlaneFlags, type ControlPlaneSettings } from './flags.js';
-export type { ConfigStore, NodeStore, NodeRecord, VersionSummary, ListVersionsOptions } from './store/config-store.js';
+export type { ConfigStore, ConfigPointer, StoredConfig, NodeStore, NodeRecord, VersionSummary, ListVersionsOptions } from './store/config-store.js';
 export { EtcdConfigStore } from './store/etcd-config-store.js';
 export { EtcdNodeStore } from './store/etcd-node-store.js';
 export { createEtcdClient } from './store/etcd-client.js';

@@ -76,7 +76,14 @@ async function main(): Promise<void> {
   checker.start();
   election.start();
   const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
-  const streams = new StreamServer({ config: merged, health: healthFeed, reports: ejections, registry, logger, metrics });
+  const streams = new StreamServer({
+    config: merged,
+    health: healthFeed,
+    reports: ejections,
+    registry,
+    logger,
+    metrics,
+  });
   const tokens = new EtcdTokenStore({ client, prefix: settings.etcdPrefix, logger });
   tokens.start();
   if (adminFile === undefined) {
@@ -96,7 +103,7 @@ async function main(): Promise<void> {
   // Every new version may push an old one past --keep-versions.
   feed.subscribe(() => retention.request());
   retention.start();
-  const writer = new ConfigWriter(store);
+  const writer = new ConfigWriter(store, { maxConfigBytes: settings.maxConfigBytes });
   if (bootstrapConfig !== undefined && settings.bootstrapConfig !== undefined) {
     void seedEmptyStore({ writer, config: bootstrapConfig, path: settings.bootstrapConfig, logger, isStopped: () => stopping });
   }

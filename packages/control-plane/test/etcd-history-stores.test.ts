@@ -11,6 +11,7 @@ import { EtcdAuditLog } from '../src/audit/etcd-audit-log.js';
 import { EtcdTokenStore } from '../src/auth/etcd-token-store.js';
 import type { TokenRecord } from '../src/auth/token-store.js';
 import type { NodeRecord } from '../src/store/config-store.js';
+import { encodeConfig } from '../src/store/encoded-config.js';
 import { EtcdConfigStore } from '../src/store/etcd-config-store.js';
 import { EtcdNodeStore } from '../src/store/etcd-node-store.js';
 import { waitFor } from './helpers.js';
@@ -140,9 +141,10 @@ describe('EtcdConfigStore.pruneVersions', () => {
   it('deletes versions below the cut except those kept', async () => {
     const store = new EtcdConfigStore({ client: client(), prefix: '/prune', logger });
     for (let v = 1; v <= 6; v++) {
-      expect(
-        await store.commit({ version: v, parent: v - 1, createdAt: new Date().toISOString(), author: 't', message: 'm', config: { pools: {}, routes: {} } }),
-      ).toBe(true);
+      const base = await store.current();
+      const config = { pools: {}, routes: {} };
+      const record = { version: v, parent: v - 1, createdAt: new Date().toISOString(), author: 't', message: 'm', config };
+      expect(await store.commit(record, encodeConfig(config), base)).toBe(true);
     }
     expect(await store.pruneVersions(5, new Set([2]))).toBe(3);
     expect((await store.listVersions({ limit: 10 })).map((v) => v.version)).toEqual([6, 5, 2]);

@@ -29,15 +29,23 @@ describe('Retention', () => {
     await nodes.put(node('connected', 3), { claim: true });
     await nodes.put(node('gone', 2), { claim: true });
     await nodes.remove('gone');
+    let collections = 0;
+    store.collectGarbage = async () => ++collections;
     const retention = new Retention({ store, nodes, audit: new MemoryAuditLog(), logger, keepVersions: 4, nodeRetentionMs: 86_400_000, keepAuditEntries: 100 });
     const report = await retention.runOnce();
     expect(report.versions).toBe(4);
+    // Pruned versions may leave stored objects nobody refers to: they are collected in the same run.
+    expect(report.objects).toBe(1);
     const kept = (await store.listVersions({ limit: 100 })).map((v) => v.version);
     expect(kept).toEqual([10, 9, 8, 7, 3, 2]);
     // Once the disconnected node is forgotten, its version goes too.
     await nodes.forget('gone');
     await retention.runOnce();
     expect((await store.listVersions({ limit: 100 })).map((v) => v.version)).toEqual([10, 9, 8, 7, 3]);
+    expect(collections).toBe(2);
+    // Nothing pruned, collected recently: no collection.
+    await retention.runOnce();
+    expect(collections).toBe(2);
   });
 
   it('keeps everything with keepVersions 0, forgets nodes past their retention, trims the audit trail', async () => {
@@ -62,7 +70,7 @@ describe('Retention', () => {
       });
     const retention = new Retention({ store, nodes, audit, logger, keepVersions: 0, nodeRetentionMs: 60_000, keepAuditEntries: 2, now: () => now });
     now = new Date('2027-01-01T00:00:59Z');
-    expect(await retention.runOnce()).toEqual({ versions: 0, nodes: [], auditEntries: 3 });
+    expect(await retention.runOnce()).toEqual({ versions: 0, objects: 0, nodes: [], auditEntries: 3 });
     expect(audit.entries.map((e) => e.requestId)).toEqual(['r3', 'r4']);
     now = new Date('2027-01-01T00:01:01Z');
     expect((await retention.runOnce()).nodes).toEqual(['old']);

@@ -3,6 +3,8 @@
  * - config versions beyond the newest `keepVersions` (--keep-versions), except the current one
  *   and any version a known node (connected or disconnected) last acked: a node may still run it
  *   and an operator may want to roll back to it;
+ * - stored objects (resources, chunks) no remaining version refers to: after versions were pruned,
+ *   at the first run, and every `collectIntervalMs` (objects of writes that failed half-way);
  * - disconnected nodes last seen longer ago than `nodeRetentionMs` (--node-retention-seconds);
  * - audit entries beyond the newest `keepAuditEntries` (--keep-audit-entries).
  * Every replica runs it (after new versions, after a node is forgotten, and periodically); each
@@ -24,11 +26,15 @@ export interface RetentionOptions {
   keepAuditEntries: number;
   /** Period of the run that happens even when nothing asks for one. */
   intervalMs?: number;
+  /** Longest time between two garbage collections of stored objects. Default 10 minutes. */
+  collectIntervalMs?: number;
   now?: () => Date;
 }
 
 export interface RetentionReport {
   versions: number;
+  /** Stored objects deleted. */
+  objects: number;
   nodes: string[];
   auditEntries: number;
 }
@@ -38,6 +44,8 @@ export class Retention {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly now: () => Date;
+  /** When objects were last collected (ms); undefined: never in this process. */
+  private collectedAt: number | undefined;
 
   constructor(private readonly options: RetentionOptions) {
     this.now = options.now ?? (() => new Date());
@@ -76,9 +84,16 @@ export class Retention {
       const inUse = new Set((await nodes.known()).map((n) => n.configVersion));
       versions = await store.pruneVersions(current - keep + 1, inUse);
     }
+    let objects = 0;
+    const nowMs = this.now().getTime();
+    if (versions > 0 || this.collectedAt === undefined || nowMs - this.collectedAt >= (this.options.collectIntervalMs ?? 600_000)) {
+      objects = await store.collectGarbage();
+      this.collectedAt = nowMs;
+    }
     const auditEntries = await audit.prune(this.options.keepAuditEntries);
-    if (versions > 0 || forgotten.length > 0 || auditEntries > 0) logger.info({ versions, nodes: forgotten, auditEntries }, 'retention pruned history');
-    return { versions, nodes: forgotten, auditEntries };
+    if (versions > 0 || objects > 0 || forgotten.length > 0 || auditEntries > 0)
+      logger.info({ versions, objects, nodes: forgotten, auditEntries }, 'retention pruned history');
+    return { versions, objects, nodes: forgotten, auditEntries };
   }
 
   stop(): void {

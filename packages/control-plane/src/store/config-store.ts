@@ -4,11 +4,17 @@
  *
  * Contract shared by every implementation:
  * - Version 0 is the implicit empty config before the first write; it is never stored.
- * - Versions are immutable; `commit` succeeds only if the current pointer still equals
- *   `record.parent` (compare-and-swap), so two writers can never both win.
+ * - Versions are immutable; `commit` succeeds only if the current pointer still equals what
+ *   `base` was read at (compare-and-swap), so two writers can never both win.
+ * - The current pointer names a version and the history it belongs to. The history id is made
+ *   with the first version and changes only when a control plane finds the store went back to an
+ *   older version (an etcd restore, see push/config-feed.ts): within one history a version number
+ *   names one config forever.
+ * - Configs returned are shared and deep-frozen where the store caches them: clone before changing.
  * - Methods throw StoreUnavailableError when the backing store cannot answer in time.
  */
 import type { ConfigVersionRecord, VersionedConfig } from '@lb/shared';
+import type { EncodedConfig } from './encoded-config.js';
 
 /** A history entry without its config, as GET /v1/versions lists it. */
 export type VersionSummary = Omit<ConfigVersionRecord, 'config'>;
@@ -20,28 +26,54 @@ export interface ListVersionsOptions {
   before?: number;
 }
 
+/** What the current pointer says. */
+export interface ConfigPointer {
+  version: number;
+  /** '' before the first write. */
+  historyId: string;
+}
+
+/** The current config as a store holds it, ready to be the base of the next commit. */
+export interface StoredConfig extends VersionedConfig, ConfigPointer {
+  /** The config's resources as stored: texts and hashes. */
+  encoded: EncodedConfig;
+  /** Opaque to callers: what a commit on top of this one must find unchanged. */
+  readonly guard: unknown;
+}
+
 export interface ConfigStore {
   /** The current version and its config; `{version: 0, config: empty}` before the first write. */
-  current(): Promise<VersionedConfig>;
-  /** Just the current version number: a cheap read for "did anything change?". */
+  current(): Promise<StoredConfig>;
+  /** Just the pointer: a cheap read for "did anything change?". */
+  pointer(): Promise<ConfigPointer>;
+  /** Just the current version number. */
   currentVersion(): Promise<number>;
   /** One stored version, or undefined if it does not exist (0 is not stored). */
   getVersion(version: number): Promise<ConfigVersionRecord | undefined>;
   listVersions(options: ListVersionsOptions): Promise<VersionSummary[]>;
   /**
-   * Stores `record` and moves the current pointer to `record.version` in one atomic step, only if
-   * the pointer still equals `record.parent`. Returns false when another writer got there first.
+   * Stores `record` (whose config `encoded` encodes) as the version after `base`, in `base`'s
+   * history (a new one when `base` is version 0), and moves the current pointer to it in one atomic
+   * step, only if nothing moved since `base` was read. Returns false otherwise (another writer, or
+   * the garbage collector, got there first: read again and retry).
    */
-  commit(record: ConfigVersionRecord): Promise<boolean>;
+  commit(record: ConfigVersionRecord, encoded: EncodedConfig, base: StoredConfig): Promise<boolean>;
+  /**
+   * Starts a new history at the current version, only if the pointer still says `seen`; resolves
+   * with the new history id, or undefined when the pointer had moved.
+   */
+  forkHistory(seen: ConfigPointer): Promise<string | undefined>;
   /**
    * Deletes every stored version below `below` except those in `keep`; returns how many went.
    * Versions at or above `below` are never touched, so the current one is safe whatever `keep` says.
    */
   pruneVersions(below: number, keep: ReadonlySet<number>): Promise<number>;
+  /** Deletes stored content no remaining version refers to; returns how many objects went. */
+  collectGarbage(): Promise<number>;
   /**
    * Calls `onChange` whenever the current pointer may have moved: after every change and after
    * every (re)connection of the watch, since events may have been missed while disconnected.
-   * The callback only signals; the caller re-reads `current()`. Returns a function that stops it.
+   * The callback only signals; the caller re-reads. Returns a function that stops it.
    */
   watchCurrent(onChange: () => void): () => void;
   /** Resolves if the store answers within its deadline (readiness). */
