@@ -26,4 +26,5 @@ export { grpcProbe } from './health/grpc-probe.js';
 export type { Probe, ProbeResult, ProbeTarget } from './health/probe.js';
 export { EtcdEjectionStore, MemoryEjectionStore, type NodeEjection } from './health/ejection-store.js';
 export { EtcdRegistrationStore, MemoryRegistrationStore, type Registration, type RegistrationStore } from './store/registration-store.js';
-export { MergedConfigSource, mergeRegistrations, type MergedConfig } from './push/merged-config.js';
+export { MergedConfigSource, type PushViewSource } from './push/merged-config.js';
+export { buildPushView, mergeRegistrations, type PushView } from './push/push-view.js';

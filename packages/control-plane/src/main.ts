@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     registry,
     logger,
     metrics,
+    versionSeen: (seen) => feed.noticeVersion(seen),
   });
   const tokens = new EtcdTokenStore({ client, prefix: settings.etcdPrefix, logger });
   tokens.start();
