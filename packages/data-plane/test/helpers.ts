@@ -2,7 +2,7 @@
 import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import type { Config, ConfigSnapshot } from '@lb/shared';
+import { configDigest, resourceHash, resourcesOf, type Config, type ConfigSnapshot } from '@lb/shared';
 import { DataPlaneNode, type DataPlaneOptions } from '../src/node.js';
 
 export const silentLogger = pino({ level: 'silent' });
@@ -73,8 +73,28 @@ export async function deadAddress(): Promise<string> {
 }
 
 let nonce = 0;
-export function snapshot(version: number, config: unknown): ConfigSnapshot {
-  return { version, nonce: `n${++nonce}`, configJson: JSON.stringify(config), baseVersion: 0, upserted: [], removed: [], historyId: '', digest: '' };
+/** A full snapshot, as a control plane sends it (of history `historyId`, '' for none). */
+export function snapshot(version: number, config: unknown, historyId = ''): ConfigSnapshot {
+  const digest = historyId === '' ? '' : digestOf(config as Config);
+  return { version, nonce: `n${++nonce}`, configJson: JSON.stringify(config), baseVersion: 0, upserted: [], removed: [], historyId, digest };
+}
+
+function digestOf(config: Config): string {
+  const hashes = new Map<string, string>();
+  for (const { key, value } of resourcesOf(config)) hashes.set(key, resourceHash(JSON.stringify(value)));
+  return configDigest(hashes);
+}
+
+/** The delta a control plane sends from version `from` to `to` of one history (configs as it would send them). */
+export function delta(from: { version: number; config: Config }, to: { version: number; config: Config }, historyId: string): ConfigSnapshot {
+  const before = new Map([...resourcesOf(from.config)].map((r) => [r.key, JSON.stringify(r.value)]));
+  const after = [...resourcesOf(to.config)];
+  const upserted = after
+    .filter((r) => before.get(r.key) !== JSON.stringify(r.value))
+    .map((r) => ({ type: r.section, name: r.name, json: JSON.stringify(r.value) }));
+  const kept = new Set(after.map((r) => r.key));
+  const removed = [...resourcesOf(from.config)].filter((r) => !kept.has(r.key)).map((r) => ({ type: r.section, name: r.name }));
+  return { version: to.version, nonce: `n${++nonce}`, configJson: '', baseVersion: from.version, upserted, removed, historyId, digest: digestOf(to.config) };
 }
 
 /** One pool `web` of the given backends and one catch-all route to it. */

@@ -14,6 +14,8 @@ import { ERROR_CODES } from '../errors.js';
 
 export interface CachedSnapshot {
   version: number;
+  /** The config history the version belongs to; '' in files written before histories existed. */
+  historyId: string;
   config: Config;
 }
 
@@ -58,11 +60,12 @@ export class SnapshotCache {
       return problem(`not JSON: ${(err as Error).message}`);
     }
     if (doc === null || typeof doc !== 'object') return problem('not a JSON object');
-    const { version, config } = doc as { version?: unknown; config?: unknown };
+    const { version, historyId, config } = doc as { version?: unknown; historyId?: unknown; config?: unknown };
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) return problem('missing or bad "version"');
+    if (historyId !== undefined && typeof historyId !== 'string') return problem('bad "historyId"');
     const check = checkConfigValue(config);
     if (!check.ok) return problem(check.error);
-    return { version, config: check.config };
+    return { version, historyId: historyId ?? '', config: check.config };
   }
 
   /** Schedules a write of `snapshot`; returns at once. Failures are logged and counted, never thrown. */
@@ -96,7 +99,7 @@ export class SnapshotCache {
   }
 
   private async write(snapshot: CachedSnapshot): Promise<void> {
-    const body = `${JSON.stringify({ version: snapshot.version, savedAt: new Date().toISOString(), config: snapshot.config })}\n`;
+    const body = `${JSON.stringify({ version: snapshot.version, historyId: snapshot.historyId, savedAt: new Date().toISOString(), config: snapshot.config })}\n`;
     await mkdir(dirname(this.path), { recursive: true });
     const file = await open(this.tmpPath, 'w', 0o600);
     try {

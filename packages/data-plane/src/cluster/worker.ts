@@ -79,7 +79,7 @@ export function runWorker(options: WorkerOptions): void {
       case 'init': {
         const ok = apply(m.seq, () => {
           applier.onHealth(m.health);
-          if (m.snapshot !== null) return applier.onConfig(m.snapshot);
+          if (m.snapshot !== null) return applier.onConfig(m.snapshot, { replace: true });
           return { ok: true };
         });
         // Not with a config the other workers do not run: the primary kills and replaces this one.
@@ -95,7 +95,7 @@ export function runWorker(options: WorkerOptions): void {
         return;
       }
       case 'config':
-        return apply(m.seq, () => applier.onConfig(m.snapshot));
+        return apply(m.seq, () => applier.onConfig(m.snapshot, { replace: m.replace === true }));
       case 'health':
         return apply(m.seq, () => applier.onHealth(m.update));
       case 'ejection':

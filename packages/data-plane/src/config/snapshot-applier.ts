@@ -1,10 +1,12 @@
 /**
- * Turns snapshots (pushed or cached) into the routing table the forwarder reads. Everything that
- * can fail — parsing, validation, compilation — happens before the swap; the swap is one
- * assignment to `current`; side effects (closing upstream pools no longer used, writing the cache
- * file) come after and never block a request.
+ * Turns snapshots and deltas (pushed) or the cache file into the routing table the forwarder
+ * reads. Everything that can fail — parsing, applying a delta to a copy, validating the whole
+ * result, compilation — happens before the swap; the swap is one assignment to `current`; side
+ * effects (closing upstream pools no longer used, writing the cache file) come after and never
+ * block a request. A delta that changes one pool rebuilds that pool's balancer only: every other
+ * compiled pool is taken over from the running table (their resource hashes are unchanged).
  */
-import { POOL_DEFAULTS, type Config, type ConfigSnapshot, type Ejection, type HealthUpdate, type Logger, type Route } from '@lb/shared';
+import type { ConfigSnapshot, Ejection, HealthUpdate, Logger, Route } from '@lb/shared';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import { ERROR_CODES } from '../errors.js';
 import type { HealthStore } from '../health/health-store.js';
@@ -15,17 +17,28 @@ import type { TableSource } from '../routing/table-source.js';
 import { compileRoutingTable, type RoutingTable } from '../routing/routing-table.js';
 import type { Clock, Random } from '../runtime/clock.js';
 import type { UpstreamPools } from '../upstream/upstream-pools.js';
-import { checkSnapshot } from './snapshot-validate.js';
+import { appliedConfig, type AppliedConfig } from './applied-config.js';
+import { resolvePush, type ResolveOptions } from './push-resolver.js';
+import { UpstreamRefs } from './upstream-refs.js';
 
 export type ConfigSource = 'control-plane' | 'cache';
 
 /** The answer to a push: ACK, or NACK with a reason. */
 export type PushOutcome = { ok: true } | { ok: false; error: string };
 
+/** The config a node runs, as its Hello reports it. */
+export interface RunningConfig {
+  /** 0 when none. */
+  version: number;
+  historyId: string;
+  /** '' when none. */
+  digest: string;
+}
+
 /** What the discovery client needs from the node: state for Hello, and somewhere to apply pushes. */
 export interface PushHandler {
-  /** The config version running now; 0 when none. Sent as Hello.cached_version. */
-  appliedVersion(): number;
+  /** The config running now (Hello.cached_version, cached_history_id, cached_digest). */
+  runningConfig(): RunningConfig;
   /** The health revision held now; 0 when none. */
   healthRevision(): number;
   /** Applies a config push synchronously and says whether to ACK or NACK it. */
@@ -35,6 +48,10 @@ export interface PushHandler {
 
 export interface ConfigView {
   version: number;
+  /** The history the version belongs to ('' when unknown). */
+  historyId: string;
+  /** The digest of the running config's resources ('' when none). */
+  digest: string;
   source: ConfigSource | null;
   appliedAt: string | null;
   pools: Record<string, { algorithm: string; backends: { id: string; address: string; weight: number; state: string }[] }>;
@@ -60,6 +77,9 @@ export interface ApplierDeps {
 export class SnapshotApplier implements TableSource, PushHandler {
   /** The table requests are routed with. Replaced whole, never mutated. */
   current: RoutingTable | undefined;
+  /** The config `current` was compiled from, with its history and resource hashes. */
+  private applied: AppliedConfig | undefined;
+  private readonly upstreamRefs = new UpstreamRefs();
   private source: ConfigSource | null = null;
   private appliedAt: number | null = null;
   /** Passive health from this node's traffic; ejections rebuild the pool's balancer. */
@@ -92,6 +112,11 @@ export class SnapshotApplier implements TableSource, PushHandler {
     return this.current?.version ?? 0;
   }
 
+  runningConfig(): RunningConfig {
+    const applied = this.applied;
+    return { version: applied?.version ?? 0, historyId: applied?.historyId ?? '', digest: applied?.digest ?? '' };
+  }
+
   healthRevision(): number {
     return this.deps.health.revision;
   }
@@ -100,7 +125,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
   loadCache(): number {
     const cached = this.deps.cache?.load();
     if (cached === undefined) return 0;
-    const outcome = this.install(cached.version, cached.config, 'cache');
+    const outcome = this.install(appliedConfig(cached.version, cached.historyId, cached.config), 'cache');
     if (!outcome.ok) {
       this.deps.logger.warn({ code: ERROR_CODES.CACHE_CORRUPT, reason: outcome.error }, 'cached snapshot cannot be applied; ignoring it');
       return 0;
@@ -109,32 +134,27 @@ export class SnapshotApplier implements TableSource, PushHandler {
     return cached.version;
   }
 
-  onConfig(snapshot: ConfigSnapshot): PushOutcome {
+  /** Applies a full snapshot or a delta; `options.replace`: see ResolveOptions (cluster workers only). */
+  onConfig(snapshot: ConfigSnapshot, options: ResolveOptions = {}): PushOutcome {
     const { logger, metrics } = this.deps;
-    const check = checkSnapshot(snapshot);
-    if (!check.ok) {
+    const resolved = resolvePush(this.applied, snapshot, options);
+    if (!resolved.ok) {
       metrics.snapshot('rejected');
-      logger.warn({ version: snapshot.version, code: check.code, reason: check.error }, 'snapshot rejected; keeping the running config');
+      logger.warn({ version: snapshot.version, code: resolved.code, reason: resolved.error }, 'snapshot rejected; keeping the running config');
       // The code leads the NACK's text, so that `GET /v1/nodes` shows it (docs/errors.md).
-      return { ok: false, error: `${check.code}: ${check.error}` };
+      return { ok: false, error: `${resolved.code}: ${resolved.error}` };
     }
-    const running = this.current;
-    // A control plane that restarted (or a replica we reconnected to) resends what we run: ACK again.
-    if (running !== undefined && running.version === snapshot.version && JSON.stringify(running.config) === JSON.stringify(check.config)) {
+    if (resolved.unchanged) {
       this.source = 'control-plane';
       metrics.snapshot('unchanged');
       return { ok: true };
     }
-    if (running !== undefined && snapshot.version < running.version) {
-      // Versions only grow (a rollback is a new version), so this is a lagging replica or a rebuilt
-      // store. The control plane is the authority; apply it, but leave a trace.
-      logger.warn({ version: snapshot.version, running: running.version }, 'control plane pushed an older version than the one running; applying it');
-    }
-    const outcome = this.install(snapshot.version, check.config, 'control-plane');
+    const next = resolved.next;
+    const outcome = this.install(next, 'control-plane');
     metrics.snapshot(outcome.ok ? 'applied' : 'rejected');
     if (outcome.ok) {
-      logger.info({ version: snapshot.version }, 'snapshot applied');
-      this.deps.cache?.save({ version: snapshot.version, config: check.config });
+      logger.info({ version: next.version, history: next.historyId, delta: snapshot.configJson === '' }, 'snapshot applied');
+      this.deps.cache?.save({ version: next.version, historyId: next.historyId, config: next.config });
     }
     return outcome;
   }
@@ -144,12 +164,16 @@ export class SnapshotApplier implements TableSource, PushHandler {
     return { ok: true };
   }
 
-  private install(version: number, config: Config, source: ConfigSource): PushOutcome {
+  private install(next: AppliedConfig, source: ConfigSource): PushOutcome {
     const { upstreams, metrics, random, logger, clock, stickySecret } = this.deps;
+    const { version, config } = next;
     const previous = this.current;
     let table: RoutingTable;
     try {
-      table = compileRoutingTable({ version, config }, { upstreams, metrics, random, clock, stickySecret, previous, hosts: this.eligibility.hostsFor });
+      table = compileRoutingTable(
+        { version, config },
+        { upstreams, metrics, random, clock, stickySecret, previous, hosts: this.eligibility.hostsFor, resourceHashes: next.hashes },
+      );
     } catch (err) {
       // Give back the upstream pools the failed compile may have opened.
       upstreams.retainOnly(previous?.addresses() ?? new Set());
@@ -157,18 +181,14 @@ export class SnapshotApplier implements TableSource, PushHandler {
       return { ok: false, error: `${ERROR_CODES.SNAPSHOT_COMPILE}: cannot build routing table: ${(err as Error).message}` };
     }
     this.current = table;
+    this.applied = next;
     this.source = source;
     this.appliedAt = this.deps.clock.now();
     metrics.setConfigVersion(version);
     this.eligibility.adopt(table);
     // Backends that stopped being active (draining, disabled, removed) finish what they have, for
     // at most their pool's drainTimeoutMs.
-    const grace = new Map<string, number>();
-    for (const pool of previous?.pools.values() ?? []) {
-      const ms = pool.settings.drainTimeoutMs ?? POOL_DEFAULTS.drainTimeoutMs;
-      for (const b of pool.backends) grace.set(b.address, Math.max(grace.get(b.address) ?? 0, ms));
-    }
-    upstreams.retainOnly(table.addresses(), (address) => grace.get(address));
+    upstreams.release(this.upstreamRefs.swap(previous, table));
     return { ok: true };
   }
 
@@ -181,6 +201,8 @@ export class SnapshotApplier implements TableSource, PushHandler {
     }
     return {
       version: table?.version ?? 0,
+      historyId: this.applied?.historyId ?? '',
+      digest: this.applied?.digest ?? '',
       source: this.source,
       appliedAt: this.appliedAt === null ? null : new Date(this.appliedAt).toISOString(),
       pools,

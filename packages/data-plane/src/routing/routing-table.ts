@@ -15,7 +15,7 @@
  *   when the `api.example.com` routes only cover `/v1`. The merged list per host is built here, so
  *   a lookup is one map read plus a short scan.
  */
-import type { Algorithm, BackendState, Config, VersionedConfig } from '@lb/shared';
+import { resourceKey, type Algorithm, type BackendState, type Config, type VersionedConfig } from '@lb/shared';
 import { EMPTY_PICK_CONTEXT, type Balancer, type PickContext } from '../balancer/balancer.js';
 import { createBalancer, poolFeedback, type BalancerDeps, type PoolFeedback } from '../balancer/factory.js';
 import { BackendRuntime, type Host } from '../balancer/host.js';
@@ -58,8 +58,10 @@ export interface CompiledPool {
   readonly errors: UpstreamErrorStats;
   /** Timeouts, retry policy and budget, circuit-breaker limits and counters. */
   readonly resilience: PoolResilience;
-  /** The pool's config as JSON: an unchanged pool is reused by the next table, balancer position and all. */
+  /** The pool's resource hash (or its JSON, compiled without hashes): an unchanged pool is reused by the next table, balancer position and all. */
   readonly source: string;
+  /** The upstream pools (upstreamKey) its active backends send to. */
+  readonly upstreamKeys: readonly string[];
 }
 
 export interface RouteTarget {
@@ -140,8 +142,7 @@ export class RoutingTable {
   /** Upstream pools the table can send to (active backends), by upstreamKey(). */
   addresses(): Set<string> {
     const out = new Set<string>();
-    for (const pool of this.pools.values())
-      for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.resilience.upstream));
+    for (const pool of this.pools.values()) for (const key of pool.upstreamKeys) out.add(key);
     return out;
   }
 }
@@ -155,12 +156,17 @@ export interface CompileDeps {
   stickySecret?: string | undefined;
   /** The table being replaced: unchanged pools are taken over from it. */
   previous?: RoutingTable | undefined;
+  /**
+   * Resource hashes of the config (`pools/<name>` → hash, see AppliedConfig): a pool is reused when
+   * its hash is the previous table's. Absent: pools are compared by their JSON (slower on large pools).
+   */
+  resourceHashes?: ReadonlyMap<string, string> | undefined;
   /** The hosts a pool's balancer may pick, with effective weights (health, panic, slow start); default: every active backend at its weight. */
   hosts?: ((pool: string, settings: Config['pools'][string], backends: readonly CompiledBackend[]) => Host<CompiledBackend>[]) | undefined;
 }
 
 function compilePool(name: string, pool: Config['pools'][string], deps: CompileDeps): CompiledPool {
-  const source = JSON.stringify(pool);
+  const source = deps.resourceHashes?.get(resourceKey('pools', name)) ?? JSON.stringify(pool);
   const reused = deps.previous?.pools.get(name);
   if (reused !== undefined && reused.source === source) return reused;
   const clock = deps.clock ?? systemClock;
@@ -191,6 +197,7 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     errors: deps.metrics.upstreamErrors(name),
     resilience,
     source,
+    upstreamKeys: backends.filter((b) => b.upstream !== undefined).map((b) => upstreamKey(b.address, resilience.upstream)),
   };
 }
 
