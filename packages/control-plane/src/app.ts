@@ -36,7 +36,9 @@ import type { TokenStore } from './auth/token-store.js';
 import { MemoryEjectionStore } from './health/ejection-store.js';
 import { MemoryHealthStore } from './health/health-store.js';
 import { CpMetrics } from './metrics.js';
-import type { ConfigStore, NodeStore } from './store/config-store.js';
+import type { ConfigStore } from './store/config-store.js';
+import type { NodeRecord, NodeStore } from './store/node-store.js';
+import type { Readiness } from './store/store-reachability.js';
 import { MemoryRegistrationStore } from './store/registration-store.js';
 import { ConfigWriter, DEFAULT_MAX_CONFIG_BYTES } from './versioning/config-writer.js';
 
@@ -51,6 +53,10 @@ export interface AppOptions {
   publicMetrics?: boolean;
   /** Called after a change that may let retention prune more (a node removed). */
   onRetentionChange?: () => void;
+  /** The nodes this replica holds, fresher than what it published (NodeRegistry.connected). */
+  heldNodes?: () => NodeRecord[];
+  /** What /readyz answers (store-reachability.ts); absent: it pings the store on every call. */
+  readiness?: () => Readiness;
   metrics?: CpMetrics;
   writer?: ConfigWriter;
   /** Health, registrations and ejection reports; absent: empty in-memory ones (tests). */
@@ -93,6 +99,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     audit: options.audit ?? new MemoryAuditLog(),
     publicMetrics: options.publicMetrics ?? false,
     onRetentionChange: options.onRetentionChange ?? (() => undefined),
+    readiness: options.readiness,
+    heldNodes: options.heldNodes,
   };
 
   const routes = new RouteTable();

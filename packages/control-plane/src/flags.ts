@@ -23,6 +23,8 @@ export const FLAGS = {
   },
   'node-retention-seconds': { description: 'how long a disconnected data plane stays in GET /v1/nodes', default: '86400' },
   'keep-audit-entries': { description: 'audit entries kept; older ones are pruned', default: '10000' },
+  'node-flush-ms': { description: 'how often the state of the data planes this replica holds (what they run, NACKs) is written to etcd', default: '2000' },
+  'etcd-grace-seconds': { description: 'how long etcd may not answer before /readyz turns 503 (streams and pushes carry on meanwhile)', default: '10' },
   'max-config-bytes': {
     description: 'largest config a write may produce, in bytes of its JSON (larger: 413); request bodies may be twice this',
     default: String(32 * 1024 * 1024),
@@ -44,6 +46,8 @@ export interface ControlPlaneSettings {
   nodeRetentionSeconds: number;
   keepAuditEntries: number;
   maxConfigBytes: number;
+  etcdGraceSeconds: number;
+  nodeFlushMs: number;
 }
 
 function etcdHost(value: string): string {
@@ -88,6 +92,8 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
       nodeRetentionSeconds: 0,
       keepAuditEntries: 0,
       maxConfigBytes: 0,
+      etcdGraceSeconds: 0,
+      nodeFlushMs: 0,
     };
   const etcdPrefix = flags['etcd-prefix'] ?? '/lb';
   if (!/^\/[A-Za-z0-9._/-]*$/.test(etcdPrefix)) throw new FlagError(`--etcd-prefix "${etcdPrefix}" must start with "/" and use [A-Za-z0-9._/-]`);
@@ -111,5 +117,7 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
     nodeRetentionSeconds: wholeNumber('node-retention-seconds', flags['node-retention-seconds'], 1, 10 * 365 * 86400),
     keepAuditEntries: wholeNumber('keep-audit-entries', flags['keep-audit-entries'], 1, 10_000_000),
     maxConfigBytes: wholeNumber('max-config-bytes', flags['max-config-bytes'], 1024, 1024 * 1024 * 1024),
+    etcdGraceSeconds: wholeNumber('etcd-grace-seconds', flags['etcd-grace-seconds'], 1, 3600),
+    nodeFlushMs: wholeNumber('node-flush-ms', flags['node-flush-ms'], 100, 60_000),
   };
 }

@@ -29,6 +29,7 @@ import { StreamServer } from './push/stream-server.js';
 import { createEtcdClient } from './store/etcd-client.js';
 import { EtcdConfigStore } from './store/etcd-config-store.js';
 import { EtcdNodeStore } from './store/etcd-node-store.js';
+import { StoreReachability } from './store/store-reachability.js';
 import { EtcdRegistrationStore } from './store/registration-store.js';
 
 /** A shutdown that takes longer than this is forced (and reported with exit code 1). */
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   let stopping = false;
   const client = createEtcdClient({ hosts: settings.etcdHosts });
   const store = new EtcdConfigStore({ client, prefix: settings.etcdPrefix, logger });
-  const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, logger });
+  const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, replica: settings.replicaId, logger });
   const metrics = new CpMetrics({ defaultMetrics: true });
 
   // If etcd is down now the feed keeps retrying and /readyz answers 503 meanwhile: no crash loop.
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   });
   checker.start();
   election.start();
-  const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
+  const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics, flushIntervalMs: settings.nodeFlushMs });
   const streams = new StreamServer({
     config: merged,
     health: healthFeed,
@@ -108,7 +109,11 @@ async function main(): Promise<void> {
   if (bootstrapConfig !== undefined && settings.bootstrapConfig !== undefined) {
     void seedEmptyStore({ writer, config: bootstrapConfig, path: settings.bootstrapConfig, logger, isStopped: () => stopping });
   }
+  const reachability = new StoreReachability({ ping: () => store.ping(), graceMs: settings.etcdGraceSeconds * 1000 });
+  reachability.start();
   const app = await buildApp({
+    readiness: () => reachability.state(),
+    heldNodes: () => registry.connected(),
     store,
     nodes: nodeStore,
     writer,
@@ -145,9 +150,11 @@ async function main(): Promise<void> {
       await election.stop(); // resign: another replica takes over health checks at once
       await app.close(); // stop accepting REST requests, finish those in flight (and their audit entries)
       retention.stop();
+      reachability.stop();
       await tokens.close();
-      registry.stop();
       await streams.close(); // end every DP stream so the nodes reconnect to another replica
+      await registry.flush().catch(() => undefined); // what the nodes last ran, for GET /v1/nodes on the others
+      registry.stop();
       feed.stop();
       merged.stop();
       healthFeed.stop();

@@ -279,7 +279,7 @@ describe('observability', () => {
   it('counts requests by route template and lists nodes from the node store', async () => {
     await put('/v1/pools/web', pool());
     await t.app.inject({ method: 'GET', url: '/v1/pools/web' });
-    t.nodes.records.set('dp-1', {
+    await t.nodes.connect({
       id: 'dp-1',
       address: '10.1.0.1:80',
       zone: 'a',

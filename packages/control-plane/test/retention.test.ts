@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '@lb/shared';
 import { MemoryAuditLog } from '../src/audit/audit-log.js';
 import { Retention } from '../src/retention/retention.js';
-import { MemoryConfigStore, MemoryNodeStore } from '../src/store/memory-config-store.js';
+import { MemoryConfigStore } from '../src/store/memory-config-store.js';
+import { MemoryNodeStore } from '../src/store/memory-node-store.js';
 
 const logger = createLogger('test', 'silent');
 
@@ -26,9 +27,9 @@ describe('Retention', () => {
     const store = new MemoryConfigStore();
     const nodes = new MemoryNodeStore();
     commits(store, 10);
-    await nodes.put(node('connected', 3), { claim: true });
-    await nodes.put(node('gone', 2), { claim: true });
-    await nodes.remove('gone');
+    await nodes.connect(node('connected', 3));
+    await nodes.connect(node('gone', 2));
+    await nodes.disconnect('gone');
     let collections = 0;
     store.collectGarbage = async () => ++collections;
     const retention = new Retention({ store, nodes, audit: new MemoryAuditLog(), logger, keepVersions: 4, nodeRetentionMs: 86_400_000, keepAuditEntries: 100 });
@@ -55,8 +56,8 @@ describe('Retention', () => {
     nodes.now = () => now;
     const audit = new MemoryAuditLog();
     commits(store, 5);
-    await nodes.put(node('old', 1), { claim: true });
-    await nodes.remove('old');
+    await nodes.connect(node('old', 1));
+    await nodes.disconnect('old');
     for (let i = 0; i < 5; i++)
       await audit.append({
         at: new Date(Date.UTC(2027, 0, 1, 0, 0, i)).toISOString(),

@@ -7,7 +7,8 @@ import { NoHealthSource, type HealthDelta, type HealthSource } from '../src/push
 import { MergedConfigSource } from '../src/push/merged-config.js';
 import { NodeRegistry } from '../src/push/node-registry.js';
 import { StreamServer, type StreamServerOptions } from '../src/push/stream-server.js';
-import { MemoryConfigStore, MemoryNodeStore } from '../src/store/memory-config-store.js';
+import { MemoryConfigStore } from '../src/store/memory-config-store.js';
+import { MemoryNodeStore } from '../src/store/memory-node-store.js';
 import { MemoryRegistrationStore } from '../src/store/registration-store.js';
 import { waitFor } from './helpers.js';
 
@@ -64,7 +65,7 @@ function commit(pools: string[]): number {
 }
 
 async function startServer(options: Partial<StreamServerOptions> = {}): Promise<void> {
-  const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, retryDelayMs: 20 });
+  const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, flushIntervalMs: 20 });
   server = new StreamServer({
     config: views,
     health: new NoHealthSource(),
@@ -416,44 +417,5 @@ describe('ConfigDiscovery.Stream', () => {
     await server.close(500);
     const status = await waitFor('status', () => dp.status);
     expect(status.code).toBe(grpc.status.OK);
-  });
-});
-
-describe('NodeRegistry ownership', () => {
-  it('does not overwrite a record that another replica took over after the stream opened here', async () => {
-    const store = new MemoryNodeStore('replica-a');
-    const registry = new NodeRegistry({ store, replica: 'replica-a', logger, retryDelayMs: 10 });
-    const handle = registry.connect({ id: 'dp-1', address: '10.0.0.1:80', zone: 'a' }, () => {});
-    await waitFor('first write', () => store.records.get('dp-1'));
-    // The node moved to replica B; this replica has not noticed yet that its stream is dead.
-    store.records.set('dp-1', { ...store.records.get('dp-1')!, replica: 'replica-b', configVersion: 9 });
-    handle.acked('config', 4);
-    store.loseRecords(); // our lease lapsed: the registry writes its records again
-    await new Promise((r) => setTimeout(r, 50));
-    expect(store.records.get('dp-1')).toMatchObject({ replica: 'replica-b', configVersion: 9 });
-    handle.disconnect();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(store.records.get('dp-1')).toMatchObject({ replica: 'replica-b' });
-    registry.stop();
-  });
-
-  it('a new stream takes the record over from the replica that held it before', async () => {
-    const store = new MemoryNodeStore('replica-a');
-    store.records.set('dp-1', {
-      id: 'dp-1',
-      address: 'x:1',
-      zone: 'a',
-      connectedAt: new Date(0).toISOString(),
-      configVersion: 9,
-      healthRevision: 0,
-      lastNack: null,
-      replica: 'replica-b',
-    });
-    const registry = new NodeRegistry({ store, replica: 'replica-a', logger, retryDelayMs: 10 });
-    const handle = registry.connect({ id: 'dp-1', address: '10.0.0.1:80', zone: 'a' }, () => {});
-    await waitFor('claim', () => store.records.get('dp-1')?.replica === 'replica-a');
-    handle.acked('config', 4);
-    await waitFor('ack recorded', () => store.records.get('dp-1')?.configVersion === 4);
-    registry.stop();
   });
 });

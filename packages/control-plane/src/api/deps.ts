@@ -4,7 +4,9 @@ import type { TokenStore } from '../auth/token-store.js';
 import type { EjectionReader } from '../health/ejection-store.js';
 import type { HealthStore } from '../health/health-store.js';
 import type { CpMetrics } from '../metrics.js';
-import type { ConfigStore, NodeStore } from '../store/config-store.js';
+import type { ConfigStore } from '../store/config-store.js';
+import type { NodeRecord, NodeStore } from '../store/node-store.js';
+import type { Readiness } from '../store/store-reachability.js';
 import type { RegistrationStore } from '../store/registration-store.js';
 import type { ConfigWriter } from '../versioning/config-writer.js';
 
@@ -27,4 +29,8 @@ export interface ApiDeps {
   publicMetrics: boolean;
   /** A change that may let retention prune more happened (a node record was removed). */
   onRetentionChange: () => void;
+  /** The nodes this replica holds, as they are now (NodeRegistry.connected); absent: none. */
+  heldNodes?: (() => NodeRecord[]) | undefined;
+  /** Readiness without an etcd call per probe (store-reachability.ts); absent: /readyz pings the store. */
+  readiness?: (() => Readiness) | undefined;
 }

@@ -13,7 +13,8 @@
 import type { Logger } from '@lb/shared';
 import type { AuditLog } from '../audit/audit-log.js';
 import { CoalescedRefresh } from '../store/coalesced-refresh.js';
-import type { ConfigStore, NodeStore } from '../store/config-store.js';
+import type { ConfigStore } from '../store/config-store.js';
+import type { NodeStore } from '../store/node-store.js';
 
 export interface RetentionOptions {
   store: ConfigStore;

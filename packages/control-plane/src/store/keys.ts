@@ -17,6 +17,7 @@ export class EtcdKeys {
   readonly objectsPrefix: string;
   /** Moved by the garbage collector before it deletes objects; every write compares it (see object-gc.ts). */
   readonly gcFence: string;
+  /** `<replica>/<shard>` below it: a replica's connected nodes, one shard per value, on its lease. */
   readonly nodesPrefix: string;
   /** `<pool>/<backend>` below it: health written by the health-check leader. */
   readonly healthPrefix: string;
@@ -65,8 +66,8 @@ export class EtcdKeys {
     return `${this.objectsPrefix + hash}${CHUNK_LIST_SUFFIX}`;
   }
 
-  node(id: string): string {
-    return this.nodesPrefix + id;
+  nodeShard(replica: string, shard: number): string {
+    return `${this.nodesPrefix}${replica}/${shard}`;
   }
 
   seenNode(id: string): string {

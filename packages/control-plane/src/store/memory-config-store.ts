@@ -1,23 +1,12 @@
 /**
- * In-memory ConfigStore and NodeStore for unit tests only (state is lost with the process, which
+ * In-memory ConfigStore for unit tests only (state is lost with the process, which
  * breaks invariant 5). They follow the same contract as the etcd ones, and `unavailable` makes
  * every call fail the way an unreachable etcd does.
  */
 import { randomUUID } from 'node:crypto';
 import { emptyConfig, type ConfigVersionRecord } from '@lb/shared';
 import { StoreUnavailableError } from '../errors.js';
-import type {
-  ConfigPointer,
-  ConfigStore,
-  ForgetResult,
-  ListVersionsOptions,
-  NodePutOptions,
-  NodeRecord,
-  NodeStore,
-  NodeView,
-  StoredConfig,
-  VersionSummary,
-} from './config-store.js';
+import type { ConfigPointer, ConfigStore, ListVersionsOptions, StoredConfig, VersionSummary } from './config-store.js';
 import { deepFreeze } from './deep-freeze.js';
 import { encodeConfig, type EncodedConfig } from './encoded-config.js';
 
@@ -143,84 +132,5 @@ export class MemoryConfigStore implements ConfigStore {
 
   async close(): Promise<void> {
     this.watchers.clear();
-  }
-}
-
-export class MemoryNodeStore implements NodeStore {
-  unavailable = false;
-  readonly records = new Map<string, NodeRecord>();
-  /** Last known records (see NodeStore.known). */
-  readonly seen = new Map<string, NodeRecord & { lastSeenAt: string }>();
-  now: () => Date = () => new Date();
-  private readonly lostListeners: Array<() => void> = [];
-
-  constructor(private readonly replica = 'memory') {}
-
-  private check(): void {
-    if (this.unavailable) throw new StoreUnavailableError('store unavailable (simulated)');
-  }
-
-  async put(record: NodeRecord, options: NodePutOptions = {}): Promise<boolean> {
-    this.check();
-    const held = this.records.get(record.id);
-    const owner = held?.replica;
-    if (!options.claim && owner !== undefined && owner !== this.replica) return false;
-    if (options.claim && held !== undefined && owner !== this.replica && held.connectedAt > record.connectedAt) return false;
-    this.records.set(record.id, structuredClone(record));
-    this.seen.set(record.id, { ...structuredClone(record), lastSeenAt: this.now().toISOString() });
-    return true;
-  }
-
-  async remove(id: string): Promise<void> {
-    this.check();
-    const record = this.records.get(id);
-    if (record?.replica !== this.replica) return;
-    this.records.delete(id);
-    this.seen.set(id, { ...record, lastSeenAt: this.now().toISOString() });
-  }
-
-  async known(): Promise<NodeView[]> {
-    this.check();
-    const views = new Map<string, NodeView>();
-    for (const [id, r] of this.seen) views.set(id, { ...structuredClone(r), status: 'disconnected' });
-    for (const [id, r] of this.records) views.set(id, { ...structuredClone(r), status: 'connected', lastSeenAt: null });
-    return [...views.values()].sort((a, b) => a.id.localeCompare(b.id));
-  }
-
-  async forget(id: string): Promise<ForgetResult> {
-    this.check();
-    if (this.records.has(id)) return 'connected';
-    return this.seen.delete(id) ? 'forgotten' : 'unknown';
-  }
-
-  async forgetDisconnected(before: Date): Promise<string[]> {
-    this.check();
-    const forgotten: string[] = [];
-    for (const [id, r] of this.seen) {
-      if (!this.records.has(id) && Date.parse(r.lastSeenAt) < before.getTime()) {
-        this.seen.delete(id);
-        forgotten.push(id);
-      }
-    }
-    return forgotten;
-  }
-
-  async list(): Promise<NodeRecord[]> {
-    this.check();
-    return [...this.records.values()].sort((a, b) => a.id.localeCompare(b.id));
-  }
-
-  onRecordsLost(listener: () => void): void {
-    this.lostListeners.push(listener);
-  }
-
-  /** Simulates an expired lease: the records vanish and the owner is told. */
-  loseRecords(): void {
-    for (const [id, r] of this.records) if (r.replica === this.replica) this.records.delete(id);
-    for (const l of this.lostListeners) l();
-  }
-
-  async close(): Promise<void> {
-    for (const [id, r] of this.records) if (r.replica === this.replica) this.records.delete(id);
   }
 }
