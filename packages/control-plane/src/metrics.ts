@@ -9,6 +9,10 @@ export class CpMetrics {
   readonly connectedNodes: Gauge;
   /** Pushes answered by nodes (result ack|nack) or failed to send (result error). */
   readonly pushes: Counter<'kind' | 'result'>;
+  /** Pushes written to streams, by kind and whether a delta or a full state. */
+  readonly pushesSent: Counter<'kind' | 'mode'>;
+  /** Bytes of those pushes (each stream counts what it was sent, though encoded once). */
+  readonly pushBytes: Counter<'kind' | 'mode'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -20,6 +24,18 @@ export class CpMetrics {
       name: 'lb_cp_pushes_total',
       help: 'Pushes to data planes by kind (config|health) and result (ack|nack|error)',
       labelNames: ['kind', 'result'],
+      registers,
+    });
+    this.pushesSent = new Counter({
+      name: 'lb_cp_pushes_sent_total',
+      help: 'Pushes written to data-plane streams by kind (config|health) and mode (delta|full)',
+      labelNames: ['kind', 'mode'],
+      registers,
+    });
+    this.pushBytes = new Counter({
+      name: 'lb_cp_push_bytes_total',
+      help: 'Bytes of pushes written to data-plane streams by kind (config|health) and mode (delta|full)',
+      labelNames: ['kind', 'mode'],
       registers,
     });
     this.httpRequests = new Counter({

@@ -11,7 +11,7 @@ import { draftOf } from '../src/versioning/config-draft.js';
 
 const sizes = { minChars: 256, maxChars: 4096, bits: 10 };
 
-function poolOf(n: number, weight = (i: number) => 1): Pool {
+function poolOf(n: number, weight = (_i: number) => 1): Pool {
   return {
     algorithm: 'round_robin',
     backends: Array.from({ length: n }, (_, i) => ({ id: `b-${i}`, address: `10.0.${i >> 8}.${i & 255}:80`, weight: weight(i), state: 'active' as const })),

@@ -175,7 +175,7 @@ export class NodeStream {
       this.granted = 0;
     }
     this.inFlight = { push, view, before, reserved };
-    this.send(push.bytes, 'config');
+    this.send(push, 'config');
   }
 
   private requestBudget(size: number): void {
@@ -236,14 +236,17 @@ export class NodeStream {
       const oldest = this.pendingHealth.keys().next().value;
       if (oldest !== undefined) this.pendingHealth.delete(oldest);
     }
-    this.send(push.bytes, 'health');
+    this.send(push, 'health');
   }
 
-  private send(bytes: Buffer, kind: PushKindName): void {
+  private send(push: EncodedPush, kind: PushKindName): void {
     if (this.closed) return;
+    const mode = push.delta ? 'delta' : 'full';
+    this.deps.metrics?.pushesSent.inc({ kind, mode });
+    this.deps.metrics?.pushBytes.inc({ kind, mode }, push.bytes.length);
     try {
       // Pre-encoded bytes go out as they are (push-encoder.ts, passThroughResponses).
-      if (!this.call.write(bytes as unknown as ControlMessage) && !this.congested) {
+      if (!this.call.write(push.bytes as unknown as ControlMessage) && !this.congested) {
         this.congested = true;
         this.call.once('drain', this.onDrain);
       }

@@ -4,7 +4,7 @@
  * text of every resource that is the very same object as in a previous encoding, so a change to one
  * pool of a large config stringifies and hashes that pool only.
  */
-import { resourceHash, resourceKey, resourcesOf, type Config } from '@lb/shared';
+import { resourceHash, resourcesOf, type Config } from '@lb/shared';
 
 export interface EncodedResource {
   readonly section: string;
