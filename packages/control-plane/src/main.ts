@@ -53,6 +53,8 @@ async function main(): Promise<void> {
   const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, replica: settings.replicaId, logger });
   const metrics = new CpMetrics({ defaultMetrics: true });
 
+  // A store from before manifests is moved over once; etcd down now is retried by the feed below.
+  await store.migrateLegacyVersions().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not check for the old config layout'));
   // If etcd is down now the feed keeps retrying and /readyz answers 503 meanwhile: no crash loop.
   const feed = new ConfigFeed({ store, logger, metrics });
   feed.start();

@@ -131,3 +131,27 @@ describe('EtcdConfigStore', () => {
     expect(await store.pointer()).toEqual({ version: 2, historyId: forked });
   });
 });
+
+describe('EtcdConfigStore.migrateLegacyVersions', () => {
+  it('moves versions stored whole (the layout before manifests) to manifests over objects, once', async () => {
+    const raw = client();
+    const configs: Config[] = [
+      { pools: { a: poolOf(1) }, routes: {} },
+      { pools: { a: poolOf(2) }, routes: {} },
+    ];
+    for (const [i, config] of configs.entries()) {
+      const record = { version: i + 1, parent: i, createdAt: '2026-01-01T00:00:00.000Z', author: 'old', message: `v${i + 1}`, config };
+      await raw.put(`/legacy/config/versions/${String(i + 1).padStart(12, '0')}`).value(JSON.stringify(record));
+    }
+    await raw.put('/legacy/config/current').value('2');
+    const store = new EtcdConfigStore({ client: client(), prefix: '/legacy', logger });
+    expect(await store.migrateLegacyVersions()).toBe(2);
+    expect(await store.migrateLegacyVersions()).toBe(0);
+    const current = await store.current();
+    expect(current).toMatchObject({ version: 2, config: configs[1] });
+    expect(current.historyId).not.toBe('');
+    expect(await store.getVersion(1)).toMatchObject({ version: 1, message: 'v1', author: 'old', config: configs[0] });
+    expect(await raw.getAll().prefix('/legacy/config/versions/').keys()).toEqual([]);
+    expect(await commit(store, { pools: {}, routes: {} })).toBe(true);
+  });
+});

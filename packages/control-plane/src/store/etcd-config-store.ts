@@ -217,6 +217,46 @@ export class EtcdConfigStore implements ConfigStore {
     });
   }
 
+  /**
+   * Moves a store written before manifests existed (`config/versions/<n>` records holding whole
+   * configs, a bare number as pointer) to this layout, once, at start: every record becomes a
+   * manifest over objects, the pointer gets a new history, and the old records go. Idempotent and
+   * safe to run on every replica at once (the pointer is swapped in a guarded transaction);
+   * resolves with the number of versions moved.
+   */
+  migrateLegacyVersions(): Promise<number> {
+    return guarded('moving versions to manifests', this.deadlineMs * 30, async () => {
+      const legacyPrefix = this.keys.manifestsPrefix.replace(/manifests\/$/, 'versions/');
+      const pointer = await this.client.get(this.keys.current).string();
+      if (pointer === null || !/^\d+$/.test(pointer)) return 0;
+      const historyId = randomUUID();
+      const keys = await this.client.getAll().prefix(legacyPrefix).keys();
+      for (const key of keys.sort()) {
+        const text = await this.client.get(key).string();
+        if (text === null) continue;
+        const record = JSON.parse(text) as ConfigVersionRecord;
+        const encoded = encodeConfig(record.config);
+        const table = resourceTable(encoded);
+        const tableText = JSON.stringify(table);
+        const tableHash = resourceHash(tableText);
+        const items = [...encoded.resources.values()].map((r) => ({ hash: r.hash, text: r.json }));
+        await this.objects.put([...items, { hash: tableHash, text: tableText }]);
+        await this.client
+          .put(this.keys.manifest(record.version))
+          .value(JSON.stringify(manifestOf(record, historyId, tableHash, encoded.bytes)))
+          .exec();
+      }
+      const swapped = await this.client
+        .if(this.keys.current, 'Value', '==', pointer)
+        .then(this.client.put(this.keys.current).value(pointerText({ version: Number(pointer), historyId })))
+        .commit();
+      if (!swapped.succeeded) return 0;
+      await this.client.delete().prefix(legacyPrefix).exec();
+      this.logger.warn({ versions: keys.length, history: historyId }, 'moved the config history to manifests over objects (the etcd layout of this version)');
+      return keys.length;
+    });
+  }
+
   collectGarbage(): Promise<number> {
     // A sweep may take a while on a large store; each etcd call still has its own deadline.
     return guarded('collecting unreferenced objects', this.deadlineMs * 8, () => this.collector.collect());
