@@ -109,6 +109,7 @@ describe('delta pushes', () => {
     await dp.stop();
     let last = 0;
     for (let w = 1; w <= 3; w++) last = (await api('PATCH', `${cp.url}/v1/pools/web/backends/b1`, { weight: w + 1 })).body.version;
+    await fleet.converged(last);
     const fullBefore = await configPushes('full');
     const deltaBefore = await configPushes('delta');
     await dp.restart(); // from its cache file: Hello says which version, history and digest it runs

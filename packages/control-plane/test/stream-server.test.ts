@@ -97,9 +97,9 @@ async function restartWithDrivenHealth(full: HealthSource['full']): Promise<Set<
   return listeners;
 }
 
-/** One pool committed, the feed started, and node dp-1 connected with its first snapshot. */
-async function connectedNode(): Promise<FakeNode> {
-  commit(['web']);
+/** `pools` committed, the feed started, and node dp-1 connected with its first snapshot. */
+async function connectedNode(pools = ['web']): Promise<FakeNode> {
+  commit(pools);
   feed.start();
   await feed.ready();
   const dp = node();
@@ -159,12 +159,7 @@ describe('ConfigDiscovery.Stream', () => {
   });
 
   it('pushes only what changed since the version the node ACKed, one push at a time', async () => {
-    commit(['a']);
-    feed.start();
-    await feed.ready();
-    const dp = node();
-    dp.hello('dp-1');
-    await waitFor('first snapshot', () => dp.configs().length === 1);
+    const dp = await connectedNode(['a']);
     const first = dp.configs()[0]!;
     expect(first).toMatchObject({ version: 1, baseVersion: 0, upserted: [], removed: [] });
     expect(first.historyId).not.toBe('');
@@ -187,12 +182,7 @@ describe('ConfigDiscovery.Stream', () => {
   });
 
   it('sends the full snapshot to a node that could not apply a delta, and records a refused full snapshot', async () => {
-    commit(['a']);
-    feed.start();
-    await feed.ready();
-    const dp = node();
-    dp.hello('dp-1');
-    await waitFor('first snapshot', () => dp.configs().length === 1);
+    const dp = await connectedNode(['a']);
     dp.ack(dp.configs()[0]!);
     commit(['a', 'b']);
     await waitFor('delta', () => dp.configs().length === 2);
@@ -261,10 +251,10 @@ describe('ConfigDiscovery.Stream', () => {
     expect((await store.pointer()).historyId).toBe(full.historyId);
   });
 
-  it('admits full snapshots within the byte budget, the next as soon as one is answered', async () => {
+  it('admits large pushes within the byte budget, the next as soon as one is answered', async () => {
     await server.close(100);
     client.close();
-    await startServer({ fullSnapshotBudgetBytes: 1 });
+    await startServer({ pushBudgetBytes: 1, pushBudgetFreeBelow: 1 });
     commit(['a']);
     feed.start();
     await feed.ready();

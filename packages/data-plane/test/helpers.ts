@@ -3,9 +3,29 @@ import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, 
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { configDigest, resourceHash, resourcesOf, type Config, type ConfigSnapshot } from '@lb/shared';
+import { SnapshotApplier, type ApplierDeps } from '../src/config/snapshot-applier.js';
+import { HealthStore } from '../src/health/health-store.js';
+import { DataPlaneMetrics } from '../src/metrics.js';
 import { DataPlaneNode, type DataPlaneOptions } from '../src/node.js';
+import { UpstreamPools } from '../src/upstream/upstream-pools.js';
 
 export const silentLogger = pino({ level: 'silent' });
+
+/** A SnapshotApplier on quiet, deterministic parts (`deps` replaces any); close `upstreams` when done. */
+export function testApplier(deps: Partial<ApplierDeps> = {}): { applier: SnapshotApplier; upstreams: UpstreamPools; metrics: DataPlaneMetrics } {
+  const upstreams = new UpstreamPools();
+  const metrics = new DataPlaneMetrics({ defaultMetrics: false });
+  const applier = new SnapshotApplier({
+    upstreams,
+    metrics,
+    health: new HealthStore(),
+    logger: silentLogger,
+    random: () => 0,
+    clock: { now: () => 0 },
+    ...deps,
+  });
+  return { applier, upstreams, metrics };
+}
 
 export interface Backend {
   server: Server;

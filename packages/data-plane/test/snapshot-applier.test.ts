@@ -4,14 +4,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '@lb/shared';
 import { SnapshotCache } from '../src/cache/snapshot-cache.js';
-import { SnapshotApplier } from '../src/config/snapshot-applier.js';
 import { resolvePush } from '../src/config/push-resolver.js';
 import { checkConfigValue } from '../src/config/snapshot-validate.js';
 import { ERROR_CODES } from '../src/errors.js';
-import { HealthStore } from '../src/health/health-store.js';
-import { DataPlaneMetrics } from '../src/metrics.js';
-import { UpstreamPools } from '../src/upstream/upstream-pools.js';
-import { delta, silentLogger, simpleConfig, snapshot } from './helpers.js';
+import type { UpstreamPools } from '../src/upstream/upstream-pools.js';
+import { delta, silentLogger, simpleConfig, snapshot, testApplier } from './helpers.js';
 
 describe('snapshot validation', () => {
   it('accepts a valid config and fills defaults', () => {
@@ -48,11 +45,9 @@ describe('SnapshotApplier', () => {
   });
 
   function applier(cache?: SnapshotCache) {
-    const upstreams = new UpstreamPools();
-    pools.push(upstreams);
-    const metrics = new DataPlaneMetrics({ defaultMetrics: false });
     let now = 1_700_000_000_000;
-    const a = new SnapshotApplier({ upstreams, metrics, health: new HealthStore(), logger: silentLogger, random: () => 0, clock: { now: () => now++ }, cache });
+    const { applier: a, upstreams, metrics } = testApplier({ clock: { now: () => now++ }, cache });
+    pools.push(upstreams);
     return { a, upstreams, metrics };
   }
 
@@ -128,16 +123,8 @@ describe('SnapshotApplier with deltas', () => {
   }
 
   it('applies a one-backend delta to a 100,000-backend config by rebuilding that pool only, in one swap', () => {
-    const upstreams = new UpstreamPools();
+    const { applier: a, upstreams } = testApplier();
     closers.push(upstreams);
-    const a = new SnapshotApplier({
-      upstreams,
-      metrics: new DataPlaneMetrics({ defaultMetrics: false }),
-      health: new HealthStore(),
-      logger: silentLogger,
-      random: () => 0,
-      clock: { now: () => 0 },
-    });
     const before = bigConfig(100, 1000);
     expect(a.onConfig(snapshot(1, before, 'h1'))).toEqual({ ok: true });
     const old = a.current!;
@@ -161,16 +148,8 @@ describe('SnapshotApplier with deltas', () => {
   });
 
   it('keeps the running table when a delta does not apply, and says what it runs in Hello terms', () => {
-    const upstreams = new UpstreamPools();
+    const { applier: a, upstreams } = testApplier();
     closers.push(upstreams);
-    const a = new SnapshotApplier({
-      upstreams,
-      metrics: new DataPlaneMetrics({ defaultMetrics: false }),
-      health: new HealthStore(),
-      logger: silentLogger,
-      random: () => 0,
-      clock: { now: () => 0 },
-    });
     const config = simpleConfig(['10.0.0.1:80']);
     a.onConfig(snapshot(3, config, 'h1'));
     const table = a.current;

@@ -1,10 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '@lb/shared';
-import { SnapshotApplier } from '../src/config/snapshot-applier.js';
-import { HealthStore } from '../src/health/health-store.js';
-import { DataPlaneMetrics } from '../src/metrics.js';
-import { UpstreamPools } from '../src/upstream/upstream-pools.js';
-import { silentLogger, snapshot } from './helpers.js';
+import type { UpstreamPools } from '../src/upstream/upstream-pools.js';
+import { snapshot, testApplier } from './helpers.js';
 
 const backend = (id: string, address: string, state: 'active' | 'draining' = 'active') => ({ id, address, weight: 1, state });
 
@@ -19,16 +16,8 @@ describe('upstream pools across tables (UpstreamRefs)', () => {
   });
 
   it('keeps an address open while any pool still sends to it, and closes it when the last one stops', () => {
-    const upstreams = new UpstreamPools();
+    const { applier, upstreams } = testApplier();
     closers.push(upstreams);
-    const applier = new SnapshotApplier({
-      upstreams,
-      metrics: new DataPlaneMetrics({ defaultMetrics: false }),
-      health: new HealthStore(),
-      logger: silentLogger,
-      random: () => 0,
-      clock: { now: () => 0 },
-    });
     applier.onConfig(snapshot(1, config([backend('x', '10.0.0.1:80')], [backend('y', '10.0.0.1:80'), backend('z', '10.0.0.2:80')])));
     expect(upstreams.addresses().sort()).toEqual(['10.0.0.1:80', '10.0.0.2:80']);
     // Pool a drains its backend; pool b still sends to the same address.

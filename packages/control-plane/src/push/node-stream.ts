@@ -18,7 +18,7 @@ import type { ControlMessage, Logger, NodeMessage, PushKind } from '@lb/shared';
 import type { NodeReportSink } from '../health/ejection-store.js';
 import type { CpMetrics } from '../metrics.js';
 import type { ConfigPointer } from '../store/config-store.js';
-import type { FullSnapshotBudget } from './full-snapshot-budget.js';
+import type { PushBudget } from './push-budget.js';
 import type { HealthDelta, HealthSource } from './health-source.js';
 import type { PushViewSource } from './merged-config.js';
 import type { EncodedPush, PushEncoder } from './push-encoder.js';
@@ -35,7 +35,7 @@ export interface NodeStreamDeps {
   health: HealthSource;
   registry: NodeRegistry;
   encoder: PushEncoder;
-  budget: FullSnapshotBudget;
+  budget: PushBudget;
   /** Told of the version each node says it runs (the feed's noticeVersion). */
   versionSeen: (seen: ConfigPointer) => void;
   logger: Logger;
@@ -51,7 +51,7 @@ interface ConfigInFlight {
   view: PushView;
   /** What the node ran when it was sent (the delta's base). */
   before: ConfigPointer;
-  /** Budget bytes held for a full snapshot. */
+  /** Budget bytes held for a large push. */
   reserved: number;
 }
 
@@ -75,7 +75,7 @@ export class NodeStream {
   private inFlight: ConfigInFlight | undefined;
   /** A full snapshot of this view was refused: not sent again; a newer view will be. */
   private refused: PushView | undefined;
-  /** Budget bytes granted for the next full snapshot, or a pending request's withdrawal. */
+  /** Budget bytes granted for the next large push, or a pending request's withdrawal. */
   private granted = 0;
   private withdraw: (() => void) | undefined;
   private readonly pendingHealth = new Map<string, number>();
@@ -165,11 +165,9 @@ export class NodeStream {
     }
     // A wiped or fresh store has no config yet: a node running one keeps it.
     if (view.version === 0 && runs === undefined && this.claimed.version > 0) return;
-    let push: EncodedPush;
+    const push = runs !== undefined && runs.historyId === view.historyId ? this.deps.encoder.delta(runs, view) : this.deps.encoder.full(view);
     let reserved = 0;
-    if (runs !== undefined && runs.historyId === view.historyId) push = this.deps.encoder.delta(runs, view);
-    else {
-      push = this.deps.encoder.full(view);
+    if (push.bytes.length >= this.deps.budget.freeBelow) {
       if (this.granted === 0) return this.requestBudget(push.bytes.length);
       reserved = this.granted;
       this.granted = 0;

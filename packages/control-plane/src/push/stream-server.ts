@@ -1,15 +1,15 @@
 /**
  * The gRPC side of the push path: ConfigDiscovery.Stream, one bidirectional stream per DP node
  * (node-stream.ts holds one). Pushes are encoded once for every stream that gets them
- * (push-encoder.ts) and written as bytes; full snapshots in flight share a byte budget
- * (full-snapshot-budget.ts), so a reconnect storm is admitted at the pace the nodes answer.
+ * (push-encoder.ts) and written as bytes; large pushes in flight share a byte budget
+ * (push-budget.ts), so a reconnect storm is admitted at the pace the nodes answer.
  */
 import * as grpc from '@grpc/grpc-js';
 import { KEEPALIVE, loadDiscovery, type Logger } from '@lb/shared';
 import type { NodeReportSink } from '../health/ejection-store.js';
 import type { CpMetrics } from '../metrics.js';
 import type { ConfigPointer } from '../store/config-store.js';
-import { FullSnapshotBudget } from './full-snapshot-budget.js';
+import { PushBudget } from './push-budget.js';
 import type { HealthSource } from './health-source.js';
 import type { PushViewSource } from './merged-config.js';
 import { NodeStream, type StreamCall } from './node-stream.js';
@@ -28,14 +28,16 @@ export interface StreamServerOptions {
   versionSeen?: (seen: ConfigPointer) => void;
   /** A stream that sends no Hello within this time is ended. */
   helloTimeoutMs?: number;
-  /** Bytes of full snapshots in flight at once, across streams. Default 64 MiB. */
-  fullSnapshotBudgetBytes?: number;
+  /** Bytes of large pushes (full snapshots, large deltas) in flight at once, across streams. Default 64 MiB. */
+  pushBudgetBytes?: number;
+  /** Pushes smaller than this need no admission. Default 64 KiB. */
+  pushBudgetFreeBelow?: number;
 }
 
 export class StreamServer {
   readonly server: grpc.Server;
   private readonly streams = new Set<NodeStream>();
-  readonly budget: FullSnapshotBudget;
+  readonly budget: PushBudget;
 
   constructor(options: StreamServerOptions) {
     this.server = new grpc.Server({
@@ -45,7 +47,7 @@ export class StreamServer {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': Math.floor(KEEPALIVE.timeMs / 2),
     });
-    this.budget = new FullSnapshotBudget(options.fullSnapshotBudgetBytes ?? 64 * 1024 * 1024);
+    this.budget = new PushBudget(options.pushBudgetBytes ?? 64 * 1024 * 1024, options.pushBudgetFreeBelow);
     const deps = {
       views: options.config,
       health: options.health,

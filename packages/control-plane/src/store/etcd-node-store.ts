@@ -11,7 +11,7 @@
  */
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from '@lb/shared';
-import { inParallel } from './bounded-parallel.js';
+import { writeInBatches } from './etcd-batch.js';
 import { guarded } from './etcd-client.js';
 import { EtcdKeys } from './keys.js';
 import { nodeViews, type ForgetResult, type NodeRecord, type NodeStore, type NodeView, type SeenRecord } from './node-store.js';
@@ -164,21 +164,22 @@ export class EtcdNodeStore implements NodeStore {
 
   publish(shards: ReadonlyMap<number, readonly NodeRecord[]>): Promise<void> {
     return guarded(`publishing ${shards.size} node shards`, this.deadlineMs, async () => {
-      const leaseId = await this.currentLease().grant();
-      await inParallel([...shards], 16, async ([shard, records]) => {
-        const key = this.keys.nodeShard(this.options.replica, shard);
-        // This replica's own writes go into its copy at once, not when the watch brings them back.
-        if (records.length === 0) {
-          const deleted = await this.client.delete().key(key).exec();
-          this.live.delete(key, Number(deleted.header.revision));
-          this.own.delete(shard);
-        } else {
-          const text = JSON.stringify(records);
-          const put = await this.client.put(key).value(text).lease(leaseId).exec();
-          this.live.put(key, text, Number(put.header.revision));
-          this.own.set(shard, records);
-        }
-      });
+      const lease = String(await this.currentLease().grant());
+      const writes = [...shards].map(([shard, records]) => ({
+        key: this.keys.nodeShard(this.options.replica, shard),
+        ...(records.length > 0 ? { value: JSON.stringify(records), lease } : {}),
+      }));
+      const revisions = await writeInBatches(this.client, writes);
+      // This replica's own writes go into its copy at once, not when the watch brings them back.
+      for (const w of writes) {
+        const revision = revisions.get(w.key)!;
+        if (w.value === undefined) this.live.delete(w.key, revision);
+        else this.live.put(w.key, w.value, revision);
+      }
+      for (const [shard, records] of shards) {
+        if (records.length === 0) this.own.delete(shard);
+        else this.own.set(shard, records);
+      }
     });
   }
 
@@ -186,12 +187,11 @@ export class EtcdNodeStore implements NodeStore {
     return guarded(`recording ${records.length} nodes as seen`, this.deadlineMs, async () => {
       const at = this.now().toISOString();
       const later = this.laterStreams();
-      const fresh = records.filter((r) => (later.get(r.id) ?? '') <= r.connectedAt);
-      await inParallel(fresh, 32, async (record) => {
-        const text = JSON.stringify({ ...record, lastSeenAt: at } satisfies SeenRecord);
-        const put = await this.client.put(this.keys.seenNode(record.id)).value(text).exec();
-        this.seen.put(this.keys.seenNode(record.id), text, Number(put.header.revision));
-      });
+      const writes = records
+        .filter((r) => (later.get(r.id) ?? '') <= r.connectedAt)
+        .map((record) => ({ key: this.keys.seenNode(record.id), value: JSON.stringify({ ...record, lastSeenAt: at } satisfies SeenRecord) }));
+      const revisions = await writeInBatches(this.client, writes);
+      for (const w of writes) this.seen.put(w.key, w.value, revisions.get(w.key)!);
     });
   }
 

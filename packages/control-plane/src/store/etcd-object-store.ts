@@ -12,6 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import { resourceHash } from '@lb/shared';
 import { inParallel } from './bounded-parallel.js';
 import { DEFAULT_CHUNK_SIZES, splitText, type ChunkSizes } from './chunking.js';
+import { writeInBatches } from './etcd-batch.js';
 import { CHUNK_LIST_SUFFIX, type EtcdKeys } from './keys.js';
 import { TextCache } from './text-cache.js';
 
@@ -64,7 +65,7 @@ export class EtcdObjectStore {
         writes.push({ key: this.keys.chunkList(item.hash), value: JSON.stringify(hashes) });
       }
     }
-    await inParallel(writes, PARALLEL_CALLS, (w) => this.client.put(w.key).value(w.value).exec());
+    await writeInBatches(this.client, writes);
     for (const item of items) this.cache.add(item.hash, item.text, item.value);
   }
 

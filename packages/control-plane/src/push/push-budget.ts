@@ -1,22 +1,28 @@
 /**
- * Admission of full snapshots. After a control-plane restart a thousand nodes may say Hello within
- * a second, and each that needs a full snapshot costs a copy of it in gRPC's buffers until sent.
- * Full snapshots in flight (sent, not yet answered) share a byte budget; streams over it wait in
- * line, first come first served, and are admitted as answers come back. Deltas, health updates and
- * everything the streams already held keep flowing meanwhile, so admitting newcomers never starves
- * the others.
+ * Admission of large pushes. After a control-plane restart a thousand nodes may say Hello within a
+ * second, and a config replaced whole makes a large delta for every node; each such push costs a
+ * copy in gRPC's buffers until sent (a thousand copies of 700 KiB is 700 MB). Large pushes in
+ * flight (sent, not yet answered) share a byte budget; streams over it wait in line, first come
+ * first served, and are admitted as answers come back. Small deltas, health updates and everything
+ * the streams already held keep flowing meanwhile, so admitting newcomers never starves the others.
  */
 interface Waiting {
   size: number;
   grant: () => void;
 }
 
-export class FullSnapshotBudget {
+export class PushBudget {
   private used = 0;
   private readonly waiting: Waiting[] = [];
 
-  /** @param bytes budget; a snapshot larger than it is still admitted when nothing else is in flight. */
-  constructor(private readonly bytes: number) {}
+  /**
+   * @param bytes budget; a push larger than it is still admitted when nothing else is in flight.
+   * @param freeBelow pushes smaller than this need no admission (a one-pool delta).
+   */
+  constructor(
+    private readonly bytes: number,
+    readonly freeBelow = 64 * 1024,
+  ) {}
 
   /**
    * Asks for `size` bytes: `grant` is called (maybe at once) when they are taken for the caller,
