@@ -19,10 +19,15 @@ const requireFromShared = createRequire(fileURLToPath(new URL('../../packages/sh
 const grpc = requireFromShared('@grpc/grpc-js') as typeof GrpcTypes;
 const CP_MAIN = fileURLToPath(new URL('../../packages/control-plane/dist/main.js', import.meta.url));
 
-/** A data-plane node reduced to its stream: says Hello, records pushes, answers as told. */
+/**
+ * A data-plane node reduced to its stream: says Hello, records pushes, and answers each config
+ * push at once — ACK, or NACK for the versions it is told to refuse (the control plane sends one
+ * config push at a time and the next only once the last is answered).
+ */
 class TestNode {
   readonly received: ControlMessage[] = [];
   status: { code: number; details: string } | undefined;
+  private readonly refused = new Map<number, string>();
   private readonly client: InstanceType<ReturnType<typeof loadDiscovery>['Client']>;
   private readonly call: GrpcTypes.ClientDuplexStream<NodeMessage, ControlMessage>;
 
@@ -33,10 +38,28 @@ class TestNode {
     const { Client } = loadDiscovery();
     this.client = new Client(address, grpc.credentials.createInsecure());
     this.call = (this.client as unknown as { Stream(): TestNode['call'] }).Stream();
-    this.call.on('data', (m: ControlMessage) => this.received.push(m));
+    this.call.on('data', (m: ControlMessage) => {
+      this.received.push(m);
+      if (m.config) this.answer(m.config);
+    });
     this.call.on('status', (s: { code: number; details: string }) => (this.status = s));
     this.call.on('error', () => undefined);
-    this.call.write({ hello: { nodeId: id, zone: 'e2e', cachedVersion: 0, address: '127.0.0.1:1', cachedHealthRevision: 0 } });
+    this.call.write({
+      hello: { nodeId: id, zone: 'e2e', cachedVersion: 0, address: '127.0.0.1:1', cachedHealthRevision: 0, cachedHistoryId: '', cachedDigest: '' },
+    });
+  }
+
+  /** Refuse every push of `version` from now on. */
+  refuse(version: number, error: string): void {
+    this.refused.set(version, error);
+  }
+
+  private answer(config: NonNullable<ControlMessage['config']>): void {
+    const { nonce, version } = config;
+    const error = this.refused.get(version);
+    this.call.write(
+      error === undefined ? { ack: { nonce, version, kind: 'PUSH_KIND_CONFIG' } } : { nack: { nonce, version, error, kind: 'PUSH_KIND_CONFIG' } },
+    );
   }
 
   snapshot(version: number): NonNullable<ControlMessage['config']> | undefined {
@@ -45,14 +68,6 @@ class TestNode {
 
   configVersions(): number[] {
     return this.received.filter((m) => m.kind === 'config').map((m) => m.config!.version);
-  }
-
-  ack(version: number): void {
-    this.call.write({ ack: { nonce: this.snapshot(version)!.nonce, version, kind: 'PUSH_KIND_CONFIG' } });
-  }
-
-  nack(version: number, error: string): void {
-    this.call.write({ nack: { nonce: this.snapshot(version)!.nonce, version, error, kind: 'PUSH_KIND_CONFIG' } });
   }
 
   close(): void {
@@ -92,8 +107,8 @@ async function nodesOf(cp: ControlPlane): Promise<NodeView[]> {
 
 beforeAll(async () => {
   etcd = await EtcdServer.start();
-  a = await ControlPlane.start({ etcd: etcd.url, extraArgs: ['--replica-id', 'cp-a'] });
-  b = await ControlPlane.start({ etcd: etcd.url, extraArgs: ['--replica-id', 'cp-b'] });
+  a = await ControlPlane.start({ etcd: etcd.url, extraArgs: ['--replica-id', 'cp-a', '--etcd-grace-seconds', '3'] });
+  b = await ControlPlane.start({ etcd: etcd.url, extraArgs: ['--replica-id', 'cp-b', '--etcd-grace-seconds', '3'] });
 });
 
 afterAll(async () => {
@@ -122,23 +137,23 @@ describe('two control-plane replicas on one etcd', () => {
       expect(JSON.parse(snapshot.configJson)).toEqual(write.body.config);
 
       // The node record lives in etcd: A lists a node whose stream B holds, with what it ACKed.
-      node.ack(v);
       acked = v;
       const seen = await waitFor(async () => (await nodesOf(a)).find((n) => n.id === 'e2e-node-1' && n.configVersion === v), {
         message: 'A to list the node with its ACK',
       });
       expect(seen).toMatchObject({ replica: 'cp-b', zone: 'e2e', address: '127.0.0.1:1', lastNack: null });
 
+      node.refuse(v + 1, 'refused by the test');
       const next = await api('PATCH', `${a.url}/v1/pools/web/backends/b1`, { weight: 7 });
       expect(next.status).toBe(200);
+      expect(next.body.version).toBe(v + 1);
       await waitFor(() => node.snapshot(next.body.version), { message: 'the next version on the node' });
-      node.nack(next.body.version, 'refused by the test');
       const nacked = await waitFor(async () => (await nodesOf(a)).find((n) => n.id === 'e2e-node-1' && n.lastNack !== null), { message: 'A to show the NACK' });
       expect(nacked.lastNack).toMatchObject({ version: next.body.version, error: 'refused by the test' });
       expect(nacked.configVersion).toBe(v);
-      // Pushes on one stream only move forward.
+      // Pushes on one stream only move forward (a refused delta is followed by the full snapshot of the same version).
       const pushed = node.configVersions();
-      expect(pushed).toEqual([...new Set(pushed)].sort((x, y) => x - y));
+      expect(pushed).toEqual([...pushed].sort((x, y) => x - y));
     } finally {
       node.close();
     }
@@ -185,6 +200,8 @@ describe('etcd outages and restarts', () => {
     try {
       await waitFor(() => node.received.length > 0, { message: 'the node to be connected' });
       await etcd.kill();
+      // A blip is not a reason for every replica's load balancer to pull it at once.
+      expect((await api('GET', `${a.url}/readyz`)).status).toBe(200);
       const started = Date.now();
       const write = await api('PUT', `${a.url}/v1/pools/during-outage`, pool('x'));
       const elapsed = Date.now() - started;
@@ -193,7 +210,8 @@ describe('etcd outages and restarts', () => {
       expect(write.body.code).toBe('LB_CP_STORE_UNAVAILABLE');
       expect(elapsed).toBeLessThan(6_000);
       expect((await api('GET', `${b.url}/v1/config`)).status).toBe(503);
-      expect((await api('GET', `${a.url}/readyz`)).status).toBe(503);
+      // Gone for longer than --etcd-grace-seconds: not ready.
+      await waitFor(async () => (await api('GET', `${a.url}/readyz`)).status === 503, { timeoutMs: 8_000, message: 'A to turn unready' });
       expect((await api('GET', `${a.url}/healthz`)).status).toBe(200);
       // Counted where operators look.
       const metrics = (await api<string>('GET', `${a.url}/metrics`)).body;

@@ -79,8 +79,10 @@ describe('two control-plane replicas', () => {
     const second = await ControlPlane.start({ etcd: stack.etcd.url });
     const dp = await DataPlane.start({ controlPlanes: [second.grpcAddress, stack.cp.grpcAddress], nodeId: 'dp-replicas' });
     try {
-      const nodes = (await api('GET', `${stack.cp.url}/v1/nodes`)).body.nodes as { id: string }[];
-      expect(nodes.map((n) => n.id)).toContain('dp-replicas');
+      // The replica holding the node publishes its nodes every --node-flush-ms (2 s): the other lists it by then.
+      await waitFor(async () => ((await api('GET', `${stack.cp.url}/v1/nodes`)).body.nodes as { id: string }[]).some((n) => n.id === 'dp-replicas'), {
+        message: 'the other replica to list the node',
+      });
 
       // Written through the first replica, pushed by the second.
       const write = await api('PATCH', `${stack.cp.url}/v1/pools/web/backends/b2`, { state: 'active' });

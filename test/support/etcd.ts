@@ -1,9 +1,12 @@
 /** A real etcd server (Debian's etcd-server) on loopback with a temporary data directory. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { Etcd3 } from 'etcd3';
+import { createLogger, type Config } from '@lb/shared';
+import { encodeConfig } from '../../packages/control-plane/src/store/encoded-config.js';
+import { EtcdConfigStore } from '../../packages/control-plane/src/store/etcd-config-store.js';
 import { Child } from './child.js';
 import { freePort, waitFor } from './wait.js';
 
@@ -86,23 +89,42 @@ export class EtcdServer {
   }
 
   /**
-   * Commits version `parent + 1` holding `config` straight into etcd (the default /lb layout),
-   * past the control plane's validation, as a buggy or newer control plane might. True when
-   * `parent` was still the current version.
+   * Commits version `parent + 1` holding `config` straight into etcd (the default /lb layout,
+   * written by the control plane's own store code), past the control plane's validation, as a
+   * buggy or newer control plane might. True when `parent` was still the current version.
    */
   async commitUnchecked(parent: number, config: unknown): Promise<boolean> {
     const etcd = new Etcd3({ hosts: this.url });
-    const version = parent + 1;
-    const record = { version, parent, createdAt: new Date().toISOString(), author: 'test', message: 'bad', config };
-    const committed = await etcd
-      .if('/lb/config/current', 'Value', '==', String(parent))
-      .then(
-        etcd.put(`/lb/config/versions/${String(version).padStart(12, '0')}`).value(JSON.stringify(record)),
-        etcd.put('/lb/config/current').value(String(version)),
-      )
-      .commit();
-    etcd.close();
-    return committed.succeeded;
+    try {
+      const store = new EtcdConfigStore({ client: etcd, prefix: '/lb', logger: createLogger('test', 'silent') });
+      const base = await store.current();
+      if (base.version !== parent) return false;
+      const record = { version: parent + 1, parent, createdAt: new Date().toISOString(), author: 'test', message: 'bad', config: config as Config };
+      return await store.commit(record, encodeConfig(config as Config), base);
+    } finally {
+      etcd.close();
+    }
+  }
+
+  /**
+   * A backup of etcd's data as it is now: etcd stops, its data directory is copied, etcd starts
+   * again (a cold copy is a consistent one). Hand it to restoreBackup() later.
+   */
+  async backup(): Promise<string> {
+    await this.child?.stop();
+    const copy = mkdtempSync(join(tmpdir(), 'lb-etcd-backup-'));
+    cpSync(this.dataDir, copy, { recursive: true });
+    await this.restart();
+    return copy;
+  }
+
+  /** Puts etcd's data back to a backup(), as an operator recovering from one would, and starts it again. */
+  async restoreBackup(backup: string): Promise<void> {
+    await this.child?.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
+    cpSync(backup, this.dataDir, { recursive: true });
+    rmSync(backup, { recursive: true, force: true });
+    await this.restart();
   }
 
   async kill(): Promise<void> {

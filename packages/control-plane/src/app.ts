@@ -38,12 +38,14 @@ import type { TokenStore } from './auth/token-store.js';
 import { MemoryEjectionStore } from './health/ejection-store.js';
 import { MemoryHealthStore } from './health/health-store.js';
 import { CpMetrics } from './metrics.js';
-import type { ConfigStore, NodeStore } from './store/config-store.js';
+import type { ConfigStore } from './store/config-store.js';
+import type { NodeRecord, NodeStore } from './store/node-store.js';
+import type { Readiness } from './store/store-reachability.js';
 import { MemoryRegistrationStore } from './store/registration-store.js';
 import { MemoryKeyStore } from './secrets/key-store.js';
 import { KeyVault } from './secrets/key-vault.js';
 import { certificateRules } from './tls/certificate-rules.js';
-import { ConfigWriter } from './versioning/config-writer.js';
+import { ConfigWriter, DEFAULT_MAX_CONFIG_BYTES } from './versioning/config-writer.js';
 
 export interface AppOptions {
   store: ConfigStore;
@@ -56,13 +58,17 @@ export interface AppOptions {
   publicMetrics?: boolean;
   /** Called after a change that may let retention prune more (a node removed). */
   onRetentionChange?: () => void;
+  /** The nodes this replica holds, fresher than what it published (NodeRegistry.connected). */
+  heldNodes?: () => NodeRecord[];
+  /** What /readyz answers (store-reachability.ts); absent: it pings the store on every call. */
+  readiness?: () => Readiness;
   metrics?: CpMetrics;
   writer?: ConfigWriter;
   /** Health, registrations and ejection reports; absent: empty in-memory ones (tests). */
   health?: HealthDeps;
   /** Absent: no logging (tests). */
   logger?: Logger;
-  /** Largest accepted body; etcd's own limit (--max-request-bytes, 1.5 MiB by default) also applies. */
+  /** Largest accepted body. Default: twice the writer's config limit, at least 8 MiB. */
   bodyLimit?: number;
   /** The version shown in the OpenAPI document. */
   version?: string;
@@ -85,7 +91,8 @@ function requestIdOf(request: IncomingMessage): string {
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const common = {
-    bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
+    // A config at the limit may come pretty-printed; the writer refuses what is too large once parsed.
+    bodyLimit: options.bodyLimit ?? Math.max(8 * 1024 * 1024, 2 * (options.writer?.maxConfigBytes ?? DEFAULT_MAX_CONFIG_BYTES)),
     genReqId: requestIdOf,
     // Unknown query parameters are errors, not silently dropped; verbose errors name what is allowed.
     ajv: { customOptions: { removeAdditional: false, verbose: true } },
@@ -107,6 +114,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     audit: options.audit ?? new MemoryAuditLog(),
     publicMetrics: options.publicMetrics ?? false,
     onRetentionChange: options.onRetentionChange ?? (() => undefined),
+    readiness: options.readiness,
+    heldNodes: options.heldNodes,
   };
 
   const routes = new RouteTable();

@@ -48,6 +48,12 @@ export const FLAGS = {
   'etcd-ca': { description: "PEM CA certificate(s) that etcd's server certificate must chain to (https:// etcd URLs; default: the system's CAs)" },
   'etcd-cert': { description: 'PEM client certificate presented to etcd (with --etcd-key), for etcd --client-cert-auth' },
   'etcd-key': { description: 'PEM private key of --etcd-cert' },
+  'node-flush-ms': { description: 'how often the state of the data planes this replica holds (what they run, NACKs) is written to etcd', default: '2000' },
+  'etcd-grace-seconds': { description: 'how long etcd may not answer before /readyz turns 503 (streams and pushes carry on meanwhile)', default: '10' },
+  'max-config-bytes': {
+    description: 'largest config a write may produce, in bytes of its JSON (larger: 413); request bodies may be twice this',
+    default: String(32 * 1024 * 1024),
+  },
 } satisfies Record<string, FlagSpec>;
 
 /** PEM material read from files named by flags, at start (a bad path is a usage error, not a late failure). */
@@ -81,6 +87,9 @@ export interface ControlPlaneSettings {
   keepVersions: number;
   nodeRetentionSeconds: number;
   keepAuditEntries: number;
+  maxConfigBytes: number;
+  etcdGraceSeconds: number;
+  nodeFlushMs: number;
   secretsKeyFile?: string;
   certWarnDays: number;
   ticketRotationHours: number;
@@ -182,6 +191,9 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
       certWarnDays: 0,
       ticketRotationHours: 0,
       tls: { devPlaintextSecrets: false },
+      maxConfigBytes: 0,
+      etcdGraceSeconds: 0,
+      nodeFlushMs: 0,
     };
   const etcdPrefix = flags['etcd-prefix'] ?? '/lb';
   if (!/^\/[A-Za-z0-9._/-]*$/.test(etcdPrefix)) throw new FlagError(`--etcd-prefix "${etcdPrefix}" must start with "/" and use [A-Za-z0-9._/-]`);
@@ -209,5 +221,8 @@ export function parseControlPlaneFlags(argv: string[], env: NodeJS.ProcessEnv = 
     certWarnDays: wholeNumber('cert-warn-days', flags['cert-warn-days'], 0, 3650),
     ticketRotationHours: wholeNumber('session-ticket-rotation-hours', flags['session-ticket-rotation-hours'], 1, 24 * 30),
     tls: planeTls(flags as unknown as FlagMap, etcdHosts),
+    maxConfigBytes: wholeNumber('max-config-bytes', flags['max-config-bytes'], 1024, 1024 * 1024 * 1024),
+    etcdGraceSeconds: wholeNumber('etcd-grace-seconds', flags['etcd-grace-seconds'], 1, 3600),
+    nodeFlushMs: wholeNumber('node-flush-ms', flags['node-flush-ms'], 100, 60_000),
   };
 }

@@ -29,6 +29,7 @@ import { StreamServer } from './push/stream-server.js';
 import { createEtcdClient } from './store/etcd-client.js';
 import { EtcdConfigStore } from './store/etcd-config-store.js';
 import { EtcdNodeStore } from './store/etcd-node-store.js';
+import { StoreReachability } from './store/store-reachability.js';
 import { EtcdRegistrationStore } from './store/registration-store.js';
 import { EtcdKeyStore } from './secrets/etcd-key-store.js';
 import { KeyVault } from './secrets/key-vault.js';
@@ -66,9 +67,11 @@ async function main(): Promise<void> {
   let stopping = false;
   const client = createEtcdClient({ hosts: settings.etcdHosts, ...(settings.tls.etcd !== undefined ? { tls: settings.tls.etcd } : {}) });
   const store = new EtcdConfigStore({ client, prefix: settings.etcdPrefix, logger });
-  const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, logger });
+  const nodeStore = new EtcdNodeStore({ client, prefix: settings.etcdPrefix, replica: settings.replicaId, logger });
   const metrics = new CpMetrics({ defaultMetrics: true });
 
+  // A store from before manifests is moved over once; etcd down now is retried by the feed below.
+  await store.migrateLegacyVersions().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not check for the old config layout'));
   // If etcd is down now the feed keeps retrying and /readyz answers 503 meanwhile: no crash loop.
   const feed = new ConfigFeed({ store, logger, metrics });
   feed.start();
@@ -109,7 +112,7 @@ async function main(): Promise<void> {
   checker.start();
   election.start();
   const grpcTls = settings.tls.grpc;
-  const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics });
+  const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics, flushIntervalMs: settings.nodeFlushMs });
   const streams = new StreamServer({
     config: pushed,
     health: healthFeed,
@@ -121,6 +124,7 @@ async function main(): Promise<void> {
     ...(grpcTls !== undefined
       ? { credentials: grpc.ServerCredentials.createSsl(grpcTls.clientCa, [{ cert_chain: grpcTls.cert, private_key: grpcTls.key }], true) }
       : {}),
+    versionSeen: (seen) => feed.noticeVersion(seen),
   });
   const tokens = new EtcdTokenStore({ client, prefix: settings.etcdPrefix, logger });
   tokens.start();
@@ -141,7 +145,7 @@ async function main(): Promise<void> {
   // Every new version may push an old one past --keep-versions.
   feed.subscribe(() => retention.request());
   retention.start();
-  const writer = new ConfigWriter(store, { verify: certificateRules(vault) });
+  const writer = new ConfigWriter(store, { verify: certificateRules(vault), maxConfigBytes: settings.maxConfigBytes });
   if (bootstrapConfig !== undefined && settings.bootstrapConfig !== undefined) {
     void seedEmptyStore({
       writer,
@@ -153,7 +157,11 @@ async function main(): Promise<void> {
       isStopped: () => stopping,
     });
   }
+  const reachability = new StoreReachability({ ping: () => store.ping(), graceMs: settings.etcdGraceSeconds * 1000 });
+  reachability.start();
   const app = await buildApp({
+    readiness: () => reachability.state(),
+    heldNodes: () => registry.connected(),
     store,
     nodes: nodeStore,
     writer,
@@ -208,9 +216,11 @@ async function main(): Promise<void> {
       await election.stop(); // resign: another replica takes over health checks at once
       await app.close(); // stop accepting REST requests, finish those in flight (and their audit entries)
       retention.stop();
+      reachability.stop();
       await tokens.close();
-      registry.stop();
       await streams.close(); // end every DP stream so the nodes reconnect to another replica
+      await registry.flush().catch(() => undefined); // what the nodes last ran, for GET /v1/nodes on the others
+      registry.stop();
       feed.stop();
       pushed.stop();
       tickets?.stop();

@@ -11,6 +11,10 @@ export class CpMetrics {
   readonly connectedNodes: Gauge;
   /** Pushes answered by nodes (result ack|nack) or failed to send (result error). */
   readonly pushes: Counter<'kind' | 'result'>;
+  /** Pushes written to streams, by kind and whether a delta or a full state. */
+  readonly pushesSent: Counter<'kind' | 'mode'>;
+  /** Bytes of those pushes (each stream counts what it was sent, though encoded once). */
+  readonly pushBytes: Counter<'kind' | 'mode'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   /** Where lb_cp_certificate_expiry_seconds reads the current config at scrape time; unset: no series. */
   certificates: () => Config | undefined = () => undefined;
@@ -35,6 +39,18 @@ export class CpMetrics {
         this.reset();
         for (const [kind, n] of Object.entries(etcdErrors)) this.inc({ kind }, n);
       },
+    });
+    this.pushesSent = new Counter({
+      name: 'lb_cp_pushes_sent_total',
+      help: 'Pushes written to data-plane streams by kind (config|health) and mode (delta|full)',
+      labelNames: ['kind', 'mode'],
+      registers,
+    });
+    this.pushBytes = new Counter({
+      name: 'lb_cp_push_bytes_total',
+      help: 'Bytes of pushes written to data-plane streams by kind (config|health) and mode (delta|full)',
+      labelNames: ['kind', 'mode'],
+      registers,
     });
     this.httpRequests = new Counter({
       name: 'lb_cp_http_requests_total',

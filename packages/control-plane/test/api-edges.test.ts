@@ -207,12 +207,12 @@ describe('nodes', () => {
       lastNack: null,
       replica: 'memory',
     };
-    await t.nodes.put(record, { claim: true });
+    await t.nodes.connect(record);
     expect(json<{ nodes: unknown[] }>(await send('GET', '/v1/nodes')).nodes).toEqual([{ ...record, status: 'connected', lastSeenAt: null }]);
     const busy = await send('DELETE', '/v1/nodes/dp-1');
     expect(busy.statusCode).toBe(409);
     expect(json(busy).code).toBe('LB_CP_NODE_CONNECTED');
-    await t.nodes.remove('dp-1');
+    await t.nodes.disconnect('dp-1');
     const [gone] = json<{ nodes: Array<Record<string, unknown>> }>(await send('GET', '/v1/nodes')).nodes;
     expect(gone).toMatchObject({ id: 'dp-1', status: 'disconnected', configVersion: 4 });
     expect(Number.isNaN(Date.parse(String(gone?.lastSeenAt)))).toBe(false);

@@ -1,4 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { MemoryConfigStore } from '../src/store/memory-config-store.js';
+import { ConfigWriter } from '../src/versioning/config-writer.js';
 import { json, pool, testApp, type TestApp } from './helpers.js';
 
 let t: TestApp;
@@ -277,7 +279,7 @@ describe('observability', () => {
   it('counts requests by route template and lists nodes from the node store', async () => {
     await put('/v1/pools/web', pool());
     await t.app.inject({ method: 'GET', url: '/v1/pools/web' });
-    t.nodes.records.set('dp-1', {
+    await t.nodes.connect({
       id: 'dp-1',
       address: '10.1.0.1:80',
       zone: 'a',
@@ -293,5 +295,23 @@ describe('observability', () => {
     expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
     expect(metrics.body).toContain('lb_cp_http_requests_total{method="PUT",route="/v1/pools/:pool",status="200"} 1');
     expect(metrics.body).toContain('lb_cp_http_requests_total{method="GET",route="/v1/pools/:pool",status="200"} 1');
+  });
+});
+
+describe('the config size limit', () => {
+  it('answers 413 with the size and the limit for a write whose result is too large, and commits nothing', async () => {
+    const store = new MemoryConfigStore();
+    const limited = await testApp({ store, writer: new ConfigWriter(store, { maxConfigBytes: 4096 }) });
+    const small = await limited.app.inject({ method: 'PUT', url: '/v1/pools/web', payload: pool() });
+    expect(small.statusCode).toBe(200);
+    const backends = Array.from({ length: 100 }, (_, i) => ({ id: `b${i}`, address: `10.0.1.${i + 1}:80` }));
+    const large = await limited.app.inject({ method: 'PUT', url: '/v1/pools/web/backends', payload: backends });
+    expect(large.statusCode).toBe(413);
+    expect(large.headers['content-type']).toMatch(/problem\+json/);
+    const problem = json<{ code: string; bytes: number; limit: number; detail: string }>(large);
+    expect(problem).toMatchObject({ code: 'LB_CP_PAYLOAD_TOO_LARGE', limit: 4096 });
+    expect(problem.bytes).toBeGreaterThan(4096);
+    expect(problem.detail).toMatch(/nothing was changed/);
+    expect(json(await limited.app.inject({ method: 'GET', url: '/v1/config' })).version).toBe(1);
   });
 });

@@ -27,22 +27,50 @@ describe('ConfigFeed', () => {
     feed.stop();
   });
 
-  it('does not follow a store that goes back in time (restored from an old backup)', async () => {
-    let version = 5;
+  it('starts a new history when the store goes back in time (restored from an old backup), and follows it', async () => {
     const store = new MemoryConfigStore();
-    store.currentVersion = async () => version;
-    store.current = async () => ({ version, config: { pools: {}, routes: {} } });
+    for (let i = 0; i < 5; i++) commit(store);
     const feed = new ConfigFeed({ store, logger });
-    const seen: number[] = [];
-    feed.subscribe((c) => seen.push(c.version));
+    const seen: Array<[number, string]> = [];
+    feed.subscribe((c) => seen.push([c.version, c.historyId]));
     feed.start();
     await feed.ready();
-    version = 3;
+    const original = feed.latest()!.historyId;
+    store.restore(3);
+    await waitFor('a new history at version 3', () => feed.latest()?.version === 3);
+    const forked = feed.latest()!.historyId;
+    expect(forked).not.toBe(original);
+    expect((await store.pointer()).historyId).toBe(forked);
+    commit(store);
+    await waitFor('version 4 of the new history', () => feed.latest()?.version === 4);
+    expect(seen).toEqual([
+      [5, original],
+      [3, forked],
+      [4, forked],
+    ]);
+    feed.stop();
+  });
+
+  it('starts a new history when a node ran a later version of the current history than the store has', async () => {
+    const store = new MemoryConfigStore();
+    commit(store);
+    commit(store);
+    const feed = new ConfigFeed({ store, logger });
+    feed.start();
+    const { historyId } = await feed.ready();
+    // A replica that merely lags catches up instead:
+    commit(store);
+    feed.noticeVersion({ historyId, version: 3 });
+    await waitFor('caught up', () => feed.latest()?.version === 3);
+    expect(feed.latest()!.historyId).toBe(historyId);
+    feed.noticeVersion({ historyId, version: 9 });
+    await waitFor('a new history', () => feed.latest()?.historyId !== historyId);
+    expect(feed.latest()!.version).toBe(3);
+    // Versions of histories it no longer follows change nothing.
+    const forked = feed.latest()!.historyId;
+    feed.noticeVersion({ historyId, version: 20 });
     await feed.refresh();
-    version = 6;
-    await feed.refresh();
-    expect(seen).toEqual([5, 6]);
-    expect(feed.latest()?.version).toBe(6);
+    expect(feed.latest()!.historyId).toBe(forked);
     feed.stop();
   });
 

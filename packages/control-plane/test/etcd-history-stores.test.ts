@@ -10,9 +10,8 @@ import { EtcdServer } from '../../../test/support/etcd.js';
 import { EtcdAuditLog } from '../src/audit/etcd-audit-log.js';
 import { EtcdTokenStore } from '../src/auth/etcd-token-store.js';
 import type { TokenRecord } from '../src/auth/token-store.js';
-import type { NodeRecord } from '../src/store/config-store.js';
+import { encodeConfig } from '../src/store/encoded-config.js';
 import { EtcdConfigStore } from '../src/store/etcd-config-store.js';
-import { EtcdNodeStore } from '../src/store/etcd-node-store.js';
 import { waitFor } from './helpers.js';
 
 const logger = createLogger('test', 'silent');
@@ -97,52 +96,14 @@ describe('EtcdAuditLog', () => {
   });
 });
 
-describe('EtcdNodeStore known nodes', () => {
-  const node = (id: string, configVersion: number): NodeRecord => ({
-    id,
-    address: '10.0.0.1:80',
-    zone: '',
-    connectedAt: new Date().toISOString(),
-    configVersion,
-    healthRevision: 0,
-    lastNack: null,
-    replica: 'r1',
-  });
-
-  it('keeps a node whose stream ended (or whose replica shut down) as disconnected, until forgotten', async () => {
-    let now = new Date('2027-01-01T00:00:00Z');
-    const store = new EtcdNodeStore({ client: client(), prefix: '/nodes1', logger, ttlSeconds: 30, now: () => now });
-    await store.put(node('dp-1', 3), { claim: true });
-    await store.put(node('dp-2', 4), { claim: true });
-    expect((await store.known()).map((n) => [n.id, n.status])).toEqual([
-      ['dp-1', 'connected'],
-      ['dp-2', 'connected'],
-    ]);
-    expect(await store.forget('dp-1')).toBe('connected');
-    now = new Date('2027-01-01T00:05:00Z');
-    await store.remove('dp-1');
-    // Shutting down marks what it held as seen now, then drops the live records with its lease.
-    await store.close();
-    const known = await store.known();
-    expect(known).toEqual([
-      expect.objectContaining({ id: 'dp-1', status: 'disconnected', lastSeenAt: '2027-01-01T00:05:00.000Z', configVersion: 3 }),
-      expect.objectContaining({ id: 'dp-2', status: 'disconnected', lastSeenAt: '2027-01-01T00:05:00.000Z', configVersion: 4 }),
-    ]);
-    expect(await store.forget('dp-1')).toBe('forgotten');
-    expect(await store.forget('dp-1')).toBe('unknown');
-    expect(await store.forgetDisconnected(new Date('2027-01-01T00:05:00.000Z'))).toEqual([]);
-    expect(await store.forgetDisconnected(new Date('2027-01-01T00:05:00.001Z'))).toEqual(['dp-2']);
-    expect(await store.known()).toEqual([]);
-  });
-});
-
 describe('EtcdConfigStore.pruneVersions', () => {
   it('deletes versions below the cut except those kept', async () => {
     const store = new EtcdConfigStore({ client: client(), prefix: '/prune', logger });
     for (let v = 1; v <= 6; v++) {
-      expect(
-        await store.commit({ version: v, parent: v - 1, createdAt: new Date().toISOString(), author: 't', message: 'm', config: { pools: {}, routes: {} } }),
-      ).toBe(true);
+      const base = await store.current();
+      const config = { pools: {}, routes: {} };
+      const record = { version: v, parent: v - 1, createdAt: new Date().toISOString(), author: 't', message: 'm', config };
+      expect(await store.commit(record, encodeConfig(config), base)).toBe(true);
     }
     expect(await store.pruneVersions(5, new Set([2]))).toBe(3);
     expect((await store.listVersions({ limit: 10 })).map((v) => v.version)).toEqual([6, 5, 2]);

@@ -1,10 +1,15 @@
-/** EtcdNodeStore against a real etcd: only the replica holding a node's stream changes its record. */
+/**
+ * EtcdNodeStore against a real etcd: every replica publishes its nodes in shards on its lease and
+ * lists every replica's from a watched copy; nodes outlive their streams as last known records.
+ */
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@lb/shared';
 import { EtcdServer } from '../../../test/support/etcd.js';
-import type { NodeRecord } from '../src/store/config-store.js';
+import { createEtcdClient } from '../src/store/etcd-client.js';
 import { EtcdNodeStore } from '../src/store/etcd-node-store.js';
+import { shardOf, type NodeRecord } from '../src/store/node-store.js';
+import { waitFor } from './helpers.js';
 
 const logger = createLogger('test', 'silent');
 
@@ -21,67 +26,92 @@ function record(id: string, replica: string, configVersion = 0, connectedAtMs = 
   };
 }
 
-// A real etcd (installed by deploy/bootstrap.sh, like every test that needs one): ownership is a
-// property of etcd transactions and leases, which an in-memory store cannot prove.
-describe('EtcdNodeStore ownership', () => {
+function shards(...records: NodeRecord[]): Map<number, NodeRecord[]> {
+  const out = new Map<number, NodeRecord[]>();
+  for (const r of records) out.set(shardOf(r.id), [...(out.get(shardOf(r.id)) ?? []), r]);
+  return out;
+}
+
+describe('EtcdNodeStore', () => {
   let etcd: EtcdServer;
-  let url: string;
   const clients: Etcd3[] = [];
+  const stores: EtcdNodeStore[] = [];
 
   beforeAll(async () => {
     etcd = await EtcdServer.start();
-    url = etcd.url;
   });
 
   afterAll(async () => {
+    for (const s of stores) await s.close().catch(() => undefined);
     for (const c of clients) c.close();
     await etcd?.stop();
   });
 
-  function replica(): EtcdNodeStore {
-    const client = new Etcd3({ hosts: url });
+  function replica(prefix: string, name: string, now?: () => Date): EtcdNodeStore {
+    const client = createEtcdClient({ hosts: [etcd.url] });
     clients.push(client);
-    return new EtcdNodeStore({ client, prefix: '/lb-unit', logger, ttlSeconds: 30 });
+    const store = new EtcdNodeStore({ client, prefix, replica: name, logger, ttlSeconds: 30, ...(now ? { now } : {}) });
+    stores.push(store);
+    return store;
   }
 
-  it("a replica that lost the stream neither overwrites nor deletes the new owner's record", async () => {
-    const a = replica();
-    const b = replica();
-    expect(await a.put(record('dp-1', 'replica-a'), { claim: true })).toBe(true);
-    // The node moves to replica B, which takes the record over.
-    expect(await b.put(record('dp-1', 'replica-b'), { claim: true })).toBe(true);
-    // A late ACK on A's dead stream must not write A's view back.
-    expect(await a.put(record('dp-1', 'replica-a', 7))).toBe(false);
-    await a.remove('dp-1');
-    expect(await a.list()).toEqual([record('dp-1', 'replica-b')]);
-    // The owner keeps updating its own record.
-    expect(await b.put(record('dp-1', 'replica-b', 3))).toBe(true);
-    expect((await a.list())[0]).toMatchObject({ replica: 'replica-b', configVersion: 3 });
-    await a.close();
-    await b.close();
-    expect(await replica().list()).toEqual([]);
+  it("lists every replica's nodes from its watched copy; a node on two replicas is where its latest stream is", async () => {
+    const a = replica('/n1', 'replica-a');
+    const b = replica('/n1', 'replica-b');
+    expect(await b.known()).toEqual([]);
+    await a.publish(shards(record('dp-1', 'replica-a', 3, 1_000), record('dp-2', 'replica-a', 3, 1_000)));
+    await waitFor('B to see A’s nodes', async () => (await b.known()).length === 2);
+    // dp-1 moved to B (a later stream); A has not noticed yet.
+    await b.publish(shards(record('dp-1', 'replica-b', 4, 2_000)));
+    await waitFor('A to see dp-1 on B', async () => (await a.known()).find((n) => n.id === 'dp-1')?.replica === 'replica-b');
+    expect((await b.known()).map((n) => [n.id, n.replica, n.configVersion, n.status])).toEqual([
+      ['dp-1', 'replica-b', 4, 'connected'],
+      ['dp-2', 'replica-a', 3, 'connected'],
+    ]);
+    // A's late view of dp-1 is not recorded as its last known one: B's stream is later.
+    await a.markSeen([record('dp-1', 'replica-a', 3, 1_000)]);
+    expect(await new Etcd3({ hosts: etcd.url }).get('/n1/seen-nodes/dp-1').string()).toBeNull();
+    await a.publish(new Map([[shardOf('dp-1'), shardOf('dp-1') === shardOf('dp-2') ? [record('dp-2', 'replica-a', 3, 1_000)] : []]]));
+    await b.publish(new Map([[shardOf('dp-1'), []]]));
+    await b.markSeen([record('dp-1', 'replica-b', 4, 2_000)]);
+    await waitFor('A to list dp-1 as disconnected with what it ran', async () => {
+      const view = (await a.known()).find((n) => n.id === 'dp-1');
+      return view?.status === 'disconnected' && view.configVersion === 4;
+    });
   });
 
-  it("a claim from a stream older than the owner's is refused; a newer one takes the record", async () => {
-    const a = replica();
-    const b = replica();
-    // The node connected to A at t=1000, but A could not write (etcd was down); it reconnected to
-    // B at t=2000, which wrote. A's first write, retried now, must not take the record back.
-    expect(await b.put(record('dp-3', 'replica-b', 0, 2000), { claim: true })).toBe(true);
-    expect(await a.put(record('dp-3', 'replica-a', 0, 1000), { claim: true })).toBe(false);
-    expect((await a.list()).find((r) => r.id === 'dp-3')).toMatchObject({ replica: 'replica-b' });
-    // A stream that opened on A after B's does take it over.
-    expect(await a.put(record('dp-3', 'replica-a', 0, 3000), { claim: true })).toBe(true);
-    expect((await b.list()).find((r) => r.id === 'dp-3')).toMatchObject({ replica: 'replica-a' });
+  it('answers from its copy while etcd is away, and a closed replica leaves its nodes as last seen', async () => {
+    let now = new Date('2027-01-01T00:00:00Z');
+    const a = replica('/n2', 'replica-a', () => now);
+    await a.publish(shards(record('dp-1', 'replica-a', 7)));
+    await a.markSeen([record('dp-1', 'replica-a', 7)]);
+    expect(await a.known()).toHaveLength(1);
+    await etcd.kill();
+    try {
+      expect((await a.known()).map((n) => [n.id, n.status])).toEqual([['dp-1', 'connected']]);
+      await expect(a.publish(shards(record('dp-1', 'replica-a', 8)))).rejects.toThrow(/etcd/);
+    } finally {
+      await etcd.restart();
+    }
+    now = new Date('2027-01-01T00:05:00Z');
     await a.close();
-    await b.close();
+    const b = replica('/n2', 'replica-b');
+    expect(await b.known()).toEqual([
+      expect.objectContaining({ id: 'dp-1', status: 'disconnected', configVersion: 7, lastSeenAt: '2027-01-01T00:05:00.000Z' }),
+    ]);
+    expect(await b.forget('dp-1')).toBe('forgotten');
+    expect(await b.forget('dp-1')).toBe('unknown');
   });
 
-  it('writes a record nobody owns (it expired with a lost lease)', async () => {
-    const a = replica();
-    expect(await a.put(record('dp-2', 'replica-a', 1))).toBe(true);
-    expect(await a.put(record('dp-2', 'replica-a', 2))).toBe(true);
-    expect((await a.list())[0]).toMatchObject({ configVersion: 2 });
-    await a.close();
+  it('forgets disconnected nodes last seen before a time, never connected ones', async () => {
+    let now = new Date('2027-01-01T00:00:00Z');
+    const a = replica('/n3', 'replica-a', () => now);
+    await a.markSeen([record('old', 'replica-a'), record('live', 'replica-a')]);
+    await a.publish(shards(record('live', 'replica-a')));
+    now = new Date('2027-01-02T00:00:00Z');
+    await a.markSeen([record('new', 'replica-a')]);
+    expect(await a.forget('live')).toBe('connected');
+    expect(await a.forgetDisconnected(new Date('2027-01-01T12:00:00Z'))).toEqual(['old']);
+    expect((await a.known()).map((n) => n.id)).toEqual(['live', 'new']);
   });
 });

@@ -3,8 +3,9 @@ import { buildApp } from '../src/app.js';
 import { MemoryEjectionStore } from '../src/health/ejection-store.js';
 import { MemoryHealthStore } from '../src/health/health-store.js';
 import { CpMetrics } from '../src/metrics.js';
-import { mergeRegistrations } from '../src/push/merged-config.js';
-import { MemoryConfigStore, MemoryNodeStore } from '../src/store/memory-config-store.js';
+import { mergeRegistrations } from '../src/push/push-view.js';
+import { MemoryConfigStore } from '../src/store/memory-config-store.js';
+import { MemoryNodeStore } from '../src/store/memory-node-store.js';
 import { MemoryRegistrationStore } from '../src/store/registration-store.js';
 import { injectAsAdmin, json, pool, testAuth } from './helpers.js';
 

@@ -6,7 +6,8 @@ import { Authenticator } from '../src/auth/authenticator.js';
 import { FailureThrottle } from '../src/auth/failure-throttle.js';
 import { MemoryTokenStore } from '../src/auth/token-store.js';
 import { CpMetrics } from '../src/metrics.js';
-import { MemoryConfigStore, MemoryNodeStore } from '../src/store/memory-config-store.js';
+import { MemoryConfigStore } from '../src/store/memory-config-store.js';
+import { MemoryNodeStore } from '../src/store/memory-node-store.js';
 
 /** The bootstrap admin secret of every test app; requests carry it unless they set Authorization. */
 export const ADMIN_SECRET = 'unit-test-admin-secret';

@@ -2,6 +2,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { VersionedConfig } from '@lb/shared';
 import type { ConfigSource } from '../src/push/config-feed.js';
+import type { StoredConfig } from '../src/store/config-store.js';
+import { encodeConfig } from '../src/store/encoded-config.js';
 import { MergedConfigSource } from '../src/push/merged-config.js';
 import { MemoryRegistrationStore, type Registration } from '../src/store/registration-store.js';
 import { waitFor } from './helpers.js';
@@ -10,11 +12,12 @@ const logger = pino({ level: 'silent' });
 
 describe('MergedConfigSource', () => {
   it('publishes nothing before the registrations were read once, so no one sees a pool without its registered backends', async () => {
-    const base: VersionedConfig = {
-      version: 1,
-      config: { pools: { web: { algorithm: 'round_robin', backends: [{ id: 'a', address: '10.0.0.1:80', weight: 1, state: 'active' }] } }, routes: {} },
+    const stored = {
+      pools: { web: { algorithm: 'round_robin' as const, backends: [{ id: 'a', address: '10.0.0.1:80', weight: 1, state: 'active' as const }] } },
+      routes: {},
     };
-    const config: ConfigSource = { latest: () => base, subscribe: () => () => undefined };
+    const base: StoredConfig = { version: 1, historyId: 'h', config: stored, encoded: encodeConfig(stored), guard: undefined };
+    const config: ConfigSource<StoredConfig> = { latest: () => base, subscribe: () => () => undefined };
     /** Registrations whose first list answers only when told to. */
     class SlowStore extends MemoryRegistrationStore {
       release: (() => void) | undefined;

@@ -5,13 +5,15 @@ import { createLogger, loadDiscovery, publicKeyId, type Config, type ControlMess
 import { X509Certificate } from 'node:crypto';
 import { testPki } from '../../../test/support/pki.js';
 import { NoHealthSource } from '../src/push/health-source.js';
-import type { ConfigSource } from '../src/push/config-feed.js';
+import type { PushViewSource } from '../src/push/merged-config.js';
+import { buildPushView } from '../src/push/push-view.js';
 import { NodeRegistry } from '../src/push/node-registry.js';
 import { StreamServer } from '../src/push/stream-server.js';
 import { MemoryKeyStore } from '../src/secrets/key-store.js';
 import { checkPrivateKey, KeyVault } from '../src/secrets/key-vault.js';
 import { SecretBox } from '../src/secrets/secret-box.js';
-import { MemoryNodeStore } from '../src/store/memory-config-store.js';
+import { encodeConfig } from '../src/store/encoded-config.js';
+import { MemoryNodeStore } from '../src/store/memory-node-store.js';
 import { isLoopbackPeer, pushSecurity } from '../src/tls/push-security.js';
 import { SnapshotSecrets } from '../src/tls/snapshot-secrets.js';
 import { MemoryTicketKeyStore, TICKET_KEY_BYTES, TicketKeyRing } from '../src/tls/ticket-keys.js';
@@ -45,8 +47,10 @@ async function vaultWithSiteKey(): Promise<KeyVault> {
   return vault;
 }
 
-function fixedSource(value: VersionedConfig): ConfigSource {
-  return { latest: () => value, subscribe: () => () => undefined };
+/** One version as the stream server's views see it (no registrations merged). */
+function fixedSource(value: VersionedConfig): PushViewSource {
+  const view = buildPushView({ ...value, historyId: 'h1', encoded: encodeConfig(value.config), guard: undefined }, [], 0);
+  return { latest: () => view, subscribe: () => () => undefined, find: () => undefined };
 }
 
 const servers: StreamServer[] = [];
@@ -57,7 +61,7 @@ afterEach(async () => {
 });
 
 /** A stream server over `secrets`, and a node that says hello as `nodeId` with `credentials`. */
-async function connect(options: { mutualTls: boolean; dev?: boolean; nodeId: string; credentials: grpc.ChannelCredentials; source: ConfigSource }) {
+async function connect(options: { mutualTls: boolean; dev?: boolean; nodeId: string; credentials: grpc.ChannelCredentials; source: PushViewSource }) {
   const server = new StreamServer({
     config: options.source,
     health: new NoHealthSource(),
@@ -85,7 +89,7 @@ async function connect(options: { mutualTls: boolean; dev?: boolean; nodeId: str
   call.on('data', (m: ControlMessage) => received.push(m));
   call.on('status', (s: grpc.StatusObject) => (status = s));
   call.on('error', () => undefined);
-  call.write({ hello: { nodeId: options.nodeId, zone: '', cachedVersion: 0, address: '', cachedHealthRevision: 0 } });
+  call.write({ hello: { nodeId: options.nodeId, zone: '', cachedVersion: 0, address: '', cachedHealthRevision: 0, cachedHistoryId: '', cachedDigest: '' } });
   return { received, status: () => status, call };
 }
 
@@ -154,8 +158,8 @@ describe('keys on the stream', () => {
     const pushed = new SnapshotSecrets({ config: fixedSource({ version: 3, config }), vault: empty, tickets: ring, logger });
     pushed.start();
     const one = await waitFor('secrets', () => pushed.latest());
-    expect(one.secrets.unavailableReason).toBe('the key of certificate "site" is not stored');
-    expect(one.secrets.sessionTicketKeys).toEqual([first]);
+    expect(one.secrets?.unavailableReason).toBe('the key of certificate "site" is not stored');
+    expect(one.secrets?.sessionTicketKeys).toEqual([first]);
     // Not due yet: the same key; due: a new one, and the same version is published again.
     now += 1_000;
     await ring.check();
@@ -163,9 +167,33 @@ describe('keys on the stream', () => {
     now += 3_600_000;
     await ring.check();
     expect(ring.current()?.equals(first!)).toBe(false);
-    const two = await waitFor('republished', () => (pushed.latest()!.generation > one.generation ? pushed.latest() : undefined));
+    const two = await waitFor('republished', () => (pushed.latest()!.secretsId !== one.secretsId ? pushed.latest() : undefined));
     expect(two.version).toBe(3);
-    expect(two.secrets.sessionTicketKeys[0]?.equals(ring.current()!)).toBe(true);
+    expect(two.digest).toBe(one.digest);
+    expect(two.secrets?.sessionTicketKeys[0]?.equals(ring.current()!)).toBe(true);
+    ring.stop();
+    pushed.stop();
+  });
+
+  it('reach a node that runs the version as an empty delta when only the ticket key turned', async () => {
+    let now = Date.parse('2026-12-01T00:00:00Z');
+    const ring = new TicketKeyRing({ store: new MemoryTicketKeyStore(), box: new SecretBox(randomBytes(32)), rotationMs: 3_600_000, logger, now: () => now });
+    await ring.check();
+    const pushed = new SnapshotSecrets({ config: fixedSource({ version: 3, config }), vault: await vaultWithSiteKey(), tickets: ring, logger });
+    pushed.start();
+    await waitFor('secrets', () => pushed.latest());
+    const node = await connect({ mutualTls: false, dev: true, nodeId: 'dp-1', credentials: grpc.credentials.createInsecure(), source: pushed });
+    const configs = () => node.received.filter((m) => m.config).map((m) => m.config!);
+    const first = await waitFor('snapshot', () => configs()[0]);
+    expect(first.configJson).not.toBe('');
+    node.call.write({ ack: { nonce: first.nonce, version: first.version, kind: 'PUSH_KIND_CONFIG' } });
+    now += 3_600_000 + 1_000;
+    await ring.check();
+    const second = await waitFor('the turned key', () => configs()[1]);
+    expect(second).toMatchObject({ version: 3, baseVersion: 3, configJson: '', upserted: [], removed: [], digest: first.digest });
+    expect(second.secrets?.sessionTicketKeys[0]?.equals(ring.current()!)).toBe(true);
+    expect(second.secrets?.privateKeys.map((k) => k.certificate)).toEqual(['site']);
+    node.call.end();
     ring.stop();
     pushed.stop();
   });

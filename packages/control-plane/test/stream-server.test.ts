@@ -4,9 +4,12 @@ import { createLogger, loadDiscovery, type ControlMessage, type NodeMessage } fr
 import { CpMetrics } from '../src/metrics.js';
 import { ConfigFeed } from '../src/push/config-feed.js';
 import { NoHealthSource, type HealthDelta, type HealthSource } from '../src/push/health-source.js';
+import { MergedConfigSource } from '../src/push/merged-config.js';
 import { NodeRegistry } from '../src/push/node-registry.js';
-import { StreamServer } from '../src/push/stream-server.js';
-import { MemoryConfigStore, MemoryNodeStore } from '../src/store/memory-config-store.js';
+import { StreamServer, type StreamServerOptions } from '../src/push/stream-server.js';
+import { MemoryConfigStore } from '../src/store/memory-config-store.js';
+import { MemoryNodeStore } from '../src/store/memory-node-store.js';
+import { MemoryRegistrationStore } from '../src/store/registration-store.js';
 import { waitFor } from './helpers.js';
 
 const logger = createLogger('test', 'silent');
@@ -17,15 +20,29 @@ class FakeNode {
   status: grpc.StatusObject | undefined;
   readonly call: grpc.ClientDuplexStream<NodeMessage, ControlMessage>;
 
+  /** ACK every config push as it arrives, as a data plane that applies everything would. */
+  autoAck = false;
+
   constructor(client: grpc.Client) {
     this.call = (client as unknown as { Stream(): grpc.ClientDuplexStream<NodeMessage, ControlMessage> }).Stream();
-    this.call.on('data', (m: ControlMessage) => this.received.push(m));
+    this.call.on('data', (m: ControlMessage) => {
+      this.received.push(m);
+      if (this.autoAck && m.config) this.ack(m.config);
+    });
     this.call.on('status', (s: grpc.StatusObject) => (this.status = s));
     this.call.on('error', () => undefined);
   }
 
-  hello(nodeId: string, cachedVersion = 0): void {
-    this.call.write({ hello: { nodeId, zone: 'z1', cachedVersion, address: '10.9.0.1:8080', cachedHealthRevision: 0 } });
+  hello(nodeId: string, cachedVersion = 0, cachedHistoryId = '', cachedDigest = ''): void {
+    this.call.write({ hello: { nodeId, zone: 'z1', cachedVersion, address: '10.9.0.1:8080', cachedHealthRevision: 0, cachedHistoryId, cachedDigest } });
+  }
+
+  ack(config: NonNullable<ControlMessage['config']>): void {
+    this.call.write({ ack: { nonce: config.nonce, version: config.version, kind: 'PUSH_KIND_CONFIG' } });
+  }
+
+  nack(config: NonNullable<ControlMessage['config']>, error: string): void {
+    this.call.write({ nack: { nonce: config.nonce, version: config.version, error, kind: 'PUSH_KIND_CONFIG' } });
   }
 
   configs(): Array<NonNullable<ControlMessage['config']>> {
@@ -37,6 +54,7 @@ let store: MemoryConfigStore;
 let nodes: MemoryNodeStore;
 let metrics: CpMetrics;
 let feed: ConfigFeed;
+let views: MergedConfigSource;
 let server: StreamServer;
 let client: grpc.Client;
 const open: FakeNode[] = [];
@@ -44,6 +62,23 @@ const open: FakeNode[] = [];
 function commit(pools: string[]): number {
   const config = { pools: Object.fromEntries(pools.map((p) => [p, { algorithm: 'round_robin' as const, backends: [] }])), routes: {} };
   return store.forceCommit({ createdAt: new Date().toISOString(), author: 't', message: 'm', config });
+}
+
+async function startServer(options: Partial<StreamServerOptions> = {}): Promise<void> {
+  const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, flushIntervalMs: 20 });
+  server = new StreamServer({
+    config: views,
+    health: new NoHealthSource(),
+    registry,
+    logger,
+    metrics,
+    helloTimeoutMs: 300,
+    versionSeen: (seen) => feed.noticeVersion(seen),
+    ...options,
+  });
+  const port = await server.listen('127.0.0.1', 0);
+  const { Client } = loadDiscovery();
+  client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
 }
 
 function node(): FakeNode {
@@ -58,17 +93,13 @@ async function restartWithDrivenHealth(full: HealthSource['full']): Promise<Set<
   const health: HealthSource = { full, subscribe: (l) => (listeners.add(l), () => listeners.delete(l)) };
   await server.close(100);
   client.close();
-  const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, retryDelayMs: 20 });
-  server = new StreamServer({ config: feed, health, registry, logger, metrics, helloTimeoutMs: 300 });
-  const port = await server.listen('127.0.0.1', 0);
-  const { Client } = loadDiscovery();
-  client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  await startServer({ health });
   return listeners;
 }
 
-/** One pool committed, the feed started, and node dp-1 connected with its first snapshot. */
-async function connectedNode(): Promise<FakeNode> {
-  commit(['web']);
+/** `pools` committed, the feed started, and node dp-1 connected with its first snapshot. */
+async function connectedNode(pools = ['web']): Promise<FakeNode> {
+  commit(pools);
   feed.start();
   await feed.ready();
   const dp = node();
@@ -82,17 +113,16 @@ beforeEach(async () => {
   nodes = new MemoryNodeStore('replica-a');
   metrics = new CpMetrics();
   feed = new ConfigFeed({ store, logger, metrics, retryDelayMs: 20 });
-  const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, retryDelayMs: 20 });
-  server = new StreamServer({ config: feed, health: new NoHealthSource(), registry, logger, metrics, helloTimeoutMs: 300 });
-  const port = await server.listen('127.0.0.1', 0);
-  const { Client } = loadDiscovery();
-  client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  views = new MergedConfigSource({ config: feed, registrations: new MemoryRegistrationStore(), logger });
+  views.start();
+  await startServer();
 });
 
 afterEach(async () => {
   for (const n of open.splice(0)) n.call.cancel();
   client.close();
   feed.stop();
+  views.stop();
   await server.close(500);
 });
 
@@ -128,24 +158,115 @@ describe('ConfigDiscovery.Stream', () => {
     expect(await metrics.registry.getSingleMetricAsString('lb_cp_connected_nodes')).toContain('lb_cp_connected_nodes 1');
   });
 
-  it('pushes each new version in order and records a NACK', async () => {
+  it('pushes only what changed since the version the node ACKed, one push at a time', async () => {
+    const dp = await connectedNode(['a']);
+    const first = dp.configs()[0]!;
+    expect(first).toMatchObject({ version: 1, baseVersion: 0, upserted: [], removed: [] });
+    expect(first.historyId).not.toBe('');
+    // Unanswered: newer versions wait, and only the newest is sent once the node answers.
+    commit(['a', 'b']);
+    commit(['b', 'c']);
+    await waitFor('feed at 3', () => views.latest()?.version === 3);
+    expect(dp.configs()).toHaveLength(1);
+    dp.ack(first);
+    await waitFor('the delta', () => dp.configs().length === 2);
+    const delta = dp.configs()[1]!;
+    expect(delta).toMatchObject({ version: 3, baseVersion: 1, configJson: '', historyId: first.historyId, digest: views.latest()!.digest });
+    expect(delta.upserted.map((r) => [r.type, r.name, JSON.parse(r.json)])).toEqual([
+      ['pools', 'b', { algorithm: 'round_robin', backends: [] }],
+      ['pools', 'c', { algorithm: 'round_robin', backends: [] }],
+    ]);
+    expect(delta.removed).toEqual([{ type: 'pools', name: 'a' }]);
+    dp.ack(delta);
+    await waitFor('acked version', () => nodes.records.get('dp-1')?.configVersion === 3);
+  });
+
+  it('sends the full snapshot to a node that could not apply a delta, and records a refused full snapshot', async () => {
+    const dp = await connectedNode(['a']);
+    dp.ack(dp.configs()[0]!);
+    commit(['a', 'b']);
+    await waitFor('delta', () => dp.configs().length === 2);
+    dp.nack(dp.configs()[1]!, 'DP_ERR_SNAPSHOT_BASE_MISMATCH: runs version 7');
+    await waitFor('full snapshot', () => dp.configs().length === 3);
+    const full = dp.configs()[2]!;
+    expect(full.version).toBe(2);
+    expect(JSON.parse(full.configJson).pools).toHaveProperty('b');
+    // A delta the node could not apply is not the operator's concern; a refused full snapshot is.
+    expect(nodes.records.get('dp-1')?.lastNack).toBeNull();
+    dp.nack(full, 'pool b is bad');
+    const record = await waitFor('nack recorded', () => nodes.records.get('dp-1')?.lastNack ?? undefined);
+    expect(record).toMatchObject({ version: 2, error: 'pool b is bad' });
+    expect(Number.isNaN(Date.parse(record.at))).toBe(false);
+    expect(dp.configs()).toHaveLength(3);
+  });
+
+  it('encodes a push once for every node that gets it', async () => {
     commit(['a']);
     feed.start();
     await feed.ready();
-    const dp = node();
-    dp.hello('dp-1');
-    await waitFor('first snapshot', () => dp.configs().length === 1);
+    const [x, y] = [node(), node()];
+    x.autoAck = true;
+    y.autoAck = true;
+    x.hello('dp-x');
+    y.hello('dp-y');
+    await waitFor('both have version 1', () => nodes.records.get('dp-x')?.configVersion === 1 && nodes.records.get('dp-y')?.configVersion === 1);
     commit(['a', 'b']);
-    commit(['a', 'b', 'c']);
-    await waitFor('later snapshots', () => dp.configs().at(-1)?.version === 3);
-    const versions = dp.configs().map((c) => c.version);
-    expect(versions).toEqual([...versions].sort((x, y) => x - y));
-    expect(new Set(versions).size).toBe(versions.length);
-    const last = dp.configs().at(-1)!;
-    dp.call.write({ nack: { nonce: last.nonce, version: 3, error: 'pool c is bad', kind: 'PUSH_KIND_CONFIG' } });
-    const record = await waitFor('nack recorded', () => nodes.records.get('dp-1')?.lastNack ?? undefined);
-    expect(record).toMatchObject({ version: 3, error: 'pool c is bad' });
-    expect(Number.isNaN(Date.parse(record.at))).toBe(false);
+    await waitFor('both got the delta', () => x.configs().length === 2 && y.configs().length === 2);
+    // The nonce is part of the encoding: the same nonce is the same bytes.
+    expect(x.configs()[0]!.nonce).toBe(y.configs()[0]!.nonce);
+    expect(x.configs()[1]!.nonce).toBe(y.configs()[1]!.nonce);
+  });
+
+  it('gives a reconnecting node that runs a known view no snapshot, and one with another digest the full one', async () => {
+    commit(['a']);
+    feed.start();
+    await feed.ready();
+    const view = views.latest()!;
+    const current = node();
+    current.hello('dp-current', view.version, view.historyId, view.digest);
+    await waitFor('health', () => current.received.length === 1);
+    await waitFor('recorded as running it', () => nodes.records.get('dp-current')?.configVersion === 1);
+    expect(current.configs()).toEqual([]);
+    const drifted = node();
+    drifted.hello('dp-drifted', view.version, view.historyId, 'another-digest');
+    await waitFor('full snapshot', () => drifted.configs().length === 1);
+    expect(drifted.configs()[0]!.configJson).not.toBe('');
+  });
+
+  it('never pushes an older version of a history than the node runs; a store that went back starts a new history', async () => {
+    commit(['a']);
+    commit(['a', 'b']);
+    feed.start();
+    await feed.ready();
+    const v2 = views.latest()!;
+    // etcd restored from a backup taken at version 1: the node still runs version 2.
+    store.restore(1);
+    const dp = node();
+    dp.autoAck = true;
+    dp.hello('dp-1', 2, v2.historyId, v2.digest);
+    const full = await waitFor('the restored version, in a new history', () => dp.configs()[0]);
+    expect(full).toMatchObject({ version: 1 });
+    expect(full.historyId).not.toBe(v2.historyId);
+    expect(JSON.parse(full.configJson).pools).not.toHaveProperty('b');
+    expect((await store.pointer()).historyId).toBe(full.historyId);
+  });
+
+  it('admits large pushes within the byte budget, the next as soon as one is answered', async () => {
+    await server.close(100);
+    client.close();
+    await startServer({ pushBudgetBytes: 1, pushBudgetFreeBelow: 1 });
+    commit(['a']);
+    feed.start();
+    await feed.ready();
+    const [x, y] = [node(), node()];
+    x.hello('dp-x');
+    await waitFor('x got its snapshot', () => x.configs().length === 1);
+    y.hello('dp-y');
+    await waitFor('y said hello', () => y.received.length === 1);
+    expect(y.configs()).toEqual([]);
+    expect(server.budget.queued).toBe(1);
+    x.ack(x.configs()[0]!);
+    await waitFor('y admitted', () => y.configs().length === 1);
   });
 
   it('waits for the store when it is down at start, then pushes', async () => {
@@ -165,6 +286,7 @@ describe('ConfigDiscovery.Stream', () => {
     feed.start();
     await feed.ready();
     const fresh = node();
+    fresh.autoAck = true;
     fresh.hello('dp-fresh', 0);
     await waitFor('version 0 and health', () => fresh.received.length === 2);
     expect(fresh.configs().map((c) => [c.version, JSON.parse(c.configJson)])).toEqual([[0, { pools: {}, routes: {} }]]);
@@ -247,30 +369,32 @@ describe('ConfigDiscovery.Stream', () => {
     await waitFor('acked version', () => nodes.records.get('dp-1')?.configVersion === 1);
   });
 
-  it('keeps only the newest config and a full health update for a node that stops reading', async () => {
+  it('sends a node that stops reading one delta to the newest config and one full health update', async () => {
     let revision = 0;
     const listeners = await restartWithDrivenHealth(() => ({ revision, backends: [] }));
     const dp = await connectedNode();
-    // The node stops reading; 60 versions of about 60 KB each and 200 health changes go by.
+    dp.autoAck = true;
+    dp.ack(dp.configs()[0]!);
+    await waitFor('acked', () => nodes.records.get('dp-1')?.configVersion === 1);
+    // The node stops reading; 60 versions of about 60 KB each and 240 health changes of about 10 KB go by.
     dp.call.pause();
     const big = (v: number) => Array.from({ length: 300 }, (_, i) => `pool-${v}-${i}-${'x'.repeat(160)}`);
+    const zone = (r: number) => Array.from({ length: 200 }, (_, i) => ({ pool: 'web', backendId: `b${r}-${i}`, status: 'unhealthy', sinceUnixMs: r }));
     let last = 0;
     for (let v = 0; v < 60; v++) {
       last = commit(big(v));
       await waitFor('feed', () => feed.latest()?.version === last);
-      for (let i = 0; i < 4; i++)
-        for (const l of listeners)
-          l({ revision: ++revision, full: false, backends: [{ pool: 'web', backendId: `b${revision}`, status: 'unhealthy', sinceUnixMs: revision }] });
+      for (let i = 0; i < 4; i++) for (const l of listeners) l({ revision: ++revision, full: false, backends: zone(revision) });
     }
     dp.call.resume();
     await waitFor('the newest version', () => dp.configs().at(-1)?.version === last, 10_000);
-    await waitFor('a full health update after it', () => {
-      const lastConfig = dp.received.findLastIndex((m) => m.kind === 'config');
-      return dp.received.slice(lastConfig).some((m) => m.kind === 'health' && m.health?.full === true && Number(m.health.revision) === revision);
-    });
+    // Health names backends by pool and id, so it may come before or after the config naming them.
+    await waitFor('a full health update at the newest revision', () =>
+      dp.received.some((m) => m.kind === 'health' && m.health?.full === true && Number(m.health.revision) === revision),
+    );
     const versions = dp.configs().map((c) => Number(c.version));
     // Far fewer than the 61 versions, in order, ending with the newest.
-    expect(versions.length).toBeLessThan(40);
+    expect(versions.length).toBeLessThan(5);
     expect(versions).toEqual([...versions].sort((a, b) => a - b));
     expect(dp.received.filter((m) => m.kind === 'health').length).toBeLessThan(100);
   });
@@ -283,44 +407,5 @@ describe('ConfigDiscovery.Stream', () => {
     await server.close(500);
     const status = await waitFor('status', () => dp.status);
     expect(status.code).toBe(grpc.status.OK);
-  });
-});
-
-describe('NodeRegistry ownership', () => {
-  it('does not overwrite a record that another replica took over after the stream opened here', async () => {
-    const store = new MemoryNodeStore('replica-a');
-    const registry = new NodeRegistry({ store, replica: 'replica-a', logger, retryDelayMs: 10 });
-    const handle = registry.connect({ id: 'dp-1', address: '10.0.0.1:80', zone: 'a' }, () => {});
-    await waitFor('first write', () => store.records.get('dp-1'));
-    // The node moved to replica B; this replica has not noticed yet that its stream is dead.
-    store.records.set('dp-1', { ...store.records.get('dp-1')!, replica: 'replica-b', configVersion: 9 });
-    handle.acked('config', 4);
-    store.loseRecords(); // our lease lapsed: the registry writes its records again
-    await new Promise((r) => setTimeout(r, 50));
-    expect(store.records.get('dp-1')).toMatchObject({ replica: 'replica-b', configVersion: 9 });
-    handle.disconnect();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(store.records.get('dp-1')).toMatchObject({ replica: 'replica-b' });
-    registry.stop();
-  });
-
-  it('a new stream takes the record over from the replica that held it before', async () => {
-    const store = new MemoryNodeStore('replica-a');
-    store.records.set('dp-1', {
-      id: 'dp-1',
-      address: 'x:1',
-      zone: 'a',
-      connectedAt: new Date(0).toISOString(),
-      configVersion: 9,
-      healthRevision: 0,
-      lastNack: null,
-      replica: 'replica-b',
-    });
-    const registry = new NodeRegistry({ store, replica: 'replica-a', logger, retryDelayMs: 10 });
-    const handle = registry.connect({ id: 'dp-1', address: '10.0.0.1:80', zone: 'a' }, () => {});
-    await waitFor('claim', () => store.records.get('dp-1')?.replica === 'replica-a');
-    handle.acked('config', 4);
-    await waitFor('ack recorded', () => store.records.get('dp-1')?.configVersion === 4);
-    registry.stop();
   });
 });

@@ -15,8 +15,10 @@ export const ERROR_CODES = {
   SNAPSHOT_JSON: 'DP_ERR_SNAPSHOT_JSON',
   /** A snapshot parsed but failed validateConfig (the same rules the control plane applies). */
   SNAPSHOT_INVALID: 'DP_ERR_SNAPSHOT_INVALID',
-  /** A per-resource delta push; this data plane only applies whole snapshots so far. */
-  SNAPSHOT_DELTA_UNSUPPORTED: 'DP_ERR_SNAPSHOT_DELTA_UNSUPPORTED',
+  /** A delta whose base is not what this node runs (another version or history, or a different digest as result). */
+  SNAPSHOT_BASE_MISMATCH: 'DP_ERR_SNAPSHOT_BASE_MISMATCH',
+  /** A version older than the one running in the same history (versions only go up within a history). */
+  SNAPSHOT_STALE: 'DP_ERR_SNAPSHOT_STALE',
   /** Validation passed but building the routing table failed (a bug, reported rather than thrown). */
   SNAPSHOT_COMPILE: 'DP_ERR_SNAPSHOT_COMPILE',
   /** The cache file exists but cannot be used; the data plane starts without it. */

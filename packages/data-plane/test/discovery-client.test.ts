@@ -1,12 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { KEEPALIVE, loadDiscovery, type ControlMessage, type NodeMessage } from '@lb/shared';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SnapshotApplier } from '../src/config/snapshot-applier.js';
-import { HealthStore } from '../src/health/health-store.js';
-import { DataPlaneMetrics } from '../src/metrics.js';
 import { DiscoveryClient } from '../src/push/discovery-client.js';
-import { UpstreamPools } from '../src/upstream/upstream-pools.js';
-import { deadAddress, silentLogger, simpleConfig, snapshot, waitFor } from './helpers.js';
+import { deadAddress, silentLogger, simpleConfig, snapshot, testApplier, waitFor } from './helpers.js';
 
 type ServerCall = grpc.ServerDuplexStream<NodeMessage, ControlMessage>;
 
@@ -62,15 +58,7 @@ describe('DiscoveryClient', () => {
   });
 
   function node(addresses: string[]) {
-    const upstreams = new UpstreamPools();
-    const applier = new SnapshotApplier({
-      upstreams,
-      metrics: new DataPlaneMetrics({ defaultMetrics: false }),
-      health: new HealthStore(),
-      logger: silentLogger,
-      random: () => 0,
-      clock: { now: () => 0 },
-    });
+    const { applier, upstreams } = testApplier();
     const connections: boolean[] = [];
     const client = new DiscoveryClient({
       addresses,

@@ -2,12 +2,31 @@
 import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import type { Config, ConfigSnapshot } from '@lb/shared';
+import { configDigest, resourceHash, resourcesOf, type Config, type ConfigSnapshot } from '@lb/shared';
+import { SnapshotApplier, type ApplierDeps } from '../src/config/snapshot-applier.js';
+import { HealthStore } from '../src/health/health-store.js';
+import { DataPlaneMetrics } from '../src/metrics.js';
 import { DataPlaneNode, type DataPlaneOptions } from '../src/node.js';
 import type { HttpServerKind } from '../src/proxy/proxy-server.js';
-import type { UpstreamClient } from '../src/upstream/upstream-pools.js';
+import { UpstreamPools, type UpstreamClient } from '../src/upstream/upstream-pools.js';
 
 export const silentLogger = pino({ level: 'silent' });
+
+/** A SnapshotApplier on quiet, deterministic parts (`deps` replaces any); close `upstreams` when done. */
+export function testApplier(deps: Partial<ApplierDeps> = {}): { applier: SnapshotApplier; upstreams: UpstreamPools; metrics: DataPlaneMetrics } {
+  const upstreams = new UpstreamPools();
+  const metrics = new DataPlaneMetrics({ defaultMetrics: false });
+  const applier = new SnapshotApplier({
+    upstreams,
+    metrics,
+    health: new HealthStore(),
+    logger: silentLogger,
+    random: () => 0,
+    clock: { now: () => 0 },
+    ...deps,
+  });
+  return { applier, upstreams, metrics };
+}
 
 export interface Backend {
   server: Server;
@@ -75,8 +94,28 @@ export async function deadAddress(): Promise<string> {
 }
 
 let nonce = 0;
-export function snapshot(version: number, config: unknown): ConfigSnapshot {
-  return { version, nonce: `n${++nonce}`, configJson: JSON.stringify(config), baseVersion: 0, upserted: [], removed: [] };
+/** A full snapshot, as a control plane sends it (of history `historyId`, '' for none). */
+export function snapshot(version: number, config: unknown, historyId = ''): ConfigSnapshot {
+  const digest = historyId === '' ? '' : digestOf(config as Config);
+  return { version, nonce: `n${++nonce}`, configJson: JSON.stringify(config), baseVersion: 0, upserted: [], removed: [], historyId, digest };
+}
+
+function digestOf(config: Config): string {
+  const hashes = new Map<string, string>();
+  for (const { key, value } of resourcesOf(config)) hashes.set(key, resourceHash(JSON.stringify(value)));
+  return configDigest(hashes);
+}
+
+/** The delta a control plane sends from version `from` to `to` of one history (configs as it would send them). */
+export function delta(from: { version: number; config: Config }, to: { version: number; config: Config }, historyId: string): ConfigSnapshot {
+  const before = new Map([...resourcesOf(from.config)].map((r) => [r.key, JSON.stringify(r.value)]));
+  const after = [...resourcesOf(to.config)];
+  const upserted = after
+    .filter((r) => before.get(r.key) !== JSON.stringify(r.value))
+    .map((r) => ({ type: r.section, name: r.name, json: JSON.stringify(r.value) }));
+  const kept = new Set(after.map((r) => r.key));
+  const removed = [...resourcesOf(from.config)].filter((r) => !kept.has(r.key)).map((r) => ({ type: r.section, name: r.name }));
+  return { version: to.version, nonce: `n${++nonce}`, configJson: '', baseVersion: from.version, upserted, removed, historyId, digest: digestOf(to.config) };
 }
 
 /** One pool `web` of the given backends and one catch-all route to it. */

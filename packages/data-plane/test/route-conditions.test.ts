@@ -113,7 +113,9 @@ describe('route validation', () => {
 
   it('refuses two routes with the same host, prefix and conditions, but not with different conditions', () => {
     const a = { match: { pathPrefix: '/x', headers: [{ name: 'X-A', exact: '1' }] }, pools: [{ pool: 'p' }] };
-    expect(check({ a, b: { ...a, match: { pathPrefix: '/x', headers: [{ name: 'x-a', exact: '1' }] } } })).toEqual(['routes.b.match: same match as route "a" on the same listener']);
+    expect(check({ a, b: { ...a, match: { pathPrefix: '/x', headers: [{ name: 'x-a', exact: '1' }] } } })).toEqual([
+      'routes.b.match: same match as route "a" on the same listener',
+    ]);
     expect(check({ a, b: { ...a, match: { pathPrefix: '/x', headers: [{ name: 'x-a', exact: '2' }] } } })).toEqual([]);
     expect(check({ a, b: { ...a, match: { pathPrefix: '/x' } } })).toEqual([]);
   });

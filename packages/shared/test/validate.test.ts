@@ -150,3 +150,31 @@ describe('piece validators', () => {
     expect(validateRoute({ match: { host: '*.example.com' }, pools: [{ pool: 'web' }] }).ok).toBe(true);
   });
 });
+
+describe('validateConfig with a trusted config', () => {
+  const base = validateConfig(good);
+  if (!base.ok) throw new Error('fixture');
+  const trusted = base.value;
+
+  it('keeps trusted resources as they are (same objects) and checks only the others', () => {
+    const next = { pools: { ...trusted.pools, api: { backends: [{ id: 'x', address: '10.0.0.9:80' }] } }, routes: trusted.routes };
+    const result = validateConfig(next, '', { trusted });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.value.pools.web).toBe(trusted.pools.web);
+    expect(result.value.routes.main).toBe(trusted.routes.main);
+    expect(result.value.pools.api).toEqual({ algorithm: 'round_robin', backends: [{ id: 'x', address: '10.0.0.9:80', weight: 1, state: 'active' }] });
+    expect(Object.keys(result.value.pools)).toEqual(['web', 'api']);
+  });
+
+  it('still checks relations across the whole result: a trusted route whose pool went is refused', () => {
+    const result = validateConfig({ pools: {}, routes: trusted.routes }, '', { trusted });
+    expect(fields(result)).toEqual(['routes.main.pools[0].pool']);
+  });
+
+  it('checks a changed resource under a trusted name, and unknown sections, as usual', () => {
+    const changed = { pools: { web: { ...trusted.pools.web, algorithm: 'fastest' } }, routes: trusted.routes };
+    expect(fields(validateConfig(changed, '', { trusted }))).toEqual(['pools.web.algorithm']);
+    expect(fields(validateConfig({ ...trusted, mirrors: {} }, '', { trusted }))).toEqual(['mirrors']);
+  });
+});

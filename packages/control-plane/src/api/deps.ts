@@ -5,7 +5,9 @@ import type { EjectionReader } from '../health/ejection-store.js';
 import type { HealthStore } from '../health/health-store.js';
 import type { CpMetrics } from '../metrics.js';
 import type { KeyVault } from '../secrets/key-vault.js';
-import type { ConfigStore, NodeStore } from '../store/config-store.js';
+import type { ConfigStore } from '../store/config-store.js';
+import type { NodeRecord, NodeStore } from '../store/node-store.js';
+import type { Readiness } from '../store/store-reachability.js';
 import type { RegistrationStore } from '../store/registration-store.js';
 import type { ConfigWriter } from '../versioning/config-writer.js';
 
@@ -28,6 +30,10 @@ export interface ApiDeps {
   publicMetrics: boolean;
   /** A change that may let retention prune more happened (a node record was removed). */
   onRetentionChange: () => void;
+  /** The nodes this replica holds, as they are now (NodeRegistry.connected); absent: none. */
+  heldNodes?: (() => NodeRecord[]) | undefined;
+  /** Readiness without an etcd call per probe (store-reachability.ts); absent: /readyz pings the store. */
+  readiness?: (() => Readiness) | undefined;
   tls: TlsDeps;
 }
 

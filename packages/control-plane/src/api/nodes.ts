@@ -1,7 +1,9 @@
 /**
- * GET /v1/nodes: every data-plane node of every replica, read from etcd (not this replica's
- * memory): connected ones, and disconnected ones (which may still serve from their cache) with
- * when they were last seen and the version they last acked, until removed here or by retention.
+ * GET /v1/nodes: every data-plane node of every replica — this replica's as they are now, the
+ * others' as they last published them (within their flush interval), from a watched copy of etcd,
+ * not a read per call: connected ones, and disconnected ones (which may still serve from their
+ * cache) with when they were last seen and the version they last acked, until removed here or by
+ * retention.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { ApiError } from '../errors.js';
@@ -19,7 +21,7 @@ export const nodeRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     '/v1/nodes',
     { config: { access: 'viewer' }, schema: { summary: 'Data-plane nodes, connected and disconnected', tags, querystring: noQuerySchema } },
     async () => ({
-      nodes: await deps.nodes.known(),
+      nodes: await deps.nodes.known(deps.heldNodes?.() ?? []),
     }),
   );
 
@@ -29,7 +31,8 @@ export const nodeRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     async (request) => {
       const { node } = request.params;
       request.audit.message = `forget node ${node}`;
-      const result = await deps.nodes.forget(node);
+      // Held here but not published yet is connected too.
+      const result = deps.heldNodes?.().some((n) => n.id === node) ? 'connected' : await deps.nodes.forget(node);
       if (result === 'connected')
         throw new ApiError('LB_CP_NODE_CONNECTED', `node "${node}" is connected; stop it first (a connected node would only reappear)`);
       if (result === 'unknown') throw new ApiError('LB_CP_NOT_FOUND', `node "${node}" is not known`);

@@ -10,8 +10,14 @@ export const opsRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   // Alive means the event loop answers; etcd being down must not get the process restarted.
   app.get('/healthz', { config: { access: 'public' }, schema: { summary: 'Liveness', tags, querystring: noQuerySchema } }, async () => ({ status: 'ok' }));
 
-  // Ready means writes and reads can succeed: etcd answers within its deadline.
+  // Ready means writes and reads can succeed: etcd answers (store-reachability.ts: within a grace,
+  // so a brief etcd restart does not pull every replica at once). Without a tracker, one ping per call.
   app.get('/readyz', { config: { access: 'public' }, schema: { summary: 'Readiness: etcd answers', tags, querystring: noQuerySchema } }, async () => {
+    if (deps.readiness !== undefined) {
+      const state = deps.readiness();
+      if (!state.ready) throw new ApiError('LB_CP_STORE_UNAVAILABLE', `not ready: ${state.reason}`);
+      return { status: 'ready' };
+    }
     try {
       await deps.store.ping();
     } catch (err) {

@@ -1,18 +1,24 @@
 /**
  * The newest config version this replica knows, kept current from etcd's watch (plus a periodic
- * re-read, so a missed event heals), and handed to the streams in order: a listener never sees a
- * version lower than or equal to one it already got.
+ * re-read, so a missed event heals), and handed to the streams in order.
+ *
+ * It enforces the one rule for versions going backwards (README, "The CP–DP protocol"): within a
+ * history, versions only grow. A listener never gets a version lower than or equal to one it got in
+ * the same history. When the store shows a lower version of the history than one this replica or a
+ * connected node has seen — etcd restored from an older snapshot — the feed starts a new history at
+ * the store's version (ConfigStore.forkHistory, guarded by the pointer) and follows it: every node
+ * then gets that version as a full snapshot, and version numbers after it name new configs only.
  */
 import type { Logger, VersionedConfig } from '@lb/shared';
 import type { CpMetrics } from '../metrics.js';
-import type { ConfigStore } from '../store/config-store.js';
+import type { ConfigPointer, ConfigStore, StoredConfig } from '../store/config-store.js';
 
-/** What the stream server needs from the feed (a seam for tests). */
-export interface ConfigSource {
+/** What the stream server and the health checker need from a source of configs (a seam for tests). */
+export interface ConfigSource<T extends VersionedConfig = VersionedConfig> {
   /** Undefined until the first successful read from the store. */
-  latest(): VersionedConfig | undefined;
-  /** `listener` gets every newer version, in increasing order. Returns an unsubscribe function. */
-  subscribe(listener: (config: VersionedConfig) => void): () => void;
+  latest(): T | undefined;
+  /** `listener` gets every newer config, in order. Returns an unsubscribe function. */
+  subscribe(listener: (config: T) => void): () => void;
 }
 
 export interface ConfigFeedOptions {
@@ -23,9 +29,11 @@ export interface ConfigFeedOptions {
   retryDelayMs?: number;
 }
 
-export class ConfigFeed implements ConfigSource {
-  private current: VersionedConfig | undefined;
-  private readonly listeners = new Set<(config: VersionedConfig) => void>();
+export class ConfigFeed implements ConfigSource<StoredConfig> {
+  private current: StoredConfig | undefined;
+  /** The highest version seen per history, by this replica or reported by a node (see noticeVersion). */
+  private readonly highest = new Map<string, number>();
+  private readonly listeners = new Set<(config: StoredConfig) => void>();
   private reading = false;
   private readAgain = false;
   private stopped = false;
@@ -45,7 +53,7 @@ export class ConfigFeed implements ConfigSource {
   }
 
   /** Resolves once a version has been read (waits through etcd outages). */
-  async ready(): Promise<VersionedConfig> {
+  async ready(): Promise<StoredConfig> {
     await this.firstRead;
     const latest = this.current;
     if (latest) return latest;
@@ -57,13 +65,24 @@ export class ConfigFeed implements ConfigSource {
     });
   }
 
-  latest(): VersionedConfig | undefined {
+  latest(): StoredConfig | undefined {
     return this.current;
   }
 
-  subscribe(listener: (config: VersionedConfig) => void): () => void {
+  subscribe(listener: (config: StoredConfig) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * A node says it ran `version` of `historyId` (its Hello). Beyond what this replica knows of that
+   * history, either this replica lags (a re-read catches up) or the store lost versions (the
+   * re-read starts a new history).
+   */
+  noticeVersion(seen: ConfigPointer): void {
+    if (seen.historyId === '' || seen.version <= (this.highest.get(seen.historyId) ?? 0)) return;
+    this.highest.set(seen.historyId, seen.version);
+    if (this.current?.historyId === seen.historyId) void this.refresh();
   }
 
   /** Re-reads the current version; concurrent calls collapse into one more read, never overlap. */
@@ -86,28 +105,35 @@ export class ConfigFeed implements ConfigSource {
   }
 
   private async readOnce(): Promise<void> {
-    let next: VersionedConfig;
+    let next: StoredConfig;
     try {
-      // The pointer first: the periodic re-read must not fetch a large config that did not change.
-      const version = await this.options.store.currentVersion();
-      const known = this.current;
-      if (known && version <= known.version) {
-        if (version < known.version) {
-          this.options.logger.warn({ known: known.version, store: version }, 'the store reports an older version than already pushed; keeping the newer one');
-        }
+      // The pointer first: the periodic re-read must not fetch a config that did not change.
+      const pointer = await this.options.store.pointer();
+      if (pointer.historyId !== '' && pointer.version < (this.highest.get(pointer.historyId) ?? 0)) {
+        await this.startNewHistory(pointer);
         return;
       }
+      const known = this.current;
+      if (known && pointer.historyId === known.historyId && pointer.version === known.version) return;
       next = await this.options.store.current();
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'cannot read the current config; retrying');
       this.retryLater();
       return;
     }
-    // current() may have moved past the pointer read above; only ever move forward.
-    if (this.stopped || (this.current && next.version <= this.current.version)) return;
+    const known = this.current;
+    // current() may have moved past the pointer read above; only ever move forward in a history.
+    if (this.stopped || (known && next.historyId === known.historyId && next.version <= known.version)) return;
+    if (next.historyId !== '') this.highest.set(next.historyId, Math.max(next.version, this.highest.get(next.historyId) ?? 0));
+    if (known && next.historyId !== known.historyId) {
+      this.options.logger.warn(
+        { history: next.historyId, version: next.version, was: { history: known.historyId, version: known.version } },
+        'config history changed',
+      );
+    }
     this.current = next;
     this.options.metrics?.configVersion.set(next.version);
-    this.options.logger.info({ version: next.version }, 'config version is now current');
+    this.options.logger.info({ version: next.version, history: next.historyId }, 'config version is now current');
     for (const listener of [...this.listeners]) {
       try {
         listener(next);
@@ -115,6 +141,17 @@ export class ConfigFeed implements ConfigSource {
         this.options.logger.error({ err }, 'config listener failed');
       }
     }
+  }
+
+  private async startNewHistory(pointer: ConfigPointer): Promise<void> {
+    const seen = this.highest.get(pointer.historyId);
+    const historyId = await this.options.store.forkHistory(pointer);
+    this.options.logger.warn(
+      { history: pointer.historyId, storeVersion: pointer.version, seenVersion: seen, newHistory: historyId ?? '(another replica started it)' },
+      'the store went back to an older version (restored from a backup?): starting a new history at its version',
+    );
+    // Whoever started it, the pointer moved: read it again.
+    this.readAgain = true;
   }
 
   private retryLater(): void {

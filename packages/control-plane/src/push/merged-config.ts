@@ -1,50 +1,41 @@
 /**
- * What the data planes run: the current config version with the self-registered (TTL) backends
- * merged into their pools. Registrations are not config, so merging them keeps the version and
- * bumps `generation` instead; the stream server pushes a snapshot again when either grows.
- *
- * A registration is left out while its pool does not exist or its id or address is already used
- * by a configured backend of the pool: config wins, and a snapshot never fails validation because
- * of a registration.
+ * What the data planes run, as push views (push-view.ts): the current config version with the
+ * self-registered (TTL) backends merged into their pools. Registrations are not config, so merging
+ * them keeps the version and bumps `generation` instead; the streams push again when the view
+ * changes either way.
  */
-import type { Config, Logger, VersionedConfig } from '@lb/shared';
+import type { Logger } from '@lb/shared';
+import type { StoredConfig } from '../store/config-store.js';
 import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import type { RegistrationStore, Registration } from '../store/registration-store.js';
 import type { ConfigSource } from './config-feed.js';
+import { buildPushView, type PushView } from './push-view.js';
 
-/** A pushed config: `generation` counts changes of the merged registrations (0: none merged yet). */
-export interface MergedConfig extends VersionedConfig {
-  generation: number;
-}
+/** Views a node may still run after a reconnect, remembered so it can get a delta from one of them. */
+const RECENT_VIEWS = 8;
 
-export function mergeRegistrations(config: Config, registrations: readonly Registration[]): Config {
-  if (registrations.length === 0) return config;
-  const merged = structuredClone(config);
-  for (const r of registrations) {
-    const pool = merged.pools[r.pool];
-    if (!Object.hasOwn(merged.pools, r.pool) || pool === undefined) continue;
-    const address = r.backend.address.toLowerCase();
-    if (pool.backends.some((b) => b.id === r.backend.id || b.address.toLowerCase() === address)) continue;
-    pool.backends.push(structuredClone(r.backend));
-  }
-  return merged;
+/** What the stream server needs: the newest view, and recent ones to find a reconnecting node's base. */
+export interface PushViewSource extends ConfigSource<PushView> {
+  /** A recent view with exactly this history, version and digest; undefined when none is remembered. */
+  find(historyId: string, version: number, digest: string): PushView | undefined;
 }
 
 export interface MergedConfigSourceOptions {
-  config: ConfigSource;
+  config: ConfigSource<StoredConfig>;
   registrations: RegistrationStore;
   logger: Logger;
   retryDelayMs?: number;
 }
 
-export class MergedConfigSource implements ConfigSource {
+export class MergedConfigSource implements PushViewSource {
   private registrations: Registration[] = [];
   private registrationsJson = '[]';
   private generation = 0;
   /** The registrations were read once: before that a pool's registered backends are unknown, not absent. */
   private listed = false;
-  private current: MergedConfig | undefined;
-  private readonly listeners = new Set<(config: VersionedConfig) => void>();
+  private current: PushView | undefined;
+  private recent: PushView[] = [];
+  private readonly listeners = new Set<(view: PushView) => void>();
   private offs: Array<() => void> = [];
   /** A registration change seen while a list runs lists once more after it. */
   private readonly lists = new CoalescedRefresh(
@@ -69,11 +60,15 @@ export class MergedConfigSource implements ConfigSource {
     this.listeners.clear();
   }
 
-  latest(): MergedConfig | undefined {
+  latest(): PushView | undefined {
     return this.current;
   }
 
-  subscribe(listener: (config: VersionedConfig) => void): () => void {
+  find(historyId: string, version: number, digest: string): PushView | undefined {
+    return this.recent.find((v) => v.historyId === historyId && v.version === version && v.digest === digest);
+  }
+
+  subscribe(listener: (view: PushView) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -107,10 +102,10 @@ export class MergedConfigSource implements ConfigSource {
     const base = this.options.config.latest();
     if (base === undefined) return;
     const before = this.current;
-    const config = mergeRegistrations(base.config, this.registrations);
-    if (before && before.version === base.version && JSON.stringify(before.config) === JSON.stringify(config)) return;
-    const next: MergedConfig = { version: base.version, config, generation: this.generation };
+    const next = buildPushView(base, this.registrations, this.generation);
+    if (before && before.historyId === next.historyId && before.version === next.version && before.digest === next.digest) return;
     this.current = next;
+    this.recent = [next, ...this.recent.slice(0, RECENT_VIEWS - 1)];
     for (const listener of [...this.listeners]) {
       try {
         listener(next);

@@ -1,11 +1,19 @@
 /**
- * The DP streams this replica holds, and their publication to the NodeStore (etcd) so that
- * GET /v1/nodes on any replica lists every node. Writes for one node id are strictly one at a time
- * and always write the latest state, so a late write can never resurrect a node that left.
+ * The DP streams this replica holds and their state (what each node runs, its last NACK), kept in
+ * memory and published to the NodeStore in batches so that GET /v1/nodes on any replica lists
+ * every node. No etcd write happens per ACK: a change marks the node's shard dirty, and every
+ * `flushIntervalMs` the dirty shards are written, so a node is written at most once per flush
+ * however fast it ACKs. Streams, pushes and this state never wait for etcd: when it is away the
+ * flushes fail and are tried again, and nothing else notices.
+ *
+ * Last known records (kept after a node disconnects) are written when a node connects, when it
+ * disconnects, and every `touchIntervalMs` for every held node, so a node whose replica dies is
+ * shown last seen within that long of its death. Everything here can be rebuilt: a restarted
+ * replica starts empty and its nodes reconnect.
  */
 import type { Logger } from '@lb/shared';
 import type { CpMetrics } from '../metrics.js';
-import type { NodeRecord, NodeStore } from '../store/config-store.js';
+import { shardOf, type NodeRecord, type NodeStore } from '../store/node-store.js';
 
 export type PushKindName = 'config' | 'health';
 
@@ -30,49 +38,41 @@ export interface NodeRegistryOptions {
   replica: string;
   logger: Logger;
   metrics?: CpMetrics;
-  /** Delay before writing again after the store failed. */
-  retryDelayMs?: number;
-  /**
-   * How often every held node's record is written again even when nothing changed, which moves
-   * its last-seen time: a node whose replica dies is then shown last seen within this long of it.
-   */
+  /** How often changed node state is written. Default 2000. */
+  flushIntervalMs?: number;
+  /** How often every held node's last known record is written again (its last-seen time). Default 60000. */
   touchIntervalMs?: number;
   now?: () => Date;
 }
 
 interface Entry {
   record: NodeRecord;
-  /** The record was written once for this stream; later writes no longer take it over. */
-  claimed: boolean;
-  /** Ends the stream; used when a newer stream for the same id arrives. */
+  /** Ends the stream; used when a newer stream for the same node id arrives. */
   close: (reason: string) => void;
-}
-
-interface SyncState {
-  running: boolean;
-  again: boolean;
 }
 
 export class NodeRegistry {
   private readonly entries = new Map<string, Entry>();
-  private readonly syncs = new Map<string, SyncState>();
-  private readonly retryIds = new Set<string>();
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly dirty = new Set<number>();
+  /** Last known records to write at the next flush, by node id (the newest wins). */
+  private readonly toMarkSeen = new Map<string, NodeRecord>();
+  private readonly flushTimer: NodeJS.Timeout;
   private readonly touchTimer: NodeJS.Timeout;
+  private flushing: Promise<void> | undefined;
+  private failures = 0;
   private closing = false;
-  private readonly retryDelayMs: number;
   private readonly now: () => Date;
 
   constructor(private readonly options: NodeRegistryOptions) {
-    this.retryDelayMs = options.retryDelayMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
-    // The lease expired while we lived: every record we hold must be written again. Through the
-    // retry timer, so an etcd that keeps failing cannot turn this into a tight loop.
+    // The lease expired while we lived (etcd away longer than its TTL): publish every shard again.
     options.store.onRecordsLost(() => {
-      for (const id of this.entries.keys()) this.retryLater(id);
+      for (const entry of this.entries.values()) this.dirty.add(shardOf(entry.record.id));
     });
+    this.flushTimer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 2_000);
+    this.flushTimer.unref();
     this.touchTimer = setInterval(() => {
-      for (const id of this.entries.keys()) this.sync(id);
+      for (const entry of this.entries.values()) this.toMarkSeen.set(entry.record.id, entry.record);
     }, options.touchIntervalMs ?? 60_000);
     this.touchTimer.unref();
   }
@@ -95,7 +95,6 @@ export class NodeRegistry {
         lastNack: null,
         replica: this.options.replica,
       },
-      claimed: false,
       close,
     };
     this.entries.set(node.id, entry);
@@ -104,7 +103,8 @@ export class NodeRegistry {
       previous.close('replaced by a newer stream for the same node id');
     }
     this.options.metrics?.connectedNodes.set(this.entries.size);
-    this.sync(node.id);
+    this.changed(entry);
+    this.toMarkSeen.set(node.id, entry.record);
     const isCurrent = (): boolean => this.entries.get(node.id) === entry;
     return {
       id: node.id,
@@ -112,78 +112,65 @@ export class NodeRegistry {
         if (!isCurrent()) return;
         if (kind === 'config') entry.record.configVersion = version;
         else entry.record.healthRevision = version;
-        this.sync(node.id);
+        this.changed(entry);
       },
       nacked: (kind, version, error) => {
         if (!isCurrent()) return;
         // Health NACKs are not config NACKs; lastNack is what operators read about config.
-        if (kind === 'config') entry.record.lastNack = { version, error, at: this.now().toISOString() };
-        this.sync(node.id);
+        if (kind !== 'config') return;
+        entry.record.lastNack = { version, error, at: this.now().toISOString() };
+        this.changed(entry);
       },
       disconnect: () => {
         if (!isCurrent()) return;
         this.entries.delete(node.id);
         this.options.metrics?.connectedNodes.set(this.entries.size);
-        this.sync(node.id);
+        this.dirty.add(shardOf(node.id));
+        this.toMarkSeen.set(node.id, entry.record);
       },
     };
   }
 
-  /** Brings the store in line with memory for one id: put the current record, or remove it. */
-  private sync(id: string): void {
-    if (this.closing) return;
-    let state = this.syncs.get(id);
-    if (!state) {
-      state = { running: false, again: false };
-      this.syncs.set(id, state);
-    }
-    if (state.running) {
-      state.again = true;
-      return;
-    }
-    state.running = true;
-    const run = state;
-    void (async () => {
-      do {
-        run.again = false;
-        const entry = this.entries.get(id);
-        try {
-          if (entry) {
-            // Only the stream's first write takes the record over: a later one (an ACK, a lost
-            // lease) must not overwrite a replica that took the node after this stream went quiet.
-            const written = await this.options.store.put(structuredClone(entry.record), { claim: !entry.claimed });
-            entry.claimed = true;
-            if (!written) this.options.logger.info({ node: id }, "another replica owns this node's record now; not overwriting it");
-          } else await this.options.store.remove(id);
-        } catch (err) {
-          this.options.logger.warn({ node: id, err: (err as Error).message }, 'cannot publish node state; retrying');
-          this.retryLater(id);
-        }
-      } while (run.again && !this.closing);
-      run.running = false;
-      if (!this.entries.has(id) && !this.retryIds.has(id)) this.syncs.delete(id);
-    })();
+  private changed(entry: Entry): void {
+    this.dirty.add(shardOf(entry.record.id));
   }
 
-  private retryLater(id: string): void {
-    if (this.closing) return;
-    this.retryIds.add(id);
-    if (this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      const ids = [...this.retryIds];
-      this.retryIds.clear();
-      for (const retry of ids) this.sync(retry);
-    }, this.retryDelayMs);
+  /** Writes what changed since the last flush; resolves when written (or failed: it is kept for the next). */
+  flush(): Promise<void> {
+    this.flushing ??= this.flushOnce().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async flushOnce(): Promise<void> {
+    if (this.closing || (this.dirty.size === 0 && this.toMarkSeen.size === 0)) return;
+    const shards = new Map<number, NodeRecord[]>();
+    for (const shard of this.dirty) shards.set(shard, []);
+    for (const entry of this.entries.values()) shards.get(shardOf(entry.record.id))?.push(structuredClone(entry.record));
+    const seen = [...this.toMarkSeen.values()].map((r) => structuredClone(r));
+    this.dirty.clear();
+    this.toMarkSeen.clear();
+    try {
+      await this.options.store.publish(shards);
+      await this.options.store.markSeen(seen);
+      this.failures = 0;
+    } catch (err) {
+      // Kept for the next flush, unless something newer replaced it meanwhile.
+      for (const shard of shards.keys()) this.dirty.add(shard);
+      for (const record of seen) if (!this.toMarkSeen.has(record.id)) this.toMarkSeen.set(record.id, record);
+      // One line when writing starts failing, not one per flush.
+      if (this.failures++ === 0) this.options.logger.warn({ err: (err as Error).message }, 'cannot publish node state; retrying at every flush');
+    }
   }
 
   /**
    * Stops writing to the store (shutdown): the streams are ended by the stream server and the
-   * store's close() drops all of this replica's records in one step (lease revoke).
+   * store's close() marks this replica's nodes seen and drops their records in one step.
    */
   stop(): void {
     this.closing = true;
-    clearTimeout(this.retryTimer);
+    clearInterval(this.flushTimer);
     clearInterval(this.touchTimer);
     this.entries.clear();
     this.options.metrics?.connectedNodes.set(0);

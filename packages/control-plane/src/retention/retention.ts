@@ -3,6 +3,8 @@
  * - config versions beyond the newest `keepVersions` (--keep-versions), except the current one
  *   and any version a known node (connected or disconnected) last acked: a node may still run it
  *   and an operator may want to roll back to it;
+ * - stored objects (resources, chunks) no remaining version refers to: after versions were pruned,
+ *   at the first run, and every `collectIntervalMs` (objects of writes that failed half-way);
  * - disconnected nodes last seen longer ago than `nodeRetentionMs` (--node-retention-seconds);
  * - audit entries beyond the newest `keepAuditEntries` (--keep-audit-entries).
  * Every replica runs it (after new versions, after a node is forgotten, and periodically); each
@@ -11,7 +13,8 @@
 import type { Logger } from '@lb/shared';
 import type { AuditLog } from '../audit/audit-log.js';
 import { CoalescedRefresh } from '../store/coalesced-refresh.js';
-import type { ConfigStore, NodeStore } from '../store/config-store.js';
+import type { ConfigStore } from '../store/config-store.js';
+import type { NodeStore } from '../store/node-store.js';
 
 export interface RetentionOptions {
   store: ConfigStore;
@@ -24,11 +27,21 @@ export interface RetentionOptions {
   keepAuditEntries: number;
   /** Period of the run that happens even when nothing asks for one. */
   intervalMs?: number;
+  /**
+   * How soon to look again when a version past the cut was kept because a node's record says it
+   * runs it: node records are written in batches, so the record may be seconds behind the node,
+   * which has likely moved on. Default 5000.
+   */
+  inUseRecheckMs?: number;
+  /** Longest time between two garbage collections of stored objects. Default 10 minutes. */
+  collectIntervalMs?: number;
   now?: () => Date;
 }
 
 export interface RetentionReport {
   versions: number;
+  /** Stored objects deleted. */
+  objects: number;
   nodes: string[];
   auditEntries: number;
 }
@@ -36,8 +49,13 @@ export interface RetentionReport {
 export class Retention {
   private readonly refresh: CoalescedRefresh;
   private timer: NodeJS.Timeout | undefined;
+  private recheck: NodeJS.Timeout | undefined;
+  /** The current version a recheck was scheduled for: one per version, so a disconnected node's old version costs one. */
+  private recheckedFor = 0;
   private stopped = false;
   private readonly now: () => Date;
+  /** When objects were last collected (ms); undefined: never in this process. */
+  private collectedAt: number | undefined;
 
   constructor(private readonly options: RetentionOptions) {
     this.now = options.now ?? (() => new Date());
@@ -74,15 +92,35 @@ export class Retention {
     const keep = this.options.keepVersions;
     if (keep > 0 && current > keep) {
       const inUse = new Set((await nodes.known()).map((n) => n.configVersion));
-      versions = await store.pruneVersions(current - keep + 1, inUse);
+      const cut = current - keep + 1;
+      versions = await store.pruneVersions(cut, inUse);
+      if ([...inUse].some((v) => v > 0 && v < cut)) this.recheckSoon(current);
+    }
+    let objects = 0;
+    const nowMs = this.now().getTime();
+    if (versions > 0 || this.collectedAt === undefined || nowMs - this.collectedAt >= (this.options.collectIntervalMs ?? 600_000)) {
+      objects = await store.collectGarbage();
+      this.collectedAt = nowMs;
     }
     const auditEntries = await audit.prune(this.options.keepAuditEntries);
-    if (versions > 0 || forgotten.length > 0 || auditEntries > 0) logger.info({ versions, nodes: forgotten, auditEntries }, 'retention pruned history');
-    return { versions, nodes: forgotten, auditEntries };
+    if (versions > 0 || objects > 0 || forgotten.length > 0 || auditEntries > 0)
+      logger.info({ versions, objects, nodes: forgotten, auditEntries }, 'retention pruned history');
+    return { versions, objects, nodes: forgotten, auditEntries };
+  }
+
+  private recheckSoon(current: number): void {
+    if (this.recheck !== undefined || this.stopped || this.recheckedFor === current) return;
+    this.recheckedFor = current;
+    this.recheck = setTimeout(() => {
+      this.recheck = undefined;
+      this.request();
+    }, this.options.inUseRecheckMs ?? 5_000);
+    this.recheck.unref();
   }
 
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.recheck);
   }
 }

@@ -2,7 +2,9 @@
  * One etcd3 client with deadlines everywhere, so an unreachable etcd turns into a quick
  * StoreUnavailableError (REST 503) instead of a request that hangs.
  */
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IOptions } from 'etcd3';
+
+type Policy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
 import { StoreTooLargeError, StoreUnavailableError } from '../errors.js';
 
 export interface EtcdClientOptions {
@@ -16,9 +18,20 @@ export interface EtcdClientOptions {
 
 export const DEFAULT_CALL_TIMEOUT_MS = 2_000;
 
+/**
+ * A per-host policy that lets every call through. etcd3's default opens a circuit breaker for 5 s
+ * after 3 failed calls in a row; with one etcd that refuses every call — config reads, watches,
+ * node records, the health election — for 5 s after a blip (or a burst of deadlines under load).
+ * With one host there is nowhere else to go, and the channel's own reconnect backoff paces calls.
+ * (Async like cockatiel's policies: etcd3 reports failures through it and catches the rejection.)
+ */
+const LET_EVERY_CALL_THROUGH = { execute: async <T>(fn: () => T | Promise<T>): Promise<T> => fn() };
+
 export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
   const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   return new Etcd3({
+    // Several hosts keep etcd3's breaker: it is what moves calls off a dead member.
+    ...(options.hosts.length === 1 ? { faultHandling: { host: () => LET_EVERY_CALL_THROUGH as unknown as Policy } } : {}),
     hosts: options.hosts.map((h) => (/^https?:\/\//.test(h) ? h : `http://${h}`)),
     dialTimeout: callTimeoutMs,
     ...(options.tls !== undefined

@@ -1,29 +1,81 @@
 /**
- * NodeStore on etcd. Connected nodes: /lb/nodes/<id> keys bound to one lease per replica, so the
- * records of a replica that dies vanish after the TTL. Every node also has a last known record,
- * /lb/seen-nodes/<id> (no lease), written with each record and when its stream ends, so a node
- * that lost its control plane (and still serves from its cache) stays listed as disconnected,
- * with the version it last acked, until an operator or the retention forgets it.
+ * NodeStore on etcd. Connected nodes: `/lb/nodes/<replica>/<shard>` holds the records of the
+ * replica's nodes whose id falls in that shard (node-store.ts), bound to the replica's lease, so
+ * the nodes of a replica that dies vanish after the TTL and no value grows with the fleet. Every
+ * node also has a last known record, `/lb/seen-nodes/<id>` (no lease), so a node that lost its
+ * control plane (and still serves from its cache) stays listed as disconnected, with the version
+ * it last acked, until an operator or the retention forgets it.
+ *
+ * Every replica keeps a copy of both prefixes, listed once and then kept current by a watch (and
+ * listed again on a reconnect and every `resyncIntervalMs`): GET /v1/nodes reads that copy.
  */
-import type { Etcd3, Lease } from 'etcd3';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from '@lb/shared';
-import type { ForgetResult, NodePutOptions, NodeRecord, NodeStore, NodeView } from './config-store.js';
+import { writeInBatches } from './etcd-batch.js';
 import { guarded } from './etcd-client.js';
 import { EtcdKeys } from './keys.js';
+import { nodeViews, type ForgetResult, type NodeRecord, type NodeStore, type NodeView, type SeenRecord } from './node-store.js';
 
 export interface EtcdNodeStoreOptions {
   client: Etcd3;
   prefix: string;
+  /** This replica's id: its shards are `nodes/<replica>/…`. */
+  replica: string;
   logger: Logger;
   /** Lease TTL: how long a dead replica's nodes stay listed as connected. */
   ttlSeconds?: number;
   deadlineMs?: number;
+  /** Full re-list of the watched copy, whatever the watch says. Default 30000. */
+  resyncIntervalMs?: number;
   now?: () => Date;
 }
 
-/** The last known record: the node as it was, and when it was last seen. */
-interface SeenRecord extends NodeRecord {
-  lastSeenAt: string;
+/** A watched key's value and the revision it was written at (to tell a list from a later event). */
+interface Held<T> {
+  value: T;
+  text: string;
+  mod: number;
+}
+
+/**
+ * One prefix of etcd kept in memory: listed, then followed by a watch. A list may be read before
+ * an event that is applied before it (a re-list racing the watch): revisions decide, and deletes
+ * are remembered until a list at least as new has seen them, so a stale list never brings back
+ * what was deleted.
+ */
+class WatchedPrefix<T> {
+  readonly entries = new Map<string, Held<T>>();
+  private readonly deleted = new Map<string, number>();
+
+  constructor(
+    readonly prefix: string,
+    private readonly parse: (text: string) => T,
+  ) {}
+
+  /** Takes a listing made at `revision`. */
+  list(kvs: Array<{ key: Buffer; value: Buffer; mod_revision: string }>, revision: number): void {
+    const listed = new Set<string>();
+    for (const kv of kvs) {
+      const key = kv.key.toString();
+      listed.add(key);
+      this.put(key, kv.value.toString(), Number(kv.mod_revision));
+    }
+    for (const [key, held] of this.entries) if (!listed.has(key) && held.mod <= revision) this.entries.delete(key);
+    for (const [key, at] of this.deleted) if (at <= revision) this.deleted.delete(key);
+  }
+
+  put(key: string, text: string, mod: number): void {
+    const held = this.entries.get(key);
+    if ((held !== undefined && held.mod > mod) || (this.deleted.get(key) ?? 0) > mod) return;
+    this.entries.set(key, { value: this.parse(text), text, mod });
+  }
+
+  delete(key: string, at: number): void {
+    const held = this.entries.get(key);
+    if (held !== undefined && held.mod > at) return;
+    this.entries.delete(key);
+    this.deleted.set(key, Math.max(at, this.deleted.get(key) ?? 0));
+  }
 }
 
 export class EtcdNodeStore implements NodeStore {
@@ -34,18 +86,29 @@ export class EtcdNodeStore implements NodeStore {
   private readonly deadlineMs: number;
   private readonly now: () => Date;
   private readonly lostListeners: Array<() => void> = [];
-  /** Granted lazily on the first put, and again after it is lost. */
+  /** Granted lazily on the first publish, and again after it is lost. */
   private lease: Lease | undefined;
-  /** The records this replica wrote last and still owns, to mark them seen when it shuts down. */
-  private readonly owned = new Map<string, NodeRecord>();
+  /** What this replica published last, per shard: marked seen when it shuts down. */
+  private readonly own = new Map<number, readonly NodeRecord[]>();
+  private readonly live: WatchedPrefix<NodeRecord[]>;
+  private readonly seen: WatchedPrefix<SeenRecord>;
+  private readonly watchers: Watcher[] = [];
+  private listing: Promise<void> | undefined;
+  private listed = false;
+  private stopped = false;
+  private readonly resync: NodeJS.Timeout;
 
-  constructor(options: EtcdNodeStoreOptions) {
+  constructor(private readonly options: EtcdNodeStoreOptions) {
     this.client = options.client;
     this.keys = new EtcdKeys(options.prefix);
     this.logger = options.logger;
     this.ttlSeconds = options.ttlSeconds ?? 10;
     this.deadlineMs = options.deadlineMs ?? 4_000;
     this.now = options.now ?? (() => new Date());
+    this.live = new WatchedPrefix(this.keys.nodesPrefix, (text) => JSON.parse(text) as NodeRecord[]);
+    this.seen = new WatchedPrefix(this.keys.seenNodesPrefix, (text) => JSON.parse(text) as SeenRecord);
+    this.resync = setInterval(() => void this.relist().catch(() => undefined), options.resyncIntervalMs ?? 30_000);
+    this.resync.unref();
   }
 
   private currentLease(): Lease {
@@ -54,135 +117,131 @@ export class EtcdNodeStore implements NodeStore {
     lease.on('lost', (err) => {
       if (this.lease !== lease) return;
       this.lease = undefined;
-      this.logger.warn({ err: err.message }, 'etcd lease of the node records lost; they will be written again');
+      this.logger.warn({ err: err.message }, 'etcd lease of the node records lost; they will be published again');
       for (const listener of this.lostListeners) listener();
     });
     this.lease = lease;
     return lease;
   }
 
-  private seen(record: NodeRecord): string {
-    const seen: SeenRecord = { ...record, lastSeenAt: this.now().toISOString() };
-    return JSON.stringify(seen);
-  }
-
-  put(record: NodeRecord, options: NodePutOptions = {}): Promise<boolean> {
-    return guarded(`publishing node ${record.id}`, this.deadlineMs, async () => {
-      const lease = this.currentLease();
-      const key = this.keys.node(record.id);
-      const value = JSON.stringify(record);
-      const leaseId = await lease.grant();
-      // The last known record goes in the same transaction: it never says more than the live one did.
-      const write = () => [this.client.put(key).value(value).lease(leaseId), this.client.put(this.keys.seenNode(record.id)).value(this.seen(record))];
-      const written = options.claim ? await this.claim(key, record, leaseId, write) : await this.update(key, leaseId, write);
-      if (written) this.owned.set(record.id, record);
-      else this.owned.delete(record.id);
-      return written;
+  /** The first list (and the watches after it); later calls wait for the same one. */
+  private ready(): Promise<void> {
+    if (this.listed) return Promise.resolve();
+    this.listing ??= this.relist().finally(() => {
+      this.listing = undefined;
     });
+    return guarded('listing nodes', this.deadlineMs, () => this.listing!);
   }
 
-  /**
-   * Ours (on this lease) or nobody's (expired with a lost lease): write. A key on another lease
-   * belongs to the replica that took the node over; leave it. A missing key compares as Lease 0
-   * and Version 0, and etcd has no OR, hence two transactions.
-   */
-  private async update(key: string, leaseId: string, write: () => ReturnType<Etcd3['put']>[]): Promise<boolean> {
-    const own = await this.client
-      .if(key, 'Lease', '==', leaseId)
-      .then(...write())
-      .commit();
-    if (own.succeeded) return true;
-    const free = await this.client
-      .if(key, 'Version', '==', 0)
-      .then(...write())
-      .commit();
-    return free.succeeded;
-  }
-
-  /**
-   * Takes the record over unless a stream that opened later holds it (NodePutOptions.claim):
-   * read, compare `connectedAt`, write only if the key has not changed since the read.
-   */
-  private async claim(key: string, record: NodeRecord, leaseId: string, write: () => ReturnType<Etcd3['put']>[]): Promise<boolean> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const found = (await this.client.get(key).exec()).kvs[0];
-      if (found !== undefined && found.lease !== leaseId) {
-        const held = JSON.parse(found.value.toString()) as NodeRecord;
-        if (held.connectedAt > record.connectedAt) return false;
-      }
-      const unchanged = found === undefined ? this.client.if(key, 'Version', '==', 0) : this.client.if(key, 'Mod', '==', found.mod_revision);
-      if ((await unchanged.then(...write()).commit()).succeeded) return true;
+  private async relist(): Promise<void> {
+    const liveRange = await this.client.getAll().prefix(this.keys.nodesPrefix).exec();
+    // Both at one revision, so a node moving between them is in exactly one.
+    const revision = Number(liveRange.header.revision);
+    const seenRange = await this.client.getAll().prefix(this.keys.seenNodesPrefix).revision(revision).exec();
+    this.live.list(liveRange.kvs, revision);
+    this.seen.list(seenRange.kvs, revision);
+    if (!this.listed && !this.stopped) {
+      this.listed = true;
+      for (const watched of [this.live, this.seen] as WatchedPrefix<unknown>[]) this.watch(watched, revision + 1);
     }
-    // The record kept changing under us: other replicas are claiming it too; theirs stands.
-    return false;
   }
 
-  remove(id: string): Promise<void> {
-    const lease = this.lease;
-    const last = this.owned.get(id);
-    this.owned.delete(id);
-    // Without a lease this replica wrote nothing that is still alive.
-    if (!lease) return Promise.resolve();
-    return guarded(`removing node ${id}`, this.deadlineMs, async () => {
-      const leaseId = await lease.grant();
-      const key = this.keys.node(id);
-      // Another replica that took the node over wrote the key under its own lease: leave it, and its last known record.
-      const ops = [this.client.delete().key(key), ...(last ? [this.client.put(this.keys.seenNode(id)).value(this.seen(last))] : [])];
-      await this.client
-        .if(key, 'Lease', '==', leaseId)
-        .then(...ops)
-        .commit();
-    });
-  }
-
-  list(): Promise<NodeRecord[]> {
-    return guarded('listing nodes', this.deadlineMs, async () => {
-      const values = await this.client.getAll().prefix(this.keys.nodesPrefix).strings();
-      return Object.values(values)
-        .map((v) => JSON.parse(v) as NodeRecord)
-        .sort((a, b) => a.id.localeCompare(b.id));
-    });
-  }
-
-  known(): Promise<NodeView[]> {
-    return guarded('listing known nodes', this.deadlineMs, async () => {
-      // Both lists at one revision, so a node moving between them is in exactly one.
-      const liveRange = await this.client.getAll().prefix(this.keys.nodesPrefix).exec();
-      const seenRange = await this.client.getAll().prefix(this.keys.seenNodesPrefix).revision(liveRange.header.revision).exec();
-      const parse = (kvs: Array<{ value: Buffer }>) => kvs.map((kv) => JSON.parse(kv.value.toString()) as NodeRecord);
-      const [live, seen] = [parse(liveRange.kvs), parse(seenRange.kvs)];
-      const views = new Map<string, NodeView>();
-      for (const record of seen) {
-        const { lastSeenAt, ...rest } = record as SeenRecord;
-        views.set(record.id, { ...rest, status: 'disconnected', lastSeenAt });
+  private watch(watched: WatchedPrefix<unknown>, from: number): void {
+    const watcher = this.client.watch().prefix(watched.prefix).startRevision(String(from)).watcher();
+    // A delete event's key carries no revision of its own: the response header's is the delete's.
+    watcher.on('data', (res: { header: { revision: string }; events: Array<{ type: string; kv: { key: Buffer; value: Buffer; mod_revision: string } }> }) => {
+      for (const event of res.events) {
+        const key = event.kv.key.toString();
+        if (event.type === 'Put') watched.put(key, event.kv.value.toString(), Number(event.kv.mod_revision));
+        else watched.delete(key, Number(res.header.revision));
       }
-      for (const record of live) views.set(record.id, { ...record, status: 'connected', lastSeenAt: null });
-      return [...views.values()].sort((a, b) => a.id.localeCompare(b.id));
+    });
+    // Events may have been missed while disconnected (or compacted away): list again.
+    watcher.on('connected', () => void this.relist().catch(() => undefined));
+    watcher.on('error', (err) => this.logger.warn({ err: err.message }, 'etcd watch of the nodes failed'));
+    this.watchers.push(watcher);
+  }
+
+  publish(shards: ReadonlyMap<number, readonly NodeRecord[]>): Promise<void> {
+    return guarded(`publishing ${shards.size} node shards`, this.deadlineMs, async () => {
+      const lease = String(await this.currentLease().grant());
+      const writes = [...shards].map(([shard, records]) => ({
+        key: this.keys.nodeShard(this.options.replica, shard),
+        ...(records.length > 0 ? { value: JSON.stringify(records), lease } : {}),
+      }));
+      const revisions = await writeInBatches(this.client, writes);
+      // This replica's own writes go into its copy at once, not when the watch brings them back.
+      for (const w of writes) {
+        const revision = revisions.get(w.key)!;
+        if (w.value === undefined) this.live.delete(w.key, revision);
+        else this.live.put(w.key, w.value, revision);
+      }
+      for (const [shard, records] of shards) {
+        if (records.length === 0) this.own.delete(shard);
+        else this.own.set(shard, records);
+      }
     });
   }
 
-  forget(id: string): Promise<ForgetResult> {
+  markSeen(records: readonly NodeRecord[]): Promise<void> {
+    return guarded(`recording ${records.length} nodes as seen`, this.deadlineMs, async () => {
+      const at = this.now().toISOString();
+      const later = this.laterStreams();
+      const writes = records
+        .filter((r) => (later.get(r.id) ?? '') <= r.connectedAt)
+        .map((record) => ({ key: this.keys.seenNode(record.id), value: JSON.stringify({ ...record, lastSeenAt: at } satisfies SeenRecord) }));
+      const revisions = await writeInBatches(this.client, writes);
+      for (const w of writes) this.seen.put(w.key, w.value, revisions.get(w.key)!);
+    });
+  }
+
+  /** The latest stream start the copy knows per node id, from any replica's records or last known ones. */
+  private laterStreams(): Map<string, string> {
+    const latest = new Map<string, string>();
+    const note = (record: NodeRecord) => {
+      if ((latest.get(record.id) ?? '') < record.connectedAt) latest.set(record.id, record.connectedAt);
+    };
+    for (const held of this.live.entries.values()) for (const record of held.value) note(record);
+    for (const held of this.seen.entries.values()) note(held.value);
+    return latest;
+  }
+
+  private connectedIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const held of this.live.entries.values()) for (const record of held.value) ids.add(record.id);
+    return ids;
+  }
+
+  async known(held: readonly NodeRecord[] = []): Promise<NodeView[]> {
+    await this.ready();
+    return nodeViews(
+      [...held, ...[...this.live.entries.values()].flatMap((entry) => entry.value)],
+      [...this.seen.entries.values()].map((entry) => entry.value),
+    );
+  }
+
+  async forget(id: string): Promise<ForgetResult> {
+    await this.ready();
+    if (this.connectedIds().has(id)) return 'connected';
     return guarded(`forgetting node ${id}`, this.deadlineMs, async () => {
-      const live = this.keys.node(id);
-      const seen = this.keys.seenNode(id);
-      const result = await this.client.if(live, 'Version', '==', 0).then(this.client.delete().key(seen)).commit();
-      if (!result.succeeded) return 'connected';
-      return Number(result.responses[0]?.response_delete_range?.deleted ?? 0) > 0 ? 'forgotten' : 'unknown';
+      const deleted = await this.client.delete().key(this.keys.seenNode(id)).exec();
+      this.seen.delete(this.keys.seenNode(id), Number(deleted.header.revision));
+      return Number(deleted.deleted) > 0 ? 'forgotten' : 'unknown';
     });
   }
 
-  forgetDisconnected(before: Date): Promise<string[]> {
+  async forgetDisconnected(before: Date): Promise<string[]> {
+    await this.ready();
+    const connected = this.connectedIds();
+    const old = [...this.seen.entries].filter(([, held]) => !connected.has(held.value.id) && Date.parse(held.value.lastSeenAt) < before.getTime());
     return guarded('forgetting disconnected nodes', this.deadlineMs, async () => {
-      const values = await this.client.getAll().prefix(this.keys.seenNodesPrefix).strings();
       const forgotten: string[] = [];
-      for (const value of Object.values(values)) {
-        const record = JSON.parse(value) as SeenRecord;
-        if (Date.parse(record.lastSeenAt) >= before.getTime()) continue;
-        // Only if it is still disconnected and nobody marked it seen since.
-        const live = this.keys.node(record.id);
-        const seen = this.keys.seenNode(record.id);
-        const result = await this.client.if(live, 'Version', '==', 0).and(seen, 'Value', '==', value).then(this.client.delete().key(seen)).commit();
-        if (result.succeeded) forgotten.push(record.id);
+      for (const [key, held] of old) {
+        // Only if nobody marked it seen since.
+        const result = await this.client.if(key, 'Value', '==', held.text).then(this.client.delete().key(key)).commit();
+        if (!result.succeeded) continue;
+        this.seen.delete(key, Number(result.header.revision));
+        forgotten.push(held.value.id);
       }
       return forgotten;
     });
@@ -193,23 +252,19 @@ export class EtcdNodeStore implements NodeStore {
   }
 
   async close(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.resync);
+    for (const watcher of this.watchers.splice(0)) await watcher.cancel().catch(() => undefined);
     const lease = this.lease;
     this.lease = undefined;
     if (!lease) return;
     try {
       // Mark every node held here as seen now (their streams end with this replica), then revoke:
-      // revoking deletes every live key on the lease at once; if etcd is gone they expire with the TTL.
-      await guarded('revoking the node lease', this.deadlineMs, async () => {
-        const leaseId = await lease.grant();
-        for (const [id, record] of this.owned) {
-          await this.client
-            .if(this.keys.node(id), 'Lease', '==', leaseId)
-            .then(this.client.put(this.keys.seenNode(id)).value(this.seen(record)))
-            .commit();
-        }
-        this.owned.clear();
-        await lease.revoke();
-      });
+      // revoking deletes every shard on the lease at once; if etcd is gone they expire with the TTL.
+      await this.markSeen([...this.own.values()].flat());
+      await guarded('revoking the node lease', this.deadlineMs, () => lease.revoke());
+      for (const shard of this.own.keys()) this.live.entries.delete(this.keys.nodeShard(this.options.replica, shard));
+      this.own.clear();
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'could not revoke the node lease; node records expire with its TTL');
       lease.release();

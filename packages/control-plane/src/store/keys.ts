@@ -1,11 +1,23 @@
-/** The etcd key layout (DESIGN.md), under a configurable prefix (default /lb). */
+/**
+ * The etcd key layout, under a configurable prefix (default /lb). The README's "etcd layout"
+ * section documents it; it supersedes DESIGN.md's.
+ */
 
 /** Version keys are zero-padded so etcd's byte order is numeric order (range queries, sorting). */
 export const VERSION_DIGITS = 12;
 
+export const CHUNK_LIST_SUFFIX = '.chunks';
+
 export class EtcdKeys {
+  /** `{"version": n, "historyId": "…"}`: compared (as text) by every write transaction. */
   readonly current: string;
-  readonly versionsPrefix: string;
+  /** `<n padded>` below it: one small manifest per version (history fields + its resource table's hash). */
+  readonly manifestsPrefix: string;
+  /** `<hash>` below it: content-addressed texts (resources, resource tables, chunks); `<hash>.chunks`: a split text. */
+  readonly objectsPrefix: string;
+  /** Moved by the garbage collector before it deletes objects; every write compares it (see object-gc.ts). */
+  readonly gcFence: string;
+  /** `<replica>/<shard>` below it: a replica's connected nodes, one shard per value, on its lease. */
   readonly nodesPrefix: string;
   /** `<pool>/<backend>` below it: health written by the health-check leader. */
   readonly healthPrefix: string;
@@ -31,7 +43,9 @@ export class EtcdKeys {
   constructor(prefix: string) {
     const base = prefix.replace(/\/+$/, '');
     this.current = `${base}/config/current`;
-    this.versionsPrefix = `${base}/config/versions/`;
+    this.manifestsPrefix = `${base}/config/manifests/`;
+    this.objectsPrefix = `${base}/config/objects/`;
+    this.gcFence = `${base}/config/gc-fence`;
     this.nodesPrefix = `${base}/nodes/`;
     this.healthPrefix = `${base}/health/`;
     this.registrationsPrefix = `${base}/registrations/`;
@@ -49,12 +63,21 @@ export class EtcdKeys {
     return this.privateKeysPrefix + id;
   }
 
-  version(n: number): string {
-    return this.versionsPrefix + String(n).padStart(VERSION_DIGITS, '0');
+  manifest(n: number): string {
+    return this.manifestsPrefix + String(n).padStart(VERSION_DIGITS, '0');
   }
 
-  node(id: string): string {
-    return this.nodesPrefix + id;
+  object(hash: string): string {
+    return this.objectsPrefix + hash;
+  }
+
+  /** The chunk list of a text stored split (object-store.ts). */
+  chunkList(hash: string): string {
+    return `${this.objectsPrefix + hash}${CHUNK_LIST_SUFFIX}`;
+  }
+
+  nodeShard(replica: string, shard: number): string {
+    return `${this.nodesPrefix}${replica}/${shard}`;
   }
 
   seenNode(id: string): string {

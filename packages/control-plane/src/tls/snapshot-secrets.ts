@@ -5,24 +5,21 @@
  * node may receive them is the stream's to decide (push-security.ts). A key that cannot be opened
  * is left out with the reason, which the node's NACK then shows in GET /v1/nodes.
  *
- * The same version is published again (a higher `generation`) when only the secrets changed: a
- * rotated ticket key, or a key that could not be opened before.
+ * The same view is published again (a new view with another `secretsId`) when only the secrets
+ * changed: a rotated ticket key, or a key that could not be opened before. Secrets are not
+ * resources: they are not in the digest, and every config push carries all of them.
  */
-import { parseCertificateChain, publicKeyId, type Config, type Logger, type TlsSecrets, type VersionedConfig } from '@lb/shared';
-import type { ConfigSource } from '../push/config-feed.js';
+import { createHash } from 'node:crypto';
+import { parseCertificateChain, publicKeyId, type Config, type Logger, type TlsSecrets } from '@lb/shared';
+import type { PushViewSource } from '../push/merged-config.js';
+import { type PushView, withSecrets } from '../push/push-view.js';
 import type { KeyVault } from '../secrets/key-vault.js';
 import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import { certificatesNeedingKeys } from './certificate-details.js';
 import type { TicketKeySource } from './ticket-keys.js';
 
-export interface ConfigWithSecrets extends VersionedConfig {
-  /** Grows with every publication, so a stream re-sends a version whose secrets changed. */
-  generation: number;
-  secrets: TlsSecrets;
-}
-
 export interface SnapshotSecretsOptions {
-  config: ConfigSource;
+  config: PushViewSource;
   vault: KeyVault;
   /** Absent: no shared ticket key (each node then uses its own). */
   tickets?: TicketKeySource;
@@ -57,15 +54,16 @@ export async function openKeys(config: Config, vault: KeyVault, cache: Map<strin
   return { privateKeys, unavailableReason: problems.join('; ') };
 }
 
-export class SnapshotSecrets implements ConfigSource {
-  private current: ConfigWithSecrets | undefined;
-  private generation = 0;
-  private readonly listeners = new Set<(config: VersionedConfig) => void>();
+export class SnapshotSecrets implements PushViewSource {
+  private current: PushView | undefined;
+  /** The view `current` was made from. */
+  private wraps: PushView | undefined;
+  private readonly listeners = new Set<(view: PushView) => void>();
   private readonly offs: Array<() => void> = [];
   /** Opened keys by public key id: keys are immutable, so one open per key. */
   private readonly opened = new Map<string, string>();
   private stopped = false;
-  /** A change while a build runs builds once more after it, for the newest config. */
+  /** A change while a build runs builds once more after it, for the newest view. */
   private readonly builds = new CoalescedRefresh(
     async () => {
       await this.buildOnce();
@@ -88,11 +86,19 @@ export class SnapshotSecrets implements ConfigSource {
     this.listeners.clear();
   }
 
-  latest(): ConfigWithSecrets | undefined {
+  latest(): PushView | undefined {
     return this.current;
   }
 
-  subscribe(listener: (config: VersionedConfig) => void): () => void {
+  /**
+   * A recent view without secrets: a reconnecting node runs its resources, but which secrets it
+   * holds is unknown, so the stream sends it the current ones (an empty delta with them).
+   */
+  find(historyId: string, version: number, digest: string): PushView | undefined {
+    return this.options.config.find(historyId, version, digest);
+  }
+
+  subscribe(listener: (view: PushView) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -105,9 +111,11 @@ export class SnapshotSecrets implements ConfigSource {
       this.options.logger.error({ version: base.version, reason: keys.unavailableReason }, 'a version needs private keys this control plane cannot push');
     const ticket = this.options.tickets?.current();
     const secrets: TlsSecrets = { ...keys, sessionTicketKeys: ticket === undefined ? [] : [ticket] };
+    const secretsId = secretsIdOf(secrets);
     const before = this.current;
-    if (before !== undefined && before.version === base.version && before.config === base.config && sameSecrets(before.secrets, secrets)) return;
-    const next: ConfigWithSecrets = { version: base.version, config: base.config, generation: ++this.generation, secrets };
+    if (before !== undefined && this.wraps === base && before.secretsId === secretsId) return;
+    this.wraps = base;
+    const next = withSecrets(base, secrets, secretsId);
     this.current = next;
     for (const listener of [...this.listeners]) {
       try {
@@ -119,11 +127,12 @@ export class SnapshotSecrets implements ConfigSource {
   }
 }
 
-function sameSecrets(a: TlsSecrets, b: TlsSecrets): boolean {
-  return (
-    a.unavailableReason === b.unavailableReason &&
-    JSON.stringify(a.privateKeys) === JSON.stringify(b.privateKeys) &&
-    a.sessionTicketKeys.length === b.sessionTicketKeys.length &&
-    a.sessionTicketKeys.every((k, i) => k.equals(b.sessionTicketKeys[i]!))
-  );
+/** '' for no secrets at all; otherwise a hash of everything a node would hold. */
+export function secretsIdOf(secrets: TlsSecrets): string {
+  if (secrets.privateKeys.length === 0 && secrets.sessionTicketKeys.length === 0 && secrets.unavailableReason === '') return '';
+  const hash = createHash('sha256');
+  hash.update(secrets.unavailableReason).update('\0');
+  for (const k of secrets.privateKeys) hash.update(k.certificate).update('\0').update(k.privateKeyPem).update('\0');
+  for (const k of secrets.sessionTicketKeys) hash.update(k).update('\0');
+  return hash.digest('base64url');
 }

@@ -1,10 +1,27 @@
 /**
  * The one way a config changes: read the current version, apply a mutation, validate the whole
  * result, diff it, and commit it as version N+1 in one compare-and-swap against N.
+ *
+ * A write costs what it changes, not what the config holds: the mutation works on a copy-on-write
+ * draft, validation trusts the resources the mutation left alone (the whole result is still
+ * checked for relations between resources), and only changed resources are stringified, hashed,
+ * diffed and stored.
  */
-import { diffConfigs, validateConfig, type Config, type ConfigChange, type ConfigVersionRecord, type FieldError } from '@lb/shared';
+import {
+  diffConfigs,
+  parseResourceKey,
+  sectionsOf,
+  validateConfig,
+  type Config,
+  type ConfigChange,
+  type ConfigVersionRecord,
+  type FieldError,
+  type ResourceSections,
+} from '@lb/shared';
 import { ApiError, StoreUnavailableError } from '../errors.js';
-import type { ConfigStore } from '../store/config-store.js';
+import type { ConfigStore, StoredConfig } from '../store/config-store.js';
+import { changedKeys, encodeConfig } from '../store/encoded-config.js';
+import { draftOf } from './config-draft.js';
 
 /** `If-Match` as parsed from the header: the versions the client accepts, or any (`*`). */
 export type Precondition = { anyVersion: true } | { versions: number[] };
@@ -52,8 +69,25 @@ export interface WriteResult {
 export interface ConfigWriterOptions {
   /** Attempts before giving up with 409 when writers without If-Match keep racing. */
   maxAttempts?: number;
+  /** The largest config (bytes of its JSON) a write may produce; larger gets 413. Default 32 MiB. */
+  maxConfigBytes?: number;
   now?: () => Date;
   verify?: WriteVerifier;
+}
+
+export const DEFAULT_MAX_CONFIG_BYTES = 32 * 1024 * 1024;
+
+/** Only the resources named by `keys`, in configs with every section of `config`: what diffConfigs needs to see. */
+function only(config: Config, keys: ReadonlySet<string>, sectionsOfBoth: Iterable<string>): Config {
+  const all = sectionsOf(config);
+  const out: ResourceSections = {};
+  for (const section of sectionsOfBoth) out[section] = {};
+  for (const key of keys) {
+    const { section, name } = parseResourceKey(key);
+    const resources = all[section];
+    if (resources !== undefined && Object.hasOwn(resources, name)) out[section]![name] = resources[name];
+  }
+  return out as unknown as Config;
 }
 
 function satisfies(precondition: Precondition | undefined, version: number): boolean {
@@ -71,6 +105,7 @@ function stale(precondition: Precondition, current: number): ApiError {
 
 export class ConfigWriter {
   private readonly maxAttempts: number;
+  readonly maxConfigBytes: number;
   private readonly now: () => Date;
   private readonly verify: WriteVerifier | undefined;
 
@@ -79,20 +114,34 @@ export class ConfigWriter {
     options: ConfigWriterOptions = {},
   ) {
     this.maxAttempts = options.maxAttempts ?? 5;
+    this.maxConfigBytes = options.maxConfigBytes ?? DEFAULT_MAX_CONFIG_BYTES;
     this.now = options.now ?? (() => new Date());
     this.verify = options.verify;
   }
 
   async write(request: WriteRequest, mutate: Mutation): Promise<WriteResult> {
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      const current = await this.store.current();
+    let attempts = 0;
+    let current = await this.store.current();
+    for (;;) {
       if (!satisfies(request.precondition, current.version)) throw stale(request.precondition!, current.version);
-      const validation = validateConfig(mutate(structuredClone(current.config)));
+      const draft = draftOf(current.config);
+      const validation = validateConfig(draft.settle(mutate(draft.config)), '', { trusted: current.config });
       if (!validation.ok) throw new ApiError('LB_CP_VALIDATION', 'the resulting config is invalid; nothing was changed', validation.errors);
       const next = validation.value;
       const problems = (await this.verify?.(next, current.config, request)) ?? [];
       if (problems.length > 0) throw new ApiError('LB_CP_VALIDATION', 'the resulting config is invalid; nothing was changed', problems);
-      const changes = diffConfigs(current.config, next);
+      const encoded = encodeConfig(next, current.encoded);
+      if (encoded.bytes > this.maxConfigBytes) {
+        throw new ApiError(
+          'LB_CP_PAYLOAD_TOO_LARGE',
+          `the resulting config would be ${encoded.bytes} bytes, over the limit of ${this.maxConfigBytes} (--max-config-bytes); nothing was changed`,
+          undefined,
+          { bytes: encoded.bytes, limit: this.maxConfigBytes },
+        );
+      }
+      const changed = changedKeys(current.encoded, encoded);
+      const sections = new Set([...current.encoded.sections, ...encoded.sections]);
+      const changes = diffConfigs(only(current.config, changed, sections), only(next, changed, sections));
       if (request.dryRun) return { version: current.version, committed: false, dryRun: true, changes, config: next };
       // A write that changes nothing creates no version: history stays a list of real changes,
       // and retried or repeated declarative PUTs are idempotent.
@@ -109,17 +158,22 @@ export class ConfigWriter {
         ...(request.rollbackOf !== undefined ? { rollbackOf: request.rollbackOf } : {}),
         config: next,
       };
-      if (await this.commit(record)) return { version: record.version, committed: true, dryRun: false, changes, config: next };
+      if (await this.commit(record, encoded, current)) return { version: record.version, committed: true, dryRun: false, changes, config: next };
+      if (++attempts >= this.maxAttempts) break;
+      const base = current;
+      current = await this.store.current();
+      // The pointer did not move: the garbage collector ran meanwhile (store.commit); just go again.
+      if (current.version === base.version && current.historyId === base.historyId) continue;
       // Another writer committed between our read and our transaction. With If-Match the client
       // based its change on a version that is now stale; without it, redo the change on top.
-      if (request.precondition && 'versions' in request.precondition) throw stale(request.precondition, (await this.store.current()).version);
+      if (request.precondition && 'versions' in request.precondition) throw stale(request.precondition, current.version);
     }
     throw new ApiError('LB_CP_CONFLICT', `the config kept changing under this write (${this.maxAttempts} attempts); retry`);
   }
 
-  private async commit(record: ConfigVersionRecord): Promise<boolean> {
+  private async commit(record: ConfigVersionRecord, encoded: ReturnType<typeof encodeConfig>, base: StoredConfig): Promise<boolean> {
     try {
-      return await this.store.commit(record);
+      return await this.store.commit(record, encoded, base);
     } catch (err) {
       // The transaction may have reached etcd before the deadline passed: say so, never "nothing changed".
       if (err instanceof StoreUnavailableError) {

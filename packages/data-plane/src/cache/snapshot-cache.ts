@@ -15,6 +15,8 @@ import { ERROR_CODES } from '../errors.js';
 
 export interface CachedSnapshot {
   version: number;
+  /** The config history the version belongs to; '' in files written before histories existed. */
+  historyId: string;
   config: Config;
   /** The snapshot's private keys and ticket key: the file is written 0600 for them. */
   secrets?: TlsSecrets | undefined;
@@ -61,11 +63,12 @@ export class SnapshotCache {
       return problem(`not JSON: ${describeParseError(err)}`);
     }
     if (doc === null || typeof doc !== 'object') return problem('not a JSON object');
-    const { version, config, secrets } = doc as { version?: unknown; config?: unknown; secrets?: unknown };
+    const { version, historyId, config, secrets } = doc as { version?: unknown; historyId?: unknown; config?: unknown; secrets?: unknown };
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) return problem('missing or bad "version"');
+    if (historyId !== undefined && typeof historyId !== 'string') return problem('bad "historyId"');
     const check = checkConfigValue(config);
     if (!check.ok) return problem(check.error);
-    return { version, config: check.config, secrets: secretsFromJson(secrets) };
+    return { version, historyId: historyId ?? '', config: check.config, secrets: secretsFromJson(secrets) };
   }
 
   /** Schedules a write of `snapshot`; returns at once. Failures are logged and counted, never thrown. */
@@ -100,7 +103,7 @@ export class SnapshotCache {
 
   private async write(snapshot: CachedSnapshot): Promise<void> {
     const secrets = snapshot.secrets === undefined ? undefined : secretsToJson(snapshot.secrets);
-    const body = `${JSON.stringify({ version: snapshot.version, savedAt: new Date().toISOString(), config: snapshot.config, secrets })}\n`;
+    const body = `${JSON.stringify({ version: snapshot.version, historyId: snapshot.historyId, savedAt: new Date().toISOString(), config: snapshot.config, secrets })}\n`;
     await mkdir(dirname(this.path), { recursive: true });
     const file = await open(this.tmpPath, 'w', 0o600);
     try {

@@ -3,9 +3,11 @@
  * of per node — the control plane stream, the admin port and the cache file — and N worker
  * processes (node:cluster) that serve client traffic on the shared listener.
  *
- * Snapshots: the primary validates a push first (an invalid one is NACKed without reaching any
- * worker), forwards it to every worker, and ACKs once each of them has applied it. If a worker
- * refuses it, the push is NACKed and the last good snapshot is sent again so all workers agree.
+ * Snapshots: the primary resolves a push first (a delta applied to a copy of what the workers run,
+ * the whole result validated; what cannot be applied is NACKed without reaching any worker),
+ * forwards the push as received to every worker — a delta stays a delta over IPC, each worker
+ * applies it to the same base — and ACKs once each of them has applied it. If a worker refuses it,
+ * the push is NACKed and the last good config is sent again, whole, so all workers agree.
  * The cache file is written once per applied version, by the primary only.
  *
  * Workers that die are started again (with backoff if they keep dying); a new worker gets the
@@ -17,12 +19,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config, ConfigSnapshot, HealthUpdate, Logger, TlsSecrets } from '@lb/shared';
+import type { ConfigSnapshot, HealthUpdate, Logger, TlsSecrets } from '@lb/shared';
 import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from '../admin/admin-server.js';
 import { SnapshotCache } from '../cache/snapshot-cache.js';
-import type { ConfigSource, ConfigView, PushOutcome } from '../config/snapshot-applier.js';
-import { checkSnapshot } from '../config/snapshot-validate.js';
+import { appliedConfig, type AppliedConfig } from '../config/applied-config.js';
+import { fullSnapshotOf, resolvePush } from '../config/push-resolver.js';
+import type { ConfigSource, ConfigView, PushOutcome, RunningConfig } from '../config/snapshot-applier.js';
 import { HealthStore } from '../health/health-store.js';
 import { DataPlaneMetrics } from '../metrics.js';
 import { createDiscoveryClient, httpUrl, type DataPlaneOptions } from '../node.js';
@@ -59,8 +62,9 @@ interface WorkerState {
 }
 
 interface Applied {
-  version: number;
-  snapshot: ConfigSnapshot | null;
+  config: AppliedConfig;
+  /** The key material the workers run with (null: none). */
+  secrets: TlsSecrets | null;
   source: ConfigSource;
   appliedAt: number;
 }
@@ -78,10 +82,6 @@ interface Query<T> {
 }
 
 type Body<T> = T extends unknown ? Omit<T, 'lb'> : never;
-
-function cachedSnapshot(version: number, configJson: string, secrets: TlsSecrets | undefined): ConfigSnapshot {
-  return { version, nonce: 'cache', configJson, baseVersion: 0, upserted: [], removed: [], secrets: secrets ?? null };
-}
 
 /** A full HealthUpdate rebuilt from the store, for a worker that starts after the pushes went by. */
 function fullHealth(store: HealthStore): HealthUpdate {
@@ -104,10 +104,9 @@ export class ClusterPrimary implements AsyncPushHandler {
   private seq = 0;
   /** What every worker runs (ACKed); undefined until the first snapshot. */
   private good: Applied | undefined;
-  /** The certificates of `good`, for lb_dp_certificate_expiry_seconds. */
-  private goodCertificates: Config['certificates'];
-  /** What a worker starting now must apply: the newest snapshot sent, even if not ACKed yet. */
-  private latest: { snapshot: ConfigSnapshot | null } = { snapshot: null };
+  /** What a worker starting now must apply: the newest config sent, even if not ACKed yet, and its key material. */
+  private latest: AppliedConfig | undefined;
+  private latestSecrets: TlsSecrets | null = null;
   /** Pushes are applied one at a time, in order. */
   private chain: Promise<unknown> = Promise.resolve();
   private discovery: DiscoveryClient | undefined;
@@ -127,7 +126,7 @@ export class ClusterPrimary implements AsyncPushHandler {
       options.cacheFile === undefined
         ? undefined
         : new SnapshotCache(options.cacheFile, this.logger, { onWrite: (ok) => metrics.cacheWrite(ok ? 'ok' : 'error') });
-    metrics.certificates = () => this.goodCertificates;
+    metrics.certificates = () => this.good?.config.config.certificates;
     this.adminServer = createAdminServer(
       {
         ready: () => {
@@ -158,10 +157,11 @@ export class ClusterPrimary implements AsyncPushHandler {
   async start(): Promise<void> {
     const cached = this.cache?.load();
     if (cached !== undefined) {
-      const snapshot = cachedSnapshot(cached.version, JSON.stringify(cached.config), cached.secrets);
-      this.latest = { snapshot };
-      this.goodCertificates = cached.config.certificates;
-      this.good = { version: cached.version, snapshot, source: 'cache', appliedAt: Date.now() };
+      const config = appliedConfig(cached.version, cached.historyId, cached.config);
+      const secrets = cached.secrets ?? null;
+      this.latest = config;
+      this.latestSecrets = secrets;
+      this.good = { config, secrets, source: 'cache', appliedAt: Date.now() };
       this.metrics.setConfigVersion(cached.version);
       this.logger.info({ version: cached.version, path: this.cache?.path }, 'serving the cached snapshot until a control plane answers');
     }
@@ -182,8 +182,9 @@ export class ClusterPrimary implements AsyncPushHandler {
 
   // --- PushHandler: what the discovery client drives ---
 
-  appliedVersion(): number {
-    return this.good?.version ?? 0;
+  runningConfig(): RunningConfig {
+    const running = this.good?.config;
+    return { version: running?.version ?? 0, historyId: running?.historyId ?? '', digest: running?.digest ?? '' };
   }
 
   healthRevision(): number {
@@ -209,40 +210,45 @@ export class ClusterPrimary implements AsyncPushHandler {
 
   private async applyConfig(snapshot: ConfigSnapshot): Promise<PushOutcome> {
     const { logger, metrics } = this;
-    const check = checkSnapshot(snapshot);
-    if (!check.ok) {
+    const resolved = resolvePush(this.latest, snapshot);
+    if (!resolved.ok) {
       metrics.snapshot('rejected');
-      logger.warn({ version: snapshot.version, code: check.code, reason: check.error }, 'snapshot rejected; keeping the running config');
-      return { ok: false, error: check.error };
+      logger.warn({ version: snapshot.version, code: resolved.code, reason: resolved.error }, 'snapshot rejected; keeping the running config');
+      return { ok: false, error: `${resolved.code}: ${resolved.error}` };
     }
     const good = this.good;
+    // The same config with other key material (a rotated ticket key) goes to the workers like a new one.
     if (
-      good?.snapshot != null &&
-      good.version === snapshot.version &&
-      good.snapshot.configJson === snapshot.configJson &&
-      keyMaterialOf(good.snapshot.secrets).fingerprint === keyMaterialOf(snapshot.secrets).fingerprint
+      resolved.unchanged &&
+      good !== undefined &&
+      good.config === resolved.next &&
+      keyMaterialOf(good.secrets).fingerprint === keyMaterialOf(snapshot.secrets).fingerprint
     ) {
       good.source = 'control-plane';
       metrics.snapshot('unchanged');
       return { ok: true };
     }
-    // Workers get the snapshot as received; each validates and compiles it itself.
+    const next = resolved.next;
+    // Workers get the push as received; each resolves it against the same base itself.
     const previous = this.latest;
-    this.latest = { snapshot };
+    const previousSecrets = this.latestSecrets;
+    this.latest = next;
+    this.latestSecrets = snapshot.secrets ?? null;
     const outcome = await this.broadcast((seq) => ({ kind: 'config', seq, snapshot }));
     if (!outcome.ok) {
       metrics.snapshot('rejected');
       logger.error({ version: snapshot.version, reason: outcome.error }, 'a worker could not apply the snapshot; restoring the last good one');
       this.latest = previous;
-      if (previous.snapshot !== null) void this.broadcast((seq) => ({ kind: 'config', seq, snapshot: previous.snapshot! }));
+      this.latestSecrets = previousSecrets;
+      if (previous !== undefined)
+        void this.broadcast((seq) => ({ kind: 'config', seq, snapshot: fullSnapshotOf(previous, 'restore', previousSecrets), replace: true }));
       return outcome;
     }
-    this.good = { version: snapshot.version, snapshot, source: 'control-plane', appliedAt: Date.now() };
-    this.goodCertificates = check.config.certificates;
+    this.good = { config: next, secrets: snapshot.secrets ?? null, source: 'control-plane', appliedAt: Date.now() };
     metrics.snapshot('applied');
-    metrics.setConfigVersion(snapshot.version);
-    logger.info({ version: snapshot.version, workers: this.workers.size }, 'snapshot applied');
-    this.cache?.save({ version: snapshot.version, config: check.config, secrets: toSecrets(keyMaterialOf(snapshot.secrets)) });
+    metrics.setConfigVersion(next.version);
+    logger.info({ version: next.version, history: next.historyId, workers: this.workers.size }, 'snapshot applied');
+    this.cache?.save({ version: next.version, historyId: next.historyId, config: next.config, secrets: toSecrets(keyMaterialOf(snapshot.secrets)) });
     return outcome;
   }
 
@@ -380,7 +386,8 @@ export class ClusterPrimary implements AsyncPushHandler {
         // Everything sent from here on follows init, so the worker sees pushes in order.
         state.initialized = true;
         state.initSeq = ++this.seq;
-        this.send(state, { kind: 'init', seq: state.initSeq, snapshot: this.latest.snapshot, health: fullHealth(this.health) });
+        const snapshot = this.latest === undefined ? null : fullSnapshotOf(this.latest, 'init', this.latestSecrets);
+        this.send(state, { kind: 'init', seq: state.initSeq, snapshot, health: fullHealth(this.health) });
         return;
       }
       case 'applied':

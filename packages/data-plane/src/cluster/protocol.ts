@@ -16,7 +16,8 @@ export const LB = 'lb-dp' as const;
 export type ToWorker =
   /** The state to start from: the snapshot to apply (none: the primary has none yet) and all health. */
   | { lb: typeof LB; kind: 'init'; seq: number; snapshot: ConfigSnapshot | null; health: HealthUpdate }
-  | { lb: typeof LB; kind: 'config'; seq: number; snapshot: ConfigSnapshot }
+  /** A push as the control plane sent it (full or delta); `replace`: the primary restores the last good config, whole, whatever runs. */
+  | { lb: typeof LB; kind: 'config'; seq: number; snapshot: ConfigSnapshot; replace?: boolean }
   | { lb: typeof LB; kind: 'health'; seq: number; update: HealthUpdate }
   /** Another worker ejected (or let back) a backend from its own traffic: follow it, so the node ejects as one. */
   | { lb: typeof LB; kind: 'ejection'; ejection: Ejection }

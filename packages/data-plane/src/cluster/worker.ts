@@ -85,7 +85,7 @@ export function runWorker(options: WorkerOptions): void {
       case 'init': {
         void apply(m.seq, () => {
           applier.onHealth(m.health);
-          if (m.snapshot !== null) return applier.onConfig(m.snapshot);
+          if (m.snapshot !== null) return applier.onConfig(m.snapshot, { replace: true });
           return { ok: true };
         }).then((ok) => {
           // Not with a config the other workers do not run: the primary kills and replaces this one.
@@ -102,7 +102,7 @@ export function runWorker(options: WorkerOptions): void {
         return;
       }
       case 'config':
-        return void apply(m.seq, () => applier.onConfig(m.snapshot));
+        return void apply(m.seq, () => applier.onConfig(m.snapshot, { replace: m.replace === true }));
       case 'health':
         return void apply(m.seq, () => applier.onHealth(m.update));
       case 'ejection':

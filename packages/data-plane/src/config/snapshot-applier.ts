@@ -1,14 +1,16 @@
 /**
- * Turns snapshots (pushed or cached) into the routing table the forwarder reads, and the listeners
- * the config names. Everything that can fail — parsing, validation, TLS contexts, compilation,
- * binding a new port — happens before the swap; the swap is one assignment to `current`; side
- * effects (closing upstream pools and listeners no longer used, writing the cache file) come after
- * and never block a request.
+ * Turns snapshots and deltas (pushed) or the cache file into the routing table the forwarder
+ * reads, and the listeners the config names. Everything that can fail — parsing, applying a delta
+ * to a copy, validating the whole result, TLS contexts, compilation, binding a new port — happens
+ * before the swap; the swap is one assignment to `current`; side effects (closing upstream pools
+ * and listeners no longer used, writing the cache file) come after and never block a request. A
+ * delta that changes one pool rebuilds that pool's balancer only: every other compiled pool is
+ * taken over from the running table (their resource hashes are unchanged).
  *
  * Applying is synchronous unless the snapshot opens a port: then it waits for the bind, and pushes
  * that arrive meanwhile wait their turn, so snapshots are always applied in order.
  */
-import { POOL_DEFAULTS, type Config, type ConfigSnapshot, type Ejection, type HealthUpdate, type Logger, type Route } from '@lb/shared';
+import type { Config, ConfigSnapshot, Ejection, HealthUpdate, Logger, Route } from '@lb/shared';
 import type { ListenerBinder, ListenerPlan, ListenerView } from './listener-binder.js';
 import { keyMaterialOf, NO_KEY_MATERIAL, toSecrets, type KeyMaterial } from '../tls/key-material.js';
 import { ListenerTlsCompiler } from '../tls/listener-tls.js';
@@ -24,17 +26,28 @@ import type { TableSource } from '../routing/table-source.js';
 import { compileRoutingTable, type RoutingTable } from '../routing/routing-table.js';
 import type { Clock, Random } from '../runtime/clock.js';
 import type { UpstreamPools } from '../upstream/upstream-pools.js';
-import { checkSnapshot } from './snapshot-validate.js';
+import { appliedConfig, type AppliedConfig } from './applied-config.js';
+import { resolvePush, type ResolveOptions } from './push-resolver.js';
+import { UpstreamRefs } from './upstream-refs.js';
 
 export type ConfigSource = 'control-plane' | 'cache';
 
 /** The answer to a push: ACK, or NACK with a reason. */
 export type PushOutcome = { ok: true } | { ok: false; error: string };
 
+/** The config a node runs, as its Hello reports it. */
+export interface RunningConfig {
+  /** 0 when none. */
+  version: number;
+  historyId: string;
+  /** '' when none. */
+  digest: string;
+}
+
 /** What the discovery client needs from the node: state for Hello, and somewhere to apply pushes. */
 export interface PushHandler {
-  /** The config version running now; 0 when none. Sent as Hello.cached_version. */
-  appliedVersion(): number;
+  /** The config running now (Hello.cached_version, cached_history_id, cached_digest). */
+  runningConfig(): RunningConfig;
   /** The health revision held now; 0 when none. */
   healthRevision(): number;
   /** Applies a config push and says whether to ACK or NACK it; asynchronous only when it opens a port. */
@@ -44,6 +57,10 @@ export interface PushHandler {
 
 export interface ConfigView {
   version: number;
+  /** The history the version belongs to ('' when unknown). */
+  historyId: string;
+  /** The digest of the running config's resources ('' when none). */
+  digest: string;
   source: ConfigSource | null;
   appliedAt: string | null;
   pools: Record<string, { algorithm: string; backends: { id: string; address: string; weight: number; state: string }[] }>;
@@ -73,6 +90,9 @@ export interface ApplierDeps {
 export class SnapshotApplier implements TableSource, PushHandler {
   /** The table requests are routed with. Replaced whole, never mutated. */
   current: RoutingTable | undefined;
+  /** The config `current` was compiled from, with its history and resource hashes. */
+  private applied: AppliedConfig | undefined;
+  private readonly upstreamRefs = new UpstreamRefs();
   private source: ConfigSource | null = null;
   private appliedAt: number | null = null;
   /** Passive health from this node's traffic; ejections rebuild the pool's balancer. */
@@ -127,6 +147,11 @@ export class SnapshotApplier implements TableSource, PushHandler {
     return this.current?.version ?? 0;
   }
 
+  runningConfig(): RunningConfig {
+    const applied = this.applied;
+    return { version: applied?.version ?? 0, historyId: applied?.historyId ?? '', digest: applied?.digest ?? '' };
+  }
+
   healthRevision(): number {
     return this.deps.health.revision;
   }
@@ -140,7 +165,8 @@ export class SnapshotApplier implements TableSource, PushHandler {
   loadCache(): number | Promise<number> {
     const cached = this.deps.cache?.load();
     if (cached === undefined) return 0;
-    return then(this.install(cached.version, cached.config, keyMaterialOf(cached.secrets), 'cache'), (outcome) => {
+    const applied = appliedConfig(cached.version, cached.historyId, cached.config);
+    return then(this.install(applied, keyMaterialOf(cached.secrets), 'cache'), (outcome) => {
       if (!outcome.ok) {
         this.deps.logger.warn({ code: ERROR_CODES.CACHE_CORRUPT, reason: outcome.error }, 'cached snapshot cannot be applied; ignoring it');
         return 0;
@@ -150,42 +176,32 @@ export class SnapshotApplier implements TableSource, PushHandler {
     });
   }
 
-  onConfig(snapshot: ConfigSnapshot): PushOutcome | Promise<PushOutcome> {
+  /** Applies a full snapshot or a delta; `options.replace`: see ResolveOptions (cluster workers only). */
+  onConfig(snapshot: ConfigSnapshot, options: ResolveOptions = {}): PushOutcome | Promise<PushOutcome> {
     // Behind an apply that waits for a port: in order, never two at once.
-    if (this.binding !== undefined) return this.binding.then(() => this.onConfig(snapshot));
+    if (this.binding !== undefined) return this.binding.then(() => this.onConfig(snapshot, options));
     const { logger, metrics } = this.deps;
-    const check = checkSnapshot(snapshot);
-    if (!check.ok) {
+    const resolved = resolvePush(this.applied, snapshot, options);
+    if (!resolved.ok) {
       metrics.snapshot('rejected');
-      logger.warn({ version: snapshot.version, code: check.code, reason: check.error }, 'snapshot rejected; keeping the running config');
+      logger.warn({ version: snapshot.version, code: resolved.code, reason: resolved.error }, 'snapshot rejected; keeping the running config');
       // The code leads the NACK's text, so that `GET /v1/nodes` shows it (docs/errors.md).
-      return { ok: false, error: `${check.code}: ${check.error}` };
+      return { ok: false, error: `${resolved.code}: ${resolved.error}` };
     }
-    const running = this.current;
     const material = keyMaterialOf(snapshot.secrets);
-    // A control plane that restarted (or a replica we reconnected to) resends what we run: ACK again.
-    // The same version with other key material (a rotated ticket key) is applied like a new one.
-    if (
-      running !== undefined &&
-      running.version === snapshot.version &&
-      material.fingerprint === this.material.fingerprint &&
-      JSON.stringify(running.config) === JSON.stringify(check.config)
-    ) {
+    // The same config with other key material (a rotated ticket key) is applied like a new one.
+    if (resolved.unchanged && material.fingerprint === this.material.fingerprint) {
       this.source = 'control-plane';
       metrics.snapshot('unchanged');
       return { ok: true };
     }
-    if (running !== undefined && snapshot.version < running.version) {
-      // Versions only grow (a rollback is a new version), so this is a lagging replica or a rebuilt
-      // store. The control plane is the authority; apply it, but leave a trace.
-      logger.warn({ version: snapshot.version, running: running.version }, 'control plane pushed an older version than the one running; applying it');
-    }
-    return then(this.install(snapshot.version, check.config, material, 'control-plane'), (outcome) => {
+    const next = resolved.next;
+    return then(this.install(next, material, 'control-plane'), (outcome) => {
       metrics.snapshot(outcome.ok ? 'applied' : 'rejected');
       if (outcome.ok) {
-        logger.info({ version: snapshot.version }, 'snapshot applied');
-        this.deps.cache?.save({ version: snapshot.version, config: check.config, secrets: toSecrets(material) });
-      } else logger.warn({ version: snapshot.version, reason: outcome.error }, 'snapshot rejected; keeping the running config');
+        logger.info({ version: next.version, history: next.historyId, delta: snapshot.configJson === '' }, 'snapshot applied');
+        this.deps.cache?.save({ version: next.version, historyId: next.historyId, config: next.config, secrets: toSecrets(material) });
+      } else logger.warn({ version: next.version, reason: outcome.error }, 'snapshot rejected; keeping the running config');
       return outcome;
     });
   }
@@ -210,8 +226,9 @@ export class SnapshotApplier implements TableSource, PushHandler {
     return { ok: true, plans };
   }
 
-  private install(version: number, config: Config, material: KeyMaterial, source: ConfigSource): PushOutcome | Promise<PushOutcome> {
+  private install(next: AppliedConfig, material: KeyMaterial, source: ConfigSource): PushOutcome | Promise<PushOutcome> {
     const { upstreams, metrics, random, logger, clock, stickySecret } = this.deps;
+    const { version, config } = next;
     const previous = this.current;
     const listeners = this.planListeners(config, material);
     if (!listeners.ok) {
@@ -227,7 +244,17 @@ export class SnapshotApplier implements TableSource, PushHandler {
     try {
       table = compileRoutingTable(
         { version, config },
-        { upstreams, metrics, random, clock, stickySecret, previous, hosts: this.eligibility.hostsFor, upstreamTls: upstreamTls.byPool },
+        {
+          upstreams,
+          metrics,
+          random,
+          clock,
+          stickySecret,
+          previous,
+          hosts: this.eligibility.hostsFor,
+          upstreamTls: upstreamTls.byPool,
+          resourceHashes: next.hashes,
+        },
       );
     } catch (err) {
       // Give back the upstream pools the failed compile may have opened.
@@ -238,7 +265,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
     }
     const binder = this.deps.listeners;
     if (binder === undefined || !binder.needsBind(listeners.plans)) {
-      this.swap(table, previous, material, source, listeners.plans);
+      this.swap(table, next, previous, material, source, listeners.plans);
       return { ok: true };
     }
     const bound = binder.bind(listeners.plans).then((error): PushOutcome => {
@@ -247,7 +274,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
         this.tls.abortRound();
         return { ok: false, error: `${ERROR_CODES.LISTENER_BIND}: ${error}` };
       }
-      this.swap(table, previous, material, source, listeners.plans);
+      this.swap(table, next, previous, material, source, listeners.plans);
       return { ok: true };
     });
     this.binding = bound.finally(() => {
@@ -257,10 +284,18 @@ export class SnapshotApplier implements TableSource, PushHandler {
   }
 
   /** The one-assignment swap, then what follows it: listeners settle, unused upstream pools close. */
-  private swap(table: RoutingTable, previous: RoutingTable | undefined, material: KeyMaterial, source: ConfigSource, plans: readonly ListenerPlan[]): void {
+  private swap(
+    table: RoutingTable,
+    next: AppliedConfig,
+    previous: RoutingTable | undefined,
+    material: KeyMaterial,
+    source: ConfigSource,
+    plans: readonly ListenerPlan[],
+  ): void {
     const { upstreams, metrics } = this.deps;
     const version = table.version;
     this.current = table;
+    this.applied = next;
     this.material = material;
     this.tls.endRound();
     this.deps.listeners?.settle(plans);
@@ -270,12 +305,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
     this.eligibility.adopt(table);
     // Backends that stopped being active (draining, disabled, removed) finish what they have, for
     // at most their pool's drainTimeoutMs.
-    const grace = new Map<string, number>();
-    for (const pool of previous?.pools.values() ?? []) {
-      const ms = pool.settings.drainTimeoutMs ?? POOL_DEFAULTS.drainTimeoutMs;
-      for (const b of pool.backends) grace.set(b.address, Math.max(grace.get(b.address) ?? 0, ms));
-    }
-    upstreams.retainOnly(table.addresses(), (address) => grace.get(address));
+    upstreams.release(this.upstreamRefs.swap(previous, table));
   }
 
   /** The /config document: what runs, where it came from, and the table summary. */
@@ -287,6 +317,8 @@ export class SnapshotApplier implements TableSource, PushHandler {
     }
     return {
       version: table?.version ?? 0,
+      historyId: this.applied?.historyId ?? '',
+      digest: this.applied?.digest ?? '',
       source: this.source,
       appliedAt: this.appliedAt === null ? null : new Date(this.appliedAt).toISOString(),
       pools,

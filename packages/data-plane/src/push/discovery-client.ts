@@ -29,7 +29,9 @@ export interface DiscoveryClientOptions {
   maxBackoffMs?: number;
   /**
    * Time for a control plane to send its first message after the stream opens (ms); past it the
-   * attempt counts as failed. Catches black-holed addresses sooner than TCP would. Default 5000.
+   * attempt counts as failed. Catches black-holed addresses sooner than TCP would. It doubles
+   * with every failed attempt in a row (up to 16 times), so that a control plane slowed down by a
+   * reconnect storm is given longer, never a new wave of the same reconnects. Default 5000.
    */
   firstMessageTimeoutMs?: number;
   onConnectionChange?(connected: boolean, address: string): void;
@@ -139,10 +141,11 @@ export class DiscoveryClient {
 
     let heard = false;
     let finished = false;
+    const timeoutMs = this.firstMessageTimeoutMs * 2 ** Math.min(this.failures, 4);
     const firstMessageTimer = setTimeout(() => {
-      logger.warn({ controlPlane: address, timeoutMs: this.firstMessageTimeoutMs }, 'control plane did not answer Hello in time');
+      logger.warn({ controlPlane: address, timeoutMs }, 'control plane did not answer Hello in time');
       call.cancel();
-    }, this.firstMessageTimeoutMs);
+    }, timeoutMs);
 
     const finish = (reason: string) => {
       if (finished) return;
@@ -178,13 +181,16 @@ export class DiscoveryClient {
     call.on('error', () => {});
     call.on('status', (status: grpc.StatusObject) => finish(`${grpc.status[status.code] ?? status.code}: ${status.details}`));
 
+    const running = this.options.handler.runningConfig();
     const hello: NodeMessage = {
       hello: {
         nodeId: this.options.nodeId,
         zone: this.options.zone,
-        cachedVersion: this.options.handler.appliedVersion(),
+        cachedVersion: running.version,
         address: this.options.listenAddress,
         cachedHealthRevision: this.options.handler.healthRevision(),
+        cachedHistoryId: running.historyId,
+        cachedDigest: running.digest,
       },
     };
     call.write(hello);

@@ -23,6 +23,7 @@ import {
   type Hsts,
   type HttpsRedirect,
   type Redirect,
+  resourceKey,
   routeSpecificity,
   type VersionedConfig,
   WEBSOCKET_DEFAULTS,
@@ -78,8 +79,13 @@ export interface CompiledPool {
   readonly resilience: PoolResilience;
   /** How its backends are reached: the resilience settings' connection part, and TLS. */
   readonly upstream: UpstreamSettings;
-  /** The pool's config as JSON: an unchanged pool is reused by the next table, balancer position and all. */
+  /**
+   * The pool's resource hash (or its JSON, compiled without hashes), with its TLS identity: an
+   * unchanged pool is reused by the next table, balancer position and all.
+   */
   readonly source: string;
+  /** The upstream pools (upstreamKey) its active backends send to. */
+  readonly upstreamKeys: readonly string[];
 }
 
 export interface RouteTarget {
@@ -197,7 +203,7 @@ export class RoutingTable {
   /** Upstream pools the table can send to (active backends), by upstreamKey(). */
   addresses(): Set<string> {
     const out = new Set<string>();
-    for (const pool of this.pools.values()) for (const b of pool.backends) if (b.upstream !== undefined) out.add(upstreamKey(b.address, pool.upstream));
+    for (const pool of this.pools.values()) for (const key of pool.upstreamKeys) out.add(key);
     return out;
   }
 }
@@ -213,14 +219,20 @@ export interface CompileDeps {
   previous?: RoutingTable | undefined;
   /** TLS to the backends of pools that say so (tls/upstream-tls.ts), by pool name. */
   upstreamTls?: ReadonlyMap<string, UpstreamTls> | undefined;
+  /**
+   * Resource hashes of the config (`pools/<name>` → hash, see AppliedConfig): a pool is reused when
+   * its hash is the previous table's. Absent: pools are compared by their JSON (slower on large pools).
+   */
+  resourceHashes?: ReadonlyMap<string, string> | undefined;
   /** The hosts a pool's balancer may pick, with effective weights (health, panic, slow start); default: every active backend at its weight. */
   hosts?: ((pool: string, settings: Config['pools'][string], backends: readonly CompiledBackend[]) => Host<CompiledBackend>[]) | undefined;
 }
 
 function compilePool(name: string, pool: Config['pools'][string], deps: CompileDeps): CompiledPool {
   const tls = deps.upstreamTls?.get(name);
-  // A rotated CA or client certificate changes the pool's TLS, not its JSON.
-  const source = tls === undefined ? JSON.stringify(pool) : `${JSON.stringify(pool)}\u0000${tls.identity}`;
+  const content = deps.resourceHashes?.get(resourceKey('pools', name)) ?? JSON.stringify(pool);
+  // A rotated CA or client certificate changes the pool's TLS, not its resource.
+  const source = tls === undefined ? content : `${content}\u0000${tls.identity}`;
   const reused = deps.previous?.pools.get(name);
   if (reused !== undefined && reused.source === source) return reused;
   const clock = deps.clock ?? systemClock;
@@ -254,6 +266,7 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
     resilience,
     upstream,
     source,
+    upstreamKeys: backends.filter((b) => b.upstream !== undefined).map((b) => upstreamKey(b.address, upstream)),
   };
 }
 

@@ -110,17 +110,27 @@ export class UpstreamPools implements UpstreamSource {
    * in flight finish; `graceFor(address)` (ms) cuts those still running after that long (drainTimeoutMs).
    */
   retainOnly(keep: ReadonlySet<string>, graceFor?: (address: string) => number | undefined): void {
-    for (const [key, { address, pool }] of this.pools) {
-      if (!keep.has(key)) {
-        this.pools.delete(key);
-        const closed = pool.close();
-        const grace = graceFor?.(address);
-        if (grace !== undefined) {
-          const timer = setTimeout(() => void pool.destroy(), grace);
-          timer.unref();
-          void closed.then(() => clearTimeout(timer));
-        }
-      }
+    for (const [key, { address }] of this.pools) if (!keep.has(key)) this.close(key, graceFor?.(address));
+  }
+
+  /**
+   * Closes (gracefully, not awaited) the pools of these keys (upstreamKey), each cutting requests
+   * still running after its grace (ms). What a new routing table stopped using, found without
+   * walking every backend of a large config (config/upstream-refs.ts).
+   */
+  release(graceByKey: ReadonlyMap<string, number>): void {
+    for (const [key, grace] of graceByKey) this.close(key, grace);
+  }
+
+  private close(key: string, grace: number | undefined): void {
+    const entry = this.pools.get(key);
+    if (entry === undefined) return;
+    this.pools.delete(key);
+    const closed = entry.pool.close();
+    if (grace !== undefined) {
+      const timer = setTimeout(() => void entry.pool.destroy(), grace);
+      timer.unref();
+      void closed.then(() => clearTimeout(timer));
     }
   }
 

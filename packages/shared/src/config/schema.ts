@@ -143,7 +143,8 @@ export const poolSchema = {
   additionalProperties: false,
   properties: {
     algorithm: { enum: [...ALGORITHMS], default: 'round_robin' },
-    backends: { type: 'array', maxItems: 20000, items: backendSchema, default: [] },
+    // A pool of 50,000 backends is supported; the whole config is bounded by --max-config-bytes.
+    backends: { type: 'array', maxItems: 100000, items: backendSchema, default: [] },
     hashOn: {
       type: 'object',
       additionalProperties: false,

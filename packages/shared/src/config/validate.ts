@@ -22,6 +22,7 @@ import {
   type Route,
   type ValueMatch,
 } from './model.js';
+import { resourceKey, sectionsOf, type ResourceSections } from './resources.js';
 import {
   HTTP_TOKEN_PATTERN,
   backendBodySchema,
@@ -53,6 +54,15 @@ export interface ValidationOptions {
    * upgrade must neither NACK the running version nor block writes to other pools.
    */
   forWrite?: boolean;
+  /**
+   * A config validated before (with its defaults filled in). Resources of the input that are the
+   * very same objects as this config's, under the same section and name, are taken as they are:
+   * only the other resources are checked on their own, and the relations between resources (routes
+   * naming pools, ambiguous matches) are checked across the whole result. This is how a change to
+   * one pool of a 100,000-backend config is validated as a whole without re-reading every backend.
+   * Only validateConfig reads it.
+   */
+  trusted?: Config;
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
@@ -394,9 +404,18 @@ export function matchKey(route: Route): string {
 }
 
 function checkConfig(config: Config, errors: FieldError[], options: ValidationOptions): void {
+  const trusted = options.trusted;
+  // A resource the caller vouches for (unchanged since a validated version) skips its own checks;
+  // references between resources are always checked, since what they point at may have changed.
+  const isTrusted = (section: 'pools' | 'certificates', name: string, value: unknown): boolean => {
+    const known = trusted?.[section] as Record<string, unknown> | undefined;
+    return known !== undefined && Object.hasOwn(known, name) && known[name] === value;
+  };
   const certificates = config.certificates ?? {};
   const listeners = config.listeners ?? {};
-  for (const [name, resource] of Object.entries(certificates)) checkCertificate(resource, `certificates.${name}`, errors);
+  for (const [name, resource] of Object.entries(certificates)) {
+    if (!isTrusted('certificates', name, resource)) checkCertificate(resource, `certificates.${name}`, errors);
+  }
   const ports = new Map<number, string>();
   for (const [name, listener] of Object.entries(listeners)) {
     if (name === DEFAULT_LISTENER)
@@ -407,7 +426,7 @@ function checkConfig(config: Config, errors: FieldError[], options: ValidationOp
     else ports.set(listener.port, name);
   }
   for (const [name, pool] of Object.entries(config.pools)) {
-    checkPool(pool, `pools.${name}`, errors, options);
+    if (!isTrusted('pools', name, pool)) checkPool(pool, `pools.${name}`, errors, options);
     checkPoolTls(pool, `pools.${name}`, errors, certificates);
   }
   // Two routes with the same match are ambiguous where they serve the same listener; a route for
@@ -432,9 +451,48 @@ function finish<T>(result: Validation<T>, check: (value: T, errors: FieldError[]
   return errors.length === 0 ? result : { ok: false, errors };
 }
 
-/** The whole config: structure, then every cross-reference. */
+/** The whole config: structure, then every cross-reference (see ValidationOptions.trusted). */
 export function validateConfig(input: unknown, prefix = '', options: ValidationOptions = {}): Validation<Config> {
-  return finish(structural<Config>(compiled.config, input, prefix), (c, errors) => checkConfig(c, errors, options));
+  if (options.trusted === undefined) return finish(structural<Config>(compiled.config, input, prefix), (c, errors) => checkConfig(c, errors, options));
+  const trusted = sectionsOf(options.trusted);
+  const { sparse, kept } = withoutTrusted(input, trusted);
+  const checked = structural<Config>(compiled.config, sparse, prefix);
+  if (!checked.ok) return checked;
+  return finish({ ok: true, value: restoreTrusted(input as ResourceSections, sectionsOf(checked.value), kept) as unknown as Config }, (c, errors) =>
+    checkConfig(c, errors, options),
+  );
+}
+
+/** The input without its trusted resources (those go through no schema again), and which were left out. */
+function withoutTrusted(input: unknown, trusted: ResourceSections): { sparse: unknown; kept: Set<string> } {
+  const kept = new Set<string>();
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return { sparse: input, kept };
+  const sparse: Record<string, unknown> = {};
+  for (const [section, resources] of Object.entries(input)) {
+    const known = trusted[section];
+    if (known === undefined || resources === null || typeof resources !== 'object' || Array.isArray(resources)) {
+      sparse[section] = resources;
+      continue;
+    }
+    const rest: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(resources)) {
+      if (Object.hasOwn(known, name) && known[name] === value) kept.add(resourceKey(section, name));
+      else rest[name] = value;
+    }
+    sparse[section] = rest;
+  }
+  return { sparse, kept };
+}
+
+/** The validated sparse config with the trusted resources put back, in the input's order. */
+function restoreTrusted(input: ResourceSections, checked: ResourceSections, kept: ReadonlySet<string>): ResourceSections {
+  const out: ResourceSections = {};
+  for (const [section, resources] of Object.entries(checked)) {
+    const merged: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(input[section] ?? {})) merged[name] = kept.has(resourceKey(section, name)) ? value : resources[name];
+    out[section] = merged;
+  }
+  return out;
 }
 
 /** One pool on its own (PUT /v1/pools/{pool}); cross-references are checked when it is merged. */

@@ -12,6 +12,8 @@ export interface Hello {
   cachedVersion: number;
   address: string;
   cachedHealthRevision: number;
+  cachedHistoryId: string;
+  cachedDigest: string;
 }
 
 export interface Ack {
@@ -71,6 +73,7 @@ export interface TlsSecrets {
   unavailableReason: string;
 }
 
+/** A full snapshot when `configJson` is set; otherwise a delta on `baseVersion` (see the proto). */
 export interface ConfigSnapshot {
   version: number;
   nonce: string;
@@ -80,6 +83,8 @@ export interface ConfigSnapshot {
   removed: ResourceRef[];
   /** Absent or null: no key material at all (an older control plane, a config without TLS). */
   secrets?: TlsSecrets | null;
+  historyId: string;
+  digest: string;
 }
 
 export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown';
