@@ -1,6 +1,7 @@
 export * from './config/model.js';
 export * from './config/names.js';
 export * from './config/address.js';
+export * from './config/cidr.js';
 export * from './config/validate.js';
 export * from './config/schema.js';
 export * from './config/diff.js';

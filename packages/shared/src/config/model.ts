@@ -141,6 +141,8 @@ export interface Pool {
   circuitBreaker?: CircuitBreaker;
   /** TLS to the backends; absent: plain HTTP. */
   tls?: PoolTls;
+  /** L4 pools only: a PROXY protocol header (v1 text, v2 binary) with the client's address starts every connection to a backend. Absent: none. */
+  proxyProtocol?: ProxyProtocolVersion;
 }
 
 export interface Timeouts {
@@ -407,8 +409,27 @@ export const WEBSOCKET_DEFAULTS: Readonly<WebSocketOptions> = Object.freeze({ en
 /** The name routes use for the data plane's `--listen` listener; no configured listener may take it. */
 export const DEFAULT_LISTENER = 'default';
 
-export const LISTENER_PROTOCOLS = ['http', 'https'] as const;
+export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls-passthrough'] as const;
 export type ListenerProtocol = (typeof LISTENER_PROTOCOLS)[number];
+
+/** Layer 4 listeners: connections are piped to a backend, bytes untouched (TLS passthrough reads the ClientHello's SNI first). */
+export const L4_LISTENER_PROTOCOLS: readonly ListenerProtocol[] = ['tcp', 'tls-passthrough'];
+
+export function isL4Protocol(protocol: ListenerProtocol): boolean {
+  return protocol === 'tcp' || protocol === 'tls-passthrough';
+}
+
+export const PROXY_PROTOCOL_VERSIONS = ['v1', 'v2'] as const;
+export type ProxyProtocolVersion = (typeof PROXY_PROTOCOL_VERSIONS)[number];
+
+/** An L4 listener that takes a PROXY protocol header (v1 or v2) from an outer balancer. */
+export interface AcceptProxyProtocol {
+  /** CIDRs (`10.0.0.0/8`, `::1/128`) of the balancers allowed to send one; connections from anywhere else are closed unread. At least one. */
+  trustedSources: string[];
+}
+
+/** Defaults of the L4 listener fields (no schema defaults: HTTP listeners must not get them). */
+export const L4_LISTENER_DEFAULTS = Object.freeze({ idleTimeoutMs: 600_000, maxConnections: 10_000, helloTimeoutMs: 5_000 });
 
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 export type TlsVersion = (typeof TLS_VERSIONS)[number];
@@ -438,8 +459,17 @@ export interface ListenerTls {
 export interface Listener {
   port: number;
   protocol: ListenerProtocol;
-  /** Required for `https`, refused for `http`. */
+  /** Required for `https`, refused for the others. */
   tls?: ListenerTls;
+  // The fields below are for L4 listeners (`tcp`, `tls-passthrough`) only; refused on the others.
+  /** A connection that carries no byte either way for this long is closed (ms), 1000..86400000. Default 600000. */
+  idleTimeoutMs?: number;
+  /** Connections open at once on this listener (per data plane process); more are closed at once. Default 10000. */
+  maxConnections?: number;
+  /** Time allowed for the PROXY header and (tls-passthrough) the ClientHello (ms), 100..60000. Default 5000. */
+  helloTimeoutMs?: number;
+  /** Take the client's address from a PROXY protocol header sent by a trusted outer balancer; absent: no header expected. */
+  acceptProxyProtocol?: AcceptProxyProtocol;
 }
 
 /**

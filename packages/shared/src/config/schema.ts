@@ -10,6 +10,7 @@ import {
   HASH_SOURCES,
   HEALTH_CHECK_TYPES,
   LISTENER_PROTOCOLS,
+  PROXY_PROTOCOL_VERSIONS,
   RATE_LIMIT_KEYS,
   RETRY_ON,
   SAME_SITE_VALUES,
@@ -230,6 +231,7 @@ export const poolSchema = {
     retry: retrySchema,
     circuitBreaker: circuitBreakerSchema,
     tls: poolTlsSchema,
+    proxyProtocol: { enum: [...PROXY_PROTOCOL_VERSIONS] },
   },
 } as const;
 
@@ -397,6 +399,18 @@ export const listenerSchema = {
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     protocol: { enum: [...LISTENER_PROTOCOLS] },
     tls: listenerTlsSchema,
+    // L4 listeners only (validate-l4.ts); no defaults here, so HTTP listeners never get them.
+    idleTimeoutMs: { type: 'integer', minimum: 1000, maximum: 86400000 },
+    maxConnections: { type: 'integer', minimum: 1, maximum: 1000000 },
+    helloTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
+    acceptProxyProtocol: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['trustedSources'],
+      properties: {
+        trustedSources: { type: 'array', minItems: 1, maxItems: 256, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 64 } },
+      },
+    },
   },
 } as const;
 

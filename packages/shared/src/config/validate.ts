@@ -7,6 +7,7 @@ import { createSecureContext } from 'node:tls';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isValidMatchHost, parseHostPort } from './address.js';
 import { CERTIFICATE_KEY_TYPES, parseCertificateChain } from './certificate-pem.js';
+import { checkL4Listener, checkL4Routes, servedListeners } from './validate-l4.js';
 import {
   DEFAULT_LISTENER,
   HASH_ON_ALGORITHMS,
@@ -348,7 +349,8 @@ function cipherProblem(ciphers: string): string | undefined {
 function checkListener(listener: Listener, prefix: string, errors: FieldError[], certificates?: Record<string, CertificateResource>): void {
   const tls = listener.tls;
   if (listener.protocol === 'https' && tls === undefined) errors.push({ field: joinField(prefix, 'tls'), message: 'is required when protocol is https' });
-  if (listener.protocol === 'http' && tls !== undefined) errors.push({ field: joinField(prefix, 'tls'), message: 'is only used when protocol is https' });
+  if (listener.protocol !== 'https' && tls !== undefined) errors.push({ field: joinField(prefix, 'tls'), message: 'is only used when protocol is https' });
+  checkL4Listener(listener, prefix, errors);
   if (tls === undefined) return;
   if (tls.defaultCertificate !== undefined && !tls.certificates.includes(tls.defaultCertificate))
     errors.push({ field: joinField(prefix, 'tls.defaultCertificate'), message: `must be one of tls.certificates (${tls.certificates.join(', ')})` });
@@ -431,17 +433,19 @@ function checkConfig(config: Config, errors: FieldError[], options: ValidationOp
   }
   // Two routes with the same match are ambiguous where they serve the same listener; a route for
   // plain HTTP (a redirect, say) and one for HTTPS may share a match.
-  const matches = new Map<string, Array<{ name: string; listeners: string[] | undefined }>>();
+  const matches = new Map<string, Array<{ name: string; listeners: readonly string[] }>>();
   for (const [name, route] of Object.entries(config.routes)) {
     checkRoute(route, `routes.${name}`, errors, config.pools);
     checkRouteListeners(route, `routes.${name}`, errors, listeners);
     const key = matchKey(route);
     const same = matches.get(key) ?? [];
-    const other = same.find((o) => o.listeners === undefined || route.listeners === undefined || o.listeners.some((l) => route.listeners!.includes(l)));
+    const served = servedListeners(route, listeners);
+    const other = same.find((o) => o.listeners.some((l) => served.includes(l)));
     if (other !== undefined) errors.push({ field: `routes.${name}.match`, message: `same match as route "${other.name}" on the same listener` });
-    same.push({ name, listeners: route.listeners });
+    same.push({ name, listeners: served });
     matches.set(key, same);
   }
+  checkL4Routes(config, errors);
 }
 
 function finish<T>(result: Validation<T>, check: (value: T, errors: FieldError[]) => void): Validation<T> {
