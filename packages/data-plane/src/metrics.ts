@@ -9,6 +9,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { UPSTREAM_ERROR_KINDS, type UpstreamErrorKind } from './errors.js';
 import { type PoolSource, registerBackendSeries } from './metrics/backend-series.js';
 import { HistogramFamily, LatencyHistogram } from './metrics/histogram.js';
+import { L4Stats } from './metrics/l4-stats.js';
 import { ResilienceStats } from './resilience/resilience-stats.js';
 
 /** Index 0 counts requests that ended without a status (the client went away first). */
@@ -55,6 +56,8 @@ export class DataPlaneMetrics {
   tunnelsOpened = 0;
   /** Retries, budgets, overloads, rate limits (resilience/resilience-stats.ts). */
   readonly resilience = new ResilienceStats();
+  /** Connections, bytes and refusals of tcp and tls-passthrough listeners (metrics/l4-stats.ts). */
+  readonly l4 = new L4Stats();
   private readonly requests = new Map<string, RequestStats>();
   /** Set in processes that serve traffic (registerRequestMetrics). */
   private durations: HistogramFamily | undefined;
@@ -133,6 +136,7 @@ export class DataPlaneMetrics {
   private registerRequestMetrics(): void {
     const self = this;
     this.resilience.register(this.registry);
+    this.l4.register(this.registry);
     new Counter({
       name: 'lb_dp_requests_total',
       help: 'Client requests by route, pool and status class (route="" when nothing matched, pool="" when no backend was usable).',

@@ -147,3 +147,23 @@ describe('compileRoutingTable', () => {
     expect(second.pools.get('q')).not.toBe(first.pools.get('q'));
   });
 });
+
+describe('L4 listeners', () => {
+  it('take only the routes that name them, matching the SNI as a host; routes without listeners stay HTTP', () => {
+    const t = compileRoutingTable(
+      {
+        version: 1,
+        config: {
+          pools: { p: pool('10.0.0.1:80') },
+          routes: { http: to({}), sni: { ...to({ host: '*.example.com' }), listeners: ['tls'] }, fallback: { ...to({}), listeners: ['tls'] } },
+          listeners: { tls: { port: 8443, protocol: 'tls-passthrough' }, tcp: { port: 5432, protocol: 'tcp' } },
+        },
+      },
+      { upstreams, metrics, random: () => 0 },
+    );
+    expect(t.match('a.example.com', '/', undefined, 'tls')?.name).toBe('sni');
+    expect(t.match('other.org', '/', undefined, 'tls')?.name).toBe('fallback');
+    expect(t.match(undefined, '/', undefined, 'tcp')).toBeUndefined();
+    expect(t.match(undefined, '/')?.name).toBe('http');
+  });
+});

@@ -50,6 +50,27 @@ export interface AccessEntry {
   retries?: number;
 }
 
+/** One session of a tcp or tls-passthrough listener, written when it ends. */
+export interface L4SessionEntry {
+  listener: string;
+  /** The client's address: the socket's, or what a trusted PROXY protocol header said. */
+  client: string | undefined;
+  /** tls-passthrough: the name the ClientHello asked for (absent: none, or not TLS). */
+  sni?: string;
+  route?: string;
+  pool?: string;
+  backend?: string;
+  /** Connects made (retries included); 0 when the session never reached a backend. */
+  connects: number;
+  /** Milliseconds from accept to close. */
+  durationMs: number;
+  /** Bytes from the client, and to it. */
+  bytesIn: number;
+  bytesOut: number;
+  /** How it ended: closed (by either side, cleanly), idle-timeout, drained, client-error, backend-error, or the refusal (metrics/l4-stats.ts). */
+  end: string;
+}
+
 /** `--access-log` values: `off`, `stdout`, or a file path (appended to, created with its directory if missing; reopened on SIGHUP). */
 export type AccessLogTarget = 'off' | 'stdout' | string;
 
@@ -140,6 +161,11 @@ export class AccessLog {
 
   write(entry: AccessEntry): void {
     this.logger.info(entry, 'access');
+  }
+
+  /** One line per TCP session, beside the request lines (msg `tcp`). */
+  writeSession(entry: L4SessionEntry): void {
+    this.logger.info(entry, 'tcp');
   }
 
   /** Writes out what is queued; no line is written after. */

@@ -6,6 +6,7 @@
  * snapshot and leaves everything as it was.
  */
 import type { ListenerProtocol } from '@lb/shared';
+import type { L4ListenerSettings } from '../l4/l4-settings.js';
 import type { ListenerTlsPlan } from '../tls/listener-tls.js';
 
 /** One configured listener as a snapshot wants it. */
@@ -15,6 +16,8 @@ export interface ListenerPlan {
   readonly protocol: ListenerProtocol;
   /** Set for https. */
   readonly tls: ListenerTlsPlan | undefined;
+  /** Set for tcp and tls-passthrough (l4/l4-settings.ts). */
+  readonly l4?: L4ListenerSettings | undefined;
 }
 
 /** A listener as /config shows it. */

@@ -14,6 +14,7 @@ import type { Config, ConfigSnapshot, Ejection, HealthUpdate, Logger, Route } fr
 import type { ListenerBinder, ListenerPlan, ListenerView } from './listener-binder.js';
 import { keyMaterialOf, NO_KEY_MATERIAL, toSecrets, type KeyMaterial } from '../tls/key-material.js';
 import { ListenerTlsCompiler } from '../tls/listener-tls.js';
+import { compileL4Listener } from '../l4/l4-settings.js';
 import { UpstreamTlsCompiler } from '../tls/upstream-tls.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import { ERROR_CODES } from '../errors.js';
@@ -221,7 +222,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
         if (!compiled.ok) return { ok: false, error: `${ERROR_CODES.TLS_UNAVAILABLE}: ${compiled.error}` };
         tls = compiled.plan;
       }
-      plans.push({ name, port: listener.port, protocol: listener.protocol, tls });
+      plans.push({ name, port: listener.port, protocol: listener.protocol, tls, l4: compileL4Listener(listener) });
     }
     return { ok: true, plans };
   }

@@ -22,6 +22,7 @@ import {
   DEFAULT_LISTENER,
   type Hsts,
   type HttpsRedirect,
+  isL4Protocol,
   type Redirect,
   resourceKey,
   routeSpecificity,
@@ -330,15 +331,19 @@ export function compileRoutingTable(input: VersionedConfig, deps: CompileDeps): 
   }
 
   const all = [...routes.values()];
-  // One index for every listener unless a route is limited to some: then one per listener.
-  if (Object.values(config.routes).every((r) => r.listeners === undefined)) {
+  // One index for every listener unless a route is limited to some (or an L4 listener, which takes
+  // only the routes that name it, is configured): then one per listener.
+  const l4Listeners = Object.values(config.listeners ?? {}).some((l) => isL4Protocol(l.protocol));
+  if (!l4Listeners && Object.values(config.routes).every((r) => r.listeners === undefined)) {
     return new RoutingTable(input.version, config, pools, routes, buildIndex(all), new Map());
   }
   const byListener = new Map<string, RouteIndex>();
   for (const listener of [DEFAULT_LISTENER, ...Object.keys(config.listeners ?? {})]) {
+    // A route that names no listener serves the HTTP ones only: L4 listeners take the routes that name them.
+    const l4 = config.listeners?.[listener] !== undefined && isL4Protocol(config.listeners[listener].protocol);
     const serves = all.filter((r) => {
       const limited = config.routes[r.name]?.listeners;
-      return limited === undefined || limited.includes(listener);
+      return limited === undefined ? !l4 : limited.includes(listener);
     });
     byListener.set(listener, buildIndex(serves));
   }

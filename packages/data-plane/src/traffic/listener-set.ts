@@ -3,11 +3,14 @@
  * may match, what X-Forwarded-Proto and -Port say — on the node's --bind-address. HTTPS listeners
  * run the built-in HTTP/1.1 server over TLS: each handshake picks its context from the listener's
  * current TLS plan (SNI table and default), which a new snapshot replaces whole; connections
- * already open keep the context they were made with, so a rotation drops nothing.
+ * already open keep the context they were made with, so a rotation drops nothing. tcp and
+ * tls-passthrough listeners are TcpListeners (l4/tcp-listener.ts), made by `tcpListenerFor`.
  */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '@lb/shared';
 import type { ListenerBinder, ListenerPlan, ListenerView } from '../config/listener-binder.js';
+import type { L4ListenerSettings } from '../l4/l4-settings.js';
+import type { TcpListener } from '../l4/tcp-listener.js';
 import type { Forwarder, ListenerContext } from '../proxy/forwarder.js';
 import { createProxyServer, drainServer, listen, type ProxyListener, type ProxyServerOptions } from '../proxy/proxy-server.js';
 import type { ListenerTlsPlan } from '../tls/listener-tls.js';
@@ -23,12 +26,17 @@ export interface ListenerSetOptions {
   drainTimeoutMs: number;
   /** A TLS handshake failed on `listener` (counted). */
   onHandshakeError?(listener: string): void;
+  /** A tcp or tls-passthrough listener; absent: such plans cannot be opened. */
+  tcpListenerFor?(name: string, settings: L4ListenerSettings): TcpListener;
 }
 
 interface Running {
   plan: ListenerPlan;
   readonly server: ProxyListener;
-  readonly forwarder: Forwarder;
+  /** HTTP listeners' request path; undefined for L4 listeners. */
+  readonly forwarder: Forwarder | undefined;
+  /** L4 listeners: the server itself, told of new settings. */
+  readonly tcp: TcpListener | undefined;
   /** What each handshake reads: replaced whole, never changed in place. */
   tls: ListenerTlsPlan | undefined;
   address: AddressInfo | undefined;
@@ -76,8 +84,25 @@ export class ListenerSet implements ListenerBinder {
   }
 
   private async open(plan: ListenerPlan): Promise<Running> {
+    const running = plan.l4 === undefined ? this.openHttp(plan) : this.openTcp(plan, plan.l4);
+    const server = running.server;
+    server.on('error', (err: Error) => this.options.logger.error({ err, listener: plan.name }, 'listener error'));
+    running.address = await listen(server, this.options.host, plan.port);
+    running.forwarder?.bound(running.address.port);
+    this.options.logger.info({ listener: plan.name, protocol: plan.protocol, port: running.address.port }, 'listener open');
+    return running;
+  }
+
+  private openTcp(plan: ListenerPlan, settings: L4ListenerSettings): Running {
+    const make = this.options.tcpListenerFor;
+    if (make === undefined) throw new Error(`${plan.protocol} listeners are not served by this process`);
+    const tcp = make(plan.name, settings);
+    return { plan, server: tcp, forwarder: undefined, tcp, tls: undefined, address: undefined };
+  }
+
+  private openHttp(plan: ListenerPlan): Running {
     const forwarder = this.options.forwarderFor({ name: plan.name, protocol: plan.protocol });
-    const running: Running = { plan, server: undefined as unknown as ProxyListener, forwarder, tls: plan.tls, address: undefined };
+    const running: Running = { plan, server: undefined as unknown as ProxyListener, forwarder, tcp: undefined, tls: plan.tls, address: undefined };
     const server =
       plan.tls === undefined
         ? createProxyServer(forwarder, this.options.proxy)
@@ -91,10 +116,6 @@ export class ListenerSet implements ListenerBinder {
             onHandshakeError: () => this.options.onHandshakeError?.(plan.name),
           });
     (running as { server: ProxyListener }).server = server;
-    server.on('error', (err: Error) => this.options.logger.error({ err, listener: plan.name }, 'listener error'));
-    running.address = await listen(server, this.options.host, plan.port);
-    forwarder.bound(running.address.port);
-    this.options.logger.info({ listener: plan.name, protocol: plan.protocol, port: running.address.port }, 'listener open');
     return running;
   }
 
@@ -115,13 +136,14 @@ export class ListenerSet implements ListenerBinder {
       }
       running.plan = plan;
       running.tls = plan.tls;
+      if (plan.l4 !== undefined) running.tcp?.configure(plan.l4);
     }
   }
 
   /** Stops accepting on a listener that left the config; its requests get the drain period. */
   private retire(running: Running): void {
     this.options.logger.info({ listener: running.plan.name, port: running.address?.port }, 'listener closing');
-    void drainServer(running.server, this.options.drainTimeoutMs, running.forwarder.tunnels);
+    void drainServer(running.server, this.options.drainTimeoutMs, running.forwarder?.tunnels);
   }
 
   describe(): ListenerView[] {
@@ -138,7 +160,7 @@ export class ListenerSet implements ListenerBinder {
     const all = [...this.running.values(), ...this.opened.values()];
     this.running.clear();
     this.opened.clear();
-    const results = await Promise.all(all.map((r) => drainServer(r.server, graceMs, r.forwarder.tunnels)));
+    const results = await Promise.all(all.map((r) => drainServer(r.server, graceMs, r.forwarder?.tunnels)));
     return results.every(Boolean);
   }
 }

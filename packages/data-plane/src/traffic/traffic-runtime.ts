@@ -22,6 +22,7 @@ import {
   type ProxyServerOptions,
   type RequestGuards,
 } from '../proxy/proxy-server.js';
+import { TcpListener } from '../l4/tcp-listener.js';
 import { ListenerSet } from './listener-set.js';
 
 export interface TrafficRuntimeOptions {
@@ -74,6 +75,7 @@ export class TrafficRuntime {
       logger: options.logger,
       drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
       onHandshakeError: (listener) => options.metrics.tlsHandshakeFailed(listener),
+      tcpListenerFor: (name, settings) => new TcpListener(name, settings, { tables: this.applier, l4: options.metrics.l4, accessLog: this.guards.accessLog }),
     });
     this.applier = new SnapshotApplier({
       upstreams: this.upstreams,

@@ -1,0 +1,109 @@
+/**
+ * A tcp or tls-passthrough listener: a net.Server whose connections become TcpSessions. It is a
+ * ProxyListener like the HTTP servers, so the listener set binds, moves and drains it the same
+ * way (drainServer: stop accepting, let sessions finish, cut the rest after the grace period).
+ *
+ * Admission happens before a session exists: over the listener's maxConnections, or (with
+ * acceptProxyProtocol) from a source that is not trusted, the connection is closed unread, so no
+ * client can name its own address in a PROXY header. While sessions are open the listener rides
+ * the upstream sweeper's tick (upstream/connection-sweeper.ts) for their deadlines and byte counts.
+ */
+import { EventEmitter } from 'node:events';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { AccessLog } from '../access-log/access-log.js';
+import type { L4ListenerStats, L4Stats } from '../metrics/l4-stats.js';
+import type { ProxyListener } from '../proxy/proxy-server.js';
+import type { TableSource } from '../routing/table-source.js';
+import { type Sweepable, unwatch, watch } from '../upstream/connection-sweeper.js';
+import { isTrustedSource, type L4ListenerSettings } from './l4-settings.js';
+import { type SessionHost, TcpSession } from './tcp-session.js';
+
+export interface TcpListenerDeps {
+  readonly tables: TableSource;
+  readonly l4: L4Stats;
+  readonly accessLog: AccessLog | undefined;
+}
+
+export class TcpListener extends EventEmitter implements ProxyListener, SessionHost, Sweepable {
+  private readonly server: Server;
+  private readonly sessions = new Set<TcpSession>();
+  readonly stats: L4ListenerStats;
+  readonly tables: TableSource;
+  readonly l4: L4Stats;
+  readonly accessLog: AccessLog | undefined;
+
+  constructor(
+    readonly name: string,
+    /** Replaced whole by configure(); sessions read it on every tick. */
+    public settings: L4ListenerSettings,
+    deps: TcpListenerDeps,
+  ) {
+    super();
+    this.tables = deps.tables;
+    this.l4 = deps.l4;
+    this.accessLog = deps.accessLog;
+    this.stats = deps.l4.listener(name);
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, this.onConnection);
+    this.server.on('error', (err) => this.emit('error', err));
+  }
+
+  /** A new snapshot's settings for the same port and protocol. */
+  configure(settings: L4ListenerSettings): void {
+    this.settings = settings;
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    const stats = this.stats;
+    stats.accepted++;
+    const trusted = this.settings.trustedSources;
+    if (this.sessions.size >= this.settings.maxConnections) return this.turnAway(socket, 'max-connections');
+    if (trusted !== undefined && !isTrustedSource(trusted, socket.remoteAddress)) return this.turnAway(socket, 'untrusted-source');
+    stats.active++;
+    this.sessions.add(new TcpSession(this, socket));
+    if (this.sessions.size === 1) watch(this);
+  };
+
+  private turnAway(socket: Socket, reason: 'max-connections' | 'untrusted-source'): void {
+    this.stats.refused[reason]++;
+    socket.on('error', () => undefined);
+    socket.destroy();
+  }
+
+  ended(session: TcpSession): void {
+    if (!this.sessions.delete(session)) return;
+    this.stats.active--;
+    if (this.sessions.size === 0) unwatch(this);
+  }
+
+  sweep(now: number): void {
+    const table = this.tables.current;
+    for (const s of this.sessions) s.sweep(now, table);
+  }
+
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
+  listen(port: number, host: string, callback?: () => void): this {
+    this.server.listen(port, host, callback);
+    return this;
+  }
+
+  address(): AddressInfo | string | null {
+    return this.server.address();
+  }
+
+  /** Stops accepting; `callback` runs once every session has ended. */
+  close(callback?: (err?: Error) => void): this {
+    this.server.close(callback);
+    return this;
+  }
+
+  /** TCP sessions have no idle state between requests to close early: they finish or time out. */
+  closeIdleConnections(): void {}
+
+  /** A drain's grace period is over: every session is cut. */
+  closeAllConnections(): void {
+    for (const s of [...this.sessions]) s.close('drained');
+  }
+}
