@@ -5,13 +5,15 @@
  * within the pool's connect timeout, on another backend if that fails (never once a byte has gone
  * to a backend) → send the PROXY header the pool wants and the bytes read so far → pipe both ways.
  *
- * Piping is stream.pipe with half-close: a FIN from either side is passed on and the other
- * direction keeps flowing (both sockets allow half-open), back-pressure pauses the faster side. An
- * error on either socket destroys both. Idle time, the hello deadline and draining are checked on
+ * Piping is pipe() by hand, with half-close: a FIN from either side is passed on and the other
+ * direction keeps flowing (both sockets allow half-open); a write the kernel does not take at once
+ * pauses the side that sent it until the other drains. The backend's bytes are read into recycled
+ * buffers (upstream/read-buffers.ts) instead of a fresh 64 KiB one per read, as the HTTP client
+ * does. An error on either socket destroys both. Idle time, the hello deadline and draining are checked on
  * the sweeper's tick by the listener (tcp-listener.ts), which costs the data path nothing.
  */
 import { connect, type Socket } from 'node:net';
-import { parseHostPort, POOL_DEFAULTS } from '@lb/shared';
+import { type HostPort, parseHostPort, POOL_DEFAULTS } from '@lb/shared';
 import type { AccessLog } from '../access-log/access-log.js';
 import { EMPTY_PICK_CONTEXT } from '../balancer/balancer.js';
 import type { BackendRuntime } from '../balancer/host.js';
@@ -21,6 +23,7 @@ import { FailureKind } from '../resilience/retry-policy.js';
 import { type CompiledBackend, type CompiledRoute, pickBackend, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
 import type { TableSource } from '../routing/table-source.js';
 import { scanClientHello } from '../tls/client-hello.js';
+import { ReadBuffer } from '../upstream/read-buffers.js';
 import { AddressPickContext } from './address-pick-context.js';
 import type { L4ListenerSettings } from './l4-settings.js';
 import { proxyProtocolHeader, unmapIPv4 } from './proxy-protocol-header.js';
@@ -49,6 +52,19 @@ const enum Phase {
 /** Most picks tried to find a backend within its limits (or not tried yet) before giving up. */
 const MAX_PICKS = 16;
 
+/** Backend addresses parsed once (validation has checked them), not per connection. */
+const parsedAddresses = new Map<string, HostPort | string>();
+
+function hostPortOf(address: string): HostPort | string {
+  let parsed = parsedAddresses.get(address);
+  if (parsed === undefined) {
+    if (parsedAddresses.size >= 10_000) parsedAddresses.clear();
+    parsed = parseHostPort(address);
+    parsedAddresses.set(address, parsed);
+  }
+  return parsed;
+}
+
 export class TcpSession {
   private phase = Phase.Hello;
   private readonly startedAt = performance.now();
@@ -63,6 +79,8 @@ export class TcpSession {
   private backendStats: L4BackendStats | undefined;
   private upstream: Socket | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
+  /** The buffer the backend's socket reads into now (recycled once the client has written it). */
+  private readBuffer: ReadBuffer | undefined;
   private connects = 0;
   private readonly tried: BackendRuntime[] = [];
   private clientClosed = false;
@@ -180,9 +198,15 @@ export class TcpSession {
     this.backendStats = this.host.l4.backend(target.pool.name, backend.id);
     this.connects++;
     sessionOpened(target, backend);
-    const parsed = parseHostPort(backend.address);
+    const parsed = hostPortOf(backend.address);
     if (typeof parsed === 'string') return this.connectFailed('connect');
-    const upstream = connect({ host: parsed.host, port: parsed.port, allowHalfOpen: true, noDelay: true });
+    const upstream = connect({
+      host: parsed.host,
+      port: parsed.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: { buffer: this.nextReadBuffer, callback: this.onUpstreamRead },
+    });
     this.upstream = upstream;
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onUpstreamClose);
@@ -244,6 +268,7 @@ export class TcpSession {
     this.backendStats!.active++;
     this.backendStats!.connections++;
     const version = this.target!.pool.settings.proxyProtocol;
+    upstream.cork();
     if (version !== undefined) {
       const addresses = this.addresses ?? {
         sourceAddress: client.remoteAddress ?? '',
@@ -255,8 +280,50 @@ export class TcpSession {
     }
     if (this.preamble !== undefined) upstream.write(this.preamble);
     this.preamble = undefined;
-    client.pipe(upstream);
-    upstream.pipe(client);
+    upstream.uncork();
+    client.on('data', this.onClientData);
+    client.on('end', this.onClientEnd);
+    client.on('drain', this.onClientDrain);
+    upstream.on('end', this.onUpstreamEnd);
+    upstream.on('drain', this.onUpstreamDrain);
+    client.resume();
+  };
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    if (!this.upstream!.write(chunk)) this.client.pause();
+  };
+
+  private readonly onUpstreamDrain = (): void => {
+    this.client.resume();
+  };
+
+  private readonly onClientEnd = (): void => {
+    this.upstream!.end();
+  };
+
+  /** onread's buffer source, called before each read of the backend's socket: the last one is let go. */
+  private readonly nextReadBuffer = (): Buffer => {
+    this.readBuffer?.release();
+    const next = ReadBuffer.take();
+    this.readBuffer = next;
+    return next.data;
+  };
+
+  /** onread's callback: the bytes go to the client as a view of the read buffer, held until written. */
+  private readonly onUpstreamRead = (nread: number): boolean => {
+    const buffer = this.readBuffer!;
+    if (this.phase !== Phase.Piping) return true;
+    buffer.hold();
+    if (!this.client.write(buffer.data.subarray(0, nread), buffer.release)) this.upstream!.pause();
+    return true;
+  };
+
+  private readonly onClientDrain = (): void => {
+    this.upstream?.resume();
+  };
+
+  private readonly onUpstreamEnd = (): void => {
+    this.client.end();
   };
 
   private readonly onUpstreamError = (err: Error & { code?: string }): void => {
@@ -368,6 +435,8 @@ export class TcpSession {
     if (!this.clientClosed || !this.upstreamClosed || this.finished) return;
     this.finished = true;
     this.phase = Phase.Closed;
+    this.readBuffer?.release();
+    this.readBuffer = undefined;
     this.countBytes();
     const target = this.target;
     const backend = this.backend;
