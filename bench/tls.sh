@@ -43,19 +43,8 @@ for i in $(seq 1 300); do
   sleep 0.2
 done
 
-# The processes that do each proxy's work: nginx's worker, HAProxy itself, the data plane (its
-# --node-id is bench; one worker, so one process).
-proxy_pids() {
-  case $1 in
-    nginx) pgrep -P "$nginx_master" ;;
-    haproxy) echo "$haproxy_pid" ;;
-    project) for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q 'data-plane/dist/main.js.*--node-id bench '; then basename "$d"; fi; done ;;
-  esac
-  return 0
-}
-# CPU time (user + system, in clock ticks) the given processes have used.
-cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
-HZ=$(getconf CLK_TCK)
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # wrk name port [extra wrk args]; prints "rps p50 p99 µs-of-proxy-CPU-per-request errors". CPU per
 # request is the steadier figure on a shared machine: other load slows every proxy, but barely

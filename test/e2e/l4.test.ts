@@ -41,6 +41,18 @@ async function series(nameAndLabels: string): Promise<number> {
 
 const open = (listener: string, from?: string) => TcpClient.open(HOST, ports[listener]!, from);
 
+/** One open session on each backend of a two-backend round-robin listener, by backend name. */
+async function sessionPerBackend(listener: string): Promise<Record<string, TcpClient>> {
+  const sessions: Record<string, TcpClient> = {};
+  for (let i = 0; i < 6 && Object.keys(sessions).length < 2; i++) {
+    const c = await open(listener);
+    const { backend } = await c.greeting();
+    if (sessions[backend] === undefined) sessions[backend] = c;
+    else c.destroy();
+  }
+  return sessions;
+}
+
 beforeAll(async () => {
   stack = await Stack.start({ dataPlanes: 1, backends: 0, nodeArgs: () => ['--access-log', accessLog, '--drain-timeout-ms', '1500'] });
   const starts: Array<[string, string[]]> = [
@@ -135,13 +147,7 @@ describe('tcp listeners (issue 13)', () => {
   });
 
   it('a backend killed mid-stream closes its sessions; new connections are retried onto the other and it is ejected', async () => {
-    const clients: Record<string, TcpClient> = {};
-    for (let i = 0; i < 6 && Object.keys(clients).length < 2; i++) {
-      const c = await open('kill');
-      const { backend } = await c.greeting();
-      if (clients[backend] === undefined) clients[backend] = c;
-      else c.destroy();
-    }
+    const clients = await sessionPerBackend('kill');
     expect(Object.keys(clients).sort()).toEqual(['k1', 'k2']);
     clients.k1!.write('before\n');
     await clients.k1!.expect(/before\n/);
@@ -163,13 +169,8 @@ describe('tcp listeners (issue 13)', () => {
   });
 
   it('drain a backend: its open session lives on until drainTimeoutMs, new ones go elsewhere', async () => {
-    const sessions: Record<string, TcpClient> = {};
-    for (let i = 0; i < 6 && Object.keys(sessions).length < 2; i++) {
-      const c = await open('drain');
-      const { backend } = await c.greeting();
-      if (sessions[backend] === undefined) sessions[backend] = c;
-      else c.destroy();
-    }
+    const sessions = await sessionPerBackend('drain');
+    expect(Object.keys(sessions).sort()).toEqual(['d1', 'd2']);
     const res = await api('PATCH', `${stack.cp.url}/v1/pools/drain/backends/d1`, { state: 'draining' });
     expect(res.status).toBe(200);
     await stack.converge(res.body.version);

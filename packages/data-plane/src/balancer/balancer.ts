@@ -26,8 +26,9 @@ export interface PickContext {
   pin(setCookie: string): void;
 }
 
-class EmptyPickContext implements PickContext {
-  clientIp(): undefined {
+/** A context that knows nothing of the request; L4 connections extend it with their address. */
+export class EmptyPickContext implements PickContext {
+  clientIp(): string | undefined {
     return undefined;
   }
   header(): undefined {

@@ -20,15 +20,7 @@ export class L4ListenerStats {
   bytesOut = 0;
   /** Failed connects to backends (each retry counts). */
   connectFailures = 0;
-  readonly refused: Record<L4Refusal, number> = {
-    'max-connections': 0,
-    'untrusted-source': 0,
-    'bad-proxy-header': 0,
-    'hello-timeout': 0,
-    'no-route': 0,
-    'no-backend': 0,
-    'connect-failed': 0,
-  };
+  readonly refused = Object.fromEntries(L4_REFUSALS.map((r) => [r, 0])) as Record<L4Refusal, number>;
   constructor(readonly listener: string) {}
 }
 
