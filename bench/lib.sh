@@ -7,7 +7,8 @@ proxy_pids() {
   case $1 in
     nginx) pgrep -P "$nginx_master" ;;
     haproxy) echo "$haproxy_pid" ;;
-    project) for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q 'data-plane/dist/main.js.*--node-id bench '; then basename "$d"; fi; done ;;
+    # `[d]`: the grep that does the matching must not match its own command line.
+    project) for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q '[d]ata-plane/dist/main.js.*--node-id bench '; then basename "$d"; fi; done ;;
   esac
   return 0
 }

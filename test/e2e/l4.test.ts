@@ -63,6 +63,7 @@ beforeAll(async () => {
     ['k2', []],
     ['d1', []],
     ['d2', []],
+    ['h1', []],
     ['p1', ['--proxy', 'v1']],
     ['p2', ['--proxy', 'v2']],
     ['ta', ['--tls', certA.chainFile, certA.keyFile]],
@@ -70,7 +71,9 @@ beforeAll(async () => {
     ['td', ['--tls', certDefault.chainFile, certDefault.keyFile]],
   ];
   await Promise.all(starts.map(async ([name, args]) => (backends[name] = await TcpBackend.start(name, args))));
-  for (const name of ['echo', 'kill', 'drain', 'pp1', 'pp2', 'outer', 'tls']) ports[name] = await freePort();
+  for (const name of ['echo', 'kill', 'drain', 'health', 'pp1', 'pp2', 'outer', 'tls']) ports[name] = await freePort();
+  // Nothing listens there: the health check finds it down.
+  const deadPort = await freePort();
   const pool = (algorithm: string, ids: string[], extra: Record<string, unknown> = {}) => ({
     algorithm,
     backends: ids.map((id) => ({ id, address: backends[id]!.address })),
@@ -82,6 +85,14 @@ beforeAll(async () => {
       echo: pool('ip_hash', ['e1', 'e2', 'e3']),
       kill: pool('round_robin', ['k1', 'k2'], { outlierDetection: { consecutiveGatewayErrors: 1, baseEjectionMs: 60_000, maxEjectionPercent: 50 } }),
       drain: pool('round_robin', ['d1', 'd2'], { drainTimeoutMs: 1000 }),
+      health: {
+        backends: [
+          { id: 'h1', address: backends.h1!.address },
+          { id: 'h2', address: `127.0.0.1:${deadPort}` },
+        ],
+        healthCheck: { type: 'tcp', intervalMs: 200, healthyThreshold: 1, unhealthyThreshold: 1 },
+        panicThresholdPercent: 0,
+      },
       'proxy-v1': pool('round_robin', ['p1'], { proxyProtocol: 'v1' }),
       'proxy-v2': pool('round_robin', ['p2'], { proxyProtocol: 'v2' }),
       'tls-a': pool('round_robin', ['ta']),
@@ -92,6 +103,7 @@ beforeAll(async () => {
       echo: route('echo', 'echo'),
       kill: route('kill', 'kill'),
       drain: route('drain', 'drain'),
+      health: route('health', 'health'),
       pp1: route('pp1', 'proxy-v1'),
       pp2: route('pp2', 'proxy-v2'),
       outer: route('outer', 'proxy-v1'),
@@ -103,6 +115,7 @@ beforeAll(async () => {
       echo: { port: ports.echo, protocol: 'tcp' },
       kill: { port: ports.kill, protocol: 'tcp' },
       drain: { port: ports.drain, protocol: 'tcp' },
+      health: { port: ports.health, protocol: 'tcp' },
       pp1: { port: ports.pp1, protocol: 'tcp' },
       pp2: { port: ports.pp2, protocol: 'tcp' },
       outer: { port: ports.outer, protocol: 'tcp', acceptProxyProtocol: { trustedSources: ['127.0.0.5/32', '::1'] }, helloTimeoutMs: 2000 },
@@ -187,6 +200,24 @@ describe('tcp listeners (issue 13)', () => {
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(500);
     expect(sessions.d2!.closed).toBe(false);
     sessions.d2!.destroy();
+  });
+
+  it("follow the control plane's TCP health checks: a backend found down gets no connection at all", async () => {
+    await waitFor(
+      async () => {
+        const health = (
+          (await (await fetch(`${stack.dps[0]!.adminUrl}/config`)).json()) as { health: { backends: Record<string, Record<string, { status: string }>> } }
+        ).health.backends.health;
+        return health?.h1?.status === 'healthy' && health?.h2?.status === 'unhealthy';
+      },
+      { message: 'h1 healthy and h2 unhealthy on the node' },
+    );
+    for (let i = 0; i < 4; i++) {
+      const c = await open('health');
+      expect((await c.greeting()).backend).toBe('h1');
+      c.destroy();
+    }
+    expect(await series('lb_dp_l4_backend_connect_failures_total{pool="health",backend="h2"}')).toBe(0);
   });
 
   it('carry 1,000 concurrent connections through one node', async () => {
