@@ -6,6 +6,8 @@
 // TLS and the config adds an HTTPS listener on P (TLS 1.3 only) with DIR's demo certificate, and
 // with --https-full-port Q one more on Q without session resumption (every handshake a full one);
 // --nodes N starts N data planes, node i binding those listeners on 127.0.0.i (bench/tls.sh).
+// With --tcp-port P the config adds a tcp listener on P, routed to a pool of the same backends
+// with connection limits out of the way (bench/tcp.sh).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     'https-full-port': { type: 'string' },
     'tls-dir': { type: 'string' },
     nodes: { type: 'string', default: '1' },
+    'tcp-port': { type: 'string' },
   },
 });
 const nodeIds = Array.from({ length: Number(values.nodes) }, (_, i) => (i === 0 ? 'bench' : `bench-${i + 1}`));
@@ -110,8 +113,18 @@ const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
   method: 'PUT',
   headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
   body: JSON.stringify({
-    pools: { bench: { algorithm: values.algorithm, backends } },
-    routes: { all: { match: { pathPrefix: '/' }, pools: [{ pool: 'bench' }] } },
+    pools: {
+      bench: { algorithm: values.algorithm, backends },
+      // L4 routes get pools of their own; a bench opens more connections than the default limits (1024).
+      ...(values['tcp-port'] === undefined
+        ? {}
+        : { 'bench-tcp': { algorithm: values.algorithm, backends, circuitBreaker: { maxConnections: 100000, perBackend: { maxConnections: 100000 } } } }),
+    },
+    routes: {
+      all: { match: { pathPrefix: '/' }, pools: [{ pool: 'bench' }] },
+      ...(values['tcp-port'] === undefined ? {} : { tcp: { listeners: ['tcp'], pools: [{ pool: 'bench-tcp' }] } }),
+    },
+    ...(values['tcp-port'] === undefined ? {} : { listeners: { tcp: { port: Number(values['tcp-port']), protocol: 'tcp', maxConnections: 100000 } } }),
     ...(tls === undefined || values['https-port'] === undefined
       ? {}
       : {
