@@ -71,7 +71,7 @@ beforeAll(async () => {
     ['td', ['--tls', certDefault.chainFile, certDefault.keyFile]],
   ];
   await Promise.all(starts.map(async ([name, args]) => (backends[name] = await TcpBackend.start(name, args))));
-  for (const name of ['echo', 'kill', 'drain', 'health', 'pp1', 'pp2', 'outer', 'tls']) ports[name] = await freePort();
+  for (const name of ['echo', 'kill', 'drain', 'health', 'limits', 'pp1', 'pp2', 'outer', 'tls']) ports[name] = await freePort();
   // Nothing listens there: the health check finds it down.
   const deadPort = await freePort();
   const pool = (algorithm: string, ids: string[], extra: Record<string, unknown> = {}) => ({
@@ -93,6 +93,7 @@ beforeAll(async () => {
         healthCheck: { type: 'tcp', intervalMs: 200, healthyThreshold: 1, unhealthyThreshold: 1 },
         panicThresholdPercent: 0,
       },
+      limits: pool('round_robin', ['e1']),
       'proxy-v1': pool('round_robin', ['p1'], { proxyProtocol: 'v1' }),
       'proxy-v2': pool('round_robin', ['p2'], { proxyProtocol: 'v2' }),
       'tls-a': pool('round_robin', ['ta']),
@@ -104,6 +105,7 @@ beforeAll(async () => {
       kill: route('kill', 'kill'),
       drain: route('drain', 'drain'),
       health: route('health', 'health'),
+      limits: route('limits', 'limits'),
       pp1: route('pp1', 'proxy-v1'),
       pp2: route('pp2', 'proxy-v2'),
       outer: route('outer', 'proxy-v1'),
@@ -116,6 +118,7 @@ beforeAll(async () => {
       kill: { port: ports.kill, protocol: 'tcp' },
       drain: { port: ports.drain, protocol: 'tcp' },
       health: { port: ports.health, protocol: 'tcp' },
+      limits: { port: ports.limits, protocol: 'tcp', maxConnections: 2, idleTimeoutMs: 1000 },
       pp1: { port: ports.pp1, protocol: 'tcp' },
       pp2: { port: ports.pp2, protocol: 'tcp' },
       outer: { port: ports.outer, protocol: 'tcp', acceptProxyProtocol: { trustedSources: ['127.0.0.5/32', '::1'] }, helloTimeoutMs: 2000 },
@@ -218,6 +221,31 @@ describe('tcp listeners (issue 13)', () => {
       c.destroy();
     }
     expect(await series('lb_dp_l4_backend_connect_failures_total{pool="health",backend="h2"}')).toBe(0);
+  });
+
+  it('hold a listener to maxConnections, and close sessions idle for idleTimeoutMs', async () => {
+    const a = await open('limits');
+    const b = await open('limits');
+    await a.greeting();
+    await b.greeting();
+    const over = await open('limits');
+    await waitFor(() => over.closed, { message: 'the connection over maxConnections to be closed' });
+    expect(over.received).toBe('');
+    expect(await series('lb_dp_l4_refused_total{listener="limits",reason="max-connections"}')).toBe(1);
+    // `a` keeps talking, `b` says nothing: only `b` is closed for idling.
+    const startedAt = Date.now();
+    const talk = setInterval(() => a.write('.'), 200);
+    try {
+      await waitFor(() => b.closed, { timeoutMs: 5000, message: 'the idle session to be closed' });
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(700);
+      expect(a.closed).toBe(false);
+    } finally {
+      clearInterval(talk);
+    }
+    const again = await open('limits');
+    expect((await again.greeting()).backend).toBe('e1');
+    again.destroy();
+    a.destroy();
   });
 
   it('carry 1,000 concurrent connections through one node', async () => {
