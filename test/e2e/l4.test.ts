@@ -71,7 +71,7 @@ beforeAll(async () => {
     ['td', ['--tls', certDefault.chainFile, certDefault.keyFile]],
   ];
   await Promise.all(starts.map(async ([name, args]) => (backends[name] = await TcpBackend.start(name, args))));
-  for (const name of ['echo', 'kill', 'drain', 'health', 'limits', 'pp1', 'pp2', 'outer', 'tls']) ports[name] = await freePort();
+  for (const name of ['echo', 'kill', 'drain', 'health', 'limits', 'lc', 'pp1', 'pp2', 'outer', 'tls']) ports[name] = await freePort();
   // Nothing listens there: the health check finds it down.
   const deadPort = await freePort();
   const pool = (algorithm: string, ids: string[], extra: Record<string, unknown> = {}) => ({
@@ -94,6 +94,7 @@ beforeAll(async () => {
         panicThresholdPercent: 0,
       },
       limits: pool('round_robin', ['e1']),
+      lc: pool('least_connections', ['e2', 'e3'], { circuitBreaker: { perBackend: { maxConnections: 2 } } }),
       'proxy-v1': pool('round_robin', ['p1'], { proxyProtocol: 'v1' }),
       'proxy-v2': pool('round_robin', ['p2'], { proxyProtocol: 'v2' }),
       'tls-a': pool('round_robin', ['ta']),
@@ -106,6 +107,7 @@ beforeAll(async () => {
       drain: route('drain', 'drain'),
       health: route('health', 'health'),
       limits: route('limits', 'limits'),
+      lc: route('lc', 'lc'),
       pp1: route('pp1', 'proxy-v1'),
       pp2: route('pp2', 'proxy-v2'),
       outer: route('outer', 'proxy-v1'),
@@ -119,6 +121,7 @@ beforeAll(async () => {
       drain: { port: ports.drain, protocol: 'tcp' },
       health: { port: ports.health, protocol: 'tcp' },
       limits: { port: ports.limits, protocol: 'tcp', maxConnections: 2, idleTimeoutMs: 1000 },
+      lc: { port: ports.lc, protocol: 'tcp' },
       pp1: { port: ports.pp1, protocol: 'tcp' },
       pp2: { port: ports.pp2, protocol: 'tcp' },
       outer: { port: ports.outer, protocol: 'tcp', acceptProxyProtocol: { trustedSources: ['127.0.0.5/32', '::1'] }, helloTimeoutMs: 2000 },
@@ -246,6 +249,29 @@ describe('tcp listeners (issue 13)', () => {
     expect((await again.greeting()).backend).toBe('e1');
     again.destroy();
     a.destroy();
+  });
+
+  it("count open sessions for least_connections, up to the breaker's maxConnections per backend", async () => {
+    const open4: TcpClient[] = [];
+    const where: Record<string, number> = {};
+    for (let i = 0; i < 4; i++) {
+      const c = await open('lc');
+      const { backend } = await c.greeting();
+      where[backend] = (where[backend] ?? 0) + 1;
+      open4.push(c);
+    }
+    expect(where).toEqual({ e2: 2, e3: 2 });
+    const full = await open('lc');
+    await waitFor(() => full.closed, { message: "a connection past every backend's maxConnections to be closed" });
+    expect(full.received).toBe('');
+    expect(await series('lb_dp_l4_refused_total{listener="lc",reason="no-backend"}')).toBe(1);
+    // One session on e3 ends: e3 has the fewest open, so it takes the next one.
+    const onE3 = open4.find((c) => c.received.startsWith('hello e3'))!;
+    onE3.destroy();
+    await waitFor(async () => (await series('lb_dp_l4_backend_connections{pool="lc",backend="e3"}')) === 1, { message: 'the e3 session to end' });
+    const next = await open('lc');
+    expect((await next.greeting()).backend).toBe('e3');
+    for (const c of [...open4, next]) c.destroy();
   });
 
   it('carry 1,000 concurrent connections through one node', async () => {
