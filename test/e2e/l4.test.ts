@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../support/http.js';
 import { testPki } from '../support/pki.js';
 import { Stack } from '../support/stack.js';
-import { TcpBackend, TcpClient } from '../support/tcp-backends.js';
+import { BlackHole, TcpBackend, TcpClient } from '../support/tcp-backends.js';
 import { run } from '../support/tls-clients.js';
 import { freePort, waitFor } from '../support/wait.js';
 
@@ -25,6 +25,7 @@ const certDefault = pki.issue({ cn: 'default.example' });
 const accessLog = join(mkdtempSync(join(tmpdir(), 'lb-l4-')), 'access.log');
 
 let stack: Stack;
+let blackHole: BlackHole;
 const backends: Record<string, TcpBackend> = {};
 const ports: Record<string, number> = {};
 const HOST = '127.0.0.1';
@@ -71,7 +72,8 @@ beforeAll(async () => {
     ['td', ['--tls', certDefault.chainFile, certDefault.keyFile]],
   ];
   await Promise.all(starts.map(async ([name, args]) => (backends[name] = await TcpBackend.start(name, args))));
-  for (const name of ['echo', 'kill', 'drain', 'health', 'limits', 'lc', 'pp1', 'pp2', 'outer', 'tls']) ports[name] = await freePort();
+  for (const name of ['echo', 'kill', 'drain', 'health', 'limits', 'lc', 'slow', 'pp1', 'pp2', 'outer', 'tls']) ports[name] = await freePort();
+  blackHole = await BlackHole.start();
   // Nothing listens there: the health check finds it down.
   const deadPort = await freePort();
   const pool = (algorithm: string, ids: string[], extra: Record<string, unknown> = {}) => ({
@@ -94,6 +96,13 @@ beforeAll(async () => {
         panicThresholdPercent: 0,
       },
       limits: pool('round_robin', ['e1']),
+      slow: {
+        backends: [
+          { id: 'hole', address: blackHole.address },
+          { id: 'e1', address: backends.e1!.address },
+        ],
+        timeouts: { connectMs: 300 },
+      },
       lc: pool('least_connections', ['e2', 'e3'], { circuitBreaker: { perBackend: { maxConnections: 2 } } }),
       'proxy-v1': pool('round_robin', ['p1'], { proxyProtocol: 'v1' }),
       'proxy-v2': pool('round_robin', ['p2'], { proxyProtocol: 'v2' }),
@@ -108,6 +117,7 @@ beforeAll(async () => {
       health: route('health', 'health'),
       limits: route('limits', 'limits'),
       lc: route('lc', 'lc'),
+      slow: route('slow', 'slow'),
       pp1: route('pp1', 'proxy-v1'),
       pp2: route('pp2', 'proxy-v2'),
       outer: route('outer', 'proxy-v1'),
@@ -122,6 +132,7 @@ beforeAll(async () => {
       health: { port: ports.health, protocol: 'tcp' },
       limits: { port: ports.limits, protocol: 'tcp', maxConnections: 2, idleTimeoutMs: 1000 },
       lc: { port: ports.lc, protocol: 'tcp' },
+      slow: { port: ports.slow, protocol: 'tcp' },
       pp1: { port: ports.pp1, protocol: 'tcp' },
       pp2: { port: ports.pp2, protocol: 'tcp' },
       outer: { port: ports.outer, protocol: 'tcp', acceptProxyProtocol: { trustedSources: ['127.0.0.5/32', '::1'] }, helloTimeoutMs: 2000 },
@@ -132,7 +143,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  await Promise.allSettled(Object.values(backends).map((b) => b.stop()));
+  await Promise.allSettled([...Object.values(backends).map((b) => b.stop()), blackHole?.stop()]);
 });
 
 describe('tcp listeners (issue 13)', () => {
@@ -272,6 +283,18 @@ describe('tcp listeners (issue 13)', () => {
     const next = await open('lc');
     expect((await next.greeting()).backend).toBe('e3');
     for (const c of [...open4, next]) c.destroy();
+  });
+
+  it("give up a connect after the pool's connectMs and retry it on another backend", async () => {
+    await blackHole.fill();
+    // Round robin over two backends: of two connections, one is sent to the black hole first.
+    for (let i = 0; i < 2; i++) {
+      const c = await open('slow');
+      expect((await c.greeting()).backend).toBe('e1');
+      c.destroy();
+    }
+    expect(await series('lb_dp_l4_backend_connect_failures_total{pool="slow",backend="hole"}')).toBe(1);
+    expect(await series('lb_dp_upstream_errors_total{pool="slow",kind="timeout"}')).toBe(1);
   });
 
   it('carry 1,000 concurrent connections through one node', async () => {

@@ -40,6 +40,57 @@ export class TcpBackend {
   }
 }
 
+/**
+ * A port whose connects time out: a process that listens with a backlog of 1 and then blocks its
+ * thread (Atomics.wait: no CPU), so it never accepts; once `fill()` has queued what the kernel
+ * holds, further SYNs are dropped and a connect hangs until its timeout.
+ */
+export class BlackHole {
+  private readonly fillers: Socket[] = [];
+
+  private constructor(
+    readonly child: Child,
+    readonly port: number,
+  ) {}
+
+  static async start(): Promise<BlackHole> {
+    const script =
+      "const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {" +
+      ' console.log(`listening ${s.address().port}`);' +
+      ' setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000), 50); });';
+    const child = new Child('black hole', process.execPath, ['-e', script]);
+    const port = await waitFor(() => Number(/listening (\d+)/.exec(child.logs())?.[1] ?? 0) || undefined, { message: 'the black hole to listen' });
+    return new BlackHole(child, port);
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Queues connections until one no longer completes: the kernel holds no more. */
+  async fill(): Promise<void> {
+    for (let i = 0; i < 8; i++) {
+      const connected = await new Promise<boolean>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port: this.port });
+        this.fillers.push(s);
+        const timer = setTimeout(() => resolve(false), 300);
+        s.once('connect', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+        s.on('error', () => undefined);
+      });
+      if (!connected) return;
+    }
+    throw new Error('the black hole kept accepting');
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.fillers) s.destroy();
+    await this.child.kill();
+  }
+}
+
 /** A client connection that collects what it receives; `from` binds it to a loopback source address. */
 export class TcpClient {
   received = '';
