@@ -495,6 +495,21 @@ describe('L4 config, metrics and access log (issue 13)', () => {
       { message: 'the session in the access log' },
     );
     expect(line).toMatchObject({ route: 'pp1', pool: 'proxy-v1', backend: 'p1', connects: 1, end: 'closed', client: HOST });
+    // A session whose pool sends no PROXY header names its client too; a refused one says why.
+    const hello = await waitFor(
+      () =>
+        readFileSync(accessLog, 'utf8')
+          .split('\n')
+          .filter((l) => l.includes('"msg":"tcp"') && l.includes('"listener":"tls"') && l.includes('"sni":"a.example"'))
+          .map((l) => JSON.parse(l))[0],
+    );
+    expect(hello).toMatchObject({ client: HOST, route: 'tls-a', pool: 'tls-a', backend: 'ta', end: 'closed' });
+    const timedOut = await waitFor(() =>
+      readFileSync(accessLog, 'utf8')
+        .split('\n')
+        .find((l) => l.includes('"msg":"tcp"') && l.includes('"end":"hello-timeout"')),
+    );
+    expect(JSON.parse(timedOut)).toMatchObject({ listener: 'tls', client: HOST, connects: 0 });
     expect(line.bytesOut).toBeGreaterThan(11);
     expect(line.durationMs).toBeGreaterThan(0);
   });

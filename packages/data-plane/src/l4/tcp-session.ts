@@ -97,12 +97,16 @@ export class TcpSession {
   private lastBytes = 0;
   // Bytes already added to the counters: [client in, client out, backend in, backend out].
   private readonly counted = [0, 0, 0, 0];
+  /** The socket's peer address, read at accept only for the access log (reading it is a system call). */
+  private readonly peer: string | undefined;
 
   constructor(
     private readonly host: SessionHost,
     private readonly client: Socket,
   ) {
     const settings = host.settings;
+    // The access log names the client after its socket has closed, when the address is gone.
+    this.peer = host.accessLog === undefined ? undefined : client.remoteAddress;
     this.proxyHeaderDone = settings.trustedSources === undefined;
     this.helloDeadline = this.startedAt + settings.helloTimeoutMs;
     client.on('error', this.onClientError);
@@ -116,10 +120,10 @@ export class TcpSession {
   }
 
   /** The client's address as balancers hash it and PROXY headers carry it. */
-  private clientAddress(): string | undefined {
-    const a = this.addresses?.sourceAddress ?? this.client.remoteAddress;
+  private readonly clientAddress = (): string | undefined => {
+    const a = this.addresses?.sourceAddress ?? this.peer ?? this.client.remoteAddress;
     return a === undefined ? undefined : unmapIPv4(a);
-  }
+  };
 
   private readonly onHelloData = (chunk: Buffer): void => {
     let data = this.preamble === undefined ? chunk : Buffer.concat([this.preamble, chunk]);
@@ -178,7 +182,7 @@ export class TcpSession {
     if (picks > MAX_PICKS) picks = MAX_PICKS;
     for (let i = 0; i < picks; i++) {
       const again = retry || i > 0;
-      const b = pickBackend(route, out, again ? EMPTY_PICK_CONTEXT : new AddressPickContext(this.clientAddress()), again);
+      const b = pickBackend(route, out, again ? EMPTY_PICK_CONTEXT : new AddressPickContext(this.clientAddress), again);
       const target = out.target;
       if (b === undefined || target === undefined || b.upstream === undefined) return undefined;
       if (!admitsConnection(target, b.runtime)) continue;
