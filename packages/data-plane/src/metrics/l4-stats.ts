@@ -10,32 +10,35 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export const L4_REFUSALS = ['max-connections', 'untrusted-source', 'bad-proxy-header', 'hello-timeout', 'no-route', 'no-backend', 'connect-failed'] as const;
 export type L4Refusal = (typeof L4_REFUSALS)[number];
 
-export class L4ListenerStats {
-  /** Connections open now. */
+/** What listeners and backends both count. */
+class L4Counters {
+  /** Sessions open now. */
   active = 0;
-  /** Connections accepted, ever. */
-  accepted = 0;
-  /** Bytes from clients (in) and to clients (out). */
+  /** Bytes in (from clients, on to backends) and out (from backends, on to clients). */
   bytesIn = 0;
   bytesOut = 0;
   /** Failed connects to backends (each retry counts). */
   connectFailures = 0;
-  readonly refused = Object.fromEntries(L4_REFUSALS.map((r) => [r, 0])) as Record<L4Refusal, number>;
-  constructor(readonly listener: string) {}
 }
 
-export class L4BackendStats {
-  /** Sessions piped to this backend now, and ever. */
-  active = 0;
+export class L4ListenerStats extends L4Counters {
+  /** Connections accepted, ever. */
+  accepted = 0;
+  readonly refused = Object.fromEntries(L4_REFUSALS.map((r) => [r, 0])) as Record<L4Refusal, number>;
+  constructor(readonly listener: string) {
+    super();
+  }
+}
+
+export class L4BackendStats extends L4Counters {
+  /** Sessions piped to this backend, ever. */
   connections = 0;
-  /** Bytes sent to the backend (in: from the client) and received from it (out: to the client). */
-  bytesIn = 0;
-  bytesOut = 0;
-  connectFailures = 0;
   constructor(
     readonly pool: string,
     readonly backend: string,
-  ) {}
+  ) {
+    super();
+  }
 }
 
 export class L4Stats {
