@@ -56,7 +56,7 @@ export class BlackHole {
   static async start(): Promise<BlackHole> {
     const script =
       "const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {" +
-      ' console.log(`listening ${s.address().port}`);' +
+      " console.log('listening ' + s.address().port);" +
       ' setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000), 50); });';
     const child = new Child('black hole', process.execPath, ['-e', script]);
     const port = await waitFor(() => Number(/listening (\d+)/.exec(child.logs())?.[1] ?? 0) || undefined, { message: 'the black hole to listen' });
