@@ -61,6 +61,8 @@ export const UPSTREAM_ERRORS = {
   CLIENT_ABORTED: 'LB_CLIENT_ABORTED',
   /** The TLS handshake with the backend failed: its certificate does not verify (chain, name, dates), or no protocol in common. */
   TLS: 'LB_UPSTREAM_TLS',
+  /** An HTTP/2 backend refused the stream unprocessed (REFUSED_STREAM, or past its GOAWAY): the request never reached it. */
+  REFUSED_STREAM: 'LB_UPSTREAM_REFUSED_STREAM',
 } as const;
 
 export type UpstreamErrorCode = (typeof UPSTREAM_ERRORS)[keyof typeof UPSTREAM_ERRORS];
@@ -97,6 +99,7 @@ const CONNECT_CODES = new Set([
   'EADDRNOTAVAIL',
   UPSTREAM_ERRORS.CONNECT_TIMEOUT,
   'UND_ERR_CONNECT_TIMEOUT',
+  UPSTREAM_ERRORS.REFUSED_STREAM,
 ]);
 const TIMEOUT_CODES = new Set([UPSTREAM_ERRORS.HEADERS_TIMEOUT, UPSTREAM_ERRORS.BODY_TIMEOUT, 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', UPSTREAM_ERRORS.CLOSED, UPSTREAM_ERRORS.POOL_CLOSED, 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);

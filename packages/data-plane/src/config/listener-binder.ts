@@ -18,6 +18,8 @@ export interface ListenerPlan {
   readonly tls: ListenerTlsPlan | undefined;
   /** Set for tcp and tls-passthrough (l4/l4-settings.ts). */
   readonly l4?: L4ListenerSettings | undefined;
+  /** Plain HTTP that also takes HTTP/2 with prior knowledge (h2c); absent: false. */
+  readonly h2c?: boolean;
 }
 
 /** A listener as /config shows it. */

@@ -222,7 +222,7 @@ export class SnapshotApplier implements TableSource, PushHandler {
         if (!compiled.ok) return { ok: false, error: `${ERROR_CODES.TLS_UNAVAILABLE}: ${compiled.error}` };
         tls = compiled.plan;
       }
-      plans.push({ name, port: listener.port, protocol: listener.protocol, tls, l4: compileL4Listener(listener) });
+      plans.push({ name, port: listener.port, protocol: listener.protocol, tls, l4: compileL4Listener(listener), h2c: listener.h2c === true });
     }
     return { ok: true, plans };
   }

@@ -18,6 +18,10 @@ export interface ProxyRequest extends Readable {
   readonly headers: IncomingHttpHeaders;
   readonly httpVersionMajor: number;
   readonly socket: Socket;
+  /** A gRPC call (HTTP/2, content-type application/grpc…): local replies are gRPC statuses; absent: false. */
+  readonly grpc?: boolean;
+  /** The call's own deadline (grpc-timeout) in ms; absent: none. */
+  readonly deadlineMs?: number | undefined;
 }
 
 export interface ProxyResponse extends EventEmitter {
@@ -39,6 +43,11 @@ export interface ProxyResponse extends EventEmitter {
    * request; the caller must close the socket. Absent or undefined: the connection cannot be taken.
    */
   takeConnection?(): { socket: Socket; head: Buffer } | undefined;
+  /**
+   * Trailer fields (flat `[name, value, …]`) to send after the body, before end(); absent: the
+   * response cannot carry them (HTTP/1.1 responses here), and they are dropped.
+   */
+  passTrailers?(trailers: readonly string[]): void;
 }
 
 /** The 'request' listener both servers call. */

@@ -140,8 +140,8 @@ export class Forwarder implements TunnelContext {
       return sendLocal(res, LOCAL_REPLIES.overloaded.node);
     }
     const url = req.url ?? '';
-    // Origin-form only: an absolute-form target (`GET http://…`) is a forward-proxy request.
-    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1) {
+    // Origin-form only: an absolute-form target (`GET http://…`) is a forward-proxy request. HTTP/1.x and HTTP/2, never 0.9.
+    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor === 0) {
       this.noRoute.byClass[4]!++;
       return sendLocal(res, LOCAL_REPLIES.badRequest);
     }

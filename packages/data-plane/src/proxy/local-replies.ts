@@ -56,7 +56,53 @@ export function localReplyCode(res: ProxyResponse): string | undefined {
   return (res as Tagged)[kLocal];
 }
 
+/**
+ * The gRPC status of each local reply (RFC: gRPC's HTTP-to-gRPC mapping, with timeouts as
+ * DEADLINE_EXCEEDED): what a gRPC client is told instead of an HTTP body it cannot read.
+ */
+export const GRPC_STATUS_OF: Readonly<Record<LocalReplyCode, number>> = {
+  no_config: 14,
+  no_route: 12,
+  no_backend: 14,
+  upstream_connect: 14,
+  upstream_error: 14,
+  upstream_timeout: 4,
+  upstream_tls: 14,
+  bad_request: 13,
+  too_many_headers: 13,
+  transfer_coding_not_implemented: 13,
+  overloaded: 14,
+  rate_limited: 14,
+  https_redirect: 14,
+};
+
+/** grpc-message is percent-encoded (gRPC over HTTP/2): everything but printable ASCII and `%`. */
+function grpcMessage(text: string): string {
+  return text.replace(/[^\x20-\x24\x26-\x7e]/g, (c) => encodeURIComponent(c));
+}
+
+/**
+ * A local reply to a gRPC call: HTTP 200 with the status in a trailers-only response (one
+ * HEADERS frame), as a gRPC server answers a call it fails at once.
+ */
+function sendGrpcStatus(res: ProxyResponse, code: LocalReplyCode, text: string, extra: readonly string[] = []): void {
+  (res as Tagged)[kLocal] = code;
+  res.writeHead(200, [
+    'content-type',
+    'application/grpc',
+    'grpc-status',
+    String(GRPC_STATUS_OF[code]),
+    'grpc-message',
+    grpcMessage(text),
+    'x-lb-error',
+    code,
+    ...extra,
+  ]);
+  res.end();
+}
+
 export function sendLocal(res: ProxyResponse, reply: LocalReply): void {
+  if (res.req.grpc === true) return sendGrpcStatus(res, reply.code, reply.body.toString('latin1', 0, reply.body.length - 1));
   (res as Tagged)[kLocal] = reply.code;
   res.writeHead(reply.status, reply.headers as string[]);
   res.end(reply.body);
@@ -87,6 +133,8 @@ export function sendHttpsRedirect(res: ProxyResponse, status: number, location: 
 }
 
 export function sendRateLimited(res: ProxyResponse, waitMs: number): void {
+  const retryAfter = String(Math.max(1, Math.ceil(waitMs / 1000)));
+  if (res.req.grpc === true) return sendGrpcStatus(res, 'rate_limited', LOCAL_REPLY_CODES.rate_limited.text, ['retry-after', retryAfter]);
   (res as Tagged)[kLocal] = 'rate_limited';
   const body = `${LOCAL_REPLY_CODES.rate_limited.text}\n`;
   res.writeHead(429, [
@@ -97,7 +145,7 @@ export function sendRateLimited(res: ProxyResponse, waitMs: number): void {
     'x-lb-error',
     'rate_limited',
     'retry-after',
-    String(Math.max(1, Math.ceil(waitMs / 1000))),
+    retryAfter,
   ]);
   res.end(body);
 }

@@ -160,9 +160,15 @@ export class ProxyCall implements AttemptOwner {
       method: req.method!,
       headers: this.headers,
       body: this.hasBody ? req : null,
-      headersTimeout: requestMs,
+      headersTimeout: req.deadlineMs === undefined ? requestMs : this.withinDeadline(requestMs, req.deadlineMs),
       bodyTimeout: requestMs,
     });
+  }
+
+  /** A gRPC call's deadline (grpc-timeout), what is left of it, within the route's own limit (0: none). */
+  private withinDeadline(requestMs: number, deadlineMs: number): number {
+    const left = Math.max(1, Math.ceil(deadlineMs - (performance.now() - this.startedAt)));
+    return requestMs === 0 || left < requestMs ? left : requestMs;
   }
 
   /** The request is answered (or abandoned) for good; `status` 0: the client got nothing. Counted for `target`'s route × pool. */
@@ -225,12 +231,14 @@ export class ProxyCall implements AttemptOwner {
     return false;
   }
 
-  attemptComplete(attempt: UpstreamAttempt): void {
+  attemptComplete(attempt: UpstreamAttempt, trailers: readonly string[] | undefined): void {
     attempt.abort = null;
     attemptEnded(attempt, OUTCOME.RESPONSE, attempt.status, undefined);
     if (attempt.discarding) return this.scheduleRetry();
     if (this.headHeaders !== null && !this.writeHead()) return this.reply(LOCAL_REPLIES.badGateway);
     this.finish(attempt.status);
+    // gRPC's status travels in trailers: passed on as they came, where the client response can carry them.
+    if (trailers !== undefined && trailers.length > 0) this.res.passTrailers?.(trailers);
     this.res.end();
   }
 
@@ -296,6 +304,9 @@ export class ProxyCall implements AttemptOwner {
 
   private mayRetry(attempt: UpstreamAttempt, kind: number): boolean {
     if (this.gone) return false;
+    // A gRPC call that reached a backend may have acted, whatever its method says: only a call
+    // that never did (no connection, a stream the backend refused unprocessed) is tried again.
+    if (this.req.grpc === true && kind !== FailureKind.ConnectFailure) return false;
     this.retry ??= new RetryState();
     return this.retry.decide(this.route, attempt.target, attempt.backend.runtime, kind, this.req, this.hasBody);
   }

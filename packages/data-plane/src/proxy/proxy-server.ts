@@ -14,7 +14,8 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { nativeHttp1 } from '../http1/parser-self-test.js';
-import { Http1Server, type TlsTransport } from '../server/http1-server.js';
+import { type Http2Handoff, Http1Server, type TlsTransport } from '../server/http1-server.js';
+import { HTTP2_SERVER_DEFAULTS, Http2Sessions } from '../server/http2-server.js';
 import { upgradeResponse } from '../server/upgrade-exchange.js';
 import type { RequestListener } from './exchange.js';
 import { AccessLog, type AccessLogTarget } from '../access-log/access-log.js';
@@ -120,11 +121,18 @@ export function createRequestGuards(options: ProxyServerOptions = {}): RequestGu
   };
 }
 
+/** HTTP/2 on a listener: over TLS when ALPN offers `h2`; on plain HTTP with prior knowledge when `h2c`. */
+export interface ListenerHttp2 {
+  readonly h2: boolean;
+  readonly h2c: boolean;
+}
+
 /**
  * A client listener running `forwarder`: the built-in server or node:http (options.server), or
- * with a TLS transport the built-in server over TLS — HTTPS never falls back to node:http.
+ * with a TLS transport the built-in server over TLS — HTTPS never falls back to node:http. HTTP/2
+ * (`http2`) runs beside the built-in server only, so it is chosen whenever HTTP/2 is on.
  */
-export function createProxyServer(forwarder: Forwarder, options: ProxyServerOptions = {}, transport?: TlsTransport): ProxyListener {
+export function createProxyServer(forwarder: Forwarder, options: ProxyServerOptions = {}, transport?: TlsTransport, http2?: ListenerHttp2): ProxyListener {
   const headersTimeout = options.headersTimeoutMs ?? PROXY_DEFAULTS.headersTimeoutMs;
   let requestTimeout = options.requestTimeoutMs ?? PROXY_DEFAULTS.requestTimeoutMs;
   // Node wants the whole-request limit to be at least the headers one.
@@ -133,10 +141,11 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
   const maxHeaderSize = options.maxHeaderSize ?? PROXY_DEFAULTS.maxHeaderSize;
   // How often expired requests are looked for (node's default, 30 s, lets slowloris linger).
   const checkIntervalMs = Math.max(100, Math.min(1_000, headersTimeout / 2));
-  const kind = transport !== undefined ? 'native' : (options.server ?? DEFAULT_HTTP_SERVER);
+  const wantsHttp2 = http2 !== undefined && ((transport !== undefined && http2.h2) || (transport === undefined && http2.h2c));
+  const kind = transport !== undefined || wantsHttp2 ? 'native' : (options.server ?? DEFAULT_HTTP_SERVER);
   const native = nativeHttp1();
   if (kind === 'native' && !native.ok) {
-    const instead = transport !== undefined ? 'HTTPS listeners run only on the built-in server' : 'use --http-server node';
+    const instead = transport !== undefined || wantsHttp2 ? 'HTTPS and HTTP/2 listeners run only on the built-in server' : 'use --http-server node';
     throw new Error(`the native http server needs node's HTTP parser (${native.reason}); ${instead}`);
   }
   const server: ProxyListener =
@@ -146,6 +155,7 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
           forwarder.handle,
           checkIntervalMs,
           transport,
+          wantsHttp2 ? http2Handoff(forwarder, options, keepAliveTimeout, maxHeaderSize, http2!.h2c && transport === undefined) : undefined,
         )
       : createServer(
           {
@@ -164,6 +174,21 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
           // same way as the built-in server's (server/upgrade-exchange.ts).
           .on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => forwarder.handle(req, upgradeResponse(req, socket, head)));
   return server;
+}
+
+function http2Handoff(forwarder: Forwarder, options: ProxyServerOptions, idleTimeoutMs: number, maxHeaderSize: number, h2c: boolean): Http2Handoff {
+  const maxHeaders = options.maxHeaders ?? PROXY_DEFAULTS.maxHeaders;
+  const sessions = new Http2Sessions(
+    {
+      ...HTTP2_SERVER_DEFAULTS,
+      maxHeaderListSize: maxHeaderSize,
+      // Pseudo-headers count too; past maxHeaders the forwarder answers 431 itself.
+      maxHeaderListPairs: maxHeaders + 8,
+      idleTimeoutMs,
+    },
+    forwarder.handle,
+  );
+  return { sessions, h2c };
 }
 
 export function listen(server: ProxyListener, host: string, port: number): Promise<AddressInfo> {

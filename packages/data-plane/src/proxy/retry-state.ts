@@ -68,7 +68,8 @@ export class RetryState {
     if ((policy.on & kind) === 0 || this.attempt >= policy.attempts) return false;
     // A body that started streaming to a backend cannot be sent again.
     if (hasBody && (req.readableDidRead || req.destroyed)) return false;
-    if (!requestRetryable(policy, req.method, req.rawHeaders)) return false;
+    // A gRPC call is a POST, but one that never reached a backend (the only kind the call retries) is safe to send again.
+    if (!(req.grpc === true && kind === FailureKind.ConnectFailure) && !requestRetryable(policy, req.method, req.rawHeaders)) return false;
     if (!this.tried.includes(failed)) this.tried.push(failed);
     const next = chooseRetryBackend(route, picked, this.tried);
     const nextTarget = picked.target;

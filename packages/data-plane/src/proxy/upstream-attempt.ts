@@ -19,7 +19,7 @@ export interface AttemptOwner {
   attemptHeaders(attempt: UpstreamAttempt, status: number, rawHeaders: readonly string[], statusText: string): boolean;
   /** A body chunk of the response being passed on; false: pause until resume(). */
   attemptData(chunk: Buffer, release: (() => void) | undefined): boolean;
-  attemptComplete(attempt: UpstreamAttempt): void;
+  attemptComplete(attempt: UpstreamAttempt, trailers: readonly string[] | undefined): void;
   attemptFailed(attempt: UpstreamAttempt, err: Error): void;
 }
 
@@ -73,8 +73,8 @@ export class UpstreamAttempt implements UpstreamHandler, AccountedAttempt {
     return this.owner.attemptData(chunk, release);
   }
 
-  onComplete(): void {
-    this.owner.attemptComplete(this);
+  onComplete(trailers?: readonly string[]): void {
+    this.owner.attemptComplete(this, trailers);
   }
 
   onError(err: Error): void {

@@ -238,7 +238,9 @@ function compilePool(name: string, pool: Config['pools'][string], deps: CompileD
   if (reused !== undefined && reused.source === source) return reused;
   const clock = deps.clock ?? systemClock;
   const resilience = compilePoolResilience(name, pool, reused?.resilience, deps.metrics.resilience, clock);
-  const upstream: UpstreamSettings = tls === undefined ? resilience.upstream : { ...resilience.upstream, tls };
+  let upstream: UpstreamSettings = tls === undefined ? resilience.upstream : { ...resilience.upstream, tls };
+  if (pool.protocol !== undefined && pool.protocol !== 'http1')
+    upstream = { ...upstream, protocol: pool.protocol, maxStreamsPerConnection: pool.maxStreamsPerConnection };
   const runtimes = new Map<string, BackendRuntime>();
   for (const b of reused?.backends ?? []) runtimes.set(b.id, b.runtime);
   const backends: CompiledBackend[] = pool.backends.map((b) => ({

@@ -14,15 +14,30 @@
  * and is handed over once its handshake is done: a TLSSocket is a Socket, so the same connection
  * code serves HTTPS. The acceptor asks for a context per connection, so a certificate replaced
  * while the server runs applies to the next handshake, and connections already open keep theirs.
+ *
+ * HTTP/2 shares the port (Http2Handoff): a TLS connection that agreed on `h2`, or with h2c a plain
+ * one that opens with the HTTP/2 preface, is handed to the listener's HTTP/2 sessions
+ * (http2-server.ts); closing the server sends those GOAWAY.
  */
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { acceptTls, type TlsAcceptor } from '../tls/tls-acceptor.js';
 import type { RequestListener } from '../proxy/exchange.js';
 import { ServerConnection, type ConnectionServer, type ServerConnectionSettings } from './http1-server-connection.js';
+import type { Http2Sessions } from './http2-server.js';
+import { sniffPreface } from './preface-sniff.js';
 
 /** Serve HTTPS: how each connection's handshake goes (the acceptor's connection-independent part). */
 export type TlsTransport = Omit<TlsAcceptor, 'onSecure' | 'handshakeTimeoutMs'>;
+
+/**
+ * HTTP/2 beside HTTP/1.1 on the same port: TLS connections that agreed on ALPN `h2` go to
+ * `sessions`, and with `h2c` plain connections that open with the HTTP/2 preface too.
+ */
+export interface Http2Handoff {
+  readonly sessions: Http2Sessions;
+  readonly h2c: boolean;
+}
 
 export class Http1Server extends EventEmitter implements ConnectionServer {
   private readonly server: net.Server;
@@ -42,12 +57,28 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
     /** How often timeouts are checked (ms); node:http's connectionsCheckingInterval. */
     private readonly checkIntervalMs: number,
     transport?: TlsTransport,
+    private readonly http2?: Http2Handoff,
   ) {
     super();
     const idleSeconds = Math.floor(settings.keepAliveTimeoutMs / 1000);
     this.keepAliveHeader = idleSeconds > 0 ? `Keep-Alive: timeout=${idleSeconds}\r\n` : '';
     // allowHalfOpen: a client that half-closes after its last request still gets the answers.
-    if (transport === undefined) {
+    if (transport === undefined && http2?.h2c === true) {
+      // Until its first bytes tell, a connection is neither: like a handshake, it holds no request.
+      const h2 = http2.sessions;
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (raw) => {
+        this.handshaking.add(raw);
+        raw.once('close', () => this.handshaking.delete(raw));
+        sniffPreface(raw, settings.headersTimeoutMs, (socket, isHttp2) => {
+          this.handshaking.delete(socket);
+          if (isHttp2) h2.accept(socket);
+          else {
+            this.onConnection(socket);
+            socket.resume();
+          }
+        });
+      });
+    } else if (transport === undefined) {
       this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
     } else {
       // A handshake is held to the same limit as a request head: a client that stalls it is cut.
@@ -58,7 +89,9 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
         handshakeTimeoutMs: settings.headersTimeoutMs,
         onSecure: (socket, raw) => {
           this.handshaking.delete(raw);
-          if (!socket.destroyed) this.onConnection(socket);
+          if (socket.destroyed) return;
+          if (socket.alpnProtocol === 'h2' && this.http2 !== undefined) this.http2.sessions.accept(socket);
+          else this.onConnection(socket);
         },
         onHandshakeError: (err) => transport.onHandshakeError(err),
       };
@@ -113,6 +146,7 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
   close(callback?: (err?: Error) => void): this {
     this.closing = true;
     for (const conn of this.connections) conn.stopKeepAlive();
+    this.http2?.sessions.close();
     this.server.close((err) => {
       clearInterval(this.timer);
       this.timer = undefined;
@@ -124,11 +158,13 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
   closeIdleConnections(): void {
     for (const conn of this.connections) if (conn.idle) conn.destroy();
     for (const raw of this.handshaking) raw.destroy();
+    this.http2?.sessions.closeIdle();
   }
 
   closeAllConnections(): void {
     for (const conn of this.connections) conn.destroy();
     for (const socket of this.handedOffSockets) socket.destroy();
     for (const raw of this.handshaking) raw.destroy();
+    this.http2?.sessions.closeAll();
   }
 }

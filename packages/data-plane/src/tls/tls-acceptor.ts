@@ -91,6 +91,9 @@ function handshake(raw: Socket, acceptor: TlsAcceptor, servername: string | unde
   socket.on('error', onError);
   socket.once('secure', () => {
     secure = true;
+    // What tls.Server does before 'secureConnection': node:http2 waits for a socket still marked
+    // as connecting to finish, which a server-side socket made by hand never reports.
+    (socket as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
     socket.off('error', onError);
     acceptor.onSecure(socket, raw);
   });

@@ -44,7 +44,12 @@ interface Running {
 
 /** A change a running listener cannot take in place: it is opened anew. */
 function moved(running: ListenerPlan, wanted: ListenerPlan): boolean {
-  return running.port !== wanted.port || running.protocol !== wanted.protocol || (running.tls?.alpn.join() ?? '') !== (wanted.tls?.alpn.join() ?? '');
+  return (
+    running.port !== wanted.port ||
+    running.protocol !== wanted.protocol ||
+    (running.tls?.alpn.join() ?? '') !== (wanted.tls?.alpn.join() ?? '') ||
+    (running.h2c === true) !== (wanted.h2c === true)
+  );
 }
 
 export class ListenerSet implements ListenerBinder {
@@ -103,18 +108,25 @@ export class ListenerSet implements ListenerBinder {
   private openHttp(plan: ListenerPlan): Running {
     const forwarder = this.options.forwarderFor({ name: plan.name, protocol: plan.protocol });
     const running: Running = { plan, server: undefined as unknown as ProxyListener, forwarder, tcp: undefined, tls: plan.tls, address: undefined };
+    // HTTP/2: by ALPN over TLS, by prior knowledge (h2c) on plain HTTP when the listener says so.
+    const http2 = { h2: plan.tls?.alpn.includes('h2') === true, h2c: plan.h2c === true };
     const server =
       plan.tls === undefined
-        ? createProxyServer(forwarder, this.options.proxy)
-        : createProxyServer(forwarder, this.options.proxy, {
-            choosesBySni: () => running.tls!.choosesBySni,
-            contextFor: (servername) => {
-              const tls = running.tls!;
-              return (servername === undefined ? undefined : tls.sni.lookup(servername)) ?? tls.defaultContext;
+        ? createProxyServer(forwarder, this.options.proxy, undefined, http2)
+        : createProxyServer(
+            forwarder,
+            this.options.proxy,
+            {
+              choosesBySni: () => running.tls!.choosesBySni,
+              contextFor: (servername) => {
+                const tls = running.tls!;
+                return (servername === undefined ? undefined : tls.sni.lookup(servername)) ?? tls.defaultContext;
+              },
+              alpn: plan.tls.alpnWire,
+              onHandshakeError: () => this.options.onHandshakeError?.(plan.name),
             },
-            alpn: plan.tls.alpnWire,
-            onHandshakeError: () => this.options.onHandshakeError?.(plan.name),
-          });
+            http2,
+          );
     (running as { server: ProxyListener }).server = server;
     return running;
   }

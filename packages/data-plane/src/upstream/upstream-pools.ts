@@ -5,12 +5,14 @@
  * gracefully: queued and in-flight requests finish first, which is what lets draining and
  * removed backends finish their work.
  *
- * The client is the built-in one on node's native HTTP parser (http1-pool.ts) unless that
+ * Pools with `protocol: http2` or `h2c` talk HTTP/2 (http2-upstream.ts). For HTTP/1.1 the client is the built-in one on node's native HTTP parser (http1-pool.ts) unless that
  * parser failed its self-test (http1/parser-self-test.ts) or the operator asks for undici
  * (`--upstream-client undici`).
  */
 import { nativeHttp1 } from '../http1/parser-self-test.js';
+import { DEFAULT_MAX_STREAMS_PER_CONNECTION, type PoolProtocol } from '@lb/shared';
 import { Http1Pool, type Http1PoolOptions } from './http1-pool.js';
+import { Http2Upstream } from './http2-upstream.js';
 import { UndiciUpstream } from './undici-upstream.js';
 import type { Upstream } from './upstream.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
@@ -42,20 +44,26 @@ export interface UpstreamSettings {
   connections?: number;
   /** TLS to the backend (the pool's `tls`); absent: plain HTTP. */
   tls?: UpstreamTls | undefined;
+  /** HTTP/1.1 (absent, `http1`) or HTTP/2 (`http2` over TLS, `h2c`): the pool's `protocol`. */
+  protocol?: PoolProtocol | undefined;
+  /** HTTP/2 only: streams per connection; absent: DEFAULT_MAX_STREAMS_PER_CONNECTION. */
+  maxStreamsPerConnection?: number | undefined;
 }
 
 /** The key of the upstream pool for `address` with `settings`: the address alone for the defaults. */
 export function upstreamKey(address: string, settings: UpstreamSettings | undefined): string {
   if (settings === undefined) return address;
   const { connectTimeoutMs: c, keepAliveTimeoutMs: k, connections: n, tls } = settings;
+  const http2 = settings.protocol === undefined || settings.protocol === 'http1' ? '' : `,${settings.protocol}:${settings.maxStreamsPerConnection ?? ''}`;
   if (
     tls === undefined &&
+    http2 === '' &&
     (c === undefined || c === DEFAULT_SETTINGS.connectTimeoutMs) &&
     (k === undefined || k === DEFAULT_SETTINGS.keepAliveTimeoutMs) &&
     (n === undefined || n === DEFAULT_SETTINGS.connections)
   )
     return address;
-  return `${address}#${c ?? ''},${k ?? ''},${n ?? ''}${tls === undefined ? '' : `,tls:${tls.identity}`}`;
+  return `${address}#${c ?? ''},${k ?? ''},${n ?? ''}${tls === undefined ? '' : `,tls:${tls.identity}`}${http2}`;
 }
 
 /** The settings every pool has unless it says otherwise (RESILIENCE_DEFAULTS): these share the plain-address pool. */
@@ -98,7 +106,13 @@ export class UpstreamPools implements UpstreamSource {
       if (settings?.keepAliveTimeoutMs !== undefined) options.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
       if (settings?.connections !== undefined) options.connections = settings.connections;
       if (settings?.tls !== undefined) options.tls = settings.tls;
-      const pool = this.client === 'native' ? new Http1Pool(address, options) : new UndiciUpstream(address, options);
+      const protocol = settings?.protocol ?? 'http1';
+      const pool =
+        protocol !== 'http1'
+          ? new Http2Upstream(address, { ...options, maxStreamsPerConnection: settings?.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION })
+          : this.client === 'native'
+            ? new Http1Pool(address, options)
+            : new UndiciUpstream(address, options);
       entry = { address, pool };
       this.pools.set(key, entry);
     }

@@ -36,7 +36,8 @@ export interface UpstreamHandler {
    * write callback) or dropped. Forgetting it costs only that buffer, left to the collector.
    */
   onData(chunk: Buffer, release?: () => void): boolean;
-  onComplete(): void;
+  /** The response is complete; `trailers` (flat `[name, value, …]`): the trailer fields an HTTP/2 backend sent, if any. */
+  onComplete(trailers?: readonly string[]): void;
   /** Ends the request unsuccessfully; nothing else is called after it. */
   onError(err: Error): void;
 }

@@ -143,7 +143,20 @@ export interface Pool {
   tls?: PoolTls;
   /** L4 pools only: a PROXY protocol header (v1 text, v2 binary) with the client's address starts every connection to a backend. Absent: none. */
   proxyProtocol?: ProxyProtocolVersion;
+  /** How requests reach the backends (POOL_PROTOCOLS); absent: `http1`. */
+  protocol?: PoolProtocol;
+  /** `http2` and `h2c` only: streams one connection carries at once (lower if the backend's SETTINGS say so), 1..1000. Default 100. */
+  maxStreamsPerConnection?: number;
 }
+
+/**
+ * `http1`: HTTP/1.1, one request per connection at a time. `http2`: HTTP/2 over TLS (needs `tls`;
+ * ALPN `h2`). `h2c`: HTTP/2 over plain TCP with prior knowledge (gRPC backends without TLS).
+ */
+export const POOL_PROTOCOLS = ['http1', 'http2', 'h2c'] as const;
+export type PoolProtocol = (typeof POOL_PROTOCOLS)[number];
+/** Streams per HTTP/2 backend connection when the pool does not say. */
+export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 100;
 
 export interface Timeouts {
   /** Time to open a connection to a backend (ms); a miss is a connect failure (502, retryable). Default 1000. */
@@ -434,8 +447,8 @@ export const L4_LISTENER_DEFAULTS = Object.freeze({ idleTimeoutMs: 600_000, maxC
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 export type TlsVersion = (typeof TLS_VERSIONS)[number];
 
-/** ALPN protocols a listener may offer; `h2` comes with HTTP/2. */
-export const ALPN_PROTOCOLS = ['http/1.1'] as const;
+/** ALPN protocols a listener may offer: `h2` is HTTP/2 over TLS. */
+export const ALPN_PROTOCOLS = ['h2', 'http/1.1'] as const;
 
 /** The TLS policy of an HTTPS listener. */
 export interface ListenerTls {
@@ -470,6 +483,8 @@ export interface Listener {
   helloTimeoutMs?: number;
   /** Take the client's address from a PROXY protocol header sent by a trusted outer balancer; absent: no header expected. */
   acceptProxyProtocol?: AcceptProxyProtocol;
+  /** `http` only: also serve HTTP/2 with prior knowledge (h2c) on this port. Default false. */
+  h2c?: boolean;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   HASH_SOURCES,
   HEALTH_CHECK_TYPES,
   LISTENER_PROTOCOLS,
+  POOL_PROTOCOLS,
   PROXY_PROTOCOL_VERSIONS,
   RATE_LIMIT_KEYS,
   RETRY_ON,
@@ -232,6 +233,8 @@ export const poolSchema = {
     circuitBreaker: circuitBreakerSchema,
     tls: poolTlsSchema,
     proxyProtocol: { enum: [...PROXY_PROTOCOL_VERSIONS] },
+    protocol: { enum: [...POOL_PROTOCOLS] },
+    maxStreamsPerConnection: { type: 'integer', minimum: 1, maximum: 1000 },
   },
 } as const;
 
@@ -411,6 +414,7 @@ export const listenerSchema = {
         trustedSources: { type: 'array', minItems: 1, maxItems: 256, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 64 } },
       },
     },
+    h2c: { type: 'boolean' },
   },
 } as const;
 

@@ -346,7 +346,25 @@ function cipherProblem(ciphers: string): string | undefined {
   return problem;
 }
 
+/** HTTP/2 on a listener: prior knowledge (h2c) is for plain HTTP; over TLS, ALPN says. */
+function checkListenerHttp2(listener: Listener, prefix: string, errors: FieldError[]): void {
+  if (listener.h2c === true && listener.protocol !== 'http')
+    errors.push({ field: joinField(prefix, 'h2c'), message: 'is only used when protocol is http (over TLS, put "h2" in tls.alpn)' });
+}
+
+/** A pool's protocol and the TLS it needs (or must not have). */
+function checkPoolProtocol(pool: Pool, prefix: string, errors: FieldError[]): void {
+  const protocol = pool.protocol ?? 'http1';
+  if (protocol === 'http2' && pool.tls === undefined)
+    errors.push({ field: joinField(prefix, 'tls'), message: 'is required when protocol is http2 (HTTP/2 without TLS is "h2c")' });
+  if (protocol === 'h2c' && pool.tls !== undefined)
+    errors.push({ field: joinField(prefix, 'protocol'), message: 'h2c is HTTP/2 without TLS; with tls use "http2"' });
+  if (protocol === 'http1' && pool.maxStreamsPerConnection !== undefined)
+    errors.push({ field: joinField(prefix, 'maxStreamsPerConnection'), message: 'is only used when protocol is http2 or h2c' });
+}
+
 function checkListener(listener: Listener, prefix: string, errors: FieldError[], certificates?: Record<string, CertificateResource>): void {
+  checkListenerHttp2(listener, prefix, errors);
   const tls = listener.tls;
   if (listener.protocol === 'https' && tls === undefined) errors.push({ field: joinField(prefix, 'tls'), message: 'is required when protocol is https' });
   if (listener.protocol !== 'https' && tls !== undefined) errors.push({ field: joinField(prefix, 'tls'), message: 'is only used when protocol is https' });
@@ -430,6 +448,7 @@ function checkConfig(config: Config, errors: FieldError[], options: ValidationOp
   for (const [name, pool] of Object.entries(config.pools)) {
     if (!isTrusted('pools', name, pool)) checkPool(pool, `pools.${name}`, errors, options);
     checkPoolTls(pool, `pools.${name}`, errors, certificates);
+    checkPoolProtocol(pool, `pools.${name}`, errors);
   }
   // Two routes with the same match are ambiguous where they serve the same listener; a route for
   // plain HTTP (a redirect, say) and one for HTTPS may share a match.
@@ -501,7 +520,10 @@ function restoreTrusted(input: ResourceSections, checked: ResourceSections, kept
 
 /** One pool on its own (PUT /v1/pools/{pool}); cross-references are checked when it is merged. */
 export function validatePool(input: unknown, prefix = '', options: ValidationOptions = {}): Validation<Pool> {
-  return finish(structural<Pool>(compiled.pool, input, prefix), (p, errors) => checkPool(p, prefix, errors, options));
+  return finish(structural<Pool>(compiled.pool, input, prefix), (p, errors) => {
+    checkPool(p, prefix, errors, options);
+    checkPoolProtocol(p, prefix, errors);
+  });
 }
 
 /** One route on its own; pass the pools it may name to check its references too. */

@@ -1,0 +1,158 @@
+/**
+ * The client-facing HTTP/2 side of a listener: connections the listener's server hands over — a
+ * TLS connection that agreed on ALPN `h2`, or a plain one that opened with the HTTP/2 preface
+ * (h2c with prior knowledge) — become sessions of one node:http2 server that never listens
+ * itself. Every stream is one request to the forwarder (http2-exchange.ts), balanced on its own,
+ * which is what makes gRPC balance per call rather than per connection.
+ *
+ * Defences (node's nghttp2, configured here): at most maxConcurrentStreams streams open per
+ * session (more are refused with REFUSED_STREAM), a header list past maxHeaderListSize or
+ * maxHeaderListPairs resets its stream, per-stream and per-session flow-control windows bound what
+ * a client may send ahead, maxSessionMemory caps what one session may make the process hold.
+ * nghttp2 1.61 cuts a session that resets streams faster than its rate limit (rapid reset,
+ * CVE-2023-44487) or sends endless CONTINUATION frames (CVE-2024-27316) with GOAWAY; node closes
+ * one that sends too many invalid frames or has too many streams refused. Each is one session's
+ * problem: other clients' sessions go on.
+ *
+ * Draining (close): every session gets GOAWAY, streams in flight finish, then the socket closes.
+ */
+import http2, { constants, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { RequestListener } from '../proxy/exchange.js';
+import { Http2ClientRequest, Http2ClientResponse } from './http2-exchange.js';
+
+export interface Http2ServerSettings {
+  /** Streams a client may have open at once per connection. Default 128. */
+  readonly maxConcurrentStreams: number;
+  /** Largest request header list (bytes, as HTTP/2 counts it: names + values + 32 per field). */
+  readonly maxHeaderListSize: number;
+  /** Most header fields in a request (pseudo-headers included). */
+  readonly maxHeaderListPairs: number;
+  /** What a client may send ahead on one stream before the proxy reads it (bytes). */
+  readonly streamWindowBytes: number;
+  /** What a client may send ahead on one connection, all streams together (bytes). */
+  readonly connectionWindowBytes: number;
+  /** Memory one session may hold in nghttp2 (MB) before new streams are refused. */
+  readonly maxSessionMemoryMb: number;
+  /** A connection without streams for this long is closed (ms); 0: never. */
+  readonly idleTimeoutMs: number;
+}
+
+export const HTTP2_SERVER_DEFAULTS = Object.freeze({
+  maxConcurrentStreams: 128,
+  streamWindowBytes: 256 * 1024,
+  connectionWindowBytes: 1024 * 1024,
+  maxSessionMemoryMb: 32,
+});
+
+/** The HTTP/2 connection preface a client with prior knowledge opens with (RFC 9113 §3.4). */
+export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+interface SessionState {
+  readonly socket: Socket;
+  streams: number;
+}
+
+const kState = Symbol('lb.http2Session');
+type TrackedSession = ServerHttp2Session & { [kState]?: SessionState };
+
+function ignore(): void {}
+
+export class Http2Sessions {
+  private readonly server: http2.Http2Server;
+  private readonly sessions = new Set<TrackedSession>();
+  /** The socket being handed over, read by the 'session' listener that emit() runs synchronously. */
+  private arriving: Socket | undefined;
+  private closing = false;
+
+  constructor(
+    private readonly settings: Http2ServerSettings,
+    private readonly listener: RequestListener,
+  ) {
+    this.server = http2.createServer({
+      maxSessionMemory: settings.maxSessionMemoryMb,
+      maxHeaderListPairs: settings.maxHeaderListPairs,
+      // The proxy never pushes; a client may not ask the proxy to hold many of its own streams.
+      peerMaxConcurrentStreams: 100,
+      settings: {
+        enablePush: false,
+        maxConcurrentStreams: settings.maxConcurrentStreams,
+        maxHeaderListSize: settings.maxHeaderListSize,
+        initialWindowSize: settings.streamWindowBytes,
+      },
+    });
+    this.server.on('session', (session: TrackedSession) => this.onSession(session));
+    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) =>
+      this.onStream(stream, headers, flags, raw),
+    );
+    // Without these node would throw what a session or its socket reports.
+    this.server.on('sessionError', ignore);
+    this.server.on('error', ignore);
+  }
+
+  /** Open sessions. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Takes over a connection that speaks HTTP/2 (its first bytes, if read, put back with unshift). */
+  accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.arriving = socket;
+    this.server.emit('connection', socket);
+    this.arriving = undefined;
+  }
+
+  private onSession(session: TrackedSession): void {
+    const socket = this.arriving!;
+    const state: SessionState = { socket, streams: 0 };
+    session[kState] = state;
+    this.sessions.add(session);
+    session.on('error', ignore);
+    session.once('close', () => this.sessions.delete(session));
+    session.once('connect', () => {
+      // The connection window is one setting HTTP/2 sends as a WINDOW_UPDATE, not in SETTINGS.
+      if (this.settings.connectionWindowBytes > 65_535 && !session.destroyed) session.setLocalWindowSize(this.settings.connectionWindowBytes);
+    });
+    const idle = this.settings.idleTimeoutMs;
+    if (idle > 0)
+      session.setTimeout(idle, () => {
+        if (state.streams === 0) session.close();
+      });
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]): void {
+    const session = stream.session as TrackedSession;
+    const state = session[kState]!;
+    state.streams++;
+    const req = new Http2ClientRequest(stream, state.socket, headers, raw, (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
+    const res = new Http2ClientResponse(stream, req);
+    stream.on('error', ignore);
+    stream.once('close', () => {
+      state.streams--;
+      req.cut();
+      res.emit('close');
+      if (state.streams === 0 && this.closing) session.close();
+    });
+    this.listener(req, res);
+  }
+
+  /** Draining: every session gets GOAWAY; streams in flight finish, then each connection closes. */
+  close(): void {
+    this.closing = true;
+    for (const session of this.sessions) if (!session.closed) session.close();
+  }
+
+  /** Closes the sessions that have no stream open now. */
+  closeIdle(): void {
+    for (const session of this.sessions) if (session[kState]!.streams === 0 && !session.destroyed) session.close();
+  }
+
+  /** Ends every session now; streams in flight are cut. */
+  closeAll(): void {
+    for (const session of this.sessions) session.destroy();
+  }
+}

@@ -1,0 +1,194 @@
+// HTTP/2 on both sides of the proxy, in process: h2c with prior knowledge on a plain listener,
+// h2 by ALPN on an HTTPS one, HTTP/2 (h2c) backends with trailers, gRPC-shaped local replies and
+// grpc-timeout. Real processes and real clients (curl, h2load, @grpc/grpc-js) are test/e2e's.
+import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config, ConfigSnapshot, TlsSecrets } from '@lb/shared';
+import { testPki } from '../../../test/support/pki.js';
+import { type Backend, snapshot, startBackend, startTestNode, type TestNode } from './helpers.js';
+
+const pki = testPki();
+const site = pki.issue({ cn: 'h2.example', sans: ['DNS:h2.example'] });
+
+let backend: Backend;
+let h2Backend: http2.Http2Server;
+let h2Address = '';
+let t: TestNode;
+let version = 100;
+let plainPort = 0;
+let tlsPort = 0;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+beforeAll(async () => {
+  backend = await startBackend('h1', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () =>
+      res.end(JSON.stringify({ backend: 'h1', method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() })),
+    );
+  });
+  // An HTTP/2 backend that answers with trailers, or slowly (/slow), like a gRPC server does.
+  h2Backend = http2.createServer();
+  h2Backend.on('stream', (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      if (headers[':path'] === '/slow') {
+        setTimeout(() => {
+          if (!stream.destroyed) stream.respond({ ':status': 200 }, { endStream: true });
+        }, 2000);
+        return;
+      }
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-seen-te': String(headers.te) }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'ok', 'x-body': Buffer.concat(chunks).toString() }));
+      stream.end(Buffer.from('reply'));
+    });
+  });
+  await new Promise<void>((r) => h2Backend.listen(0, '127.0.0.1', r));
+  h2Address = `127.0.0.1:${(h2Backend.address() as { port: number }).port}`;
+  t = await startTestNode();
+  plainPort = await freePort();
+  tlsPort = await freePort();
+  const outcome = await push(config());
+  expect(outcome).toEqual({ ok: true });
+});
+
+afterAll(async () => {
+  await t.node.stop();
+  await backend.close();
+  await new Promise<void>((r) => h2Backend.close(() => r()));
+});
+
+function config(extra: Partial<Config> = {}): Config {
+  return {
+    pools: {
+      web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] },
+      grpc: { algorithm: 'round_robin', protocol: 'h2c', backends: [{ id: 'g1', address: h2Address, weight: 1, state: 'active' }] },
+      empty: { algorithm: 'round_robin', backends: [] },
+    },
+    routes: {
+      web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] },
+      grpc: { match: { pathPrefix: '/svc.' }, pools: [{ pool: 'grpc', weight: 1 }] },
+      none: { match: { pathPrefix: '/none.' }, pools: [{ pool: 'empty', weight: 1 }] },
+    },
+    certificates: { site: { certificate: site.chain } },
+    listeners: {
+      plain: { port: plainPort, protocol: 'http', h2c: true },
+      secure: {
+        port: tlsPort,
+        protocol: 'https',
+        tls: { certificates: ['site'], minVersion: 'TLSv1.2', alpn: ['h2', 'http/1.1'], sessionResumption: true, sessionTimeoutSeconds: 300 },
+      },
+    },
+    ...extra,
+  } as Config;
+}
+
+function push(cfg: Config): Promise<{ ok: boolean; error?: string }> | { ok: boolean; error?: string } {
+  const keys: TlsSecrets = { privateKeys: [{ certificate: 'site', privateKeyPem: site.key }], sessionTicketKeys: [], unavailableReason: '' };
+  const s: ConfigSnapshot = { ...snapshot(++version, cfg), secrets: keys };
+  return t.node.applier.onConfig(s);
+}
+
+interface H2Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  trailers: IncomingHttpHeaders | undefined;
+  body: string;
+}
+
+function request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: string): Promise<H2Reply> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    let head: IncomingHttpHeaders = {};
+    let trailers: IncomingHttpHeaders | undefined;
+    let text = '';
+    stream.on('response', (h) => (head = h));
+    stream.on('trailers', (h) => (trailers = h));
+    stream.on('data', (d: Buffer) => (text += d.toString()));
+    stream.on('end', () => resolve({ status: Number(head[':status']), headers: head, trailers, body: text }));
+    stream.on('error', reject);
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+describe('HTTP/2 from clients', () => {
+  it('h2c with prior knowledge reaches an HTTP/1.1 backend, with X-Request-Id and a body framed for it', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+    try {
+      const get = await request(session, { ':path': '/hello?x=1', cookie: 'a=1' });
+      expect(get.status).toBe(200);
+      const seen = JSON.parse(get.body);
+      expect(seen.url).toBe('/hello?x=1');
+      expect(seen.headers.host).toBe(`127.0.0.1:${plainPort}`);
+      expect(seen.headers['x-request-id']).toMatch(/.+/);
+      const post = await request(session, { ':path': '/up', ':method': 'POST' }, 'payload');
+      const sent = JSON.parse(post.body);
+      expect(sent.body).toBe('payload');
+      expect(sent.headers['transfer-encoding']).toBe('chunked');
+    } finally {
+      session.close();
+    }
+  });
+
+  it('HTTP/1.1 still works on the h2c listener', async () => {
+    const res = await fetch(`http://127.0.0.1:${plainPort}/plain`);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(await res.text()).url).toBe('/plain');
+  });
+
+  it('h2 by ALPN on an HTTPS listener', async () => {
+    const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { ca: pki.root, servername: 'h2.example' });
+    try {
+      const res = await request(session, { ':path': '/tls' });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body).headers['x-forwarded-proto']).toBe('https');
+      expect((session.socket as unknown as { alpnProtocol: string }).alpnProtocol).toBe('h2');
+    } finally {
+      session.close();
+    }
+  });
+});
+
+describe('HTTP/2 to backends', () => {
+  it('passes trailers through and sends te: trailers to a gRPC backend', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+    try {
+      const res = await request(session, { ':path': '/svc.Echo/Call', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers' }, 'ping');
+      expect(res.status).toBe(200);
+      expect(res.body).toBe('reply');
+      expect(res.headers['x-seen-te']).toBe('trailers');
+      expect(res.trailers).toMatchObject({ 'grpc-status': '0', 'grpc-message': 'ok', 'x-body': 'ping' });
+    } finally {
+      session.close();
+    }
+  });
+
+  it('answers gRPC calls it cannot forward with gRPC statuses: 14 without a backend, 4 past grpc-timeout', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+    try {
+      const none = await request(session, { ':path': '/none.Svc/Call', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers' }, '');
+      expect(none.status).toBe(200);
+      expect(none.headers['grpc-status']).toBe('14');
+      expect(none.headers['x-lb-error']).toBe('no_backend');
+      const started = performance.now();
+      const late = await request(
+        session,
+        { ':path': '/slow', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '200m' },
+        '',
+      );
+      expect(late.headers['grpc-status']).toBe('4');
+      expect(performance.now() - started).toBeLessThan(1500);
+    } finally {
+      session.close();
+    }
+  });
+});
