@@ -125,8 +125,14 @@ export class Http2Sessions {
   }
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]): void {
-    const session = stream.session as TrackedSession;
-    const state = session[kState]!;
+    // A stream node reports after its session was destroyed (a flood cut it): nobody to answer.
+    const session = stream.session as TrackedSession | undefined;
+    const state = session?.[kState];
+    if (session === undefined || state === undefined || stream.destroyed) {
+      stream.on('error', ignore);
+      if (!stream.destroyed) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
     state.streams++;
     const req = new Http2ClientRequest(stream, state.socket, headers, raw, (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
     const res = new Http2ClientResponse(stream, req);

@@ -1,0 +1,203 @@
+// Issue 12, point 6: HTTP/2 defences of a listener, with a raw client that writes whatever frames
+// a test builds. Downgrade smuggling (upper case or CR/LF in names, connection-specific fields,
+// TE other than trailers, a content-length the DATA frames disagree with) is refused before a
+// backend sees it; past the stream limit streams are refused; an oversized header list is refused;
+// rapid-reset and CONTINUATION floods cut the attacking connection while another client's
+// requests go on being answered.
+import http2 from 'node:http2';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '@lb/shared';
+import { FLAG, FRAME, frame, get, headerBlock, RawH2, rstStream } from './h2-frames.js';
+import { type Backend, snapshot, startBackend, startTestNode, type TestNode, waitFor } from './helpers.js';
+
+let backend: Backend;
+let t: TestNode;
+let port = 0;
+/** Requests the backend received whole (their body read to the end). */
+let completed = 0;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port: p } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return p;
+}
+
+beforeAll(async () => {
+  backend = await startBackend('b1', (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      completed++;
+      const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? '0');
+      setTimeout(() => res.end('ok'), ms);
+    });
+  });
+  t = await startTestNode();
+  port = await freePort();
+  const config: Config = {
+    pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] } },
+    routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
+    listeners: { plain: { port, protocol: 'http', h2c: true } },
+  } as Config;
+  const outcome = await t.node.applier.onConfig(snapshot(1, config));
+  expect(outcome).toEqual({ ok: true });
+});
+
+afterAll(async () => {
+  await t.node.stop();
+  await backend.close();
+});
+
+const PROTOCOL_ERROR = 1;
+const REFUSED_STREAM = 7;
+
+/** Sends one request on a fresh connection; resolves with what came back for it once the server answered, reset it, or closed. */
+async function attempt(build: (raw: RawH2) => void): Promise<{ answered: boolean; reset: number | undefined; goaway: number | undefined }> {
+  const raw = await RawH2.connect(port);
+  build(raw);
+  await waitFor(() => raw.answered(1) || raw.resetCode(1) !== undefined || raw.goawayCode() !== undefined || raw.closed, 3000, 'an answer');
+  const out = { answered: raw.answered(1), reset: raw.resetCode(1), goaway: raw.goawayCode() };
+  raw.destroy();
+  return out;
+}
+
+/** A well-behaved client that keeps sending requests while `during` runs; every one must be answered. */
+async function bystander<T>(during: () => Promise<T>): Promise<{ result: T; answered: number; failed: number }> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  let answered = 0;
+  let failed = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await new Promise<void>((resolve) => {
+        const s = session.request({ ':path': '/bystander' });
+        s.on('response', (h) => (Number(h[':status']) === 200 ? answered++ : failed++));
+        s.on('error', () => failed++);
+        s.resume();
+        s.on('close', () => resolve());
+      });
+    }
+  })();
+  try {
+    const result = await during();
+    running = false;
+    await loop;
+    return { result, answered, failed };
+  } finally {
+    running = false;
+    session.destroy();
+  }
+}
+
+describe('HTTP/2 downgrade smuggling (h2 → h1)', () => {
+  it('answers a well-formed request, so the refusals below are about the fields', async () => {
+    const ok = await attempt((raw) => raw.request(1, get('/fine')));
+    expect(ok.answered).toBe(true);
+  });
+
+  it('never passes on CR/LF in a name or value: node has nghttp2 drop such a field, so no backend sees it', async () => {
+    const before = backend.seen.length;
+    await attempt((raw) => raw.request(1, [...get('/crlf-name'), ['x-a\r\nx-b', 'c']]));
+    await attempt((raw) => raw.request(1, [...get('/crlf-value'), ['x-v', 'b\r\ntransfer-encoding: chunked']]));
+    for (const seen of backend.seen.slice(before)) {
+      expect(seen.rawHeaders.join('\n')).not.toMatch(/x-a|x-b|x-v|transfer-encoding/i);
+    }
+  });
+
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['an upper-case name', [['X-Upper', 'a']]],
+    ['Connection', [['connection', 'keep-alive']]],
+    ['Transfer-Encoding', [['transfer-encoding', 'chunked']]],
+    ['Keep-Alive', [['keep-alive', 'timeout=5']]],
+    ['Upgrade', [['upgrade', 'websocket']]],
+    ['TE other than trailers', [['te', 'gzip']]],
+  ];
+  for (const [what, fields] of cases) {
+    it(`refuses ${what} before any backend sees it`, async () => {
+      const before = backend.seen.length;
+      const out = await attempt((raw) => raw.request(1, [...get('/smuggle'), ...fields]));
+      expect(out.answered).toBe(false);
+      expect(out.reset ?? out.goaway).toBe(PROTOCOL_ERROR);
+      expect(backend.seen.length).toBe(before);
+    });
+  }
+
+  it('refuses a body that disagrees with its content-length: the backend never gets a whole request', async () => {
+    const before = completed;
+    const out = await attempt((raw) => {
+      raw.request(1, [[':method', 'POST'], ...get('/len').slice(1), ['content-length', '10']], false);
+      raw.write(frame(FRAME.DATA, FLAG.END_STREAM, 1, Buffer.from('abc')));
+    });
+    expect(out.reset ?? out.goaway).toBe(PROTOCOL_ERROR);
+    // Give a backend that did get it time to see the end it must not see.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(completed).toBe(before);
+  });
+});
+
+describe('HTTP/2 limits and floods', () => {
+  it('refuses streams past max concurrent streams (128) with REFUSED_STREAM; those within are answered', async () => {
+    const raw = await RawH2.connect(port);
+    try {
+      for (let i = 0; i < 140; i++) raw.request(1 + 2 * i, get('/hold?ms=300'));
+      const last = 1 + 2 * 139;
+      await waitFor(() => raw.resetCode(last) !== undefined || raw.answered(last), 3000, 'the last stream settled');
+      expect(raw.resetCode(last)).toBe(REFUSED_STREAM);
+      await waitFor(() => raw.answered(1), 3000, 'the first stream answered');
+    } finally {
+      raw.destroy();
+    }
+  });
+
+  it('refuses a header list larger than the limit (16 KiB)', async () => {
+    const before = backend.seen.length;
+    const out = await attempt((raw) => raw.request(1, [...get('/big'), ['x-big', 'a'.repeat(20_000)]]));
+    expect(out.answered).toBe(false);
+    expect(out.reset !== undefined || out.goaway !== undefined).toBe(true);
+    expect(backend.seen.length).toBe(before);
+  });
+
+  it('cuts a rapid-reset flood (CVE-2023-44487) with GOAWAY; another client is answered throughout', async () => {
+    const before = backend.seen.length;
+    const { result, answered, failed } = await bystander(async () => {
+      const raw = await RawH2.connect(port);
+      for (let i = 0; i < 5000 && !raw.closed; i++) {
+        const id = 1 + 2 * i;
+        raw.write(Buffer.concat([frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, headerBlock(get('/reset'))), rstStream(id)]));
+        if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+      }
+      await Promise.race([raw.whenClosed(), waitFor(() => raw.goawayCode() !== undefined, 5000, 'GOAWAY')]);
+      const cut = { goaway: raw.goawayCode(), closed: raw.closed, streams: backend.seen.length - before };
+      raw.destroy();
+      return cut;
+    });
+    // GOAWAY (nghttp2's reset rate limit: the session fails with an error code) or the connection closed.
+    expect(result.goaway !== undefined || result.closed).toBe(true);
+    // Cut well before its 5,000 streams all became backend requests.
+    expect(result.streams).toBeLessThan(2500);
+    expect(failed).toBe(0);
+    expect(answered).toBeGreaterThan(0);
+  });
+
+  it('cuts a CONTINUATION flood (CVE-2024-27316); another client is answered throughout', async () => {
+    const { result, answered, failed } = await bystander(async () => {
+      const raw = await RawH2.connect(port);
+      raw.write(frame(FRAME.HEADERS, 0, 1, headerBlock(get('/cont'))));
+      const piece = headerBlock([['x-pad', 'p'.repeat(100)]]);
+      let sent = 0;
+      for (; sent < 20_000 && !raw.closed; sent++) {
+        raw.write(frame(FRAME.CONTINUATION, 0, 1, piece));
+        if (sent % 200 === 199) await new Promise((r) => setImmediate(r));
+      }
+      await Promise.race([raw.whenClosed(), waitFor(() => raw.goawayCode() !== undefined, 5000, 'GOAWAY')]);
+      raw.destroy();
+      return { sent, answered: raw.answered(1) };
+    });
+    expect(result.answered).toBe(false);
+    expect(failed).toBe(0);
+    expect(answered).toBeGreaterThan(0);
+  });
+});
