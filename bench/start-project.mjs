@@ -2,6 +2,8 @@
 // data plane configured (through the REST API) to balance over the peers' nginx backends on
 // 127.0.0.1:9001-9003. Stops everything on SIGTERM/SIGINT. Not a test: run by bench/proxy.sh.
 //   node bench/start-project.mjs [--listen 127.0.0.1:8090] [--workers 1] [--backends 9001,9002,9003] [--access-log off]
+// [--extra-config FILE]: pools, routes and listeners (JSON) added to the config; [--port-offset N]
+// moves etcd's, the control plane's and the admin ports by N, so two benches can run side by side.
 // With --https-port P and --tls-dir DIR (deploy/local-tls.mjs makes it) the planes speak mutual
 // TLS and the config adds an HTTPS listener on P (TLS 1.3 only) with DIR's demo certificate, and
 // with --https-full-port Q one more on Q without session resumption (every handshake a full one);
@@ -29,13 +31,16 @@ const { values } = parseArgs({
     'tls-dir': { type: 'string' },
     nodes: { type: 'string', default: '1' },
     'tcp-port': { type: 'string' },
+    'extra-config': { type: 'string' },
+    'port-offset': { type: 'string', default: '0' },
   },
 });
 const nodeIds = Array.from({ length: Number(values.nodes) }, (_, i) => (i === 0 ? 'bench' : `bench-${i + 1}`));
 const tls = values['tls-dir'] === undefined ? undefined : localTls(values['tls-dir'], nodeIds);
 const dir = mkdtempSync(join(tmpdir(), 'lb-bench-'));
 const children = [];
-const ports = { etcd: 22379, etcdPeer: 22380, cpHttp: 28080, cpGrpc: 28000, admin: 29901 };
+const offset = Number(values['port-offset']);
+const ports = { etcd: 22379 + offset, etcdPeer: 22380 + offset, cpHttp: 28080 + offset, cpGrpc: 28000 + offset, admin: 29901 + offset };
 
 function start(name, command, args) {
   const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LB_LOG_LEVEL: 'warn' } });
@@ -109,6 +114,7 @@ start('control-plane', process.execPath, [
 await waitOk(`http://127.0.0.1:${ports.cpHttp}/readyz`);
 const adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
 const backends = values.backends.split(',').map((port, i) => ({ id: `nginx-${i + 1}`, address: `127.0.0.1:${port}` }));
+const extra = values['extra-config'] === undefined ? {} : JSON.parse(readFileSync(values['extra-config'], 'utf8'));
 const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
   method: 'PUT',
   headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
@@ -119,12 +125,21 @@ const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
       ...(values['tcp-port'] === undefined
         ? {}
         : { 'bench-tcp': { algorithm: values.algorithm, backends, circuitBreaker: { maxConnections: 100000, perBackend: { maxConnections: 100000 } } } }),
+      ...extra.pools,
     },
     routes: {
       all: { match: { pathPrefix: '/' }, pools: [{ pool: 'bench' }] },
       ...(values['tcp-port'] === undefined ? {} : { tcp: { listeners: ['tcp'], pools: [{ pool: 'bench-tcp' }] } }),
+      ...extra.routes,
     },
-    ...(values['tcp-port'] === undefined ? {} : { listeners: { tcp: { port: Number(values['tcp-port']), protocol: 'tcp', maxConnections: 100000 } } }),
+    ...(values['tcp-port'] === undefined && extra.listeners === undefined
+      ? {}
+      : {
+          listeners: {
+            ...(values['tcp-port'] === undefined ? {} : { tcp: { port: Number(values['tcp-port']), protocol: 'tcp', maxConnections: 100000 } }),
+            ...extra.listeners,
+          },
+        }),
     ...(tls === undefined || values['https-port'] === undefined
       ? {}
       : {

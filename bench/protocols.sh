@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# HTTP/2, gRPC and WebSocket through the data plane side by side with nginx, in one run on this
+# machine (issue 12): one nginx worker and a data plane with --workers 1 (configured through a
+# real etcd and control plane), in front of the same backends — three nginx HTTP/1.1 servers,
+# three gRPC servers and three WebSocket echo servers (bench/protocol-backends.mjs).
+#   - h2 requests/s: h2load -c 64 -m 10 over h2c (prior knowledge) to HTTP/1.1 backends (target >= 50 % of nginx's);
+#   - gRPC unary calls/s: h2load posting a gRPC message, -c 16 -m 10, vs nginx grpc_pass (target >= 50 %);
+#   - WebSocket echo messages/s: bench/ws-echo-load.mjs, 32 connections x 8 messages in flight.
+# Each measure runs R rounds, alternating proxies; the median is reported. A benchmark, not a test.
+#   bash bench/protocols.sh [-d SECONDS] [-r ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=8; R=2
+while getopts "d:r:" o; do case $o in d) D=$OPTARG;; r) R=$OPTARG;; *) exit 2;; esac; done
+need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+need nginx nginx; need h2load nghttp2-client
+bash deploy/bootstrap.sh >/dev/null
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+nginx -c "$PWD/bench/conf/protocols-backend-nginx.conf" & pids+=($!)
+node bench/protocol-backends.mjs & pids+=($!)
+nginx -c "$PWD/bench/conf/protocols-nginx.conf" & pids+=($!)
+node bench/start-project.mjs --listen 127.0.0.1:8490 --workers 1 --backends 9341,9342,9343 --extra-config bench/conf/protocols-project.json --port-offset 300 \
+  2> >(grep -v -E 'raft|WARNING|DeprecationWarning|trace-deprecation' >&2) & pids+=($!)
+
+for i in $(seq 1 300); do
+  if curl -sf --http2-prior-knowledge http://127.0.0.1:18480/ >/dev/null && curl -sf --http2-prior-knowledge http://127.0.0.1:18380/ >/dev/null; then break; fi
+  [ "$i" = 300 ] && { echo "the proxies did not come up" >&2; exit 1; }
+  sleep 0.2
+done
+
+# One gRPC message: not compressed, 13 bytes of payload.
+GRPC_BODY=$(mktemp /tmp/lb-bench-grpc.XXXXXX)
+printf '\x00\x00\x00\x00\x0dhello, bench!' > "$GRPC_BODY"
+
+h2rate() { awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) == "req/s,") print $i }' <<<"$1"; }
+h2ok() { awk '/^requests:/ { print $8 " of " $2 " succeeded" }' <<<"$1"; }
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+declare -A results
+for round in $(seq 1 "$R"); do
+  for proxy in nginx project; do
+    if [ "$proxy" = nginx ]; then h2=18380; grpc=18381; ws=18382; else h2=18480; grpc=18480; ws=8490; fi
+    out=$(h2load -c 64 -m 10 -D "$D" --warm-up-time 2 "http://127.0.0.1:$h2/" 2>&1)
+    results[$proxy-h2]+="$(h2rate "$out") "
+    echo "round $round $proxy h2:   $(h2rate "$out") req/s ($(h2ok "$out"))"
+    out=$(h2load -c 16 -m 10 -D "$D" --warm-up-time 2 -d "$GRPC_BODY" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$grpc/bench.Echo/Unary" 2>&1)
+    results[$proxy-grpc]+="$(h2rate "$out") "
+    echo "round $round $proxy gRPC: $(h2rate "$out") calls/s ($(h2ok "$out"))"
+    out=$(node bench/ws-echo-load.mjs "ws://127.0.0.1:$ws/ws" --seconds "$D")
+    rate=$(awk '{ print $2 }' <<<"$out")
+    results[$proxy-ws]+="$rate "
+    echo "round $round $proxy ws:   $rate messages/s"
+  done
+done
+rm -f "$GRPC_BODY"
+
+echo
+echo "$(node -e "import('./bench/lib.mjs').then((m) => console.log(m.machine()))"), load $(cut -d' ' -f1-3 /proc/loadavg), -d $D, $R rounds (medians)"
+printf '%-28s %12s %12s %8s\n' measure nginx project ratio
+for m in h2 grpc ws; do
+  n=$(tr ' ' '\n' <<<"${results[nginx-$m]}" | grep . | median)
+  p=$(tr ' ' '\n' <<<"${results[project-$m]}" | grep . | median)
+  case $m in h2) label='h2 requests/s (-c64 -m10)';; grpc) label='gRPC unary calls/s';; ws) label='WebSocket echo messages/s';; esac
+  printf '%-28s %12.0f %12.0f %7.0f%%\n' "$label" "$n" "$p" "$(awk -v p="$p" -v n="$n" 'BEGIN { print 100 * p / n }')"
+done
