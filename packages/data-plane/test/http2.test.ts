@@ -10,6 +10,11 @@ import { type Backend, snapshot, startBackend, startTestNode, type TestNode } fr
 
 const pki = testPki();
 const site = pki.issue({ cn: 'h2.example', sans: ['DNS:h2.example'] });
+const backendCert = pki.issue({ cn: 'backend.example', sans: ['DNS:backend.example'] });
+
+let tlsBackend: http2.Http2SecureServer;
+let tlsAddress = '';
+let tlsBackendAlpn = '';
 
 let backend: Backend;
 let h2Backend: http2.Http2Server;
@@ -54,6 +59,15 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => h2Backend.listen(0, '127.0.0.1', r));
   h2Address = `127.0.0.1:${(h2Backend.address() as { port: number }).port}`;
+  // An HTTP/2 backend over TLS (pool protocol http2): says which protocol it was spoken to with.
+  tlsBackend = http2.createSecureServer({ cert: backendCert.chain, key: backendCert.key });
+  tlsBackend.on('stream', (stream) => {
+    tlsBackendAlpn = String((stream.session?.socket as unknown as { alpnProtocol?: string } | undefined)?.alpnProtocol);
+    stream.respond({ ':status': 200, 'x-backend': 'tls-h2' });
+    stream.end('over tls');
+  });
+  await new Promise<void>((r) => tlsBackend.listen(0, '127.0.0.1', r));
+  tlsAddress = `127.0.0.1:${(tlsBackend.address() as { port: number }).port}`;
   t = await startTestNode();
   plainPort = await freePort();
   tlsPort = await freePort();
@@ -65,6 +79,7 @@ afterAll(async () => {
   await t.node.stop();
   await backend.close();
   await new Promise<void>((r) => h2Backend.close(() => r()));
+  await new Promise<void>((r) => tlsBackend.close(() => r()));
 });
 
 function config(extra: Partial<Config> = {}): Config {
@@ -73,13 +88,27 @@ function config(extra: Partial<Config> = {}): Config {
       web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] },
       grpc: { algorithm: 'round_robin', protocol: 'h2c', backends: [{ id: 'g1', address: h2Address, weight: 1, state: 'active' }] },
       empty: { algorithm: 'round_robin', backends: [] },
+      sticky: {
+        algorithm: 'round_robin',
+        sticky: { cookie: 'pin', ttlSeconds: 0, secure: false, httpOnly: true, sameSite: 'Lax' },
+        backends: [{ id: 's1', address: backend.address, weight: 1, state: 'active' }],
+      },
+      secure: {
+        algorithm: 'round_robin',
+        protocol: 'http2',
+        tls: { serverName: 'backend.example', verify: true, caCertificate: 'ca' },
+        backends: [{ id: 't1', address: tlsAddress, weight: 1, state: 'active' }],
+      },
     },
     routes: {
       web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] },
       grpc: { match: { pathPrefix: '/svc.' }, pools: [{ pool: 'grpc', weight: 1 }] },
       none: { match: { pathPrefix: '/none.' }, pools: [{ pool: 'empty', weight: 1 }] },
+      sticky: { match: { pathPrefix: '/sticky' }, pools: [{ pool: 'sticky', weight: 1 }] },
+      limited: { match: { pathPrefix: '/limited' }, pools: [{ pool: 'web', weight: 1 }], rateLimit: { requestsPerSecond: 1, burst: 2, key: 'ip' } },
+      secure: { match: { pathPrefix: '/secure' }, pools: [{ pool: 'secure', weight: 1 }] },
     },
-    certificates: { site: { certificate: site.chain } },
+    certificates: { site: { certificate: site.chain }, ca: { certificate: pki.root } },
     listeners: {
       plain: { port: plainPort, protocol: 'http', h2c: true },
       secure: {
@@ -190,5 +219,37 @@ describe('HTTP/2 to backends', () => {
     } finally {
       session.close();
     }
+  });
+});
+
+describe('HTTP/2 and the request path', () => {
+  it('sticky cookies and rate limits hold for HTTP/2 requests as for HTTP/1.1 ones', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+    try {
+      const pinned = await request(session, { ':path': '/sticky' });
+      expect(String(pinned.headers['set-cookie'])).toMatch(/^pin=/);
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await request(session, { ':path': '/limited' })).status);
+      expect(statuses.slice(0, 2)).toEqual([200, 200]);
+      expect(statuses.slice(2)).toEqual([429, 429]);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('an http2 pool speaks HTTP/2 over TLS (ALPN h2) to its backend, certificate verified', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+    try {
+      const res = await request(session, { ':path': '/secure' });
+      expect(res.status).toBe(200);
+      expect(res.headers['x-backend']).toBe('tls-h2');
+      expect(res.body).toBe('over tls');
+      expect(tlsBackendAlpn).toBe('h2');
+    } finally {
+      session.close();
+    }
+    // HTTP/1.1 clients reach it too.
+    const h1 = await fetch(`http://127.0.0.1:${plainPort}/secure`);
+    expect(await h1.text()).toBe('over tls');
   });
 });
