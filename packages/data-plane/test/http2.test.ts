@@ -46,7 +46,22 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
-      if (headers[':path'] === '/slow') {
+      if (headers[':path'] === '/svc.Big/Get') {
+        // 4 MiB in 64 KiB writes, past every flow-control window on the way.
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        let left = 64;
+        const pump = (): void => {
+          while (left > 0) {
+            left--;
+            if (!stream.write(Buffer.alloc(65_536, 120))) return void stream.once('drain', pump);
+          }
+          stream.end();
+        };
+        pump();
+        return;
+      }
+      if (headers[':path'] === '/svc.Slow/Call') {
         setTimeout(() => {
           if (!stream.destroyed) stream.respond({ ':status': 200 }, { endStream: true });
         }, 2000);
@@ -211,7 +226,7 @@ describe('HTTP/2 to backends', () => {
       const started = performance.now();
       const late = await request(
         session,
-        { ':path': '/slow', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '200m' },
+        { ':path': '/svc.Slow/Call', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '200m' },
         '',
       );
       expect(late.headers['grpc-status']).toBe('4');
@@ -251,5 +266,21 @@ describe('HTTP/2 and the request path', () => {
     // HTTP/1.1 clients reach it too.
     const h1 = await fetch(`http://127.0.0.1:${plainPort}/secure`);
     expect(await h1.text()).toBe('over tls');
+  });
+});
+
+describe('HTTP/2 bodies', () => {
+  it('streams large bodies both ways: 3 MiB up to an HTTP/1.1 backend, 4 MiB down from an h2c one, trailers after', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+    try {
+      const up = Buffer.alloc(3 * 1024 * 1024, 97).toString();
+      const sent = await request(session, { ':path': '/upload', ':method': 'POST' }, up);
+      expect((JSON.parse(sent.body) as { body: string }).body.length).toBe(up.length);
+      const down = await request(session, { ':path': '/svc.Big/Get', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers' }, '');
+      expect(down.body.length).toBe(4 * 1024 * 1024);
+      expect(down.trailers?.['grpc-status']).toBe('0');
+    } finally {
+      session.close();
+    }
   });
 });

@@ -116,6 +116,11 @@ export class Http2ClientRequest extends Readable implements ProxyRequest {
     }
     this.flowing = true;
     const stream = this.stream;
+    // An empty body already ended (a DATA frame with nothing but END_STREAM): node has emitted 'end' already.
+    if (stream.readableEnded) {
+      this.push(null);
+      return;
+    }
     stream.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) stream.pause();
     });
