@@ -12,6 +12,11 @@ const pki = testPki();
 const site = pki.issue({ cn: 'h2.example', sans: ['DNS:h2.example'] });
 const backendCert = pki.issue({ cn: 'backend.example', sans: ['DNS:backend.example'] });
 
+let narrowBackend: http2.Http2Server;
+let narrowAddress = '';
+/** Connections the narrow backend was opened, and the most streams it saw at once on one. */
+let narrowSessions = 0;
+let narrowPeak = 0;
 let tlsBackend: http2.Http2SecureServer;
 let tlsAddress = '';
 let tlsBackendAlpn = '';
@@ -83,6 +88,23 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => tlsBackend.listen(0, '127.0.0.1', r));
   tlsAddress = `127.0.0.1:${(tlsBackend.address() as { port: number }).port}`;
+  // Holds each request 200 ms: how requests spread over connections shows.
+  narrowBackend = http2.createServer();
+  narrowBackend.on('session', (session) => {
+    narrowSessions++;
+    let open = 0;
+    session.on('stream', (stream) => {
+      open++;
+      narrowPeak = Math.max(narrowPeak, open);
+      stream.on('close', () => open--);
+      stream.resume();
+      setTimeout(() => {
+        if (!stream.destroyed) stream.respond({ ':status': 200 }, { endStream: true });
+      }, 200);
+    });
+  });
+  await new Promise<void>((r) => narrowBackend.listen(0, '127.0.0.1', r));
+  narrowAddress = `127.0.0.1:${(narrowBackend.address() as { port: number }).port}`;
   t = await startTestNode();
   plainPort = await freePort();
   tlsPort = await freePort();
@@ -95,6 +117,7 @@ afterAll(async () => {
   await backend.close();
   await new Promise<void>((r) => h2Backend.close(() => r()));
   await new Promise<void>((r) => tlsBackend.close(() => r()));
+  await new Promise<void>((r) => narrowBackend.close(() => r()));
 });
 
 function config(extra: Partial<Config> = {}): Config {
@@ -107,6 +130,12 @@ function config(extra: Partial<Config> = {}): Config {
         algorithm: 'round_robin',
         sticky: { cookie: 'pin', ttlSeconds: 0, secure: false, httpOnly: true, sameSite: 'Lax' },
         backends: [{ id: 's1', address: backend.address, weight: 1, state: 'active' }],
+      },
+      narrow: {
+        algorithm: 'round_robin',
+        protocol: 'h2c',
+        maxStreamsPerConnection: 2,
+        backends: [{ id: 'n1', address: narrowAddress, weight: 1, state: 'active' }],
       },
       secure: {
         algorithm: 'round_robin',
@@ -122,6 +151,7 @@ function config(extra: Partial<Config> = {}): Config {
       sticky: { match: { pathPrefix: '/sticky' }, pools: [{ pool: 'sticky', weight: 1 }] },
       limited: { match: { pathPrefix: '/limited' }, pools: [{ pool: 'web', weight: 1 }], rateLimit: { requestsPerSecond: 1, burst: 2, key: 'ip' } },
       secure: { match: { pathPrefix: '/secure' }, pools: [{ pool: 'secure', weight: 1 }] },
+      narrow: { match: { pathPrefix: '/narrow' }, pools: [{ pool: 'narrow', weight: 1 }] },
     },
     certificates: { site: { certificate: site.chain }, ca: { certificate: pki.root } },
     listeners: {
@@ -231,6 +261,23 @@ describe('HTTP/2 to backends', () => {
       );
       expect(late.headers['grpc-status']).toBe('4');
       expect(performance.now() - started).toBeLessThan(1500);
+    } finally {
+      session.close();
+    }
+  });
+});
+
+describe('HTTP/2 backend connections', () => {
+  it('multiplex up to maxStreamsPerConnection streams each: 6 requests at once take 3 connections', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+    try {
+      const replies = await Promise.all(Array.from({ length: 6 }, () => request(session, { ':path': '/narrow' })));
+      expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(narrowPeak).toBe(2);
+      expect(narrowSessions).toBe(3);
+      // Kept for the next requests: no new connection.
+      await request(session, { ':path': '/narrow' });
+      expect(narrowSessions).toBe(3);
     } finally {
       session.close();
     }

@@ -38,6 +38,8 @@ interface Session {
   /** GOAWAY received or sent: no new stream. */
   closing: boolean;
   active: number;
+  /** Streams it may carry at once: the pool's limit, lowered by the backend's SETTINGS when they arrive. */
+  limit: number;
 }
 
 interface Waiting {
@@ -96,13 +98,8 @@ export class Http2Upstream implements Upstream {
     this.grow();
   }
 
-  private streamLimit(s: Session): number {
-    const peer = s.session.remoteSettings?.maxConcurrentStreams;
-    return peer !== undefined && peer < this.options.maxStreamsPerConnection ? peer : this.options.maxStreamsPerConnection;
-  }
-
   private withRoom(): Session | undefined {
-    for (const s of this.sessions) if (s.ready && !s.closing && s.active < this.streamLimit(s)) return s;
+    for (const s of this.sessions) if (s.ready && !s.closing && s.active < s.limit) return s;
     return undefined;
   }
 
@@ -134,7 +131,7 @@ export class Http2Upstream implements Upstream {
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
       maxSessionMemory: 64,
     });
-    const s: Session = { session, ready: false, closing: false, active: 0 };
+    const s: Session = { session, ready: false, closing: false, active: 0, limit: options.maxStreamsPerConnection };
     this.sessions.push(s);
     const timer = setTimeout(
       () => session.destroy(new UpstreamError(UPSTREAM_ERRORS.CONNECT_TIMEOUT, `no connection to ${this.address} within ${options.connectTimeoutMs} ms`)),
@@ -146,8 +143,12 @@ export class Http2Upstream implements Upstream {
       session.setLocalWindowSize(SESSION_WINDOW);
       this.drain(s);
     });
-    // The backend's SETTINGS may allow more streams than assumed so far.
-    session.on('remoteSettings', () => this.drain(s));
+    // The backend's SETTINGS may allow fewer streams than the pool's limit (read here once, not per request).
+    session.on('remoteSettings', (settings: http2.Settings) => {
+      const peer = settings.maxConcurrentStreams;
+      s.limit = peer !== undefined && peer < options.maxStreamsPerConnection ? peer : options.maxStreamsPerConnection;
+      this.drain(s);
+    });
     session.on('goaway', () => {
       s.closing = true;
     });
@@ -179,12 +180,13 @@ export class Http2Upstream implements Upstream {
     for (const w of waiting) w.handler.onError(err);
   }
 
-  /** Starts waiting requests on `s` while it has room. */
+  /** Starts waiting requests on `s` while it has room; those left over get another connection if the limit allows. */
   private drain(s: Session): void {
-    while (this.waiting.length > 0 && s.ready && !s.closing && s.active < this.streamLimit(s)) {
+    while (this.waiting.length > 0 && s.ready && !s.closing && s.active < s.limit) {
       const w = this.waiting.shift()!;
       this.start(s, w.request, w.handler);
     }
+    if (this.waiting.length > 0 && !this.closing) this.grow();
   }
 
   private requestHeaders(request: UpstreamRequest): OutgoingHttpHeaders {
@@ -292,7 +294,8 @@ class StreamExchange {
       this.timer = setTimeout(() => this.fail(new UpstreamError(UPSTREAM_ERRORS.HEADERS_TIMEOUT, `no response head within ${headersMs} ms`)), headersMs);
     stream.on('error', (err: Error) => this.fail(streamError(stream, err)));
     stream.once('close', () => {
-      this.fail(streamError(stream));
+      // Building an error costs a stack trace: only for a stream that closed before its end.
+      if (!this.done) this.fail(streamError(stream));
       released();
     });
     stream.on('response', (headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
