@@ -12,6 +12,8 @@ for (const port of [9351, 9352, 9353]) {
     const chunks = [];
     stream.on('data', (c) => chunks.push(c));
     stream.on('end', () => {
+      // The client may have cancelled the call (a load generator stopping).
+      if (stream.destroyed || stream.closed) return;
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
       stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
       stream.end(Buffer.concat(chunks));

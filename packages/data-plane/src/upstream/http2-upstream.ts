@@ -140,7 +140,7 @@ export class Http2Upstream implements Upstream {
     session.once('connect', () => {
       clearTimeout(timer);
       s.ready = true;
-      session.setLocalWindowSize(SESSION_WINDOW);
+      if (!session.destroyed) session.setLocalWindowSize(SESSION_WINDOW);
       this.drain(s);
     });
     // The backend's SETTINGS may allow fewer streams than the pool's limit (read here once, not per request).
