@@ -40,11 +40,12 @@ printf '\x00\x00\x00\x00\x0dhello, bench!' > "$GRPC_BODY"
 
 h2rate() { awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) == "req/s,") print $i }' <<<"$1"; }
 h2ok() { awk '/^requests:/ { print $8 " of " $2 " succeeded" }' <<<"$1"; }
-# The processes that do each proxy's work: nginx's worker; the data plane (--node-id bench, one worker: one process).
+# The processes that do each proxy's work: nginx's worker; the data plane (one worker: one process),
+# told apart from other benches' data planes by its admin port (29901 + the port offset).
 proxy_pids() {
   case $1 in
     nginx) pgrep -P "$nginx_master" ;;
-    project) for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q 'data-plane/dist/main.js.*--node-id bench '; then basename "$d"; fi; done ;;
+    project) for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q 'data-plane/dist/main.js.*--admin-listen 127.0.0.1:30201 '; then basename "$d"; fi; done ;;
   esac
   return 0
 }
