@@ -446,9 +446,11 @@ function checkConfig(config: Config, errors: FieldError[], options: ValidationOp
     else ports.set(listener.port, name);
   }
   for (const [name, pool] of Object.entries(config.pools)) {
-    if (!isTrusted('pools', name, pool)) checkPool(pool, `pools.${name}`, errors, options);
+    if (!isTrusted('pools', name, pool)) {
+      checkPool(pool, `pools.${name}`, errors, options);
+      checkPoolProtocol(pool, `pools.${name}`, errors);
+    }
     checkPoolTls(pool, `pools.${name}`, errors, certificates);
-    checkPoolProtocol(pool, `pools.${name}`, errors);
   }
   // Two routes with the same match are ambiguous where they serve the same listener; a route for
   // plain HTTP (a redirect, say) and one for HTTPS may share a match.
