@@ -201,3 +201,33 @@ describe('HTTP/2 limits and floods', () => {
     expect(answered).toBeGreaterThan(0);
   });
 });
+
+describe('HTTP/2 stream silence', () => {
+  it('resets a stream whose request body trickles past the request timeout, so it cannot hold a backend', async () => {
+    const quick = await startTestNode({ proxy: { requestTimeoutMs: 400, headersTimeoutMs: 400 } });
+    const quickPort = await freePort();
+    try {
+      const config = {
+        pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] } },
+        routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
+        listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
+      };
+      expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+      const raw = await RawH2.connect(quickPort);
+      try {
+        // A POST whose body never ends.
+        raw.request(1, [[':method', 'POST'], ...get('/trickle').slice(1)], false);
+        raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('a')));
+        await waitFor(() => raw.resetCode(1) !== undefined, 3000, 'the stream reset');
+        expect(raw.resetCode(1)).toBe(8 /* CANCEL */);
+        // The connection itself stays usable.
+        raw.request(3, get('/after'));
+        await waitFor(() => raw.answered(3), 3000, 'a later stream answered');
+      } finally {
+        raw.destroy();
+      }
+    } finally {
+      await quick.node.stop();
+    }
+  });
+});

@@ -155,7 +155,7 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
           forwarder.handle,
           checkIntervalMs,
           transport,
-          wantsHttp2 ? http2Handoff(forwarder, options, keepAliveTimeout, maxHeaderSize, http2!.h2c && transport === undefined) : undefined,
+          wantsHttp2 ? http2Handoff(forwarder, options, keepAliveTimeout, requestTimeout, maxHeaderSize, http2!.h2c && transport === undefined) : undefined,
         )
       : createServer(
           {
@@ -176,7 +176,14 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
   return server;
 }
 
-function http2Handoff(forwarder: Forwarder, options: ProxyServerOptions, idleTimeoutMs: number, maxHeaderSize: number, h2c: boolean): Http2Handoff {
+function http2Handoff(
+  forwarder: Forwarder,
+  options: ProxyServerOptions,
+  idleTimeoutMs: number,
+  streamIdleTimeoutMs: number,
+  maxHeaderSize: number,
+  h2c: boolean,
+): Http2Handoff {
   const maxHeaders = options.maxHeaders ?? PROXY_DEFAULTS.maxHeaders;
   const sessions = new Http2Sessions(
     {
@@ -185,6 +192,8 @@ function http2Handoff(forwarder: Forwarder, options: ProxyServerOptions, idleTim
       // Pseudo-headers count too; past maxHeaders the forwarder answers 431 itself.
       maxHeaderListPairs: maxHeaders + 8,
       idleTimeoutMs,
+      // A stream is not a connection: what bounds a whole HTTP/1.1 request bounds a stream's silence.
+      streamIdleTimeoutMs,
     },
     forwarder.handle,
   );

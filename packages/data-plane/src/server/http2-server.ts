@@ -36,6 +36,8 @@ export interface Http2ServerSettings {
   readonly maxSessionMemoryMb: number;
   /** A connection without streams for this long is closed (ms); 0: never. */
   readonly idleTimeoutMs: number;
+  /** A stream with no frame either way for this long is reset (ms): a trickling request must not hold a backend forever; 0: never. */
+  readonly streamIdleTimeoutMs: number;
 }
 
 export const HTTP2_SERVER_DEFAULTS = Object.freeze({
@@ -137,6 +139,8 @@ export class Http2Sessions {
     const req = new Http2ClientRequest(stream, state.socket, headers, raw, (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
     const res = new Http2ClientResponse(stream, req);
     stream.on('error', ignore);
+    const idle = this.settings.streamIdleTimeoutMs;
+    if (idle > 0) stream.setTimeout(idle, () => stream.close(constants.NGHTTP2_CANCEL));
     stream.once('close', () => {
       state.streams--;
       req.cut();
