@@ -1,12 +1,15 @@
 // HTTP/2 on both sides of the proxy, in process: h2c with prior knowledge on a plain listener,
 // h2 by ALPN on an HTTPS one, HTTP/2 (h2c) backends with trailers, gRPC-shaped local replies and
 // grpc-timeout. Real processes and real clients (curl, h2load, @grpc/grpc-js) are test/e2e's.
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config, ConfigSnapshot, TlsSecrets } from '@lb/shared';
 import { testPki } from '../../../test/support/pki.js';
-import { type Backend, snapshot, startBackend, startTestNode, type TestNode } from './helpers.js';
+import { type Backend, snapshot, startBackend, startTestNode, type TestNode, waitFor } from './helpers.js';
 
 const pki = testPki();
 const site = pki.issue({ cn: 'h2.example', sans: ['DNS:h2.example'] });
@@ -328,6 +331,39 @@ describe('HTTP/2 bodies', () => {
       expect(down.trailers?.['grpc-status']).toBe('0');
     } finally {
       session.close();
+    }
+  });
+});
+
+describe('HTTP/2 in the access log', () => {
+  it('writes one line per HTTP/2 request, with protocol HTTP/2, its route and backend', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'lb-h2-log-')), 'access.log');
+    const logged = await startTestNode({ proxy: { accessLog: file } });
+    const port = await freePort();
+    try {
+      const config = {
+        pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] } },
+        routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
+        listeners: { plain: { port, protocol: 'http', h2c: true } },
+      };
+      expect(await logged.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      try {
+        expect((await request(session, { ':path': '/logged?x=1' })).status).toBe(200);
+      } finally {
+        session.close();
+      }
+      await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('/logged'), 5000, 'the access log line');
+      const line = JSON.parse(
+        readFileSync(file, 'utf8')
+          .trim()
+          .split('\n')
+          .find((l) => l.includes('/logged'))!,
+      ) as Record<string, unknown>;
+      expect(line).toMatchObject({ protocol: 'HTTP/2', method: 'GET', url: '/logged?x=1', status: 200, route: 'web', backend: 'b1', completed: true });
+      expect(line.host).toBe(`127.0.0.1:${port}`);
+    } finally {
+      await logged.node.stop();
     }
   });
 });

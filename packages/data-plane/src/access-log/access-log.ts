@@ -44,6 +44,8 @@ export interface AccessEntry {
   requestId: string | undefined;
   /** The proxy's own reason for a local answer (`x-lb-error`), if any. */
   lbError: string | undefined;
+  /** `HTTP/2` for a request that came over HTTP/2 (HTTP/1.x requests leave it out). */
+  protocol?: string;
   route?: string;
   pool?: string;
   backend?: string;
@@ -150,6 +152,7 @@ export class AccessLog {
       requestId: requestId ?? (req.headers['x-request-id'] as string | undefined),
       lbError,
     };
+    if (req.httpVersionMajor === 2) entry.protocol = 'HTTP/2';
     if (upstream !== undefined) {
       entry.route = upstream.route;
       entry.pool = upstream.pool;
