@@ -29,5 +29,12 @@ for tool in openssl curl; do
   fi
 done
 
+# h2load (Debian's nghttp2-client) loads HTTP/2 listeners in the end-to-end tests and bench/protocols.sh.
+if ! command -v h2load >/dev/null 2>&1; then
+  echo "bootstrap: installing nghttp2-client" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null
+fi
+
 pnpm install --frozen-lockfile --reporter=silent
 pnpm build
