@@ -20,6 +20,10 @@ let narrowAddress = '';
 /** Connections the narrow backend was opened, and the most streams it saw at once on one. */
 let narrowSessions = 0;
 let narrowPeak = 0;
+/** Answers one stream per connection, then says GOAWAY. */
+let onceBackend: http2.Http2Server;
+let onceAddress = '';
+let onceSessions = 0;
 let tlsBackend: http2.Http2SecureServer;
 let tlsAddress = '';
 let tlsBackendAlpn = '';
@@ -108,6 +112,17 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => narrowBackend.listen(0, '127.0.0.1', r));
   narrowAddress = `127.0.0.1:${(narrowBackend.address() as { port: number }).port}`;
+  onceBackend = http2.createServer();
+  onceBackend.on('session', (session) => {
+    onceSessions++;
+    session.once('stream', (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end(`session ${onceSessions}`);
+      session.close();
+    });
+  });
+  await new Promise<void>((r) => onceBackend.listen(0, '127.0.0.1', r));
+  onceAddress = `127.0.0.1:${(onceBackend.address() as { port: number }).port}`;
   t = await startTestNode();
   plainPort = await freePort();
   tlsPort = await freePort();
@@ -121,6 +136,7 @@ afterAll(async () => {
   await new Promise<void>((r) => h2Backend.close(() => r()));
   await new Promise<void>((r) => tlsBackend.close(() => r()));
   await new Promise<void>((r) => narrowBackend.close(() => r()));
+  await new Promise<void>((r) => onceBackend.close(() => r()));
 });
 
 function config(extra: Partial<Config> = {}): Config {
@@ -134,6 +150,7 @@ function config(extra: Partial<Config> = {}): Config {
         sticky: { cookie: 'pin', ttlSeconds: 0, secure: false, httpOnly: true, sameSite: 'Lax' },
         backends: [{ id: 's1', address: backend.address, weight: 1, state: 'active' }],
       },
+      once: { algorithm: 'round_robin', protocol: 'h2c', backends: [{ id: 'o1', address: onceAddress, weight: 1, state: 'active' }] },
       narrow: {
         algorithm: 'round_robin',
         protocol: 'h2c',
@@ -155,6 +172,7 @@ function config(extra: Partial<Config> = {}): Config {
       limited: { match: { pathPrefix: '/limited' }, pools: [{ pool: 'web', weight: 1 }], rateLimit: { requestsPerSecond: 1, burst: 2, key: 'ip' } },
       secure: { match: { pathPrefix: '/secure' }, pools: [{ pool: 'secure', weight: 1 }] },
       narrow: { match: { pathPrefix: '/narrow' }, pools: [{ pool: 'narrow', weight: 1 }] },
+      once: { match: { pathPrefix: '/once' }, pools: [{ pool: 'once', weight: 1 }] },
     },
     certificates: { site: { certificate: site.chain }, ca: { certificate: pki.root } },
     listeners: {
@@ -281,6 +299,23 @@ describe('HTTP/2 backend connections', () => {
       // Kept for the next requests: no new connection.
       await request(session, { ':path': '/narrow' });
       expect(narrowSessions).toBe(3);
+    } finally {
+      session.close();
+    }
+  });
+});
+
+describe('HTTP/2 backend GOAWAY', () => {
+  it('a connection the backend sends GOAWAY on takes no new stream: the next request gets a new connection', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+    try {
+      const bodies: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await request(session, { ':path': '/once' });
+        expect(res.status).toBe(200);
+        bodies.push(res.body);
+      }
+      expect(bodies).toEqual(['session 1', 'session 2', 'session 3']);
     } finally {
       session.close();
     }
