@@ -42,3 +42,15 @@ describe('HTTP/2 in the config (issue 12)', () => {
     expect(plain.ok && plain.value.protocol).toBe(undefined);
   });
 });
+
+describe('HTTP/2 beside L4 listeners', () => {
+  it('refuses h2c on a tcp listener and an HTTP/2 protocol on a pool an L4 route uses', () => {
+    const errors = fieldsOf({
+      pools: { raw: { protocol: 'h2c', backends: [] } },
+      routes: { raw: { listeners: ['tcp'], pools: [{ pool: 'raw' }] } },
+      listeners: { tcp: { port: 9000, protocol: 'tcp', h2c: true } },
+    });
+    expect(errors.some((e) => e.startsWith('listeners.tcp.h2c:'))).toBe(true);
+    expect(errors.some((e) => e.startsWith('pools.raw.protocol:'))).toBe(true);
+  });
+});

@@ -113,6 +113,9 @@ export function checkL4Routes(config: Config, errors: FieldError[]): void {
 function checkL4Pool(pool: Pool, prefix: string, route: string, errors: FieldError[]): void {
   const why = `is HTTP-only, and L4 route "${route}" uses this pool`;
   if (pool.sticky !== undefined) errors.push({ field: `${prefix}.sticky`, message: why });
+  // HTTP/2 to backends is a way of carrying HTTP requests; an L4 pool carries bytes.
+  if (pool.protocol !== undefined && pool.protocol !== 'http1') errors.push({ field: `${prefix}.protocol`, message: why });
+  if (pool.maxStreamsPerConnection !== undefined) errors.push({ field: `${prefix}.maxStreamsPerConnection`, message: why });
   if (pool.tls !== undefined) errors.push({ field: `${prefix}.tls`, message: `${why} (tls-passthrough carries the client's TLS as it is)` });
   if (pool.algorithm === 'least_response_time' || pool.algorithm === 'resource_based')
     errors.push({ field: `${prefix}.algorithm`, message: `${pool.algorithm} learns from HTTP responses, and L4 route "${route}" uses this pool` });
