@@ -113,6 +113,7 @@ async function main(): Promise<void> {
   election.start();
   const grpcTls = settings.tls.grpc;
   const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics, flushIntervalMs: settings.nodeFlushMs });
+  metrics.nodeVersions = () => registry.versions();
   const streams = new StreamServer({
     config: pushed,
     health: healthFeed,

@@ -1,6 +1,6 @@
 /** Prometheus metrics of one control-plane process; one registry per instance so tests don't share. */
 import { certificateExpiries, type Config } from '@lb/shared';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { etcdErrors } from './store/etcd-client.js';
 
 export class CpMetrics {
@@ -16,6 +16,13 @@ export class CpMetrics {
   /** Bytes of those pushes (each stream counts what it was sent, though encoded once). */
   readonly pushBytes: Counter<'kind' | 'mode'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  /**
+   * Seconds from writing a push to its ACK or NACK, by kind. No version label: versions are
+   * unbounded, and lb_cp_nodes{version} says which versions the nodes run.
+   */
+  readonly pushAckSeconds: Histogram<'kind' | 'result'>;
+  /** The config versions of the nodes this replica holds, one entry per node (NodeRegistry.versions); read at scrape time. */
+  nodeVersions: () => Iterable<number> = () => [];
   /** Where lb_cp_certificate_expiry_seconds reads the current config at scrape time; unset: no series. */
   certificates: () => Config | undefined = () => undefined;
 
@@ -58,7 +65,26 @@ export class CpMetrics {
       labelNames: ['method', 'route', 'status'],
       registers,
     });
+    this.pushAckSeconds = new Histogram({
+      name: 'lb_cp_push_ack_seconds',
+      help: 'Time from writing a push to a data plane to its answer, by kind (config|health) and result (ack|nack)',
+      labelNames: ['kind', 'result'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
     const metrics = this;
+    new Gauge({
+      name: 'lb_cp_nodes',
+      help: 'Data planes held by this replica by the config version they last ACKed (0: none yet); only versions some node runs have a series',
+      labelNames: ['version'],
+      registers,
+      collect() {
+        this.reset();
+        const counts = new Map<number, number>();
+        for (const version of metrics.nodeVersions()) counts.set(version, (counts.get(version) ?? 0) + 1);
+        for (const [version, n] of counts) this.set({ version: String(version) }, n);
+      },
+    });
     new Gauge({
       name: 'lb_cp_certificate_expiry_seconds',
       help: 'Seconds until each certificate of the current config expires (negative once expired)',

@@ -66,6 +66,7 @@ function commit(pools: string[]): number {
 
 async function startServer(options: Partial<StreamServerOptions> = {}): Promise<void> {
   const registry = new NodeRegistry({ store: nodes, replica: 'replica-a', logger, metrics, flushIntervalMs: 20 });
+  metrics.nodeVersions = () => registry.versions();
   server = new StreamServer({
     config: views,
     health: new NoHealthSource(),
@@ -156,6 +157,11 @@ describe('ConfigDiscovery.Stream', () => {
     await waitFor('acked version', () => nodes.records.get('dp-1')?.configVersion === 1);
     expect(await metrics.registry.getSingleMetricAsString('lb_cp_pushes_total')).toContain('lb_cp_pushes_total{kind="config",result="ack"} 1');
     expect(await metrics.registry.getSingleMetricAsString('lb_cp_connected_nodes')).toContain('lb_cp_connected_nodes 1');
+    // Push-to-answer time without a version label; nodes counted by the version they run.
+    const ackTimes = await metrics.registry.getSingleMetricAsString('lb_cp_push_ack_seconds');
+    expect(ackTimes).toContain('lb_cp_push_ack_seconds_count{kind="config",result="ack"} 1');
+    expect(ackTimes).not.toContain('version=');
+    expect(await metrics.registry.getSingleMetricAsString('lb_cp_nodes')).toContain('lb_cp_nodes{version="1"} 1');
   });
 
   it('pushes only what changed since the version the node ACKed, one push at a time', async () => {

@@ -82,6 +82,11 @@ export class NodeRegistry {
     return [...this.entries.values()].map((e) => structuredClone(e.record));
   }
 
+  /** The config version each held node last ACKed (lb_cp_nodes{version}); no copies made. */
+  *versions(): Iterable<number> {
+    for (const entry of this.entries.values()) yield entry.record.configVersion;
+  }
+
   connect(node: NodeIdentity, close: (reason: string) => void): NodeHandle {
     const previous = this.entries.get(node.id);
     const entry: Entry = {

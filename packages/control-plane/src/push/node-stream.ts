@@ -58,6 +58,13 @@ interface ConfigInFlight {
   before: ConfigPointer;
   /** Budget bytes held for a large push. */
   reserved: number;
+  /** performance.now() when it was written (lb_cp_push_ack_seconds). */
+  sentAt: number;
+}
+
+interface HealthInFlight {
+  revision: number;
+  sentAt: number;
 }
 
 function pointerOf(view: PushView): ConfigPointer {
@@ -83,7 +90,7 @@ export class NodeStream {
   /** Budget bytes granted for the next large push, or a pending request's withdrawal. */
   private granted = 0;
   private withdraw: (() => void) | undefined;
-  private readonly pendingHealth = new Map<string, number>();
+  private readonly pendingHealth = new Map<string, HealthInFlight>();
   private readonly unsubscribe: Array<() => void> = [];
   private readonly helloTimer: NodeJS.Timeout;
   private readonly logger: Logger;
@@ -193,7 +200,7 @@ export class NodeStream {
       reserved = this.granted;
       this.granted = 0;
     }
-    this.inFlight = { push, view, before, reserved };
+    this.inFlight = { push, view, before, reserved, sentAt: performance.now() };
     this.send(push, 'config');
   }
 
@@ -231,7 +238,10 @@ export class NodeStream {
       this.logger.debug({ nonce, version }, 'answer to an unknown or forgotten push; ignored');
       return;
     }
-    this.deps.metrics?.pushes.inc({ kind: kindName(kind) ?? pushed, result: error === undefined ? 'ack' : 'nack' });
+    const result = error === undefined ? 'ack' : 'nack';
+    this.deps.metrics?.pushes.inc({ kind: kindName(kind) ?? pushed, result });
+    const sentAt = pushed === 'health' ? this.pendingHealth.get(nonce)!.sentAt : this.inFlight!.sentAt;
+    this.deps.metrics?.pushAckSeconds.observe({ kind: pushed, result }, (performance.now() - sentAt) / 1000);
     if (pushed === 'health') {
       this.pendingHealth.delete(nonce);
       if (error === undefined) this.node.acked('health', version);
@@ -264,7 +274,7 @@ export class NodeStream {
       return;
     }
     const push = this.deps.encoder.health(delta);
-    this.pendingHealth.set(push.nonce, push.version);
+    this.pendingHealth.set(push.nonce, { revision: push.version, sentAt: performance.now() });
     if (this.pendingHealth.size > MAX_PENDING_HEALTH) {
       const oldest = this.pendingHealth.keys().next().value;
       if (oldest !== undefined) this.pendingHealth.delete(oldest);
