@@ -67,6 +67,7 @@ const TABLE: Array<{ method: string; path: string; body?: unknown; needs: Needs;
   { method: 'GET', path: '/v1/versions/1', needs: 'viewer', ok: 200 },
   { method: 'GET', path: '/v1/versions/1/diff', needs: 'viewer', ok: 200 },
   { method: 'GET', path: '/v1/nodes', needs: 'viewer', ok: 200 },
+  { method: 'GET', path: '/v1/stats', needs: 'viewer', ok: 200 },
   { method: 'PUT', path: '/v1/config?dryRun=true', body: { pools: {}, routes: {} }, needs: 'operator', ok: 200 },
   { method: 'PUT', path: '/v1/pools/new?dryRun=true', body: { backends: [] }, needs: 'operator', ok: 200 },
   { method: 'PATCH', path: '/v1/pools/web?dryRun=true', body: { algorithm: 'random' }, needs: 'operator', ok: 200 },

@@ -28,6 +28,8 @@ declare module 'fastify' {
   }
 }
 import { routeRoutes } from './api/routes.js';
+import { statsRoutes } from './api/stats.js';
+import { TrafficStats } from './stats/traffic-stats.js';
 import { tokenRoutes } from './api/tokens.js';
 import { versionRoutes } from './api/versions.js';
 import { MemoryAuditLog, type AuditLog } from './audit/audit-log.js';
@@ -74,6 +76,8 @@ export interface AppOptions {
   version?: string;
   /** Private keys and expiry warnings; absent: a vault that keeps no keys, warnings at 21 days (tests). */
   tls?: TlsDeps;
+  /** The traffic reports of the nodes this replica holds; absent: an empty one (tests). */
+  traffic?: TrafficStats;
   /** Serve HTTPS with this certificate chain and key (--http-tls-cert/--http-tls-key); absent: plain HTTP. */
   https?: { cert: Buffer; key: Buffer };
 }
@@ -116,6 +120,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onRetentionChange: options.onRetentionChange ?? (() => undefined),
     readiness: options.readiness,
     heldNodes: options.heldNodes,
+    traffic: options.traffic ?? new TrafficStats(),
   };
 
   const routes = new RouteTable();
@@ -148,6 +153,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(certificateRoutes, deps);
   await app.register(versionRoutes, deps);
   await app.register(nodeRoutes, deps);
+  await app.register(statsRoutes, deps);
   await app.register(tokenRoutes, deps);
   await app.register(auditRoutes, deps);
   await registerOpenApiRoutes(app);

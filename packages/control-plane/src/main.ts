@@ -26,6 +26,7 @@ import { tcpProbe } from './health/tcp-probe.js';
 import { MergedConfigSource } from './push/merged-config.js';
 import { NodeRegistry } from './push/node-registry.js';
 import { StreamServer } from './push/stream-server.js';
+import { TrafficStats } from './stats/traffic-stats.js';
 import { createEtcdClient } from './store/etcd-client.js';
 import { EtcdConfigStore } from './store/etcd-config-store.js';
 import { EtcdNodeStore } from './store/etcd-node-store.js';
@@ -114,8 +115,10 @@ async function main(): Promise<void> {
   const grpcTls = settings.tls.grpc;
   const registry = new NodeRegistry({ store: nodeStore, replica: settings.replicaId, logger, metrics, flushIntervalMs: settings.nodeFlushMs });
   metrics.nodeVersions = () => registry.versions();
+  const traffic = new TrafficStats();
   const streams = new StreamServer({
     config: pushed,
+    traffic,
     health: healthFeed,
     reports: ejections,
     registry,
@@ -172,6 +175,7 @@ async function main(): Promise<void> {
     health: { store: healthStore, registrations, ejections },
     auth: { authenticator, tokens },
     audit,
+    traffic,
     publicMetrics: settings.publicMetrics,
     onRetentionChange: () => retention.request(),
     tls: { vault, warnDays: settings.certWarnDays },

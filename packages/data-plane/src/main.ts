@@ -14,6 +14,7 @@ import { ClusterPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { DEFAULT_BACKEND_LIMIT } from './metrics.js';
 import { DataPlaneNode } from './node.js';
+import { DEFAULT_TRAFFIC_REPORT_MS } from './push/traffic-reporter.js';
 import { UNDERSCORE_HEADERS } from './proxy/hop-by-hop.js';
 import { DEFAULT_HTTP_SERVER, HTTP_SERVERS, PROXY_DEFAULTS, type ProxyServerOptions } from './proxy/proxy-server.js';
 import { nativeHttp1 } from './http1/parser-self-test.js';
@@ -48,6 +49,10 @@ const FLAGS = {
     default: String(PROXY_DEFAULTS.maxEventLoopDelayMs),
   },
   'max-header-size': { description: 'largest client request head in bytes; larger ones get 431', default: String(PROXY_DEFAULTS.maxHeaderSize) },
+  'traffic-report-ms': {
+    description: "how often a summary of this node's traffic (rates, errors, latency per route, pool and backend) goes to the control plane; 0: never",
+    default: String(DEFAULT_TRAFFIC_REPORT_MS),
+  },
   'metrics-backend-limit': {
     description: 'pools with more backends than this export pool-level metrics only, so a huge pool cannot swamp /metrics',
     default: String(DEFAULT_BACKEND_LIMIT),
@@ -108,6 +113,9 @@ async function main(): Promise<void> {
   const drainTimeoutMs = Number(flags['drain-timeout-ms']);
   if (!Number.isInteger(drainTimeoutMs) || drainTimeoutMs < 0) throw new FlagError('--drain-timeout-ms must be a whole number of milliseconds');
 
+  const trafficReportMs = Number(flags['traffic-report-ms']);
+  if (!Number.isInteger(trafficReportMs) || trafficReportMs < 0 || (trafficReportMs > 0 && trafficReportMs < 100))
+    throw new FlagError('--traffic-report-ms must be 0 (off) or a whole number of milliseconds of at least 100');
   const workers = flags.workers === undefined ? availableParallelism() : Number(flags.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new FlagError('--workers must be a whole number from 1 to 256');
   const stickySecret = flags['sticky-secret'];
@@ -133,6 +141,7 @@ async function main(): Promise<void> {
     cacheFile: flags['cache-file'] ?? `./lb-data-plane-${nodeId}.json`,
     drainTimeoutMs,
     stickySecret,
+    trafficReportMs,
   };
   const node =
     workers === 1

@@ -8,12 +8,14 @@ import type { AddressInfo } from 'node:net';
 import { createLogger, type HostPort, type Logger } from '@lb/shared';
 import { createAdminServer } from './admin/admin-server.js';
 import { SnapshotCache } from './cache/snapshot-cache.js';
-import type { SnapshotApplier } from './config/snapshot-applier.js';
+import type { PushHandler, SnapshotApplier } from './config/snapshot-applier.js';
 import type { HealthStore } from './health/health-store.js';
 import { DataPlaneMetrics } from './metrics.js';
 import { drainServer, listen, type ProxyServerOptions } from './proxy/proxy-server.js';
 import { TrafficRuntime } from './traffic/traffic-runtime.js';
 import { DiscoveryClient, type DiscoveryClientOptions } from './push/discovery-client.js';
+import { DEFAULT_TRAFFIC_REPORT_MS, TrafficReporter } from './push/traffic-reporter.js';
+import type { MetricJson } from './metrics/traffic-summary.js';
 import { systemClock, systemRandom, type Clock, type Random } from './runtime/clock.js';
 import type { UpstreamOptions, UpstreamPools } from './upstream/upstream-pools.js';
 
@@ -42,6 +44,8 @@ export interface DataPlaneOptions {
   random?: Random;
   /** Process-wide default metrics (CPU, memory, event loop); off in tests that build many nodes. */
   defaultMetrics?: boolean;
+  /** How often a traffic summary goes to the control plane (ms); 0: never. Default DEFAULT_TRAFFIC_REPORT_MS. */
+  trafficReportMs?: number | undefined;
 }
 
 export function formatHostPort(host: string, port: number): string {
@@ -78,6 +82,25 @@ export function createDiscoveryClient(
   });
 }
 
+/** The node's traffic reports over `discovery`'s stream (push/traffic-reporter.ts), started. */
+export function startTrafficReports(
+  options: Pick<DataPlaneOptions, 'trafficReportMs'>,
+  discovery: DiscoveryClient,
+  handler: Pick<PushHandler, 'runningConfig'>,
+  metrics: () => Promise<readonly MetricJson[]>,
+  logger: Logger,
+): TrafficReporter {
+  const reporter = new TrafficReporter({
+    intervalMs: options.trafficReportMs ?? DEFAULT_TRAFFIC_REPORT_MS,
+    metrics,
+    running: () => handler.runningConfig(),
+    send: (report) => discovery.reportTraffic(report),
+    logger,
+  });
+  reporter.start();
+  return reporter;
+}
+
 export class DataPlaneNode {
   readonly logger: Logger;
   readonly metrics: DataPlaneMetrics;
@@ -88,6 +111,7 @@ export class DataPlaneNode {
   private readonly traffic: TrafficRuntime;
   private readonly adminServer: Server;
   private discovery: DiscoveryClient | undefined;
+  private reporter: TrafficReporter | undefined;
   private draining = false;
   private stopping: Promise<void> | undefined;
   /** Bound addresses, known after start(). */
@@ -149,6 +173,7 @@ export class DataPlaneNode {
     if (this.options.controlPlanes.length > 0) {
       this.discovery = createDiscoveryClient(this.options, this.proxyAddress, this.applier, this.logger, this.metrics);
       this.discovery.start();
+      this.reporter = startTrafficReports(this.options, this.discovery, this.applier, () => this.metrics.registry.getMetricsAsJSON(), this.logger);
       // Ejections are local and immediate; the control plane hears of them afterwards.
       this.applier.onEjection((ejection) => this.discovery?.report(ejection));
     }
@@ -175,6 +200,7 @@ export class DataPlaneNode {
 
   private async shutdown(): Promise<void> {
     this.draining = true;
+    this.reporter?.stop();
     this.discovery?.stop();
     const grace = this.options.drainTimeoutMs ?? 10_000;
     const clean = await this.traffic.drain(grace);

@@ -9,6 +9,7 @@ import type { ConfigStore } from '../store/config-store.js';
 import type { NodeRecord, NodeStore } from '../store/node-store.js';
 import type { Readiness } from '../store/store-reachability.js';
 import type { RegistrationStore } from '../store/registration-store.js';
+import type { TrafficStats } from '../stats/traffic-stats.js';
 import type { ConfigWriter } from '../versioning/config-writer.js';
 
 /** Health and self-registration: state that lives beside config, never in a config version. */
@@ -35,6 +36,8 @@ export interface ApiDeps {
   /** Readiness without an etcd call per probe (store-reachability.ts); absent: /readyz pings the store. */
   readiness?: (() => Readiness) | undefined;
   tls: TlsDeps;
+  /** The traffic reports of the nodes this replica holds (GET /v1/stats). */
+  traffic: TrafficStats;
 }
 
 /** Certificates' private keys and how early GET /v1/certificates warns of expiry. */

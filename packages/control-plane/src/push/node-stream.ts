@@ -16,6 +16,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ControlMessage, Logger, NodeMessage, PushKind, TlsSecrets } from '@lb/shared';
 import type { NodeReportSink } from '../health/ejection-store.js';
+import type { TrafficStats } from '../stats/traffic-stats.js';
 import type { CpMetrics } from '../metrics.js';
 import type { ConfigPointer } from '../store/config-store.js';
 import type { PushBudget } from './push-budget.js';
@@ -42,6 +43,8 @@ export interface NodeStreamDeps {
   logger: Logger;
   metrics?: CpMetrics | undefined;
   reports?: NodeReportSink | undefined;
+  /** Where nodes' traffic reports go (GET /v1/stats, rollouts); absent: dropped. */
+  traffic?: TrafficStats | undefined;
   helloTimeoutMs: number;
   /** Which node may use which id and receive keys (tls/push-security.ts); absent: any id, no keys ever. */
   security?: PushSecurity | undefined;
@@ -130,6 +133,10 @@ export class NodeStream {
       case 'report':
         // Observations only: recorded for operators, never acknowledged, never awaited by the node.
         if (message.report) this.deps.reports?.record(this.node.id, message.report);
+        return;
+      case 'traffic':
+        // The latest window replaces the one before; like reports, never answered.
+        if (message.traffic) this.deps.traffic?.record(this.node.id, this, message.traffic);
         return;
       default:
         this.logger.warn({ node: this.node.id, kind: message.kind }, 'ignoring unexpected message after Hello');
@@ -333,6 +340,7 @@ export class NodeStream {
     if (held > 0) this.deps.budget.give(held);
     if (this.node) {
       this.logger.info({ node: this.node.id, reason }, 'node disconnected');
+      this.deps.traffic?.forget(this.node.id, this);
       this.node.disconnect();
     }
     this.onClosed(this);

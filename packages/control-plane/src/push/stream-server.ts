@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { KEEPALIVE, loadDiscovery, type Logger } from '@lb/shared';
 import type { PushSecurity } from '../tls/push-security.js';
 import type { NodeReportSink } from '../health/ejection-store.js';
+import type { TrafficStats } from '../stats/traffic-stats.js';
 import type { CpMetrics } from '../metrics.js';
 import type { ConfigPointer } from '../store/config-store.js';
 import { PushBudget } from './push-budget.js';
@@ -25,6 +26,8 @@ export interface StreamServerOptions {
   metrics?: CpMetrics;
   /** Where ejection reports of nodes go (GET /v1/pools/{pool}/health shows them); absent: dropped. */
   reports?: NodeReportSink;
+  /** Where nodes' traffic reports go (GET /v1/stats); absent: dropped. */
+  traffic?: TrafficStats;
   /** Told of the version each connecting node says it runs (ConfigFeed.noticeVersion); absent: ignored. */
   versionSeen?: (seen: ConfigPointer) => void;
   /** A stream that sends no Hello within this time is ended. */
@@ -63,6 +66,7 @@ export class StreamServer {
       logger: options.logger,
       metrics: options.metrics,
       reports: options.reports,
+      traffic: options.traffic,
       helloTimeoutMs: options.helloTimeoutMs ?? 10_000,
       security: options.security,
     };

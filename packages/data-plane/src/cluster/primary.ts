@@ -20,7 +20,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ConfigSnapshot, HealthUpdate, Logger, TlsSecrets } from '@lb/shared';
-import { AggregatorRegistry } from 'prom-client';
+import { AggregatorRegistry, type Registry } from 'prom-client';
 import { createAdminServer } from '../admin/admin-server.js';
 import { SnapshotCache } from '../cache/snapshot-cache.js';
 import { appliedConfig, type AppliedConfig } from '../config/applied-config.js';
@@ -28,7 +28,9 @@ import { fullSnapshotOf, resolvePush } from '../config/push-resolver.js';
 import type { ConfigSource, ConfigView, PushOutcome, RunningConfig } from '../config/snapshot-applier.js';
 import { HealthStore } from '../health/health-store.js';
 import { DataPlaneMetrics } from '../metrics.js';
-import { createDiscoveryClient, httpUrl, type DataPlaneOptions } from '../node.js';
+import { createDiscoveryClient, httpUrl, startTrafficReports, type DataPlaneOptions } from '../node.js';
+import type { MetricJson } from '../metrics/traffic-summary.js';
+import type { TrafficReporter } from '../push/traffic-reporter.js';
 import { drainServer, listen } from '../proxy/proxy-server.js';
 import type { AsyncPushHandler, DiscoveryClient } from '../push/discovery-client.js';
 import { keyMaterialOf, toSecrets } from '../tls/key-material.js';
@@ -110,6 +112,7 @@ export class ClusterPrimary implements AsyncPushHandler {
   /** Pushes are applied one at a time, in order. */
   private chain: Promise<unknown> = Promise.resolve();
   private discovery: DiscoveryClient | undefined;
+  private reporter: TrafficReporter | undefined;
   private draining = false;
   private stopping: Promise<void> | undefined;
   private deathsInARow = 0;
@@ -173,6 +176,7 @@ export class ClusterPrimary implements AsyncPushHandler {
     if (this.options.controlPlanes.length > 0) {
       this.discovery = createDiscoveryClient(this.options, this.proxyAddress!, this, this.logger, this.metrics);
       this.discovery.start();
+      this.reporter = startTrafficReports(this.options, this.discovery, this, () => this.aggregatedJson(), this.logger);
     }
   }
 
@@ -450,9 +454,18 @@ export class ClusterPrimary implements AsyncPushHandler {
   // --- admin ---
 
   private async aggregatedMetrics(): Promise<string> {
+    return (await this.aggregated()).metrics();
+  }
+
+  /** The workers' and the primary's metrics together, as JSON (traffic reports). */
+  private async aggregatedJson(): Promise<MetricJson[]> {
+    return (await (await this.aggregated()).getMetricsAsJSON()) as MetricJson[];
+  }
+
+  private async aggregated(): Promise<Registry> {
     const fromWorkers = await this.query<object[]>((seq) => ({ kind: 'metrics', seq }));
     const own = await this.metrics.registry.getMetricsAsJSON();
-    return AggregatorRegistry.aggregate([...fromWorkers, own]).metrics();
+    return AggregatorRegistry.aggregate([...fromWorkers, own] as Parameters<typeof AggregatorRegistry.aggregate>[0]);
   }
 
   /** A serving worker's table summary; undefined when no worker answers. */
@@ -479,6 +492,7 @@ export class ClusterPrimary implements AsyncPushHandler {
 
   private async shutdown(): Promise<void> {
     this.draining = true;
+    this.reporter?.stop();
     this.discovery?.stop();
     const grace = this.options.drainTimeoutMs ?? 10_000;
     const exits = [...this.workers.values()].map(

@@ -9,7 +9,7 @@
  * handler, and requests keep using the old table until the one-assignment swap.
  */
 import * as grpc from '@grpc/grpc-js';
-import { KEEPALIVE, loadDiscovery, type ControlMessage, type Ejection, type Logger, type NodeMessage, type PushKind } from '@lb/shared';
+import { KEEPALIVE, loadDiscovery, type ControlMessage, type Ejection, type Logger, type NodeMessage, type PushKind, type TrafficReport } from '@lb/shared';
 import type { PushHandler, PushOutcome } from '../config/snapshot-applier.js';
 import { systemRandom, type Random } from '../runtime/clock.js';
 
@@ -115,6 +115,19 @@ export class DiscoveryClient {
       call.write({ report: { ejections: [ejection] } } satisfies NodeMessage);
     } catch (err) {
       this.options.logger.debug({ err: (err as Error).message }, 'could not send an ejection report');
+    }
+  }
+
+  /** Sends a traffic summary on the open stream; false (dropped) when none is open. Never waits. */
+  reportTraffic(report: TrafficReport): boolean {
+    const call = this.call;
+    if (call === undefined || this.connectedAddress === undefined) return false;
+    try {
+      call.write({ traffic: report } satisfies NodeMessage);
+      return true;
+    } catch (err) {
+      this.options.logger.debug({ err: (err as Error).message }, 'could not send a traffic report');
+      return false;
     }
   }
 

@@ -41,12 +41,35 @@ export interface NodeReport {
   ejections: Ejection[];
 }
 
+/** One route, pool or backend over a window (see TrafficReport in the proto). */
+export interface TrafficSummary {
+  pool: string;
+  name: string;
+  requests: number;
+  errors: number;
+  meanMs: number;
+  /** Per latency bucket (TrafficReport.latencyBoundsMs, then one above every bound); empty for backends. */
+  latencyCounts: number[];
+}
+
+/** A node's traffic over its last window, sent every few seconds; never awaited. */
+export interface TrafficReport {
+  windowMs: number;
+  configVersion: number;
+  historyId: string;
+  latencyBoundsMs: number[];
+  routes: TrafficSummary[];
+  pools: TrafficSummary[];
+  backends: TrafficSummary[];
+}
+
 export interface NodeMessage {
   hello?: Hello | null;
   ack?: Ack | null;
   nack?: Nack | null;
   report?: NodeReport | null;
-  kind?: 'hello' | 'ack' | 'nack' | 'report';
+  traffic?: TrafficReport | null;
+  kind?: 'hello' | 'ack' | 'nack' | 'report' | 'traffic';
 }
 
 export interface Resource {
