@@ -49,7 +49,7 @@ describe('requests that used to be accepted silently', () => {
     for (const query of ['dryrun=true', 'dry_run=true']) {
       const res = await api('PUT', `${cp.url}/v1/pools/typo?${query}`, { backends: [] });
       expect(res.status, query).toBe(400);
-      expect(res.body.errors).toEqual([{ field: `query.${query.split('=')[0]}`, message: 'unknown query parameter: it takes dryRun' }]);
+      expect(res.body.errors).toEqual([{ field: `query.${query.split('=')[0]}`, message: 'unknown query parameter: it takes dryRun, stage' }]);
     }
     expect(await version()).toBe(before);
     expect((await api('GET', `${cp.url}/v1/pools/typo`)).status).toBe(404);

@@ -29,6 +29,8 @@ declare module 'fastify' {
 }
 import { routeRoutes } from './api/routes.js';
 import { statsRoutes } from './api/stats.js';
+import { rolloutRoutes } from './api/rollouts.js';
+import { MemoryRolloutStore, type RolloutStore } from './rollout/rollout-store.js';
 import { TrafficStats } from './stats/traffic-stats.js';
 import { tokenRoutes } from './api/tokens.js';
 import { versionRoutes } from './api/versions.js';
@@ -78,6 +80,8 @@ export interface AppOptions {
   tls?: TlsDeps;
   /** The traffic reports of the nodes this replica holds; absent: an empty one (tests). */
   traffic?: TrafficStats;
+  /** Staged rollouts; absent: kept in memory (tests). */
+  rollouts?: RolloutStore;
   /** Serve HTTPS with this certificate chain and key (--http-tls-cert/--http-tls-key); absent: plain HTTP. */
   https?: { cert: Buffer; key: Buffer };
 }
@@ -121,6 +125,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     readiness: options.readiness,
     heldNodes: options.heldNodes,
     traffic: options.traffic ?? new TrafficStats(),
+    rollouts: options.rollouts ?? new MemoryRolloutStore(() => options.store.pointer()),
   };
 
   const routes = new RouteTable();
@@ -154,6 +159,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(versionRoutes, deps);
   await app.register(nodeRoutes, deps);
   await app.register(statsRoutes, deps);
+  await app.register(rolloutRoutes, deps);
   await app.register(tokenRoutes, deps);
   await app.register(auditRoutes, deps);
   await registerOpenApiRoutes(app);

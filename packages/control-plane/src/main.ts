@@ -26,6 +26,10 @@ import { tcpProbe } from './health/tcp-probe.js';
 import { MergedConfigSource } from './push/merged-config.js';
 import { NodeRegistry } from './push/node-registry.js';
 import { StreamServer } from './push/stream-server.js';
+import { RolloutConductor } from './rollout/rollout-conductor.js';
+import { RolloutPlanner } from './rollout/rollout-planner.js';
+import { EtcdRolloutStore } from './rollout/rollout-store.js';
+import { StagedConfigSource } from './rollout/staged-config.js';
 import { TrafficStats } from './stats/traffic-stats.js';
 import { createEtcdClient } from './store/etcd-client.js';
 import { EtcdConfigStore } from './store/etcd-config-store.js';
@@ -96,6 +100,15 @@ async function main(): Promise<void> {
   // What nodes get (and probes use): the merged config plus the keys it needs.
   const pushed = new SnapshotSecrets({ config: merged, vault, ...(tickets !== undefined ? { tickets } : {}), logger });
   pushed.start();
+  // A rollout's staged version goes through the same chain, to the rollout's nodes only.
+  const rollouts = new EtcdRolloutStore(client, settings.etcdPrefix, logger);
+  const staged = new StagedConfigSource(store, logger);
+  const stagedMerged = new MergedConfigSource({ config: staged, registrations, logger });
+  stagedMerged.start();
+  const stagedPushed = new SnapshotSecrets({ config: stagedMerged, vault, ...(tickets !== undefined ? { tickets } : {}), logger });
+  stagedPushed.start();
+  const planner = new RolloutPlanner({ store: rollouts, staged, views: stagedPushed, logger });
+  planner.start();
   const healthStore = new EtcdHealthStore(client, settings.etcdPrefix, logger);
   const healthFeed = new HealthFeed({ store: healthStore, logger });
   healthFeed.start();
@@ -119,6 +132,7 @@ async function main(): Promise<void> {
   const streams = new StreamServer({
     config: pushed,
     traffic,
+    planner,
     health: healthFeed,
     reports: ejections,
     registry,
@@ -129,6 +143,15 @@ async function main(): Promise<void> {
       ? { credentials: grpc.ServerCredentials.createSsl(grpcTls.clientCa, [{ cert_chain: grpcTls.cert, private_key: grpcTls.key }], true) }
       : {}),
     versionSeen: (seen) => feed.noticeVersion(seen),
+  });
+  // One replica drives rollouts (its own election); every replica follows the record.
+  const rolloutElection = new LeaderElection({
+    client,
+    prefix: settings.etcdPrefix,
+    replica: settings.replicaId,
+    logger,
+    ttlSeconds: settings.leaderTtlSeconds,
+    name: 'rollouts',
   });
   const tokens = new EtcdTokenStore({ client, prefix: settings.etcdPrefix, logger });
   tokens.start();
@@ -150,6 +173,19 @@ async function main(): Promise<void> {
   feed.subscribe(() => retention.request());
   retention.start();
   const writer = new ConfigWriter(store, { verify: certificateRules(vault), maxConfigBytes: settings.maxConfigBytes });
+  const conductor = new RolloutConductor({
+    store: rollouts,
+    configs: store,
+    writer,
+    nodes: nodeStore,
+    heldNodes: () => registry.connected(),
+    traffic,
+    leadership: rolloutElection,
+    replica: settings.replicaId,
+    logger,
+  });
+  conductor.start();
+  rolloutElection.start();
   if (bootstrapConfig !== undefined && settings.bootstrapConfig !== undefined) {
     void seedEmptyStore({
       writer,
@@ -176,6 +212,7 @@ async function main(): Promise<void> {
     auth: { authenticator, tokens },
     audit,
     traffic,
+    rollouts,
     publicMetrics: settings.publicMetrics,
     onRetentionChange: () => retention.request(),
     tls: { vault, warnDays: settings.certWarnDays },
@@ -219,6 +256,8 @@ async function main(): Promise<void> {
     void (async () => {
       checker.stop(); // stop probing before resigning, so two replicas never probe together
       await election.stop(); // resign: another replica takes over health checks at once
+      conductor.stop();
+      await rolloutElection.stop(); // and rollouts
       await app.close(); // stop accepting REST requests, finish those in flight (and their audit entries)
       retention.stop();
       reachability.stop();
@@ -227,6 +266,9 @@ async function main(): Promise<void> {
       await registry.flush().catch(() => undefined); // what the nodes last ran, for GET /v1/nodes on the others
       registry.stop();
       feed.stop();
+      planner.stop();
+      stagedPushed.stop();
+      stagedMerged.stop();
       pushed.stop();
       tickets?.stop();
       merged.stop();

@@ -20,7 +20,7 @@ describe('query parameters', () => {
     for (const url of ['/v1/pools/web?dryrun=true', '/v1/pools/web?dry_run=true']) {
       const res = await send('PUT', url, pool());
       expect(res.statusCode, url).toBe(400);
-      expect(json(res).errors).toEqual([{ field: `query.${url.split('?')[1]!.split('=')[0]}`, message: 'unknown query parameter: it takes dryRun' }]);
+      expect(json(res).errors).toEqual([{ field: `query.${url.split('?')[1]!.split('=')[0]}`, message: 'unknown query parameter: it takes dryRun, stage' }]);
     }
     expect(await version()).toBe(0);
     const read = await send('GET', '/v1/config?pretty=1');

@@ -10,6 +10,7 @@ import type { NodeRecord, NodeStore } from '../store/node-store.js';
 import type { Readiness } from '../store/store-reachability.js';
 import type { RegistrationStore } from '../store/registration-store.js';
 import type { TrafficStats } from '../stats/traffic-stats.js';
+import type { RolloutStore } from '../rollout/rollout-store.js';
 import type { ConfigWriter } from '../versioning/config-writer.js';
 
 /** Health and self-registration: state that lives beside config, never in a config version. */
@@ -38,6 +39,8 @@ export interface ApiDeps {
   tls: TlsDeps;
   /** The traffic reports of the nodes this replica holds (GET /v1/stats). */
   traffic: TrafficStats;
+  /** Staged rollouts (records in etcd). */
+  rollouts: RolloutStore;
 }
 
 /** Certificates' private keys and how early GET /v1/certificates warns of expiry. */

@@ -27,7 +27,10 @@ export const noQuerySchema = { type: 'object', additionalProperties: false, prop
 export const writeQuerySchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { dryRun: { type: 'boolean', default: false, description: 'validate and answer the diff without committing' } },
+  properties: {
+    dryRun: { type: 'boolean', default: false, description: 'validate and answer the diff without committing' },
+    stage: { type: 'boolean', default: false, description: 'commit to the history without pushing it: POST /v1/versions/{n}/rollout takes it to the nodes' },
+  },
 } as const;
 
 export const listVersionsQuerySchema = {

@@ -43,7 +43,7 @@ export interface WriteRequestOptions {
  * sending it learns that it no longer decides anything.
  */
 export function writeRequestOf(request: FastifyRequest, defaultMessage: string, options: WriteRequestOptions = {}): WriteRequest {
-  const query = request.query as { dryRun?: boolean } | undefined;
+  const query = request.query as { dryRun?: boolean; stage?: boolean } | undefined;
   const ifMatch = request.headers['if-match'];
   const header = parsePrecondition(Array.isArray(ifMatch) ? ifMatch.join(',') : ifMatch);
   const precondition = header ?? (options.bodyVersion !== undefined ? { versions: [options.bodyVersion] } : undefined);
@@ -60,6 +60,7 @@ export function writeRequestOf(request: FastifyRequest, defaultMessage: string, 
   return {
     ...(precondition ? { precondition } : {}),
     dryRun,
+    ...(query?.stage === true ? { stage: true } : {}),
     message,
     actor: request.principal?.name ?? 'anonymous',
     source: request.ip,
@@ -83,6 +84,7 @@ export function sendWriteResult(reply: FastifyReply, result: WriteResult, extra:
     version: result.version,
     committed: result.committed,
     ...(result.dryRun ? { dryRun: true } : {}),
+    ...(result.staged ? { staged: true } : {}),
     changes: result.changes,
     ...extra,
   });

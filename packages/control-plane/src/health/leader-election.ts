@@ -28,6 +28,8 @@ export interface LeaderElectionOptions {
   /** Recorded as the campaign value: who leads. */
   replica: string;
   logger: Logger;
+  /** Which election (a key below the election namespace): `health` (the default) or `rollouts`. */
+  name?: string;
   /** Lease TTL; a dead leader is replaced after about this long. Default 3 (etcd's minimum is about 2). */
   ttlSeconds?: number;
   /** Wait before campaigning again after a failed campaign. Default 1000. */
@@ -58,7 +60,7 @@ export class LeaderElection implements Leadership {
   start(): void {
     if (this.stopped || this.campaign) return;
     const { client, prefix, replica, logger } = this.options;
-    const election = client.namespace(new EtcdKeys(prefix).electionNamespace).election('health', this.options.ttlSeconds ?? 3);
+    const election = client.namespace(new EtcdKeys(prefix).electionNamespace).election(this.options.name ?? 'health', this.options.ttlSeconds ?? 3);
     const campaign = election.campaign(replica);
     this.campaign = campaign;
     campaign.on('elected', () => {
@@ -69,7 +71,7 @@ export class LeaderElection implements Leadership {
           const kv = res.kvs[0];
           if (!kv || this.campaign !== campaign) throw new Error('the election key vanished right after the election');
           this.leaderFence = { key, createRevision: String(kv.create_revision) };
-          logger.info({ key }, 'elected health-check leader');
+          logger.info({ key, election: this.options.name ?? 'health' }, 'elected leader');
           this.notify(true);
         } catch (err) {
           this.fail(campaign, err as Error);
@@ -87,7 +89,7 @@ export class LeaderElection implements Leadership {
     if (was) this.notify(false);
     campaign.resign().catch(() => undefined);
     if (this.stopped) return;
-    this.options.logger.warn({ err: err.message }, 'health-check election failed; campaigning again');
+    this.options.logger.warn({ err: err.message, election: this.options.name ?? 'health' }, 'election failed; campaigning again');
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.start(), this.options.retryDelayMs ?? 1_000);
   }

@@ -11,7 +11,7 @@
  */
 import type { Logger, VersionedConfig } from '@lb/shared';
 import type { CpMetrics } from '../metrics.js';
-import type { ConfigPointer, ConfigStore, StoredConfig } from '../store/config-store.js';
+import { type ConfigPointer, type ConfigStore, nextVersion, type StoredConfig } from '../store/config-store.js';
 
 /** What the stream server and the health checker need from a source of configs (a seam for tests). */
 export interface ConfigSource<T extends VersionedConfig = VersionedConfig> {
@@ -109,7 +109,8 @@ export class ConfigFeed implements ConfigSource<StoredConfig> {
     try {
       // The pointer first: the periodic re-read must not fetch a config that did not change.
       const pointer = await this.options.store.pointer();
-      if (pointer.historyId !== '' && pointer.version < (this.highest.get(pointer.historyId) ?? 0)) {
+      // A node may run a staged version (a rollout's canary): the store holds it, it is not lost.
+      if (pointer.historyId !== '' && nextVersion(pointer) - 1 < (this.highest.get(pointer.historyId) ?? 0)) {
         await this.startNewHistory(pointer);
         return;
       }

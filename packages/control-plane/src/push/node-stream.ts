@@ -16,6 +16,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ControlMessage, Logger, NodeMessage, PushKind, TlsSecrets } from '@lb/shared';
 import type { NodeReportSink } from '../health/ejection-store.js';
+import type { NodeViewPlanner } from '../rollout/rollout-planner.js';
 import type { TrafficStats } from '../stats/traffic-stats.js';
 import type { CpMetrics } from '../metrics.js';
 import type { ConfigPointer } from '../store/config-store.js';
@@ -45,6 +46,8 @@ export interface NodeStreamDeps {
   reports?: NodeReportSink | undefined;
   /** Where nodes' traffic reports go (GET /v1/stats, rollouts); absent: dropped. */
   traffic?: TrafficStats | undefined;
+  /** Which nodes run a staged version (rollout/rollout-planner.ts); absent: every node runs the current one. */
+  planner?: NodeViewPlanner | undefined;
   helloTimeoutMs: number;
   /** Which node may use which id and receive keys (tls/push-security.ts); absent: any id, no keys ever. */
   security?: PushSecurity | undefined;
@@ -163,7 +166,10 @@ export class NodeStream {
     );
     this.logger.info({ node: hello.nodeId, zone: hello.zone, cachedVersion: hello.cachedVersion, history: this.claimed.historyId }, 'node connected');
     // A node that runs a view this replica knows (a reconnect) needs at most a delta from it.
-    const known = hello.cachedDigest ? this.deps.views.find(this.claimed.historyId, hello.cachedVersion, hello.cachedDigest) : undefined;
+    const known = hello.cachedDigest
+      ? (this.deps.views.find(this.claimed.historyId, hello.cachedVersion, hello.cachedDigest) ??
+        this.deps.planner?.find(this.claimed.historyId, hello.cachedVersion, hello.cachedDigest))
+      : undefined;
     if (known !== undefined) {
       this.runs = known;
       this.node.acked('config', known.version);
@@ -171,6 +177,7 @@ export class NodeStream {
     // Health first: it is small and tells the node at once that this control plane answers.
     this.sendHealth({ ...this.deps.health.full(), full: true });
     this.unsubscribe.push(this.deps.views.subscribe(() => this.pump()));
+    if (this.deps.planner !== undefined) this.unsubscribe.push(this.deps.planner.subscribe(() => this.pump()));
     this.unsubscribe.push(this.deps.health.subscribe((delta) => this.sendHealth(delta)));
     this.pump();
   }
@@ -178,7 +185,8 @@ export class NodeStream {
   /** Sends the newest view if the node does not run it yet and nothing is in flight. */
   private pump(): void {
     if (this.closed || !this.node || this.inFlight) return;
-    const view = this.deps.views.latest();
+    // A rollout's node gets the staged version; every other node the current one.
+    const view = this.deps.planner?.viewFor(this.node.id) ?? this.deps.views.latest();
     if (view === undefined || view === this.runs || view === this.refused) return;
     const runs = this.runs;
     if (

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { KEEPALIVE, loadDiscovery, type Logger } from '@lb/shared';
 import type { PushSecurity } from '../tls/push-security.js';
 import type { NodeReportSink } from '../health/ejection-store.js';
+import type { NodeViewPlanner } from '../rollout/rollout-planner.js';
 import type { TrafficStats } from '../stats/traffic-stats.js';
 import type { CpMetrics } from '../metrics.js';
 import type { ConfigPointer } from '../store/config-store.js';
@@ -28,6 +29,8 @@ export interface StreamServerOptions {
   reports?: NodeReportSink;
   /** Where nodes' traffic reports go (GET /v1/stats); absent: dropped. */
   traffic?: TrafficStats;
+  /** Which nodes run a staged version during a rollout; absent: all run the current one. */
+  planner?: NodeViewPlanner;
   /** Told of the version each connecting node says it runs (ConfigFeed.noticeVersion); absent: ignored. */
   versionSeen?: (seen: ConfigPointer) => void;
   /** A stream that sends no Hello within this time is ended. */
@@ -67,6 +70,7 @@ export class StreamServer {
       metrics: options.metrics,
       reports: options.reports,
       traffic: options.traffic,
+      planner: options.planner,
       helloTimeoutMs: options.helloTimeoutMs ?? 10_000,
       security: options.security,
     };

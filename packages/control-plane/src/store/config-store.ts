@@ -31,6 +31,16 @@ export interface ConfigPointer {
   version: number;
   /** '' before the first write. */
   historyId: string;
+  /**
+   * The highest version written staged above `version` (?stage=true: in the history, not current);
+   * absent when none is. Version numbers are never reused: the next one is above both.
+   */
+  staged?: number;
+}
+
+/** The number the next version (staged or not) gets. */
+export function nextVersion(pointer: ConfigPointer): number {
+  return Math.max(pointer.version, pointer.staged ?? 0) + 1;
 }
 
 /** The current config as a store holds it, ready to be the base of the next commit. */
@@ -55,9 +65,15 @@ export interface ConfigStore {
    * Stores `record` (whose config `encoded` encodes) as the version after `base`, in `base`'s
    * history (a new one when `base` is version 0), and moves the current pointer to it in one atomic
    * step, only if nothing moved since `base` was read. Returns false otherwise (another writer, or
-   * the garbage collector, got there first: read again and retry).
+   * the garbage collector, got there first: read again and retry). A `staged` record is stored the
+   * same way but the pointer keeps naming `base`, and records it as `staged`.
    */
   commit(record: ConfigVersionRecord, encoded: EncodedConfig, base: StoredConfig): Promise<boolean>;
+  /**
+   * Makes the staged `version` current (a rollout finished), only if the pointer still says
+   * `seen` and `version` is above it; false otherwise.
+   */
+  promote(version: number, seen: ConfigPointer): Promise<boolean>;
   /**
    * Starts a new history at the current version, only if the pointer still says `seen`; resolves
    * with the new history id, or undefined when the pointer had moved.

@@ -15,7 +15,7 @@ import { EtcdObjectStore } from './etcd-object-store.js';
 import { inParallel } from './bounded-parallel.js';
 import { EtcdKeys } from './keys.js';
 import { ObjectCollector } from './object-gc.js';
-import { manifestOf, parsePointer, pointerText, summaryOf, type ResourceTable, type VersionManifest } from './version-manifest.js';
+import { manifestOf, parsePointer, pointerAfter, pointerText, summaryOf, type ResourceTable, type VersionManifest } from './version-manifest.js';
 
 export interface EtcdConfigStoreOptions {
   client: Etcd3;
@@ -183,8 +183,22 @@ export class EtcdConfigStore implements ConfigStore {
         .and(this.keys.gcFence, 'Mod', '==', guard.fence)
         .then(
           this.client.put(this.keys.manifest(record.version)).value(JSON.stringify(manifest)),
-          this.client.put(this.keys.current).value(pointerText({ version: record.version, historyId })),
+          this.client.put(this.keys.current).value(pointerText(pointerAfter(base, record, historyId))),
         )
+        .commit();
+      return result.succeeded;
+    });
+  }
+
+  promote(version: number, seen: ConfigPointer): Promise<boolean> {
+    return guarded(`making version ${version} current`, this.deadlineMs, async () => {
+      if (version <= seen.version) return false;
+      const manifest = await this.manifest(version);
+      if (manifest === undefined || manifest.historyId !== seen.historyId) return false;
+      const staged = seen.staged !== undefined && seen.staged > version ? seen.staged : undefined;
+      const result = await this.client
+        .if(this.keys.current, 'Value', '==', pointerText(seen))
+        .then(this.client.put(this.keys.current).value(pointerText({ version, historyId: seen.historyId, ...(staged ? { staged } : {}) })))
         .commit();
       return result.succeeded;
     });
@@ -195,7 +209,7 @@ export class EtcdConfigStore implements ConfigStore {
       const historyId = randomUUID();
       const result = await this.client
         .if(this.keys.current, 'Value', '==', pointerText(seen))
-        .then(this.client.put(this.keys.current).value(pointerText({ version: seen.version, historyId })))
+        .then(this.client.put(this.keys.current).value(pointerText({ ...seen, historyId })))
         .commit();
       return result.succeeded ? historyId : undefined;
     });

@@ -39,6 +39,12 @@ export class EtcdKeys {
   readonly privateKeysPrefix: string;
   /** The session-ticket keys every node shares, sealed (tls/ticket-keys.ts). */
   readonly ticketKeys: string;
+  /** `<id>` below it: staged rollouts (rollout/rollout-store.ts). */
+  readonly rolloutsPrefix: string;
+  /** The id of the rollout that decides what nodes run now; absent when none does. */
+  readonly activeRollout: string;
+  /** `<id>/<replica>` below it: each replica's summary of its nodes' traffic during a rollout. */
+  readonly rolloutTrafficPrefix: string;
 
   constructor(prefix: string) {
     const base = prefix.replace(/\/+$/, '');
@@ -57,6 +63,9 @@ export class EtcdKeys {
     this.seenNodesPrefix = `${base}/seen-nodes/`;
     this.privateKeysPrefix = `${base}/secrets/keys/`;
     this.ticketKeys = `${base}/secrets/session-ticket-keys`;
+    this.rolloutsPrefix = `${base}/rollouts/records/`;
+    this.activeRollout = `${base}/rollouts/active`;
+    this.rolloutTrafficPrefix = `${base}/rollouts/traffic/`;
   }
 
   privateKey(id: string): string {

@@ -6,13 +6,18 @@
 import { randomUUID } from 'node:crypto';
 import { emptyConfig, type ConfigVersionRecord } from '@lb/shared';
 import { StoreUnavailableError } from '../errors.js';
-import type { ConfigPointer, ConfigStore, ListVersionsOptions, StoredConfig, VersionSummary } from './config-store.js';
+import { type ConfigPointer, type ConfigStore, type ListVersionsOptions, nextVersion, type StoredConfig, type VersionSummary } from './config-store.js';
+import { pointerAfter, pointerText } from './version-manifest.js';
 import { deepFreeze } from './deep-freeze.js';
 import { encodeConfig, type EncodedConfig } from './encoded-config.js';
 
 interface MemoryVersion {
   record: ConfigVersionRecord;
   encoded: EncodedConfig;
+}
+
+function samePointer(a: ConfigPointer, b: ConfigPointer): boolean {
+  return pointerText(a) === pointerText(b);
 }
 
 export class MemoryConfigStore implements ConfigStore {
@@ -70,17 +75,26 @@ export class MemoryConfigStore implements ConfigStore {
     this.check();
     this.beforeCommit?.(record);
     const seen = base.guard as ConfigPointer;
-    if (this.head.version !== seen.version || this.head.historyId !== seen.historyId) return false;
+    if (!samePointer(this.head, seen)) return false;
     this.versions.set(record.version, { record: deepFreeze({ ...record }), encoded });
-    this.head = { version: record.version, historyId: seen.historyId === '' ? randomUUID() : seen.historyId };
+    this.head = pointerAfter(seen, record, seen.historyId === '' ? randomUUID() : seen.historyId);
+    this.notify();
+    return true;
+  }
+
+  async promote(version: number, seen: ConfigPointer): Promise<boolean> {
+    this.check();
+    if (!samePointer(this.head, seen) || version <= seen.version || !this.versions.has(version)) return false;
+    const staged = seen.staged !== undefined && seen.staged > version ? seen.staged : undefined;
+    this.head = { version, historyId: seen.historyId, ...(staged ? { staged } : {}) };
     this.notify();
     return true;
   }
 
   async forkHistory(seen: ConfigPointer): Promise<string | undefined> {
     this.check();
-    if (this.head.version !== seen.version || this.head.historyId !== seen.historyId) return undefined;
-    this.head = { version: seen.version, historyId: randomUUID() };
+    if (!samePointer(this.head, seen)) return undefined;
+    this.head = { ...seen, historyId: randomUUID() };
     this.notify();
     return this.head.historyId;
   }
@@ -105,7 +119,7 @@ export class MemoryConfigStore implements ConfigStore {
 
   /** Commits directly (as another replica would), bypassing the REST layer. */
   forceCommit(record: Omit<ConfigVersionRecord, 'version' | 'parent'>): number {
-    const version = this.head.version + 1;
+    const version = nextVersion(this.head);
     const stored = deepFreeze({ ...structuredClone(record), version, parent: this.head.version });
     this.versions.set(version, { record: stored, encoded: encodeConfig(stored.config) });
     this.head = { version, historyId: this.head.historyId === '' ? randomUUID() : this.head.historyId };

@@ -29,7 +29,19 @@ export function summaryOf(manifest: VersionManifest): VersionSummary {
 }
 
 export function pointerText(pointer: ConfigPointer): string {
-  return JSON.stringify({ version: pointer.version, historyId: pointer.historyId });
+  // `staged` only when there is one: a store that never staged keeps the pointer text it had.
+  return JSON.stringify(
+    pointer.staged !== undefined && pointer.staged > pointer.version
+      ? { version: pointer.version, historyId: pointer.historyId, staged: pointer.staged }
+      : { version: pointer.version, historyId: pointer.historyId },
+  );
+}
+
+/** The pointer after committing `record` on top of `base`: moved to it, or (staged) naming it as staged. */
+export function pointerAfter(base: ConfigPointer, record: ConfigVersionRecord, historyId: string): ConfigPointer {
+  if (record.staged === true) return { version: base.version, historyId, staged: record.version };
+  // A plain write above staged versions leaves them below current: they can no longer be rolled out.
+  return { version: record.version, historyId };
 }
 
 /** Throws on anything but a pointer this code wrote. */
@@ -40,9 +52,15 @@ export function parsePointer(text: string, key: string): ConfigPointer {
   } catch {
     parsed = undefined;
   }
-  const { version, historyId } = (parsed ?? {}) as Partial<ConfigPointer>;
-  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0 || typeof historyId !== 'string') {
+  const { version, historyId, staged } = (parsed ?? {}) as Partial<ConfigPointer>;
+  if (
+    typeof version !== 'number' ||
+    !Number.isSafeInteger(version) ||
+    version < 0 ||
+    typeof historyId !== 'string' ||
+    (staged !== undefined && (typeof staged !== 'number' || !Number.isSafeInteger(staged)))
+  ) {
     throw new Error(`${key} holds "${text.slice(0, 100)}", not a config pointer {"version": n, "historyId": "…"}`);
   }
-  return { version, historyId };
+  return staged !== undefined && staged > version ? { version, historyId, staged } : { version, historyId };
 }

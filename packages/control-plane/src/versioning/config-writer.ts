@@ -19,7 +19,7 @@ import {
   type ResourceSections,
 } from '@lb/shared';
 import { ApiError, StoreUnavailableError } from '../errors.js';
-import type { ConfigStore, StoredConfig } from '../store/config-store.js';
+import { type ConfigStore, nextVersion, type StoredConfig } from '../store/config-store.js';
 import { changedKeys, encodeConfig } from '../store/encoded-config.js';
 import { draftOf } from './config-draft.js';
 
@@ -38,6 +38,10 @@ export interface WriteRequest {
   message: string;
   /** Set on rollbacks: recorded in the version record. */
   rollbackOf?: number;
+  /** ?stage=true: commit to the history without making it current (a rollout takes it to the nodes). */
+  stage?: boolean;
+  /** Commit a version even when the result equals the current config (a rollout's rollback must move nodes past the staged version). */
+  evenIfUnchanged?: boolean;
   /** Ids of private keys sent with this write but not stored because it is a dry run (tls/certificate-rules.ts). */
   pendingKeys?: ReadonlySet<string>;
 }
@@ -61,6 +65,8 @@ export interface WriteResult {
   /** False for dry runs and for writes that change nothing (no version is created for those). */
   committed: boolean;
   dryRun: boolean;
+  /** Committed staged: in the history, not current. */
+  staged?: boolean;
   changes: ConfigChange[];
   /** The whole config as of `version` (or as it would be, for a dry run). */
   config: Config;
@@ -145,9 +151,10 @@ export class ConfigWriter {
       if (request.dryRun) return { version: current.version, committed: false, dryRun: true, changes, config: next };
       // A write that changes nothing creates no version: history stays a list of real changes,
       // and retried or repeated declarative PUTs are idempotent.
-      if (changes.length === 0) return { version: current.version, committed: false, dryRun: false, changes, config: current.config };
+      if (changes.length === 0 && request.evenIfUnchanged !== true)
+        return { version: current.version, committed: false, dryRun: false, changes, config: current.config };
       const record: ConfigVersionRecord = {
-        version: current.version + 1,
+        version: nextVersion(current),
         parent: current.version,
         createdAt: this.now().toISOString(),
         author: request.actor,
@@ -156,13 +163,16 @@ export class ConfigWriter {
         requestId: request.requestId,
         message: request.message,
         ...(request.rollbackOf !== undefined ? { rollbackOf: request.rollbackOf } : {}),
+        ...(request.stage === true ? { staged: true } : {}),
         config: next,
       };
-      if (await this.commit(record, encoded, current)) return { version: record.version, committed: true, dryRun: false, changes, config: next };
+      if (await this.commit(record, encoded, current))
+        return { version: record.version, committed: true, dryRun: false, ...(record.staged ? { staged: true } : {}), changes, config: next };
       if (++attempts >= this.maxAttempts) break;
       const base = current;
       current = await this.store.current();
       // The pointer did not move: the garbage collector ran meanwhile (store.commit); just go again.
+      // (A staged write moves only the pointer's `staged`: the next attempt takes the next number.)
       if (current.version === base.version && current.historyId === base.historyId) continue;
       // Another writer committed between our read and our transaction. With If-Match the client
       // based its change on a version that is now stale; without it, redo the change on top.

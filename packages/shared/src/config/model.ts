@@ -532,6 +532,11 @@ export interface ConfigVersionRecord {
   message: string;
   /** Set on versions made by POST /v1/versions/{n}/rollback: the version whose content was restored. */
   rollbackOf?: number;
+  /**
+   * Set on versions written with ?stage=true: in the history, not made current; a rollout
+   * (POST /v1/versions/{n}/rollout) takes it to the nodes.
+   */
+  staged?: boolean;
   config: Config;
 }
 
