@@ -36,5 +36,13 @@ if ! command -v h2load >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null
 fi
 
+# The dashboard's end-to-end test drives a real browser: Debian's chromium (playwright-core's own
+# browser download does not work everywhere; the test points it at /usr/bin/chromium).
+if ! [ -x /usr/bin/chromium ]; then
+  echo "bootstrap: installing chromium" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 pnpm install --frozen-lockfile --reporter=silent
 pnpm build

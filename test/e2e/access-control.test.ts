@@ -54,6 +54,7 @@ const TABLE: Array<{ method: string; path: string; body?: unknown; needs: Needs;
   { method: 'GET', path: '/healthz', needs: 'public', ok: 200 },
   { method: 'GET', path: '/readyz', needs: 'public', ok: 200 },
   { method: 'GET', path: '/openapi.json', needs: 'public', ok: 200 },
+  { method: 'GET', path: '/ui/', needs: 'public', ok: 200 },
   { method: 'GET', path: '/metrics', needs: 'viewer', ok: 200 },
   { method: 'GET', path: '/v1/config', needs: 'viewer', ok: 200 },
   { method: 'GET', path: '/v1/pools', needs: 'viewer', ok: 200 },

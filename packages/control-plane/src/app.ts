@@ -16,6 +16,7 @@ import { healthRoutes } from './api/health.js';
 import { listenerRoutes } from './api/listeners.js';
 import { nodeRoutes } from './api/nodes.js';
 import { registerOpenApi, registerOpenApiRoutes } from './api/openapi.js';
+import { registerDashboard } from './api/dashboard.js';
 import { opsRoutes } from './api/ops.js';
 import { poolRoutes } from './api/pools.js';
 import { installProblemHandling } from './api/problem.js';
@@ -163,5 +164,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(tokenRoutes, deps);
   await app.register(auditRoutes, deps);
   await registerOpenApiRoutes(app);
+  await registerDashboard(app);
   return app;
 }
