@@ -52,11 +52,23 @@ export async function startBackend(port, bytes) {
 }
 
 /** etcd + control plane + data plane, configured to balance over `backends` (ports). */
-export async function startProject({ workers, backends, listen = '127.0.0.1:8090', accessLog = 'off' }) {
+export async function startProject({ workers, backends, listen = '127.0.0.1:8090', accessLog = 'off', dataPlaneArgs = [] }) {
   const child = own(
     spawn(
       process.execPath,
-      [join(ROOT, 'bench/start-project.mjs'), '--workers', String(workers), '--backends', backends.join(','), '--listen', listen, '--access-log', accessLog],
+      [
+        join(ROOT, 'bench/start-project.mjs'),
+        '--workers',
+        String(workers),
+        '--backends',
+        backends.join(','),
+        '--listen',
+        listen,
+        '--access-log',
+        accessLog,
+        // One `=` argument: a value that starts with `--` would read as a flag.
+        `--data-plane-args=${dataPlaneArgs.join(' ')}`,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     ),
   );

@@ -33,6 +33,8 @@ const { values } = parseArgs({
     'tcp-port': { type: 'string' },
     'extra-config': { type: 'string' },
     'port-offset': { type: 'string', default: '0' },
+    // More data-plane flags, space-separated (bench/metrics-cost.mjs: --metrics-backend-limit 0 …).
+    'data-plane-args': { type: 'string', default: '' },
   },
 });
 const nodeIds = Array.from({ length: Number(values.nodes) }, (_, i) => (i === 0 ? 'bench' : `bench-${i + 1}`));
@@ -179,6 +181,7 @@ for (const [i, id] of nodeIds.entries()) {
     '--access-log',
     values['access-log'],
     ...(tls === undefined ? [] : ['--tls-ca', tls.ca, '--tls-cert', tls.node(id).cert, '--tls-key', tls.node(id).key, '--bind-address', `127.0.0.${i + 1}`]),
+    ...values['data-plane-args'].split(' ').filter((a) => a !== ''),
   ]);
   await waitOk(`http://127.0.0.1:${ports.admin + i}/readyz`);
 }

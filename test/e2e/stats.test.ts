@@ -1,7 +1,7 @@
-// Traffic summaries at the control plane (issue 15, point 2): two data-plane processes report
-// their traffic over the stream every second; after known traffic GET /v1/stats shows it per node,
-// route, pool and backend — request counts, error rates, latency percentiles — and a node's
-// figures go with its stream.
+// Traffic summaries at the control plane (issue 15, point 2): two data planes (one with two
+// workers) report their traffic over the stream every second; after known traffic GET /v1/stats
+// shows it per node, route, pool and backend — request counts, error rates, latency percentiles —
+// and a node's figures go with its stream.
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Backend } from '../support/backends.js';
@@ -36,7 +36,8 @@ beforeAll(async () => {
   expect(res.status).toBe(200);
   [dp1, dp2] = await Promise.all([
     DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: 'dp-1', extraArgs: REPORT }),
-    DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: 'dp-2', extraArgs: REPORT }),
+    // Two workers: the primary reports what their metrics add up to.
+    DataPlane.start({ controlPlanes: [cp.grpcAddress], nodeId: 'dp-2', extraArgs: REPORT, workers: 2 }),
   ]);
 });
 

@@ -8,6 +8,7 @@
 import type { Logger } from '@lb/shared';
 import type { PushViewSource } from '../push/merged-config.js';
 import type { PushView } from '../push/push-view.js';
+import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import { isLive, type RolloutRecord } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
 import type { StagedConfigSource } from './staged-config.js';
@@ -35,8 +36,14 @@ export class RolloutPlanner implements NodeViewPlanner {
   private canaries = new Set<string>();
   private readonly listeners = new Set<() => void>();
   private readonly offs: Array<() => void> = [];
-  private reading = false;
-  private readAgain = false;
+  private stopped = false;
+  private readonly reads = new CoalescedRefresh(
+    async () => {
+      await this.readOnce();
+      return true;
+    },
+    () => this.stopped,
+  );
 
   constructor(private readonly options: RolloutPlannerOptions) {}
 
@@ -46,6 +53,7 @@ export class RolloutPlanner implements NodeViewPlanner {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const off of this.offs) off();
     this.listeners.clear();
   }
@@ -72,20 +80,8 @@ export class RolloutPlanner implements NodeViewPlanner {
   }
 
   /** Re-reads the active rollout; concurrent calls fold into one more read. */
-  async refresh(): Promise<void> {
-    if (this.reading) {
-      this.readAgain = true;
-      return;
-    }
-    this.reading = true;
-    try {
-      do {
-        this.readAgain = false;
-        await this.readOnce();
-      } while (this.readAgain);
-    } finally {
-      this.reading = false;
-    }
+  refresh(): Promise<void> {
+    return this.reads.request();
   }
 
   private async readOnce(): Promise<void> {
