@@ -3,7 +3,8 @@
 // good version rolls through every step; a bad one (its backend answers 500 only under the new
 // config) is rolled back on every node by itself with no failed request on the nodes outside the
 // step; a version a node NACKs stops at the first step; a control-plane restart mid-rollout
-// resumes it; pause, resume and abort do what they say.
+// resumes it; pause, resume and abort do what they say; with a second replica, the node it holds
+// gets the version and its errors reach whichever replica drives.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { waitFor } from '../support/wait.js';
 
 let etcd: EtcdServer;
 let cp: ControlPlane;
+let cpB: ControlPlane | undefined;
 let dps: DataPlane[] = [];
 let good: Backend;
 let bad: Server;
@@ -55,6 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.allSettled(dps.map((dp) => dp.stop()));
   await cp?.stop();
+  await cpB?.stop();
   await Promise.allSettled([good?.close(), new Promise((resolve) => bad?.close(resolve))]);
   await etcd?.stop();
 });
@@ -214,5 +217,35 @@ describe('staged rollouts', () => {
     expect(done.canaries[0]).toBe(first.canaries[0]);
     await waitFor(async () => (await versions()).every((v) => v === version), { message: 'every node on the version' });
     expect(await current()).toBe(version);
+  });
+
+  it('with two replicas, one drives and both push: a node held by the other replica goes first, and a bad version is caught there', async () => {
+    cpB = await ControlPlane.start({ etcd: etcd.url, extraArgs: ['--replica-id', 'cp-b'] });
+    // Ids sort first: the rollout's first node is the one the second replica holds.
+    const onB = await DataPlane.start({ controlPlanes: [cpB.grpcAddress], nodeId: 'dp-0', extraArgs: ['--traffic-report-ms', '300'] });
+    dps.push(onB);
+    const good1 = await stage([{ id: 'good', address: good.address, weight: 6 }]);
+    const started = await start(good1, { steps: [{ nodes: 1, bakeSeconds: 1 }, { percent: 100 }] });
+    await waitFor(async () => (await onB.appliedVersion()) === good1, { message: 'dp-0, on the other replica, runs the version' });
+    expect((await versions()).filter((v) => v === good1)).toHaveLength(1);
+    expect((await settled(started.id, 'done')).canaries[0]).toBe('dp-0');
+    await waitFor(async () => (await versions()).every((v) => v === good1), { message: 'every node on the version' });
+
+    // A bad version on dp-0: its errors reach the driver whichever replica it is.
+    const bad1 = await stage([{ id: 'bad', address: badAddress }]);
+    let stopLoad!: () => void;
+    const stopped = new Promise<void>((resolve) => {
+      stopLoad = resolve;
+    });
+    const traffic = dps.map((dp) => load(`${dp.url}/`, 1, stopped, { max: 20_000 }));
+    const bad = await start(bad1, { steps: [{ nodes: 1, bakeSeconds: 60 }, { percent: 100 }], abortOn: { errorRatePoints: 5, minRequests: 5 } });
+    const aborted = await settled(bad.id, 'aborted');
+    expect(aborted.canaries).toEqual(['dp-0']);
+    expect(aborted.reason).toMatch(/error rate/);
+    await waitFor(async () => (await versions()).every((v) => v === aborted.rollbackVersion), { message: 'every node back' });
+    stopLoad();
+    const statuses = await Promise.all(traffic);
+    // dp-1 … dp-3 were outside the step.
+    for (const seen of statuses.slice(0, 3)) expect(seen.filter((s) => s !== 200)).toEqual([]);
   });
 });

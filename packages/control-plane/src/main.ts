@@ -181,6 +181,7 @@ async function main(): Promise<void> {
     heldNodes: () => registry.connected(),
     traffic,
     leadership: rolloutElection,
+    watched: () => planner.current(),
     replica: settings.replicaId,
     logger,
   });

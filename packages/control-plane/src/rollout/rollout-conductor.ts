@@ -31,6 +31,8 @@ export interface RolloutConductorOptions {
   heldNodes: () => NodeRecord[];
   traffic: TrafficStats;
   leadership: Leadership;
+  /** The active rollout as this replica's watch last saw it (RolloutPlanner.current): no etcd read per tick while none is. */
+  watched: () => RolloutRecord | undefined;
   replica: string;
   logger: Logger;
   /** How often to look at the rollout. Default 500. */
@@ -84,7 +86,7 @@ export class RolloutConductor {
 
   /** One look at the active rollout; overlapping ticks are skipped. */
   async tick(): Promise<void> {
-    if (this.busy) return;
+    if (this.busy || this.options.watched() === undefined) return;
     this.busy = true;
     try {
       const active = await this.options.store.active();
