@@ -5,13 +5,15 @@
 //      status class, two latency histograms, the backend's outcome and time to response head, two
 //      clock reads), timed in a loop over the built classes, against the CPU a whole request costs;
 //   2. the rest, end to end: CPU per request (utime + stime from /proc, as cpu-per-request.mjs) of
-//      the data plane "quiet" (--metrics-backend-limit 0, --traffic-report-ms 0, never scraped)
-//      against "observed" (per-backend series on, a traffic report every second, /metrics scraped
-//      every second — 15 times Prometheus' default rate), in alternating rounds.
+//      two data planes of one project behind the same nginx backends, "quiet" (--metrics-backend-limit
+//      0, --traffic-report-ms 0, never scraped) and "observed" (per-backend series on, a traffic
+//      report every second, /metrics scraped every second — 15 times Prometheus' default rate),
+//      in alternating rounds.
 // A benchmark, not a test: it prints figures and asserts nothing.
-//   node bench/metrics-cost.mjs [--rounds 3] [--seconds 6] [--connections 64]
+//   node bench/metrics-cost.mjs [--rounds 6] [--seconds 4] [--connections 64]
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BackendRuntime } from '../packages/data-plane/dist/balancer/host.js';
@@ -20,7 +22,7 @@ import { LatencyHistogram } from '../packages/data-plane/dist/metrics/histogram.
 import { ADMIN, dataPlanePids, machine, ROOT, sleep, startProject, stopAll, waitOk, wrk } from './lib.mjs';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '6' }, connections: { type: 'string', default: '64' } },
+  options: { rounds: { type: 'string', default: '6' }, seconds: { type: 'string', default: '4' }, connections: { type: 'string', default: '64' } },
 });
 const BACKENDS = [9121, 9122, 9123];
 
@@ -62,23 +64,20 @@ function cpuUs(pid) {
   return (Number(fields[11]) + Number(fields[12])) * TICK_US;
 }
 
-const CONFIGS = {
-  quiet: { args: ['--metrics-backend-limit', '0', '--traffic-report-ms', '0'], scrape: false },
-  observed: { args: ['--metrics-backend-limit', '100', '--traffic-report-ms', '1000'], scrape: true },
+// Two data planes of one project, side by side behind the same backends, measured in alternating
+// rounds: the machine's load hits both alike.
+const SETTINGS = {
+  quiet: { url: 'http://127.0.0.1:8090/', admin: ADMIN, scrape: false },
+  observed: { url: 'http://127.0.0.1:8091/', admin: 'http://127.0.0.1:29911', scrape: true },
 };
 
-async function round(name) {
-  const { args, scrape } = CONFIGS[name];
-  const project = await startProject({ workers: 1, backends: BACKENDS, dataPlaneArgs: args });
-  const [pid] = dataPlanePids();
-  const url = 'http://127.0.0.1:8090/';
-  await wrk(url, { connections: Number(values.connections), seconds: 1 });
+async function round(name, pid) {
+  const { url, admin, scrape } = SETTINGS[name];
   let scraping = scrape;
   let scrapes = 0;
   const scraper = (async () => {
     while (scraping) {
-      const res = await fetch(`${ADMIN}/metrics`);
-      await res.text();
+      await (await fetch(`${admin}/metrics`)).text();
       scrapes++;
       await sleep(1000);
     }
@@ -88,7 +87,6 @@ async function round(name) {
   const used = cpuUs(pid) - before;
   scraping = false;
   await scraper;
-  await project.stop();
   return { usPerRequest: used / Math.max(1, r.requests), rps: r.rps, p99: r.p99, scrapes, errors: r.errors };
 }
 
@@ -96,15 +94,62 @@ const nsPerRequest = requestPathNs();
 const nginx = spawn('nginx', ['-c', join(ROOT, 'bench/conf/backend-nginx.conf')], { stdio: 'inherit' });
 process.on('exit', () => nginx.kill('SIGTERM'));
 await waitOk(`http://127.0.0.1:${BACKENDS[0]}/`);
+const project = await startProject({ workers: 1, backends: BACKENDS, dataPlaneArgs: ['--metrics-backend-limit', '0', '--traffic-report-ms', '0'] });
+const [quietPid] = dataPlanePids();
+const dir = mkdtempSync(join(tmpdir(), 'lb-metrics-cost-'));
+const observed = spawn(
+  process.execPath,
+  [
+    'packages/data-plane/dist/main.js',
+    '--control-plane',
+    '127.0.0.1:28000',
+    '--listen',
+    '127.0.0.1:8091',
+    '--admin-listen',
+    '127.0.0.1:29911',
+    '--node-id',
+    'observed',
+    '--cache-file',
+    join(dir, 'snapshot.json'),
+    '--workers',
+    '1',
+    '--metrics-backend-limit',
+    '100',
+    '--traffic-report-ms',
+    '1000',
+  ],
+  { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LB_LOG_LEVEL: 'warn' } },
+);
+process.on('exit', () => observed.kill('SIGTERM'));
+await waitOk('http://127.0.0.1:29911/readyz');
+for (const url of [SETTINGS.quiet.url, SETTINGS.observed.url]) await wrk(url, { connections: Number(values.connections), seconds: 1 });
 const rows = { quiet: [], observed: [] };
 for (let i = 0; i < Number(values.rounds); i++) {
-  rows.quiet.push(await round('quiet'));
-  rows.observed.push(await round('observed'));
+  rows.quiet.push(await round('quiet', quietPid));
+  rows.observed.push(await round('observed', observed.pid));
 }
+// Without traffic the two differ only by the scrapes and reports: their CPU per second, measured
+// over 10 s, is a steadier figure than the difference of two noisy per-request ones.
+const idleSeconds = 10;
+const idleBefore = [cpuUs(quietPid), cpuUs(observed.pid)];
+let idleScrapes = 0;
+for (let i = 0; i < idleSeconds; i++) {
+  await (await fetch(`${SETTINGS.observed.admin}/metrics`)).text();
+  idleScrapes++;
+  await sleep(1000);
+}
+const idleUsPerSecond = [cpuUs(quietPid) - idleBefore[0], cpuUs(observed.pid) - idleBefore[1]].map((us) => us / idleSeconds);
+observed.kill('SIGTERM');
+await project.stop();
 nginx.kill('SIGTERM');
 stopAll();
+rmSync(dir, { recursive: true, force: true });
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 const quietUs = median(rows.quiet.map((r) => r.usPerRequest));
 const observedUs = median(rows.observed.map((r) => r.usPerRequest));
 console.log(
@@ -122,4 +167,10 @@ for (const [name, list] of Object.entries(rows)) {
 }
 console.log(
   `  medians: quiet ${quietUs.toFixed(1)} µs, observed ${observedUs.toFixed(1)} µs: scrapes and reports cost ${(((observedUs - quietUs) / quietUs) * 100).toFixed(1)} %`,
+);
+const extraUsPerSecond = idleUsPerSecond[1] - idleUsPerSecond[0];
+const quietRps = median(rows.quiet.map((r) => r.rps));
+console.log(
+  `  idle ${idleSeconds} s (${idleScrapes} scrapes, ${idleSeconds} reports): quiet ${idleUsPerSecond[0].toFixed(0)} µs CPU/s, observed ${idleUsPerSecond[1].toFixed(0)} µs CPU/s: ` +
+    `scrapes and reports take ${extraUsPerSecond.toFixed(0)} µs/s, ${((extraUsPerSecond / (quietRps * quietUs)) * 100).toFixed(2)} % of the CPU of ${quietRps.toFixed(0)} requests/s`,
 );

@@ -7,8 +7,9 @@
 #   4. idle cost: 10,000 idle keep-alive connections (idle.mjs)
 #   5. the routing decision (match + pick) at 10,000 backends (routing.mjs)
 #   6. HTTP/2, gRPC and WebSocket side by side with nginx (protocols.sh)
+#   7. what metrics cost: the request path's updates, and quiet against observed (metrics-cost.mjs)
 # Benchmarks, not tests: they print figures and ratios and assert nothing. Run on a quiet machine
-# (`uptime`): other load skews the ratios. Loopback only. About 8 minutes.
+# (`uptime`): other load skews the ratios. Loopback only. About 10 minutes.
 #   bash bench/run-all.sh [-d SECONDS]      (-d: wrk duration per proxy; default 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,3 +33,5 @@ echo; echo "## 5. routing decision (node bench/routing.mjs)"
 node bench/routing.mjs
 echo; echo "## 6. HTTP/2, gRPC and WebSocket vs nginx (bash bench/protocols.sh -d $D)"
 bash bench/protocols.sh -d "$D" 2> >(grep -v -E 'raft|WARNING|project ready' >&2)
+echo; echo "## 7. what metrics cost (node bench/metrics-cost.mjs)"
+node bench/metrics-cost.mjs 2> >(grep -v -E 'raft|WARNING' >&2)
