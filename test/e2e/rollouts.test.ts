@@ -107,7 +107,7 @@ describe('staged rollouts', () => {
     expect((await api('GET', `${cp.url}/v1/versions/${version}`)).body).toMatchObject({ staged: true });
     expect(await current()).toBe(before);
     const started = await start(version, {
-      steps: [{ nodes: 1, bakeSeconds: 1 }, { percent: 67, bakeSeconds: 1 }, { percent: 100 }],
+      steps: [{ nodes: 1, bakeSeconds: 2 }, { percent: 67, bakeSeconds: 1 }, { percent: 100 }],
       abortOn: { errorRatePoints: 5, minRequests: 5 },
     });
     expect(started).toMatchObject({ state: 'running', step: 1, version, baseline: before });
@@ -176,7 +176,8 @@ describe('staged rollouts', () => {
 
   it('pause holds a rollout, resume carries on, abort takes every node back', async () => {
     const version = await stage([{ id: 'good', address: good.address, weight: 3 }]);
-    const started = await start(version, { steps: [{ nodes: 1, bakeSeconds: 1 }, { percent: 100 }] });
+    // Its bake outlasts the pause below only if paused: long enough to pause within it.
+    const started = await start(version, { steps: [{ nodes: 1, bakeSeconds: 3 }, { percent: 100 }] });
     await waitFor(async () => (await versions()).includes(version), { message: 'the first node on the version' });
     const paused = await api('POST', `${cp.url}/v1/rollouts/${started.id}/pause`);
     expect(paused.body).toMatchObject({ state: 'paused' });
@@ -188,7 +189,7 @@ describe('staged rollouts', () => {
       rollout: started.id,
     });
     // Paused well past its bake: still one node.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
     expect((await rollout(started.id)).step).toBe(1);
     expect((await api('POST', `${cp.url}/v1/rollouts/${started.id}/resume`)).body).toMatchObject({ state: 'running' });
     const aborted = await api('POST', `${cp.url}/v1/rollouts/${started.id}/abort`);
@@ -225,7 +226,8 @@ describe('staged rollouts', () => {
     const onB = await DataPlane.start({ controlPlanes: [cpB.grpcAddress], nodeId: 'dp-0', extraArgs: ['--traffic-report-ms', '300'] });
     dps.push(onB);
     const good1 = await stage([{ id: 'good', address: good.address, weight: 6 }]);
-    const started = await start(good1, { steps: [{ nodes: 1, bakeSeconds: 1 }, { percent: 100 }] });
+    // A bake long enough to look at the first step (it starts once dp-0 ACKed).
+    const started = await start(good1, { steps: [{ nodes: 1, bakeSeconds: 4 }, { percent: 100 }] });
     await waitFor(async () => (await onB.appliedVersion()) === good1, { message: 'dp-0, on the other replica, runs the version' });
     expect((await versions()).filter((v) => v === good1)).toHaveLength(1);
     expect((await settled(started.id, 'done')).canaries[0]).toBe('dp-0');
