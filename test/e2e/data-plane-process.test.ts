@@ -43,6 +43,9 @@ describe('lb-data-plane process', () => {
       expect(wrong.status).toBe(2);
       expect(wrong.stderr).toContain(`${flag} must be one of`);
     }
+    const report = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', '--traffic-report-ms', '50'], { encoding: 'utf8' });
+    expect(report.status).toBe(2);
+    expect(report.stderr).toContain('--traffic-report-ms must be 0 (off) or a whole number of milliseconds of at least 100');
   });
 
   it('serves from its cache file while no control plane answers, then exits 0 on SIGTERM', async () => {
