@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 majors="${LB_TEST_NODE_MAJORS-22 24}"
 if [ "$#" -eq 0 ]; then
-  set -- packages/data-plane test/e2e/front-door.test.ts test/e2e/proxy-path.test.ts test/e2e/streaming.test.ts test/e2e/websocket.test.ts test/e2e/tls-listeners.test.ts
+  set -- packages/data-plane test/e2e/front-door.test.ts test/e2e/proxy-path.test.ts
 fi
 for major in $majors; do
   dir=".cache/node/$major"
