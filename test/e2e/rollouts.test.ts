@@ -225,9 +225,20 @@ describe('staged rollouts', () => {
     // Ids sort first: the rollout's first node is the one the second replica holds.
     const onB = await DataPlane.start({ controlPlanes: [cpB.grpcAddress], nodeId: 'dp-0', extraArgs: ['--traffic-report-ms', '300'] });
     dps.push(onB);
+    // The driver learns of another replica's nodes from their records in etcd, written in batches:
+    // start once both replicas list dp-0, or the driver would not know it yet and pick another.
+    for (const replica of [cp, cpB]) {
+      await waitFor(
+        async () =>
+          ((await api('GET', `${replica.url}/v1/nodes`)).body.nodes as Array<{ id: string; status: string }>).some(
+            (n) => n.id === 'dp-0' && n.status === 'connected',
+          ),
+        { message: 'every replica to list dp-0' },
+      );
+    }
     const good1 = await stage([{ id: 'good', address: good.address, weight: 6 }]);
-    // A bake long enough to look at the first step (it starts once dp-0 ACKed).
-    const started = await start(good1, { steps: [{ nodes: 1, bakeSeconds: 4 }, { percent: 100 }] });
+    // A bake long enough to look at the first step on a loaded machine (it starts once dp-0 ACKed).
+    const started = await start(good1, { steps: [{ nodes: 1, bakeSeconds: 10 }, { percent: 100 }] });
     await waitFor(async () => (await onB.appliedVersion()) === good1, { message: 'dp-0, on the other replica, runs the version' });
     expect((await versions()).filter((v) => v === good1)).toHaveLength(1);
     expect((await settled(started.id, 'done')).canaries[0]).toBe('dp-0');

@@ -31,16 +31,31 @@ export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptio
   }
 }
 
-/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
+/**
+ * A TCP port free on 127.0.0.1 right now, below the kernel's ephemeral range. A port the OS picks
+ * with `listen(0)` comes from that range, which outgoing connections draw their source ports from
+ * too: between this check and the process that binds it, a test's client connection could take it
+ * (a data plane then failed with EADDRINUSE). Ports 20000–31999 are never handed out that way.
+ * Each test worker (VITEST_POOL_ID; other processes by pid) walks its own slice of 1,500 of them
+ * in turn, so neither two workers nor two calls of one test get the same port.
+ */
+const SLICE = 1_500;
+const slot = Number(process.env.VITEST_POOL_ID ?? process.pid) % 8;
+let next = Math.floor(Math.random() * SLICE);
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < SLICE; attempt++) {
+    const port = 20_000 + slot * SLICE + (next++ % SLICE);
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`no free port in this worker's slice of 20000-31999 on 127.0.0.1`);
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
