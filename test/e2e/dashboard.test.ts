@@ -76,13 +76,26 @@ describe('the dashboard in Chromium', () => {
   });
 
   it('shows pools with their backends, health and live traffic', async () => {
-    for (let i = 0; i < 20; i++) await (await request(`${dps[0]!.url}/x`)).body.dump();
-    await page.click('a[data-tab=pools]');
-    const row = page.locator('tr[data-backend="web/web-1"]');
-    await row.waitFor();
-    expect(await row.textContent()).toContain(web.address);
-    // Requests per second show up once dp-a has reported its window.
-    await expect.poll(async () => page.textContent('h2'), { timeout: 10_000 }).toMatch(/Pool web — [\d.]+ req\/s, 0 % errors/);
+    // Each report covers one 500 ms window and the page refreshes every 2 s, so traffic keeps
+    // flowing (bounded in count and time) until the page shows a rate above zero.
+    let sending = true;
+    const traffic = (async () => {
+      const until = Date.now() + 20_000;
+      for (let i = 0; sending && i < 2_000 && Date.now() < until; i++) {
+        await (await request(`${dps[0]!.url}/x`)).body.dump();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    try {
+      await page.click('a[data-tab=pools]');
+      const row = page.locator('tr[data-backend="web/web-1"]');
+      await row.waitFor();
+      expect(await row.textContent()).toContain(web.address);
+      await expect.poll(async () => page.textContent('h2'), { timeout: 15_000 }).toMatch(/Pool web — (?!0 )[\d.]+ req\/s, 0 % errors/);
+    } finally {
+      sending = false;
+      await traffic;
+    }
     await shoot('pools');
   });
 

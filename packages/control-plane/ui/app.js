@@ -87,7 +87,9 @@ async function poolsView() {
   const out = [];
   for (const name of Object.keys(pools).sort()) {
     const health = await api(`/v1/pools/${encodeURIComponent(name)}/health`);
-    const traffic = stats.pools.find((p) => p.pool === name);
+    // A pool no node served in its last window is idle (0 req/s), not unknown, once nodes report.
+    const idle = stats.nodes?.length > 0 ? { requestsPerSecond: 0, errorRatePercent: 0 } : undefined;
+    const traffic = stats.pools.find((p) => p.pool === name) ?? idle;
     const perBackend = new Map((traffic?.backends ?? []).map((b) => [b.backend, b]));
     out.push(
       el('h2', {}, `Pool ${name}`, traffic ? ` — ${fmt(traffic.requestsPerSecond)} req/s, ${fmt(traffic.errorRatePercent)} % errors` : ''),
