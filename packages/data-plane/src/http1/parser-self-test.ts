@@ -2,7 +2,7 @@
  * A behavioural self-test of node's HTTP parser binding (llhttp.ts), run once when the data plane
  * starts: canned requests and responses that exercise every part of the calling convention the
  * built-in server and upstream client rely on — more than 32 header pairs (handed over early),
- * a chunked body with trailers, a large body split across reads, a head answered NO_BODY and
+ * a chunked body with trailers, a large body split across reads (handed over as copies), a head answered NO_BODY and
  * STOP, and an error with its position. A shape probe would pass a binding whose behaviour
  * changed; this fails it, and the data plane then serves with node:http and undici
  * (proxy-server.ts, upstream-pools.ts), saying so in one log line.
@@ -100,6 +100,11 @@ function requests(): void {
     'second request head (trailers must not leak into it)',
   );
   check(Buffer.concat(b.body).equals(large) && b.complete, 'large body split across reads');
+  // Client reads share one buffer, used again for the next read (server/shared-read-buffer.ts).
+  check(
+    [...a.body, ...b.body].every((chunk) => chunk.buffer !== input.buffer),
+    'body chunks are copies, not views of the bytes read',
+  );
 
   const bad = new Http1Parser('request', new Recorder());
   const r = bad.execute(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'latin1'));

@@ -27,6 +27,7 @@
 import type { Socket } from 'node:net';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import type { RequestListener } from '../proxy/exchange.js';
+import { readAsStream, readIntoSharedBuffer } from './shared-read-buffer.js';
 import { type AnsweredRequest, ClientRequest, ClientResponse, type ExchangeConnection } from './client-exchange.js';
 
 export interface ServerConnectionSettings {
@@ -115,7 +116,7 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     // node:http counts a new connection's head time from the connection's start.
     this.requestStartedAt = server.now;
     this.idleSince = server.now;
-    socket.on('data', this.onData);
+    if (!readIntoSharedBuffer(socket, this.onRead)) socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -198,6 +199,10 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
 
   // --- socket events ---
 
+  private readonly onRead = (nread: number, buffer: Buffer): void => {
+    this.onData(nread === buffer.length ? buffer : buffer.subarray(0, nread));
+  };
+
   private readonly onData = (data: Buffer): void => {
     if (this.closed) return;
     // After an upgrade request the bytes are the other protocol's, kept for whoever takes the
@@ -232,6 +237,7 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     this.gone = true;
     this.current = null;
     socket.off('data', this.onData);
+    readAsStream(socket);
     socket.off('end', this.onEnd);
     socket.off('error', this.onError);
     socket.off('close', this.onClose);
