@@ -100,7 +100,7 @@ function requests(): void {
     'second request head (trailers must not leak into it)',
   );
   check(Buffer.concat(b.body).equals(large) && b.complete, 'large body split across reads');
-  // Client reads share one buffer, used again for the next read (server/shared-read-buffer.ts).
+  // Client reads share one buffer, used again for the next read (runtime/socket-reads.ts).
   check(
     [...a.body, ...b.body].every((chunk) => chunk.buffer !== input.buffer),
     'body chunks are copies, not views of the bytes read',

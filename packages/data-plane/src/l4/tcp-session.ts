@@ -7,9 +7,9 @@
  *
  * Piping is pipe() by hand, with half-close: a FIN from either side is passed on and the other
  * direction keeps flowing (both sockets allow half-open); a write the kernel does not take at once
- * pauses the side that sent it until the other drains. The backend's bytes are read into recycled
+ * pauses the side that sent it until the other drains. Both sides' bytes are read into recycled
  * buffers (upstream/read-buffers.ts) instead of a fresh 64 KiB one per read, as the HTTP client
- * does. An error on either socket destroys both. Idle time, the hello deadline and draining are checked on
+ * does (the client's where runtime/socket-reads.ts can switch its socket). An error on either socket destroys both. Idle time, the hello deadline and draining are checked on
  * the sweeper's tick by the listener (tcp-listener.ts), which costs the data path nothing.
  */
 import { connect, type Socket } from 'node:net';
@@ -23,6 +23,7 @@ import { FailureKind } from '../resilience/retry-policy.js';
 import { type CompiledBackend, type CompiledRoute, pickBackend, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
 import type { TableSource } from '../routing/table-source.js';
 import { scanClientHello } from '../tls/client-hello.js';
+import { readIntoBuffers } from '../runtime/socket-reads.js';
 import { ReadBuffer } from '../upstream/read-buffers.js';
 import { AddressPickContext } from './address-pick-context.js';
 import type { L4ListenerSettings } from './l4-settings.js';
@@ -65,6 +66,9 @@ function hostPortOf(address: string): HostPort | string {
   return parsed;
 }
 
+/** The buffer handed to a closed session's socket, which reads no more. */
+const EMPTY = Buffer.alloc(0);
+
 export class TcpSession {
   private phase = Phase.Hello;
   private readonly startedAt = performance.now();
@@ -81,6 +85,8 @@ export class TcpSession {
   private connectTimer: NodeJS.Timeout | undefined;
   /** The buffer the backend's socket reads into now (recycled once the client has written it). */
   private readBuffer: ReadBuffer | undefined;
+  /** The buffer the client's next read goes into, once it reads through readIntoBuffers. */
+  private clientBuffer: ReadBuffer | undefined;
   private connects = 0;
   private readonly tried: BackendRuntime[] = [];
   private clientClosed = false;
@@ -285,7 +291,10 @@ export class TcpSession {
     if (this.preamble !== undefined) upstream.write(this.preamble);
     this.preamble = undefined;
     upstream.uncork();
-    client.on('data', this.onClientData);
+    // What the client sent while the backend was being connected goes first; then its reads go
+    // into recycled buffers too, where the socket allows it.
+    for (let chunk: Buffer | null = client.read(); chunk !== null; chunk = client.read()) upstream.write(chunk);
+    if (!readIntoBuffers(client, this.nextClientBuffer, this.onClientRead)) client.on('data', this.onClientData);
     client.on('end', this.onClientEnd);
     client.on('drain', this.onClientDrain);
     upstream.on('end', this.onUpstreamEnd);
@@ -295,6 +304,27 @@ export class TcpSession {
 
   private readonly onClientData = (chunk: Buffer): void => {
     if (!this.upstream!.write(chunk)) this.client.pause();
+  };
+
+  /** readIntoBuffers' source for the client's reads: the last buffer is let go. */
+  private readonly nextClientBuffer = (): Buffer => {
+    this.clientBuffer?.release();
+    // Asked once more after the read that closed the session: nothing reads into it.
+    if (this.phase === Phase.Closed) {
+      this.clientBuffer = undefined;
+      return EMPTY;
+    }
+    const next = ReadBuffer.take();
+    this.clientBuffer = next;
+    return next.data;
+  };
+
+  /** A client read, passed to the backend as a view of its buffer, held until written. */
+  private readonly onClientRead = (nread: number): void => {
+    const buffer = this.clientBuffer!;
+    if (this.phase !== Phase.Piping) return;
+    buffer.hold();
+    if (!this.upstream!.write(buffer.data.subarray(0, nread), buffer.release)) this.client.pause();
   };
 
   private readonly onUpstreamDrain = (): void => {
@@ -441,6 +471,8 @@ export class TcpSession {
     this.phase = Phase.Closed;
     this.readBuffer?.release();
     this.readBuffer = undefined;
+    this.clientBuffer?.release();
+    this.clientBuffer = undefined;
     this.countBytes();
     const target = this.target;
     const backend = this.backend;

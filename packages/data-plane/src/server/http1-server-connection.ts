@@ -27,7 +27,7 @@
 import type { Socket } from 'node:net';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import type { RequestListener } from '../proxy/exchange.js';
-import { readAsStream, readIntoSharedBuffer } from './shared-read-buffer.js';
+import { readAsStream, readIntoSharedBuffer } from '../runtime/socket-reads.js';
 import { type AnsweredRequest, ClientRequest, ClientResponse, type ExchangeConnection } from './client-exchange.js';
 
 export interface ServerConnectionSettings {

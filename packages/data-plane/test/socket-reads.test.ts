@@ -1,12 +1,12 @@
 /**
- * Client sockets read into one shared buffer (server/shared-read-buffer.ts): each read reaches
+ * Client sockets read into one shared buffer (runtime/socket-reads.ts): each read reaches
  * its callback whole and in order, pause() stops reading (backpressure), and a socket handed on
  * (an upgrade) reads as a stream again, with copies that later reads do not overwrite.
  */
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readAsStream, readIntoSharedBuffer } from '../src/server/shared-read-buffer.js';
+import { readAsStream, readIntoBuffers, readIntoSharedBuffer } from '../src/runtime/socket-reads.js';
 import { waitFor } from './helpers.js';
 
 const open: Array<Server | Socket> = [];
@@ -70,6 +70,30 @@ describe('reads into the shared buffer', () => {
     client.write('bbbb');
     await waitFor(() => chunks.length === 2);
     expect(chunks.map((c) => c.toString())).toEqual(['aaaa', 'bbbb']);
+  });
+
+  it('reads into a buffer from the source each time, which later reads leave alone', async () => {
+    let server: Socket | undefined;
+    const given: Buffer[] = [];
+    const reads: Buffer[] = [];
+    const client = await pair((socket) => {
+      server = socket;
+      readIntoBuffers(
+        socket,
+        () => {
+          given.push(Buffer.alloc(1024));
+          return given.at(-1)!;
+        },
+        (nread) => reads.push(given.at(-1)!.subarray(0, nread)),
+      );
+    });
+    await waitFor(() => server !== undefined);
+    for (const text of ['one', 'two', 'three']) {
+      client.write(text);
+      await waitFor(() => reads.length > 0 && reads.at(-1)!.toString() === text);
+    }
+    expect(reads.map((r) => r.toString())).toEqual(['one', 'two', 'three']);
+    expect(new Set(reads.map((r) => r.buffer)).size).toBe(3);
   });
 
   it('leaves a socket with bytes already buffered to its stream', async () => {
