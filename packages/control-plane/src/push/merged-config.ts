@@ -10,6 +10,7 @@ import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import type { RegistrationStore, Registration } from '../store/registration-store.js';
 import type { ConfigSource } from './config-feed.js';
 import { buildPushView, type PushView } from './push-view.js';
+import { Listeners } from './listeners.js';
 
 /** Views a node may still run after a reconnect, remembered so it can get a delta from one of them. */
 const RECENT_VIEWS = 8;
@@ -35,7 +36,7 @@ export class MergedConfigSource implements PushViewSource {
   private listed = false;
   private current: PushView | undefined;
   private recent: PushView[] = [];
-  private readonly listeners = new Set<(view: PushView) => void>();
+  private readonly listeners: Listeners<PushView>;
   private offs: Array<() => void> = [];
   /** A registration change seen while a list runs lists once more after it. */
   private readonly lists = new CoalescedRefresh(
@@ -45,7 +46,9 @@ export class MergedConfigSource implements PushViewSource {
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly options: MergedConfigSourceOptions) {}
+  constructor(private readonly options: MergedConfigSourceOptions) {
+    this.listeners = new Listeners(options.logger, 'config listener failed');
+  }
 
   start(): void {
     this.offs.push(this.options.config.subscribe(() => this.publish()));
@@ -69,8 +72,7 @@ export class MergedConfigSource implements PushViewSource {
   }
 
   subscribe(listener: (view: PushView) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   /** One list of the registrations, published when it changed; false when it failed (a retry is scheduled). */
@@ -106,12 +108,6 @@ export class MergedConfigSource implements PushViewSource {
     if (before && before.historyId === next.historyId && before.version === next.version && before.digest === next.digest) return;
     this.current = next;
     this.recent = [next, ...this.recent.slice(0, RECENT_VIEWS - 1)];
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(next);
-      } catch (err) {
-        this.options.logger.error({ err }, 'config listener failed');
-      }
-    }
+    this.listeners.notify(next);
   }
 }

@@ -12,6 +12,7 @@ import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import { isLive, type RolloutRecord } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
 import type { StagedConfigSource } from './staged-config.js';
+import { Listeners } from '../push/listeners.js';
 
 /** What a node stream asks (node-stream.ts). */
 export interface NodeViewPlanner {
@@ -34,7 +35,7 @@ export interface RolloutPlannerOptions {
 export class RolloutPlanner implements NodeViewPlanner {
   private record: RolloutRecord | undefined;
   private canaries = new Set<string>();
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners: Listeners<void>;
   private readonly offs: Array<() => void> = [];
   private stopped = false;
   private readonly reads = new CoalescedRefresh(
@@ -45,7 +46,9 @@ export class RolloutPlanner implements NodeViewPlanner {
     () => this.stopped,
   );
 
-  constructor(private readonly options: RolloutPlannerOptions) {}
+  constructor(private readonly options: RolloutPlannerOptions) {
+    this.listeners = new Listeners(options.logger, 'rollout listener failed');
+  }
 
   start(): void {
     this.offs.push(this.options.store.watch(() => void this.refresh()));
@@ -75,8 +78,7 @@ export class RolloutPlanner implements NodeViewPlanner {
   }
 
   subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   /** Re-reads the active rollout; concurrent calls fold into one more read. */
@@ -100,12 +102,6 @@ export class RolloutPlanner implements NodeViewPlanner {
   }
 
   private notify(): void {
-    for (const listener of [...this.listeners]) {
-      try {
-        listener();
-      } catch (err) {
-        this.options.logger.error({ err }, 'rollout listener failed');
-      }
-    }
+    this.listeners.notify(undefined);
   }
 }

@@ -17,6 +17,7 @@ import type { KeyVault } from '../secrets/key-vault.js';
 import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import { certificatesNeedingKeys } from './certificate-details.js';
 import type { TicketKeySource } from './ticket-keys.js';
+import { Listeners } from '../push/listeners.js';
 
 export interface SnapshotSecretsOptions {
   config: PushViewSource;
@@ -58,7 +59,7 @@ export class SnapshotSecrets implements PushViewSource {
   private current: PushView | undefined;
   /** The view `current` was made from. */
   private wraps: PushView | undefined;
-  private readonly listeners = new Set<(view: PushView) => void>();
+  private readonly listeners: Listeners<PushView>;
   private readonly offs: Array<() => void> = [];
   /** Opened keys by public key id: keys are immutable, so one open per key. */
   private readonly opened = new Map<string, string>();
@@ -72,7 +73,9 @@ export class SnapshotSecrets implements PushViewSource {
     () => this.stopped,
   );
 
-  constructor(private readonly options: SnapshotSecretsOptions) {}
+  constructor(private readonly options: SnapshotSecretsOptions) {
+    this.listeners = new Listeners(options.logger, 'config listener failed');
+  }
 
   start(): void {
     this.offs.push(this.options.config.subscribe(() => void this.builds.request()));
@@ -99,8 +102,7 @@ export class SnapshotSecrets implements PushViewSource {
   }
 
   subscribe(listener: (view: PushView) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   private async buildOnce(): Promise<void> {
@@ -117,13 +119,7 @@ export class SnapshotSecrets implements PushViewSource {
     this.wraps = base;
     const next = withSecrets(base, secrets, secretsId);
     this.current = next;
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(next);
-      } catch (err) {
-        this.options.logger.error({ err }, 'config listener failed');
-      }
-    }
+    this.listeners.notify(next);
   }
 }
 
