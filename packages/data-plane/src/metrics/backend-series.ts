@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { BACKEND_OUTCOMES, type BackendRuntime } from '../balancer/host.js';
+import { type Labels, scrapedSeries } from './scraped-series.js';
 
 /** One backend as the scrape sees it. */
 export interface BackendView {
@@ -60,36 +61,34 @@ export function registerBackendSeries(registry: Registry, source: () => PoolSour
     read: (b: BackendView) => number | undefined,
     aggregator: 'sum' | 'max' = 'sum',
   ): void => {
-    const Metric = type === 'counter' ? Counter : Gauge;
-    new Metric({
+    scrapedSeries(
+      registry,
+      type,
       name,
       help,
-      labelNames: ['pool', 'backend'],
-      aggregator,
-      registers: [registry],
-      collect() {
-        this.reset();
-        each((pool, detailed) => {
-          if (!detailed) return;
+      ['pool', 'backend'],
+      function* () {
+        const pools = source();
+        if (pools === undefined) return;
+        for (const pool of pools()) {
+          if (pool.backends.length > limit) continue;
           for (const b of pool.backends) {
             const v = read(b);
-            if (v === undefined) continue;
-            if (this instanceof Counter) this.inc({ pool: pool.pool, backend: b.backend }, v);
-            else (this as Gauge).set({ pool: pool.pool, backend: b.backend }, v);
+            if (v !== undefined) yield [{ pool: pool.pool, backend: b.backend }, v] as [Labels, number];
           }
-        });
+        }
       },
-    });
+      aggregator,
+    );
   };
-  const counted = (n: number): number | undefined => (n > 0 ? n : undefined);
   perBackend(
     'counter',
     'lb_dp_backend_response_seconds_total',
     'Seconds from sending an attempt to its response head, summed per backend (divide by lb_dp_backend_responses_total for the mean).',
     (b) => (b.runtime.responses > 0 ? b.runtime.responseSeconds : undefined),
   );
-  perBackend('counter', 'lb_dp_backend_responses_total', 'Response heads received from a backend.', (b) => counted(b.runtime.responses));
-  perBackend('counter', 'lb_dp_backend_retries_total', 'Failed attempts to a backend that were retried on another.', (b) => counted(b.runtime.retried));
+  perBackend('counter', 'lb_dp_backend_responses_total', 'Response heads received from a backend.', (b) => b.runtime.responses);
+  perBackend('counter', 'lb_dp_backend_retries_total', 'Failed attempts to a backend that were retried on another.', (b) => b.runtime.retried);
   perBackend('gauge', 'lb_dp_backend_active_requests', 'Requests (and WebSocket tunnels) in flight to a backend.', (b) => b.runtime.active);
   // Every worker sees the same health and ejections: a node's value is any worker's, not their sum.
   perBackend(

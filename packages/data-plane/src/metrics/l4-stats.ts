@@ -4,7 +4,8 @@
  * prom-client only when /metrics is scraped. They outlive snapshots, so counters never go back.
  * Bytes of long sessions are added as they flow (on the sweeper's tick), not only at their end.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { scrapedSeries as series } from './scraped-series.js';
 
 /** Why a connection was closed before it reached a backend. */
 export const L4_REFUSALS = ['max-connections', 'untrusted-source', 'bad-proxy-header', 'hello-timeout', 'no-route', 'no-backend', 'connect-failed'] as const;
@@ -122,33 +123,5 @@ export class L4Stats {
         }
       },
     );
-  }
-}
-
-type Labels = Record<string, string>;
-
-function series(registry: Registry, type: 'counter' | 'gauge', name: string, help: string, labelNames: string[], read: () => Iterable<[Labels, number]>): void {
-  if (type === 'counter') {
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [labels, n] of read()) if (n > 0) this.inc(labels, n);
-      },
-    });
-  } else {
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [labels, n] of read()) this.set(labels, n);
-      },
-    });
   }
 }
