@@ -2,7 +2,6 @@
 /** lb-control-plane: wires etcd, the REST API and the gRPC push server together. Nothing else. */
 import { createRequire } from 'node:module';
 import { createLogger, FlagError, runMain, usage } from '@lb/shared';
-import { buildApp } from './app.js';
 import { EtcdAuditLog } from './audit/etcd-audit-log.js';
 import { Authenticator } from './auth/authenticator.js';
 import { ensureFirstAdminToken, readOrCreateAdminTokenFile } from './auth/bootstrap-admin.js';
@@ -144,6 +143,15 @@ async function main(): Promise<void> {
       : {}),
     versionSeen: (seen) => feed.noticeVersion(seen),
   });
+  // Nodes are admitted as early as possible: after a restart a thousand of them are retrying with
+  // growing backoffs, and every second the port stays closed lengthens the storm's tail. The REST
+  // app (Fastify and its schemas: a third of the start) is loaded and built after this.
+  try {
+    await streams.listen(settings.grpc.host, settings.grpc.port);
+  } catch (err) {
+    logger.fatal({ err }, 'cannot listen');
+    process.exit(1);
+  }
   // One replica drives rollouts (its own election); every replica follows the record.
   const rolloutElection = new LeaderElection({
     client,
@@ -200,6 +208,7 @@ async function main(): Promise<void> {
   }
   const reachability = new StoreReachability({ ping: () => store.ping(), graceMs: settings.etcdGraceSeconds * 1000 });
   reachability.start();
+  const { buildApp } = await import('./app.js');
   const app = await buildApp({
     readiness: () => reachability.state(),
     heldNodes: () => registry.connected(),
@@ -222,7 +231,6 @@ async function main(): Promise<void> {
 
   try {
     await app.listen({ host: settings.http.host, port: settings.http.port });
-    await streams.listen(settings.grpc.host, settings.grpc.port);
   } catch (err) {
     logger.fatal({ err }, 'cannot listen');
     process.exit(1);

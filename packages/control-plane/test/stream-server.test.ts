@@ -239,6 +239,28 @@ describe('ConfigDiscovery.Stream', () => {
     expect(drifted.configs()[0]!.configJson).not.toBe('');
   });
 
+  it('recognises the view a node runs when it said Hello before this replica had read the store (a restart)', async () => {
+    commit(['a']);
+    // What the node runs, as the replica it was connected to before computed it.
+    const otherFeed = new ConfigFeed({ store, logger });
+    const otherViews = new MergedConfigSource({ config: otherFeed, registrations: new MemoryRegistrationStore(), logger });
+    otherViews.start();
+    otherFeed.start();
+    await otherFeed.ready();
+    const view = await waitFor("the other replica's view", () => otherViews.latest());
+    otherFeed.stop();
+    otherViews.stop();
+    const [current, drifted] = [node(), node()];
+    current.hello('dp-current', view.version, view.historyId, view.digest);
+    drifted.hello('dp-drifted', view.version, view.historyId, 'another-digest');
+    await waitFor('health', () => current.received.length === 1 && drifted.received.length === 1);
+    expect(views.latest()).toBeUndefined();
+    feed.start();
+    await waitFor('the full snapshot for the drifted node', () => drifted.configs().length === 1);
+    await waitFor('recorded as running it', () => nodes.records.get('dp-current')?.configVersion === 1);
+    expect(current.configs()).toEqual([]);
+  });
+
   it('never pushes an older version of a history than the node runs; a store that went back starts a new history', async () => {
     commit(['a']);
     commit(['a', 'b']);

@@ -107,6 +107,8 @@ export class NodeStream {
   /** Why this node gets no keys (undefined: it may); decided once, on Hello. */
   private withheld: string | undefined;
   private withheldLogged = false;
+  /** The digest of what the node said it runs in Hello, while no view of this replica's matched it yet. */
+  private helloDigest: string | undefined;
 
   constructor(
     private readonly call: StreamCall,
@@ -166,14 +168,10 @@ export class NodeStream {
     );
     this.logger.info({ node: hello.nodeId, zone: hello.zone, cachedVersion: hello.cachedVersion, history: this.claimed.historyId }, 'node connected');
     // A node that runs a view this replica knows (a reconnect) needs at most a delta from it.
-    const known = hello.cachedDigest
-      ? (this.deps.views.find(this.claimed.historyId, hello.cachedVersion, hello.cachedDigest) ??
-        this.deps.planner?.find(this.claimed.historyId, hello.cachedVersion, hello.cachedDigest))
-      : undefined;
-    if (known !== undefined) {
-      this.runs = known;
-      this.node.acked('config', known.version);
-    }
+    // Looked for again by pump() while this replica has no view yet (just started, the config
+    // still loading), so the nodes of a reconnect storm are not sent full snapshots.
+    this.helloDigest = hello.cachedDigest || undefined;
+    this.recogniseHello();
     // Health first: it is small and tells the node at once that this control plane answers.
     this.sendHealth({ ...this.deps.health.full(), full: true });
     this.unsubscribe.push(this.deps.views.subscribe(() => this.pump()));
@@ -182,9 +180,22 @@ export class NodeStream {
     this.pump();
   }
 
+  /** Takes the view the node's Hello names as the one it runs, once this replica knows it. */
+  private recogniseHello(): void {
+    const digest = this.helloDigest;
+    if (digest === undefined || this.runs !== undefined || !this.node) return;
+    const { historyId, version } = this.claimed;
+    const known = this.deps.views.find(historyId, version, digest) ?? this.deps.planner?.find(historyId, version, digest);
+    if (known === undefined) return;
+    this.helloDigest = undefined;
+    this.runs = known;
+    this.node.acked('config', known.version);
+  }
+
   /** Sends the newest view if the node does not run it yet and nothing is in flight. */
   private pump(): void {
     if (this.closed || !this.node || this.inFlight) return;
+    this.recogniseHello();
     // A rollout's node gets the staged version; every other node the current one.
     const view = this.deps.planner?.viewFor(this.node.id) ?? this.deps.views.latest();
     if (view === undefined || view === this.runs || view === this.refused) return;
@@ -207,6 +218,8 @@ export class NodeStream {
     }
     // A wiped or fresh store has no config yet: a node running one keeps it.
     if (view.version === 0 && runs === undefined && this.claimed.version > 0) return;
+    // Whatever goes out now, the node's answer tells what it runs from here on.
+    this.helloDigest = undefined;
     const secrets = this.secretsFor(view);
     const push = runs !== undefined && runs.historyId === view.historyId ? this.deps.encoder.delta(runs, view, secrets) : this.deps.encoder.full(view, secrets);
     let reserved = 0;
