@@ -291,10 +291,7 @@ export class TcpSession {
     if (this.preamble !== undefined) upstream.write(this.preamble);
     this.preamble = undefined;
     upstream.uncork();
-    // What the client sent while the backend was being connected goes first; then its reads go
-    // into recycled buffers too, where the socket allows it.
-    for (let chunk: Buffer | null = client.read(); chunk !== null; chunk = client.read()) upstream.write(chunk);
-    if (!readIntoBuffers(client, this.nextClientBuffer, this.onClientRead)) client.on('data', this.onClientData);
+    client.on('data', this.onClientData);
     client.on('end', this.onClientEnd);
     client.on('drain', this.onClientDrain);
     upstream.on('end', this.onUpstreamEnd);
@@ -303,7 +300,11 @@ export class TcpSession {
   };
 
   private readonly onClientData = (chunk: Buffer): void => {
-    if (!this.upstream!.write(chunk)) this.client.pause();
+    if (!this.upstream!.write(chunk)) return void this.client.pause();
+    // A client that sends goes on reading into recycled buffers (where the socket allows it): from
+    // its first bytes on, not from its accept, so an idle connection holds no read buffer. Not
+    // while paused: reads through onread would not wait for the backend to drain.
+    if (this.client.readableLength === 0 && readIntoBuffers(this.client, this.nextClientBuffer, this.onClientRead)) this.client.off('data', this.onClientData);
   };
 
   /** readIntoBuffers' source for the client's reads: the last buffer is let go. */
