@@ -9,8 +9,10 @@
  * direction keeps flowing (both sockets allow half-open); a write the kernel does not take at once
  * pauses the side that sent it until the other drains. Both sides' bytes are read into recycled
  * buffers (upstream/read-buffers.ts) instead of a fresh 64 KiB one per read, as the HTTP client
- * does (the client's where runtime/socket-reads.ts can switch its socket). An error on either socket destroys both. Idle time, the hello deadline and draining are checked on
- * the sweeper's tick by the listener (tcp-listener.ts), which costs the data path nothing.
+ * does: the backend's from its connect, the client's from its first bytes, where
+ * runtime/socket-reads.ts can switch its socket. An error on either socket destroys both. Idle
+ * time, the hello deadline and draining are checked on the sweeper's tick by the listener
+ * (tcp-listener.ts), which costs the data path nothing.
  */
 import { connect, type Socket } from 'node:net';
 import { type HostPort, parseHostPort, POOL_DEFAULTS } from '@lb/shared';
@@ -24,7 +26,7 @@ import { type CompiledBackend, type CompiledRoute, pickBackend, type RouteTarget
 import type { TableSource } from '../routing/table-source.js';
 import { scanClientHello } from '../tls/client-hello.js';
 import { readIntoBuffers } from '../runtime/socket-reads.js';
-import { ReadBuffer } from '../upstream/read-buffers.js';
+import { SocketReadBuffers } from '../upstream/read-buffers.js';
 import { AddressPickContext } from './address-pick-context.js';
 import type { L4ListenerSettings } from './l4-settings.js';
 import { proxyProtocolHeader, unmapIPv4 } from './proxy-protocol-header.js';
@@ -66,9 +68,6 @@ function hostPortOf(address: string): HostPort | string {
   return parsed;
 }
 
-/** The buffer handed to a closed session's socket, which reads no more. */
-const EMPTY = Buffer.alloc(0);
-
 export class TcpSession {
   private phase = Phase.Hello;
   private readonly startedAt = performance.now();
@@ -83,10 +82,10 @@ export class TcpSession {
   private backendStats: L4BackendStats | undefined;
   private upstream: Socket | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
-  /** The buffer the backend's socket reads into now (recycled once the client has written it). */
-  private readBuffer: ReadBuffer | undefined;
-  /** The buffer the client's next read goes into, once it reads through readIntoBuffers. */
-  private clientBuffer: ReadBuffer | undefined;
+  /** What the backend's socket reads into (recycled once the client has written it). */
+  private readonly upstreamReads = new SocketReadBuffers();
+  /** What the client's socket reads into, once it reads through readIntoBuffers. */
+  private readonly clientReads = new SocketReadBuffers();
   private connects = 0;
   private readonly tried: BackendRuntime[] = [];
   private clientClosed = false;
@@ -215,7 +214,7 @@ export class TcpSession {
       port: parsed.port,
       allowHalfOpen: true,
       noDelay: true,
-      onread: { buffer: this.nextReadBuffer, callback: this.onUpstreamRead },
+      onread: { buffer: this.upstreamReads.next, callback: this.onUpstreamRead },
     });
     this.upstream = upstream;
     upstream.on('error', this.onUpstreamError);
@@ -304,28 +303,13 @@ export class TcpSession {
     // A client that sends goes on reading into recycled buffers (where the socket allows it): from
     // its first bytes on, not from its accept, so an idle connection holds no read buffer. Not
     // while paused: reads through onread would not wait for the backend to drain.
-    if (this.client.readableLength === 0 && readIntoBuffers(this.client, this.nextClientBuffer, this.onClientRead)) this.client.off('data', this.onClientData);
-  };
-
-  /** readIntoBuffers' source for the client's reads: the last buffer is let go. */
-  private readonly nextClientBuffer = (): Buffer => {
-    this.clientBuffer?.release();
-    // Asked once more after the read that closed the session: nothing reads into it.
-    if (this.phase === Phase.Closed) {
-      this.clientBuffer = undefined;
-      return EMPTY;
-    }
-    const next = ReadBuffer.take();
-    this.clientBuffer = next;
-    return next.data;
+    if (this.client.readableLength === 0 && readIntoBuffers(this.client, this.clientReads.next, this.onClientRead)) this.client.off('data', this.onClientData);
   };
 
   /** A client read, passed to the backend as a view of its buffer, held until written. */
   private readonly onClientRead = (nread: number): void => {
-    const buffer = this.clientBuffer!;
     if (this.phase !== Phase.Piping) return;
-    buffer.hold();
-    if (!this.upstream!.write(buffer.data.subarray(0, nread), buffer.release)) this.client.pause();
+    if (!this.clientReads.writeTo(this.upstream!, nread)) this.client.pause();
   };
 
   private readonly onUpstreamDrain = (): void => {
@@ -336,20 +320,10 @@ export class TcpSession {
     this.upstream!.end();
   };
 
-  /** onread's buffer source, called before each read of the backend's socket: the last one is let go. */
-  private readonly nextReadBuffer = (): Buffer => {
-    this.readBuffer?.release();
-    const next = ReadBuffer.take();
-    this.readBuffer = next;
-    return next.data;
-  };
-
   /** onread's callback: the bytes go to the client as a view of the read buffer, held until written. */
   private readonly onUpstreamRead = (nread: number): boolean => {
-    const buffer = this.readBuffer!;
     if (this.phase !== Phase.Piping) return true;
-    buffer.hold();
-    if (!this.client.write(buffer.data.subarray(0, nread), buffer.release)) this.upstream!.pause();
+    if (!this.upstreamReads.writeTo(this.client, nread)) this.upstream!.pause();
     return true;
   };
 
@@ -470,10 +444,8 @@ export class TcpSession {
     if (!this.clientClosed || !this.upstreamClosed || this.finished) return;
     this.finished = true;
     this.phase = Phase.Closed;
-    this.readBuffer?.release();
-    this.readBuffer = undefined;
-    this.clientBuffer?.release();
-    this.clientBuffer = undefined;
+    this.upstreamReads.close();
+    this.clientReads.close();
     this.countBytes();
     const target = this.target;
     const backend = this.backend;

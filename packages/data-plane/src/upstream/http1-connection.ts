@@ -27,7 +27,7 @@ import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import { coarseClock, deadlineIn } from './connection-sweeper.js';
-import { ReadBuffer, READ_BUFFER_SIZE } from './read-buffers.js';
+import { SocketReadBuffers } from './read-buffers.js';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import type { UpstreamHandler, UpstreamRequest } from './upstream.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
@@ -82,7 +82,7 @@ export class Http1Connection implements Http1Events {
   private readonly socket: Socket;
   private readonly parser: Http1Parser;
   /** The buffer the socket reads into now. */
-  private readBuffer: ReadBuffer | null = null;
+  private readonly reads = new SocketReadBuffers();
   /** Body bytes still to come of a response read past the parser (OWN_BODY_MIN). */
   private bodyRemaining = 0;
   private state = CONNECTING;
@@ -135,7 +135,7 @@ export class Http1Connection implements Http1Events {
         noDelay: true,
         keepAlive: true,
         keepAliveInitialDelay: 60_000,
-        onread: { buffer: this.nextReadBuffer, callback: this.onSocketRead },
+        onread: { buffer: this.reads.next, callback: this.onSocketRead },
       });
       socket.on('connect', this.onSocketConnect);
     } else {
@@ -423,7 +423,7 @@ export class Http1Connection implements Http1Events {
     this.bodyRemaining -= n;
     if (this.bodyTimeoutMs > 0) this.deadline = deadlineIn(this.bodyTimeoutMs);
     // Over TLS the chunk is node's own buffer: nothing to give back.
-    const lease = this.readBuffer;
+    const lease = this.reads.current;
     lease?.hold();
     const more = handler.onData(buf.subarray(from, from + n), lease?.release);
     if (this.handler !== handler) return;
@@ -475,19 +475,7 @@ export class Http1Connection implements Http1Events {
     this.send(request, handler);
   };
 
-  /** onread's buffer source, called before each read: the previous buffer is let go. */
-  private readonly nextReadBuffer = (): Buffer => {
-    this.readBuffer?.release();
-    if (this.state === CLOSED) {
-      this.readBuffer = null;
-      return Buffer.allocUnsafe(READ_BUFFER_SIZE);
-    }
-    const next = ReadBuffer.take();
-    this.readBuffer = next;
-    return next.data;
-  };
-
-  /** onread's callback; `buf` is this.readBuffer's data. Pausing goes through socket.pause(). */
+  /** onread's callback; `buf` is this.reads.current's data. Pausing goes through socket.pause(). */
   private readonly onSocketRead = (nread: number, buf: Uint8Array): boolean => {
     if (this.state === CLOSED) return true;
     if (this.bodyRemaining > 0) {
@@ -549,8 +537,7 @@ export class Http1Connection implements Http1Events {
     this.state = CLOSED;
     this.deadline = 0;
     this.bodyRemaining = 0;
-    this.readBuffer?.release();
-    this.readBuffer = null;
+    this.reads.close();
     this.detachBody();
     this.socket.destroy();
     this.parser.close();

@@ -7,6 +7,7 @@
  * passed on as views of the buffer it was read into (no copy); each view holds the buffer until
  * the client socket has written it, then the buffer returns here for the next read.
  */
+import type { Socket } from 'node:net';
 
 /** Size of one read buffer: as much as a socket read hands over at once. */
 export const READ_BUFFER_SIZE = 64 * 1024;
@@ -41,4 +42,44 @@ export class ReadBuffer {
 /** Free buffers on hand now: for tests. */
 export function freeReadBuffers(): number {
   return free.length;
+}
+
+/** What a closed socket is handed as its next read buffer: it reads no more. */
+const NO_MORE_READS = Buffer.alloc(0);
+
+/**
+ * The recycled buffers one socket reads into through onread: `next` is the socket's buffer source
+ * (node calls it before each read), and the buffer of the last read is held until then. Bytes are
+ * passed on as views of that buffer (writeTo), each holding it until written.
+ */
+export class SocketReadBuffers {
+  /** The buffer the last read went into; null before the first and once closed. */
+  current: ReadBuffer | null = null;
+  private closed = false;
+
+  /** onread's buffer source: lets the last buffer go and takes the next. */
+  readonly next = (): Buffer => {
+    this.current?.release();
+    if (this.closed) {
+      this.current = null;
+      return NO_MORE_READS;
+    }
+    const next = ReadBuffer.take();
+    this.current = next;
+    return next.data;
+  };
+
+  /** Writes the last read's first `nread` bytes to `socket` without a copy; socket.write's answer. */
+  writeTo(socket: Socket, nread: number): boolean {
+    const buffer = this.current!;
+    buffer.hold();
+    return socket.write(buffer.data.subarray(0, nread), buffer.release);
+  }
+
+  /** The socket is done reading: its buffer goes back (once any view still being written is). */
+  close(): void {
+    this.closed = true;
+    this.current?.release();
+    this.current = null;
+  }
 }
