@@ -5,25 +5,17 @@
 // rapid-reset and CONTINUATION floods cut the attacking connection while another client's
 // requests go on being answered.
 import http2 from 'node:http2';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '@lb/shared';
 import { FLAG, FRAME, frame, get, headerBlock, RawH2, rstStream } from './h2-frames.js';
 import { type Backend, snapshot, startBackend, startTestNode, type TestNode, waitFor } from './helpers.js';
+import { freePort } from '../../../test/support/wait.js';
 
 let backend: Backend;
 let t: TestNode;
 let port = 0;
 /** Requests the backend received whole (their body read to the end). */
 let completed = 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port: p } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return p;
-}
 
 beforeAll(async () => {
   backend = await startBackend('b1', (req, res) => {

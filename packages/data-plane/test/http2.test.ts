@@ -5,11 +5,11 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config, ConfigSnapshot, TlsSecrets } from '@lb/shared';
 import { testPki } from '../../../test/support/pki.js';
 import { type Backend, snapshot, startBackend, startTestNode, type TestNode, waitFor } from './helpers.js';
+import { freePort } from '../../../test/support/wait.js';
 
 const pki = testPki();
 const site = pki.issue({ cn: 'h2.example', sans: ['DNS:h2.example'] });
@@ -35,14 +35,6 @@ let t: TestNode;
 let version = 100;
 let plainPort = 0;
 let tlsPort = 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 beforeAll(async () => {
   backend = await startBackend('h1', (req, res) => {

@@ -6,6 +6,7 @@ import type { Config, ConfigSnapshot, TlsSecrets } from '@lb/shared';
 import { testPki } from '../../../test/support/pki.js';
 import { scanClientHello } from '../src/tls/client-hello.js';
 import { type Backend, call, snapshot, startBackend, startTestNode, type TestNode } from './helpers.js';
+import { freePort } from '../../../test/support/wait.js';
 
 const pki = testPki();
 const ecdsa = pki.issue({ cn: 'ec.example', sans: ['DNS:ec.example', 'DNS:shared.example'] });
@@ -25,14 +26,6 @@ afterAll(async () => {
   await t.node.stop();
   await backend.close();
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 function secrets(keys: Record<string, string>, ticket?: Buffer): TlsSecrets {
   return {
