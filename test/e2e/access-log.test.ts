@@ -106,17 +106,21 @@ describe('the access log', () => {
     const log = join(dir, 'kill.log');
     const dp = await startNode('dp-kill', log, 2);
     try {
-      const agent = new Agent({ connections: 8 });
+      // Bounded in time, and no request may wait long: a client left hanging fails the test, not its timeout.
+      const agent = new Agent({ connections: 8, headersTimeout: 5_000, bodyTimeout: 5_000 });
+      const until = Date.now() + 60_000;
       let stop = false;
       let ok = 0;
+      let waiting = 0;
       const loops = Array.from({ length: 8 }, async () => {
-        while (!stop) {
+        while (!stop && Date.now() < until) {
           try {
             const res = await request(`${dp.url}/kill/x`, { dispatcher: agent });
             await res.body.dump();
             if (res.statusCode === 200) ok++;
-          } catch {
-            // the killed worker's connections break
+          } catch (err) {
+            // The killed worker's connections break; none may be left unanswered.
+            if (/TIMEOUT/.test((err as { code?: string }).code ?? '')) waiting++;
           }
         }
       });
@@ -140,6 +144,7 @@ describe('the access log', () => {
       await agent.close();
       // Every line is whole JSON (lines() parses them all), and none written before the kill went.
       expect(urls(log, 'kill')).toBeGreaterThanOrEqual(written);
+      expect(waiting).toBe(0);
     } finally {
       expect(await dp.stop()).toBe(0);
     }

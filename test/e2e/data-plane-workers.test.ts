@@ -1,6 +1,8 @@
 // A data plane with --workers 2: one control plane stream and one ACK per push for the node, every
 // worker on the same snapshot, NACKs from the primary, a dead worker replaced with the current
-// snapshot, /metrics summed across workers, and SIGTERM draining every worker.
+// snapshot, no client left waiting when a worker dies, /metrics summed across workers, and
+// SIGTERM draining every worker.
+import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Backend } from '../support/backends.js';
@@ -218,6 +220,64 @@ describe('data plane with --workers 2', () => {
     expect(await metric('lb_dp_worker_restarts_total')).toBe(restartsBefore + 1);
     await waitFor(async () => (await metric('lb_dp_workers')) === 2, { message: 'both workers serving' });
     expect(await spread(6)).toEqual({ b2: 6 });
+  });
+
+  it('leaves no client waiting when a worker is killed under load', async () => {
+    // Under node:cluster's default round robin the primary accepts every connection and passes it
+    // to a worker, closing its own copy only once that worker answers: a worker killed in between
+    // left the client connected to nobody, waiting for ever. Each worker accepts for itself now, so
+    // a dead worker's connections are reset, and the client can retry.
+    const port = new URL(dp.url).port;
+    const outcome = { answered: 0, reset: 0, waiting: 0 };
+    const once = () =>
+      new Promise<void>((resolve) => {
+        const socket = connect(Number(port), '127.0.0.1');
+        let waited = false;
+        const deadline = setTimeout(() => {
+          waited = true;
+          outcome.waiting++;
+          socket.destroy();
+        }, 5_000);
+        let reply = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (chunk: string) => {
+          reply += chunk;
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearTimeout(deadline);
+          if (reply.startsWith('HTTP/1.1 200')) outcome.answered++;
+          else if (!waited) outcome.reset++;
+          resolve();
+        });
+        socket.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+      });
+    let stop = false;
+    const until = Date.now() + 30_000;
+    const loops = Array.from({ length: 8 }, async () => {
+      for (let i = 0; i < 5_000 && !stop && Date.now() < until; i++) await once();
+    });
+    try {
+      for (let kill = 0; kill < 3; kill++) {
+        const before = await workerPids();
+        expect(before).toHaveLength(2);
+        const answered = outcome.answered;
+        await waitFor(() => outcome.answered > answered + 50, { message: 'traffic on both workers' });
+        process.kill(before[kill % 2]!, 'SIGKILL');
+        await waitFor(
+          async () => {
+            const now = await workerPids();
+            return now.length === 2 && !now.includes(before[kill % 2]!) && (await metric('lb_dp_workers')) === 2;
+          },
+          { message: 'the killed worker replaced', timeoutMs: 15_000 },
+        );
+      }
+    } finally {
+      stop = true;
+      await Promise.all(loops);
+    }
+    expect(outcome.waiting).toBe(0);
+    expect(outcome.answered).toBeGreaterThan(150);
   });
 
   it('drains every worker and exits 0 on SIGTERM', async () => {

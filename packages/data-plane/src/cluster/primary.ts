@@ -168,6 +168,12 @@ export class ClusterPrimary implements AsyncPushHandler {
       this.metrics.setConfigVersion(cached.version);
       this.logger.info({ version: cached.version, path: this.cache?.path }, 'serving the cached snapshot until a control plane answers');
     }
+    // Each worker accepts from the shared listening socket itself. Under node:cluster's default
+    // round robin the primary accepts every connection and passes it over IPC, keeping its own copy
+    // until the worker answers: a worker that dies in between leaves that client connected to
+    // nobody, for ever (and every new connection costs the primary an accept and a message).
+    // Set before the first fork, which is when node:cluster reads it.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     // Like the single-process node: client traffic is accepted before the admin port says alive.
     await Promise.all(Array.from({ length: this.options.workers }, () => this.fork()));
     this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
