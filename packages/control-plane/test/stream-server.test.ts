@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, loadDiscovery, type ControlMessage, type NodeMessage } from '@lb/shared';
 import { CpMetrics } from '../src/metrics.js';
 import { ConfigFeed } from '../src/push/config-feed.js';
-import { NoHealthSource, type HealthDelta, type HealthSource } from '../src/push/health-source.js';
+import { NoHealthSource, type HealthDelta, type HealthSource, type HealthState } from '../src/push/health-source.js';
 import { MergedConfigSource } from '../src/push/merged-config.js';
 import { NodeRegistry } from '../src/push/node-registry.js';
 import { StreamServer, type StreamServerOptions } from '../src/push/stream-server.js';
@@ -395,6 +395,29 @@ describe('ConfigDiscovery.Stream', () => {
     const snapshot = dp.configs()[0]!;
     dp.call.write({ ack: { nonce: snapshot.nonce, version: 1, kind: 'PUSH_KIND_CONFIG' } });
     await waitFor('acked version', () => nodes.records.get('dp-1')?.configVersion === 1);
+  });
+
+  it('sends no health until this replica has read it, then the whole state: a node keeps what it holds meanwhile', async () => {
+    // A control plane that has just started (or cannot reach etcd yet) knows no health. Sending
+    // that as a full update would wipe what the node holds, and every backend it held unhealthy
+    // would take traffic again until the first list.
+    let known: HealthState | undefined;
+    const listeners = await restartWithDrivenHealth(() => known);
+    const dp = await connectedNode();
+    dp.ack(dp.configs()[0]!);
+    await waitFor('the snapshot acked', () => nodes.records.get('dp-1')?.configVersion === 1);
+    expect(dp.received.filter((m) => m.kind === 'health')).toEqual([]);
+    const down = { pool: 'web', backendId: 'b1', status: 'unhealthy', sinceUnixMs: 1 };
+    const up = { pool: 'web', backendId: 'b2', status: 'healthy', sinceUnixMs: 1 };
+    known = { revision: 7, backends: [down, up] };
+    for (const l of listeners) l({ revision: 7, full: false, backends: [down] });
+    const first = await waitFor('the first health push', () => dp.received.find((m) => m.kind === 'health'));
+    expect(first.health).toMatchObject({ full: true, revision: 7 });
+    expect(first.health!.backends.map((b) => b.backendId).sort()).toEqual(['b1', 'b2']);
+    // From then on, deltas.
+    for (const l of listeners) l({ revision: 8, full: false, backends: [{ ...up, status: 'unhealthy' }] });
+    const second = await waitFor('the next health push', () => dp.received.filter((m) => m.kind === 'health')[1]);
+    expect(second.health).toMatchObject({ full: false, revision: 8 });
   });
 
   it('sends a node that stops reading one delta to the newest config and one full health update', async () => {

@@ -28,6 +28,8 @@ function toWire(r: HealthRecord): BackendHealth {
 
 export class HealthFeed implements HealthSource {
   private revision = 0;
+  /** The store was listed once: until then there is no health to push (HealthSource.full). */
+  private listed = false;
   private readonly records = new Map<string, HealthRecord>();
   private readonly listeners = new Set<(delta: HealthDelta) => void>();
   private stopWatch: (() => void) | undefined;
@@ -56,7 +58,8 @@ export class HealthFeed implements HealthSource {
     this.listeners.clear();
   }
 
-  full(): HealthState {
+  full(): HealthState | undefined {
+    if (!this.listed) return undefined;
     const backends: BackendHealth[] = [];
     for (const r of this.records.values()) if (r.status !== 'unknown') backends.push(toWire(r));
     return { revision: this.revision, backends };
@@ -108,7 +111,10 @@ export class HealthFeed implements HealthSource {
         this.records.delete(k);
         if (r.status !== 'unknown') changed.push({ pool: r.pool, backendId: r.backend, status: 'unknown', sinceUnixMs: 0 });
       }
-      this.emit(Math.max(this.revision, revision), changed);
+      // The first list always reaches the subscribers: streams opened before it wait for it.
+      const first = !this.listed;
+      this.listed = true;
+      this.emit(Math.max(this.revision, revision), changed, first);
       if (this.stopWatch === undefined) {
         this.stopWatch = this.options.store.watch(revision, {
           onEvent: (event) => this.onEvent(event),
@@ -145,10 +151,10 @@ export class HealthFeed implements HealthSource {
     return before.status !== after.status || before.since !== after.since;
   }
 
-  private emit(revision: number, backends: BackendHealth[]): void {
-    if (revision <= this.revision && backends.length === 0) return;
+  private emit(revision: number, backends: BackendHealth[], always = false): void {
+    if (!always && revision <= this.revision && backends.length === 0) return;
     this.revision = Math.max(this.revision, revision);
-    if (backends.length === 0) return;
+    if (!always && backends.length === 0) return;
     const delta: HealthDelta = { revision: this.revision, full: false, backends };
     for (const listener of [...this.listeners]) {
       try {

@@ -17,7 +17,13 @@ export interface HealthDelta extends HealthState {
 }
 
 export interface HealthSource {
-  full(): HealthState;
+  /**
+   * Everything known, or undefined until this replica has read health once (just started, etcd
+   * not answering yet). A node is sent nothing meanwhile and keeps what it holds — its cache, or
+   * what the control plane before this one pushed — instead of being told that nothing is known,
+   * which would make every backend it held unhealthy eligible again.
+   */
+  full(): HealthState | undefined;
   subscribe(listener: (delta: HealthDelta) => void): () => void;
 }
 

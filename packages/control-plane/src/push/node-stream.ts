@@ -104,6 +104,8 @@ export class NodeStream {
   private congested = false;
   /** Health changed while congested: a full health update follows the drain. */
   private healthBehind = false;
+  /** A full health update went out: from now on the node gets deltas. */
+  private healthStarted = false;
   /** Why this node gets no keys (undefined: it may); decided once, on Hello. */
   private withheld: string | undefined;
   private withheldLogged = false;
@@ -173,10 +175,10 @@ export class NodeStream {
     this.helloDigest = hello.cachedDigest || undefined;
     this.recogniseHello();
     // Health first: it is small and tells the node at once that this control plane answers.
-    this.sendHealth({ ...this.deps.health.full(), full: true });
+    this.sendFullHealth();
     this.unsubscribe.push(this.deps.views.subscribe(() => this.pump()));
     if (this.deps.planner !== undefined) this.unsubscribe.push(this.deps.planner.subscribe(() => this.pump()));
-    this.unsubscribe.push(this.deps.health.subscribe((delta) => this.sendHealth(delta)));
+    this.unsubscribe.push(this.deps.health.subscribe((delta) => (this.healthStarted ? this.sendHealth(delta) : this.sendFullHealth())));
     this.pump();
   }
 
@@ -296,6 +298,17 @@ export class NodeStream {
     this.pump();
   }
 
+  /**
+   * The whole health state, once this replica has one (HealthSource.full). Until then the node
+   * gets no health at all and keeps what it holds; the first delta after is sent as the full state.
+   */
+  private sendFullHealth(): void {
+    const state = this.deps.health.full();
+    if (state === undefined) return;
+    this.healthStarted = true;
+    this.sendHealth({ ...state, full: true });
+  }
+
   private sendHealth(delta: HealthDelta): void {
     if (this.congested) {
       this.healthBehind = true;
@@ -332,7 +345,7 @@ export class NodeStream {
     this.congested = false;
     if (this.healthBehind) {
       this.healthBehind = false;
-      this.sendHealth({ ...this.deps.health.full(), full: true });
+      this.sendFullHealth();
     }
   };
 
