@@ -2,7 +2,8 @@
 // and three data-plane processes reporting traffic every 300 ms: a staged write reaches no node; a
 // good version rolls through every step; a bad one (its backend answers 500 only under the new
 // config) is rolled back on every node by itself with no failed request on the nodes outside the
-// step; a version a node NACKs stops at the first step; a control-plane restart mid-rollout
+// step; a version a node NACKs stops at the first step, and so does one it does not run within
+// abortOn.ackTimeoutSeconds; a control-plane restart mid-rollout
 // resumes it; pause, resume and abort do what they say; with a second replica, the node it holds
 // gets the version and its errors reach whichever replica drives.
 import { createServer, type Server } from 'node:http';
@@ -172,6 +173,20 @@ describe('staged rollouts', () => {
     await waitFor(async () => (await versions()).every((v) => v === aborted.rollbackVersion), { message: 'every node on the rollback version' });
     const nodes = (await api('GET', `${cp.url}/v1/nodes`)).body.nodes as Array<{ id: string; lastNack: { version: number } | null }>;
     expect(nodes.filter((n) => n.lastNack?.version === version).map((n) => n.id)).toEqual(aborted.canaries);
+  });
+
+  it('a step whose node does not run the version within abortOn.ackTimeoutSeconds is rolled back', async () => {
+    // The node refuses it again, but NACKs do not abort this rollout: only the deadline can.
+    const res = await api('PUT', `${cp.url}/v1/listeners/taken?stage=true`, { port: Number(good.address.split(':')[1]), protocol: 'http' });
+    expect(res.status).toBe(200);
+    const started = await start(res.body.version as number, {
+      steps: [{ nodes: 1, bakeSeconds: 1 }, { percent: 100 }],
+      abortOn: { nack: false, ackTimeoutSeconds: 2 },
+    });
+    const aborted = await settled(started.id, 'aborted');
+    expect(aborted.reason).toBe(`0 of the step's 1 nodes ran version ${started.version} within 2 s (abortOn.ackTimeoutSeconds)`);
+    expect(aborted.step).toBe(1);
+    await waitFor(async () => (await versions()).every((v) => v === aborted.rollbackVersion), { message: 'every node on the rollback version' });
   });
 
   it('pause holds a rollout, resume carries on, abort takes every node back', async () => {

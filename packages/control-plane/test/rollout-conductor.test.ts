@@ -207,6 +207,34 @@ describe('the rollout driver', () => {
     expect(refused).toMatchObject({ state: 'aborted', reason: 'node dp-a refused version 4: DP_ERR_LISTENER_BIND: no', rollbackVersion: 5 });
   });
 
+  it("aborts when the step's nodes have not all run the version within ackTimeoutSeconds, and a resumed rollout gets the time afresh", async () => {
+    await begin([{ nodes: 2, bakeSeconds: 60 }], { nack: false, ackTimeoutSeconds: 30 });
+    await conductor.tick();
+    expect((await state()).canaries).toEqual(['dp-a', 'dp-b']);
+    // dp-a runs it; dp-b never answers (or NACKs, with abortOn.nack off).
+    setVersion(['dp-a'], 2);
+    now += 30_000;
+    await conductor.tick();
+    expect((await state()).state).toBe('running');
+    // A pause and a resume start the step's time again.
+    const paused = await rollouts.get('r-1');
+    expect(await rollouts.update({ ...paused!.record, state: 'paused' }, paused!.revision)).toBe(true);
+    now += 60_000;
+    await conductor.tick();
+    const resumed = await rollouts.get('r-1');
+    expect(await rollouts.update({ ...resumed!.record, state: 'running', stepStartedAt: new Date(now).toISOString() }, resumed!.revision)).toBe(true);
+    now += 29_000;
+    await conductor.tick();
+    expect((await state()).state).toBe('running');
+    now += 2_000;
+    await conductor.tick();
+    expect(await state()).toMatchObject({
+      state: 'aborted',
+      reason: "1 of the step's 2 nodes ran version 2 within 30 s (abortOn.ackTimeoutSeconds)",
+      rollbackVersion: 3,
+    });
+  });
+
   it('aborts when a plain write moves the current version, without a version of its own', async () => {
     await begin([{ nodes: 1, bakeSeconds: 60 }]);
     await conductor.tick();

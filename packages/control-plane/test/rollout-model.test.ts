@@ -15,14 +15,15 @@ describe('a rollout request', () => {
         { nodes: 1, bakeSeconds: 60 },
         { percent: 25, bakeSeconds: 0 },
       ],
-      abortOn: { nack: true, errorRatePoints: 5, p99Ms: 500, minRequests: 20 },
+      abortOn: { nack: true, errorRatePoints: 5, p99Ms: 500, minRequests: 20, ackTimeoutSeconds: 600 },
     });
+    expect(parseRolloutRequest({ steps: [{ nodes: 1 }], abortOn: { ackTimeoutSeconds: 30 } })).toMatchObject({ ok: true, abortOn: { ackTimeoutSeconds: 30 } });
   });
 
   it('names every bad field', () => {
     const parsed = parseRolloutRequest({
       steps: [{ nodes: 1, percent: 5 }, { percent: 101 }, { nodes: 0.5, bakeSeconds: -1 }],
-      abortOn: { nack: 'yes', typo: 1 },
+      abortOn: { nack: 'yes', typo: 1, ackTimeoutSeconds: 0 },
       x: 1,
     });
     expect(parsed.ok).toBe(false);
@@ -34,6 +35,7 @@ describe('a rollout request', () => {
       'steps[2].nodes',
       'abortOn.typo',
       'abortOn.nack',
+      'abortOn.ackTimeoutSeconds',
     ]);
     expect(parseRolloutRequest({ steps: [] }).ok).toBe(false);
   });

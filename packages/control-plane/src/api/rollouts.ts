@@ -40,6 +40,11 @@ const ROLLOUT_BODY = {
         errorRatePoints: { type: 'number', description: "the rollout's nodes' error rate above the others' by more than this many points" },
         p99Ms: { type: 'number', description: "the rollout's nodes' p99 above this" },
         minRequests: { type: 'integer', default: 20, description: 'judge error rate and p99 over at least this many requests' },
+        ackTimeoutSeconds: {
+          type: 'integer',
+          default: 600,
+          description: "abort when a step's nodes have not all run the version this long after the step started",
+        },
       },
     },
   },
@@ -181,8 +186,14 @@ export const rolloutRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       },
     );
   action('pause', 'Hold a rollout where it is: its nodes keep the version, no step is taken', ['running'], (r) => ({ ...r, state: 'paused' }));
-  // The bake starts again: what was measured before the pause may no longer hold.
-  action('resume', 'Carry on with a paused rollout', ['paused'], (r) => ({ ...r, state: 'running', bakeStartedAt: null }));
+  // The step starts again: its bake (what was measured before the pause may no longer hold), and
+  // the time its nodes have to run the version.
+  action('resume', 'Carry on with a paused rollout', ['paused'], (r) => ({
+    ...r,
+    state: 'running',
+    stepStartedAt: new Date().toISOString(),
+    bakeStartedAt: null,
+  }));
   action('abort', "Stop a rollout and take every node back to the baseline's config", ['running', 'paused'], (r, actor) => ({
     ...r,
     state: 'aborted',

@@ -6,7 +6,7 @@
  *   split into the rollout's nodes running the staged version and the others running the
  *   baseline) — bounded: one small value per replica, only while a rollout runs;
  * - the leader (an etcd election of its own) adds the step's nodes, waits until they all ACK the
- *   version, then bakes: a NACK, an error rate above the baseline's by more than
+ *   version (within `abortOn.ackTimeoutSeconds`, or it aborts), then bakes: a NACK, an error rate above the baseline's by more than
  *   `abortOn.errorRatePoints`, or a p99 above `abortOn.p99Ms` aborts; a bake that passes moves to
  *   the next step, and the last step makes the version current for every node;
  * - an abort commits a new version whose content is the baseline's (versions never go back, so
@@ -19,7 +19,7 @@ import type { ConfigStore } from '../store/config-store.js';
 import { quantileMs } from '../stats/latency-quantile.js';
 import type { TrafficStats } from '../stats/traffic-stats.js';
 import type { ConfigWriter } from '../versioning/config-writer.js';
-import { nodesFor, type RolloutRecord } from './rollout-model.js';
+import { DEFAULT_ACK_TIMEOUT_SECONDS, nodesFor, type RolloutRecord } from './rollout-model.js';
 import type { GroupTraffic, ReplicaTraffic, Revised, RolloutStore } from './rollout-store.js';
 
 export interface RolloutConductorOptions {
@@ -145,7 +145,20 @@ export class RolloutConductor {
       return this.save({ ...record, canaries: [...record.canaries, ...added], stepStartedAt: this.iso(), bakeStartedAt: null }, revision);
     }
     const inStep = connected.filter((n) => canaries.has(n.id));
-    if (inStep.length === 0 || inStep.some((n) => n.configVersion !== record.version)) return;
+    if (inStep.length === 0 || inStep.some((n) => n.configVersion !== record.version)) {
+      // Until the bake starts, the step's nodes have ackTimeoutSeconds to run the version (a node
+      // that went quiet, or NACKs with abortOn.nack off, must not hold the rollout for ever).
+      const limit = (record.abortOn.ackTimeoutSeconds ?? DEFAULT_ACK_TIMEOUT_SECONDS) * 1000;
+      if (record.bakeStartedAt === null && this.now() - Date.parse(record.stepStartedAt) > limit) {
+        const running = inStep.filter((n) => n.configVersion === record.version).length;
+        return this.abort(
+          record,
+          revision,
+          `${running} of the step's ${canaries.size} nodes ran version ${record.version} within ${limit / 1000} s (abortOn.ackTimeoutSeconds)`,
+        );
+      }
+      return;
+    }
     if (record.bakeStartedAt === null) return this.save({ ...record, bakeStartedAt: this.iso() }, revision);
     const breach = await this.judge(record);
     if (breach !== undefined) return this.abort(record, revision, breach);

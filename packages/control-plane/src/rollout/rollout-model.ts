@@ -19,6 +19,12 @@ export interface AbortOn {
   p99Ms?: number;
   /** Error rate and p99 are judged only over at least this many requests of the rollout nodes. */
   minRequests: number;
+  /**
+   * A step whose nodes have not all run the version this long after it started aborts the rollout
+   * (a node that neither ACKs nor NACKs would otherwise hold it at that step for ever). Records
+   * written before this field existed take the default.
+   */
+  ackTimeoutSeconds?: number;
 }
 
 export type RolloutState = 'running' | 'paused' | 'done' | 'aborted';
@@ -51,6 +57,7 @@ export interface RolloutRecord {
 }
 
 export const DEFAULT_MIN_REQUESTS = 20;
+export const DEFAULT_ACK_TIMEOUT_SECONDS = 600;
 const MAX_STEPS = 20;
 const MAX_BAKE_SECONDS = 7 * 86_400;
 
@@ -112,12 +119,13 @@ export function parseRolloutRequest(body: unknown): { ok: true; steps: RolloutSt
       }
     }
   }
-  const abortOn: AbortOn = { nack: true, minRequests: DEFAULT_MIN_REQUESTS };
+  const abortOn: AbortOn = { nack: true, minRequests: DEFAULT_MIN_REQUESTS, ackTimeoutSeconds: DEFAULT_ACK_TIMEOUT_SECONDS };
   if (body.abortOn !== undefined) {
-    if (!isObject(body.abortOn)) errors.push({ field: 'abortOn', message: 'must be an object {nack?, errorRatePoints?, p99Ms?, minRequests?}' });
+    if (!isObject(body.abortOn))
+      errors.push({ field: 'abortOn', message: 'must be an object {nack?, errorRatePoints?, p99Ms?, minRequests?, ackTimeoutSeconds?}' });
     else {
       const raw = body.abortOn;
-      unknownFields(raw, ['nack', 'errorRatePoints', 'p99Ms', 'minRequests'], 'abortOn.', errors);
+      unknownFields(raw, ['nack', 'errorRatePoints', 'p99Ms', 'minRequests', 'ackTimeoutSeconds'], 'abortOn.', errors);
       if (raw.nack !== undefined) {
         if (typeof raw.nack !== 'boolean') errors.push({ field: 'abortOn.nack', message: 'must be true or false' });
         else abortOn.nack = raw.nack;
@@ -133,6 +141,10 @@ export function parseRolloutRequest(body: unknown): { ok: true; steps: RolloutSt
       if (raw.minRequests !== undefined) {
         const min = number(raw.minRequests, 'abortOn.minRequests', 1, 1_000_000_000, true, errors);
         if (min !== undefined) abortOn.minRequests = min;
+      }
+      if (raw.ackTimeoutSeconds !== undefined) {
+        const seconds = number(raw.ackTimeoutSeconds, 'abortOn.ackTimeoutSeconds', 1, MAX_BAKE_SECONDS, true, errors);
+        if (seconds !== undefined) abortOn.ackTimeoutSeconds = seconds;
       }
     }
   }
