@@ -43,7 +43,7 @@ async function workerPids(): Promise<number[]> {
   return children === '' ? [] : children.split(/\s+/).map(Number);
 }
 
-/** `count` requests, each on a new connection, so the listener spreads them across workers. */
+/** `count` requests, each on a new connection, so that both workers (each accepting for itself) take some. */
 async function spread(count: number): Promise<Record<string, number>> {
   const seen: Record<string, number> = {};
   for (let i = 0; i < count; i++) {
@@ -189,7 +189,7 @@ describe('data plane with --workers 2', () => {
         },
         { message: 'the ejection to reach the control plane' },
       );
-      // New connections land on both workers; neither sends to the ejected backend again.
+      // New connections, whichever worker accepts each: none goes to the ejected backend again.
       expect(await spread(12)).toEqual({ b1: 12 });
       expect(bad.hits).toBe(3);
     } finally {
