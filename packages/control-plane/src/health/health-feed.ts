@@ -7,6 +7,7 @@
  */
 import type { BackendHealth, Logger } from '@lb/shared';
 import type { HealthDelta, HealthSource, HealthState } from '../push/health-source.js';
+import { Listeners } from '../push/listeners.js';
 import { CoalescedRefresh } from '../store/coalesced-refresh.js';
 import type { HealthRecord } from './health-record.js';
 import type { HealthEvent, HealthStore } from './health-store.js';
@@ -31,7 +32,7 @@ export class HealthFeed implements HealthSource {
   /** The store was listed once: until then there is no health to push (HealthSource.full). */
   private listed = false;
   private readonly records = new Map<string, HealthRecord>();
-  private readonly listeners = new Set<(delta: HealthDelta) => void>();
+  private readonly listeners: Listeners<HealthDelta>;
   private stopWatch: (() => void) | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -42,7 +43,9 @@ export class HealthFeed implements HealthSource {
     () => this.stopped,
   );
 
-  constructor(private readonly options: HealthFeedOptions) {}
+  constructor(private readonly options: HealthFeedOptions) {
+    this.listeners = new Listeners(options.logger, 'health listener failed');
+  }
 
   start(): void {
     void this.resync();
@@ -66,8 +69,7 @@ export class HealthFeed implements HealthSource {
   }
 
   subscribe(listener: (delta: HealthDelta) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   /**
@@ -151,17 +153,9 @@ export class HealthFeed implements HealthSource {
     return before.status !== after.status || before.since !== after.since;
   }
 
+  /** Moves the revision forward and tells the subscribers, unless nothing changed (and this is not `always`). */
   private emit(revision: number, backends: BackendHealth[], always = false): void {
-    if (!always && revision <= this.revision && backends.length === 0) return;
     this.revision = Math.max(this.revision, revision);
-    if (!always && backends.length === 0) return;
-    const delta: HealthDelta = { revision: this.revision, full: false, backends };
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(delta);
-      } catch (err) {
-        this.options.logger.error({ err }, 'health listener failed');
-      }
-    }
+    if (always || backends.length > 0) this.listeners.notify({ revision: this.revision, full: false, backends });
   }
 }

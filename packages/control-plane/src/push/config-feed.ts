@@ -12,6 +12,7 @@
 import type { Logger, VersionedConfig } from '@lb/shared';
 import type { CpMetrics } from '../metrics.js';
 import { type ConfigPointer, type ConfigStore, nextVersion, type StoredConfig } from '../store/config-store.js';
+import { Listeners } from './listeners.js';
 
 /** What the stream server and the health checker need from a source of configs (a seam for tests). */
 export interface ConfigSource<T extends VersionedConfig = VersionedConfig> {
@@ -33,7 +34,7 @@ export class ConfigFeed implements ConfigSource<StoredConfig> {
   private current: StoredConfig | undefined;
   /** The highest version seen per history, by this replica or reported by a node (see noticeVersion). */
   private readonly highest = new Map<string, number>();
-  private readonly listeners = new Set<(config: StoredConfig) => void>();
+  private readonly listeners: Listeners<StoredConfig>;
   private reading = false;
   private readAgain = false;
   private stopped = false;
@@ -45,6 +46,7 @@ export class ConfigFeed implements ConfigSource<StoredConfig> {
 
   constructor(private readonly options: ConfigFeedOptions) {
     this.retryDelayMs = options.retryDelayMs ?? 1_000;
+    this.listeners = new Listeners(options.logger, 'config listener failed');
   }
 
   start(): void {
@@ -70,8 +72,7 @@ export class ConfigFeed implements ConfigSource<StoredConfig> {
   }
 
   subscribe(listener: (config: StoredConfig) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   /**
@@ -135,13 +136,7 @@ export class ConfigFeed implements ConfigSource<StoredConfig> {
     this.current = next;
     this.options.metrics?.configVersion.set(next.version);
     this.options.logger.info({ version: next.version, history: next.historyId }, 'config version is now current');
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(next);
-      } catch (err) {
-        this.options.logger.error({ err }, 'config listener failed');
-      }
-    }
+    this.listeners.notify(next);
   }
 
   private async startNewHistory(pointer: ConfigPointer): Promise<void> {
