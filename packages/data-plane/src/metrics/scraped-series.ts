@@ -18,13 +18,10 @@ export function scrapedSeries(
   /** How the cluster primary combines workers' values: `max` for what every worker sees alike. */
   aggregator: 'sum' | 'max' = 'sum',
 ): void {
+  const metric = { name, help, labelNames, aggregator, registers: [registry] };
   if (type === 'counter') {
     new Counter({
-      name,
-      help,
-      labelNames,
-      aggregator,
-      registers: [registry],
+      ...metric,
       collect() {
         this.reset();
         for (const [labels, n] of read()) if (n > 0) this.inc(labels, n);
@@ -32,11 +29,7 @@ export function scrapedSeries(
     });
   } else {
     new Gauge({
-      name,
-      help,
-      labelNames,
-      aggregator,
-      registers: [registry],
+      ...metric,
       collect() {
         this.reset();
         for (const [labels, n] of read()) this.set(labels, n);
