@@ -79,17 +79,10 @@ function switchable(socket: Socket): UserBufferHandle | undefined {
  * until it returns); false when it cannot be, and the socket still reads into 'data'.
  */
 export function readIntoSharedBuffer(socket: Socket, onRead: (nread: number, buffer: Buffer) => void): boolean {
-  const handle = switchable(socket);
-  if (handle === undefined || slots === undefined) return false;
-  const slot = own(socket);
-  slot[slots.buffer] = shared;
-  slot[slots.source] = null;
-  slot[slots.callback] = (nread: number, buffer: Buffer): boolean => {
+  return switchReads(socket, shared, null, (nread, buffer) => {
     onRead(nread, buffer);
     return true;
-  };
-  handle.useUserBuffer!(shared);
-  return true;
+  });
 }
 
 /**
@@ -98,17 +91,31 @@ export function readIntoSharedBuffer(socket: Socket, onRead: (nread: number, buf
  * keep). False when it cannot be, and the socket still reads into 'data'.
  */
 export function readIntoBuffers(socket: Socket, next: () => Buffer, onRead: (nread: number) => void): boolean {
-  const handle = switchable(socket);
-  if (handle === undefined || slots === undefined) return false;
-  const slot = own(socket);
-  const first = next();
-  slot[slots.buffer] = first;
-  slot[slots.source] = next;
-  slot[slots.callback] = (nread: number): boolean => {
+  // The first buffer is taken only once the socket is known to switch.
+  return switchReads(socket, next, next, (nread) => {
     onRead(nread);
     return true;
-  };
-  handle.useUserBuffer!(first);
+  });
+}
+
+/**
+ * Fills the socket's onread slots and points its handle at the first buffer (`first`, or the
+ * first `first()` gives); false when the socket cannot be switched (see switchable()).
+ */
+function switchReads(
+  socket: Socket,
+  first: Buffer | (() => Buffer),
+  source: (() => Buffer) | null,
+  callback: (nread: number, buffer: Buffer) => boolean,
+): boolean {
+  const handle = switchable(socket);
+  if (handle === undefined || slots === undefined) return false;
+  const buffer = typeof first === 'function' ? first() : first;
+  const slot = own(socket);
+  slot[slots.buffer] = buffer;
+  slot[slots.source] = source;
+  slot[slots.callback] = callback;
+  handle.useUserBuffer!(buffer);
   return true;
 }
 
