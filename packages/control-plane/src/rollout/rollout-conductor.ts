@@ -6,9 +6,10 @@
  *   split into the rollout's nodes running the staged version and the others running the
  *   baseline) — bounded: one small value per replica, only while a rollout runs;
  * - the leader (an etcd election of its own) adds the step's nodes, waits until they all ACK the
- *   version (within `abortOn.ackTimeoutSeconds`, or it aborts), then bakes: a NACK, an error rate above the baseline's by more than
- *   `abortOn.errorRatePoints`, or a p99 above `abortOn.p99Ms` aborts; a bake that passes moves to
- *   the next step, and the last step makes the version current for every node;
+ *   version (within `abortOn.ackTimeoutSeconds`, or it aborts), then bakes: a NACK, an error rate
+ *   above the baseline's by more than `abortOn.errorRatePoints`, or a p99 above `abortOn.p99Ms`
+ *   aborts; a bake that passes moves to the next step, and the last step makes the version current
+ *   for every node;
  * - an abort commits a new version whose content is the baseline's (versions never go back, so
  *   the rollout's nodes move forward to it) and records why.
  */
@@ -148,13 +149,13 @@ export class RolloutConductor {
     if (inStep.length === 0 || inStep.some((n) => n.configVersion !== record.version)) {
       // Until the bake starts, the step's nodes have ackTimeoutSeconds to run the version (a node
       // that went quiet, or NACKs with abortOn.nack off, must not hold the rollout for ever).
-      const limit = (record.abortOn.ackTimeoutSeconds ?? DEFAULT_ACK_TIMEOUT_SECONDS) * 1000;
-      if (record.bakeStartedAt === null && this.now() - Date.parse(record.stepStartedAt) > limit) {
+      const seconds = record.abortOn.ackTimeoutSeconds ?? DEFAULT_ACK_TIMEOUT_SECONDS;
+      if (record.bakeStartedAt === null && this.now() - Date.parse(record.stepStartedAt) > seconds * 1000) {
         const running = inStep.filter((n) => n.configVersion === record.version).length;
         return this.abort(
           record,
           revision,
-          `${running} of the step's ${canaries.size} nodes ran version ${record.version} within ${limit / 1000} s (abortOn.ackTimeoutSeconds)`,
+          `${running} of the step's ${canaries.size} nodes ran version ${record.version} within ${seconds} s (abortOn.ackTimeoutSeconds)`,
         );
       }
       return;
