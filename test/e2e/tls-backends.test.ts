@@ -1,11 +1,13 @@
 // Issue 11, point 7 end to end: pools reach their backends over TLS, verified against a CA
 // certificate resource, optionally with a client certificate (mTLS to backends); a backend whose
 // certificate does not verify is refused (502 upstream_tls); the control plane's health checks use
-// the same TLS settings. Clients speak plain HTTP to the data plane here; curl drives it.
+// the same TLS settings; WebSocket tunnels to such a pool are TLS too. Clients speak plain HTTP to
+// the data plane here; curl and a `ws` client drive it.
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
 import { api } from '../support/http.js';
 import { testPki } from '../support/pki.js';
 import { curl } from '../support/tls-clients.js';
@@ -33,6 +35,37 @@ async function httpsBackend(name: string, cert: { chain: string; key: string }, 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   servers.push(server);
   return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A WebSocket echo backend over TLS: each message comes back prefixed with the backend's name and how the upgrade arrived. */
+async function wssBackend(name: string, cert: { chain: string; key: string }): Promise<string> {
+  const server = createServer({ cert: cert.chain, key: cert.key }, (_req, res) => res.end('not an upgrade'));
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws, req) => {
+    const how = (req.socket as TLSSocket).encrypted ? 'tls' : 'plain';
+    ws.on('message', (data) => ws.send(`${name} ${how} ${req.url}: ${data.toString()}`));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** Opens a WebSocket through the data plane and sends one message: the answer, or the HTTP status and x-lb-error of a refused upgrade. */
+function wsRoundTrip(url: string, message: string): Promise<{ echo: string } | { status: number; error: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('open', () => ws.send(message));
+    ws.once('message', (data) => {
+      resolve({ echo: data.toString() });
+      ws.close();
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0, error: res.headers['x-lb-error'] as string | undefined });
+      res.resume();
+      ws.terminate();
+    });
+    ws.once('error', reject);
+  });
 }
 
 beforeAll(async () => {
@@ -112,5 +145,22 @@ describe('TLS to backends (issue 11)', () => {
     const insecure = await curl([`${stack.dps[0]!.url}/rogue`]);
     expect(insecure.status).toBe(200);
     expect(insecure.body).toMatch(/^impostor /);
+  });
+
+  it('carries WebSocket tunnels to a TLS pool over TLS, verified like its requests', async () => {
+    const chat = await wssBackend('chat-1', backendCert);
+    const impostor = await wssBackend('chat-impostor', foreignCert);
+    await stack.write('PUT', '/v1/certificates/internal-ca', { certificate: pki.root });
+    await stack.write('PUT', '/v1/pools/chat', { backends: [{ id: 'c1', address: chat }], tls: { serverName: 'api.internal', caCertificate: 'internal-ca' } });
+    await stack.write('PUT', '/v1/pools/chat-rogue', {
+      backends: [{ id: 'c2', address: impostor }],
+      tls: { serverName: 'api.internal', caCertificate: 'internal-ca' },
+    });
+    await stack.write('PUT', '/v1/routes/chat', { match: { pathPrefix: '/ws/' }, pools: [{ pool: 'chat' }] });
+    await stack.write('PUT', '/v1/routes/chat-rogue', { match: { pathPrefix: '/ws-rogue/' }, pools: [{ pool: 'chat-rogue' }] });
+    const base = stack.dps[0]!.url.replace('http://', 'ws://');
+    expect(await wsRoundTrip(`${base}/ws/room`, 'hello')).toEqual({ echo: 'chat-1 tls /ws/room: hello' });
+    // A backend whose certificate does not verify never gets the upgrade.
+    expect(await wsRoundTrip(`${base}/ws-rogue/room`, 'hello')).toEqual({ status: 502, error: 'upstream_tls' });
   });
 });

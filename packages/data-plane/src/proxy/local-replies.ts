@@ -4,7 +4,7 @@
  * access log records the code. Answers to requests whose framing cannot be trusted close the
  * connection (`Connection: close`), so that nothing after them is read as another request.
  */
-import { LOCAL_REPLY_CODES, type LocalReplyCode } from '../errors.js';
+import { LOCAL_REPLY_CODES, type LocalReplyCode, type UpstreamErrorKind } from '../errors.js';
 import type { OverloadReason } from '../resilience/circuit-breaker.js';
 import type { ProxyResponse } from './exchange.js';
 
@@ -47,6 +47,20 @@ export const LOCAL_REPLIES = {
     node: localReply('overloaded', 'data plane overloaded', ['x-lb-overloaded', 'node', 'retry-after', '1']),
   } satisfies Record<OverloadReason, LocalReply>,
 } as const;
+
+/** What a client is told when its request's backend failed before answering, by how it failed. */
+export function upstreamFailureReply(kind: UpstreamErrorKind): LocalReply {
+  switch (kind) {
+    case 'timeout':
+      return LOCAL_REPLIES.timeout;
+    case 'connect':
+      return LOCAL_REPLIES.connectFailed;
+    case 'tls':
+      return LOCAL_REPLIES.tlsFailed;
+    default:
+      return LOCAL_REPLIES.badGateway;
+  }
+}
 
 const kLocal = Symbol('lb.localReply');
 type Tagged = ProxyResponse & { [kLocal]?: string };

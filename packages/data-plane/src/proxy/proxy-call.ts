@@ -22,7 +22,7 @@ import { ADMIT_TRIAL, admission, OVERLOAD_REASONS } from './admission.js';
 import { attemptEnded, attemptResponded, OUTCOME } from './attempt-accounting.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { filterResponseHeaders } from './hop-by-hop.js';
-import { LOCAL_REPLIES, type LocalReply, sendLocal } from './local-replies.js';
+import { LOCAL_REPLIES, upstreamFailureReply, type LocalReply, sendLocal } from './local-replies.js';
 import { RetryState } from './retry-state.js';
 import { clientAborted, type AttemptOwner, UpstreamAttempt } from './upstream-attempt.js';
 
@@ -272,15 +272,7 @@ export class ProxyCall implements AttemptOwner {
         (kind === 'reset' && this.mayRetry(attempt, FailureKind.Reset)))
     )
       return this.scheduleRetry();
-    this.reply(
-      kind === 'timeout'
-        ? LOCAL_REPLIES.timeout
-        : kind === 'connect'
-          ? LOCAL_REPLIES.connectFailed
-          : kind === 'tls'
-            ? LOCAL_REPLIES.tlsFailed
-            : LOCAL_REPLIES.badGateway,
-    );
+    this.reply(upstreamFailureReply(kind));
   }
 
   /** Hands the held head to the client response; false when it refused it (the caller answers 502). */

@@ -19,7 +19,7 @@ import { ADMIT_TRIAL, admission, OVERLOAD_REASONS } from './admission.js';
 import { type AccountedAttempt, attemptConnected, attemptEnded, attemptStarted, OUTCOME } from './attempt-accounting.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { classifyResponseHeader, HeaderClass } from './hop-by-hop.js';
-import { LOCAL_REPLIES, type LocalReply, sendLocal } from './local-replies.js';
+import { LOCAL_REPLIES, upstreamFailureReply, type LocalReply, sendLocal } from './local-replies.js';
 import type { CallContext } from './proxy-call.js';
 import type { OpenTunnel, TunnelRegistry } from './tunnel-registry.js';
 import { RetryState } from './retry-state.js';
@@ -180,15 +180,16 @@ export class TunnelCall implements TunnelHandler, AccountedAttempt, OpenTunnel {
     const gone = this.gone || this.res.destroyed;
     const kind: UpstreamErrorKind | undefined = gone ? undefined : classifyUpstreamError(err);
     attemptEnded(this, kind === undefined ? OUTCOME.NO_VERDICT : OUTCOME.BACKEND_FAILURE, 0, kind);
-    if (gone) return this.finish(0);
+    if (kind === undefined) return this.finish(0);
     if (this.relaying) {
       // Part of a plain answer went out: cut it so the client sees it broke.
       this.finish(this.statusRelayed);
       this.res.destroy();
       return;
     }
-    if (kind === 'connect' && this.mayRetry()) return;
-    this.reply(kind === 'timeout' ? LOCAL_REPLIES.timeout : kind === 'connect' ? LOCAL_REPLIES.connectFailed : LOCAL_REPLIES.badGateway);
+    // A backend whose TLS fails never saw the upgrade: tried elsewhere like a refused connect.
+    if ((kind === 'connect' || kind === 'tls') && this.mayRetry()) return;
+    this.reply(upstreamFailureReply(kind));
   }
 
   /** A failed connect goes to another backend when the route's retry policy allows (without spending the budget). */

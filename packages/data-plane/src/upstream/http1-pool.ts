@@ -90,8 +90,8 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
       handler.onError(new UpstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the upstream pool is closed'));
       return;
     }
-    const { host, port, connectTimeoutMs, headersTimeoutMs } = this.settings;
-    this.tunnels.open({ host, port, connectTimeoutMs, headersTimeoutMs }, request, handler);
+    const { host, port, connectTimeoutMs, headersTimeoutMs, tls } = this.settings;
+    this.tunnels.open({ host, port, connectTimeoutMs, headersTimeoutMs, tls }, request, handler);
   }
 
   replay(request: UpstreamRequest, handler: UpstreamHandler): void {

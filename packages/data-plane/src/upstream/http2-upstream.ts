@@ -240,7 +240,13 @@ export class Http2Upstream implements Upstream {
       return;
     }
     this.tunnels.open(
-      { host: this.host, port: this.port, connectTimeoutMs: this.options.connectTimeoutMs, headersTimeoutMs: this.options.headersTimeoutMs },
+      {
+        host: this.host,
+        port: this.port,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        headersTimeoutMs: this.options.headersTimeoutMs,
+        tls: this.options.tls,
+      },
       request,
       handler,
     );

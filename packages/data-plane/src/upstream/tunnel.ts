@@ -6,12 +6,18 @@
  * which pipes them to the client. Any other answer is an ordinary response, relayed through the
  * same handler events as a pooled request, after which the connection closes.
  *
+ * A pool whose backends speak TLS (its `tls`) gets its tunnels over TLS too, verified the same way
+ * as its requests (ALPN http/1.1: a WebSocket upgrade is HTTP/1.1's); the connect deadline covers
+ * the handshake.
+ *
  * A pool keeps its tunnels in a TunnelSet, so that closing the pool (a backend drained or
  * removed, the node draining) waits for them and destroying it cuts them, like its requests.
  */
-import net, { type Socket } from 'node:net';
+import net, { isIP, type Socket } from 'node:net';
+import tls from 'node:tls';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
+import type { UpstreamTls } from '../tls/upstream-tls.js';
 import type { UpstreamRequest } from './upstream.js';
 
 export interface TunnelHandler {
@@ -36,6 +42,8 @@ export interface TunnelSettings {
   readonly connectTimeoutMs: number;
   /** Time allowed for the backend's answer head once connected (ms); 0: none. */
   readonly headersTimeoutMs: number;
+  /** The pool's TLS to its backends; undefined: plain TCP. */
+  readonly tls: UpstreamTls | undefined;
 }
 
 /** Tunnels of one pool: each is counted until its socket closes. */
@@ -81,12 +89,39 @@ const RELAYING = 1;
 /** Upgraded, failed or complete: nothing more is reported. */
 const DONE = 2;
 
+function tlsFailure(err: Error): UpstreamError {
+  const code = (err as { code?: string }).code;
+  return new UpstreamError(
+    UPSTREAM_ERRORS.TLS,
+    `TLS with the backend failed: ${err.message}${code !== undefined && !err.message.includes(code) ? ` (${code})` : ''}`,
+  );
+}
+
+/** A plain connection to the backend, or a TLS one made as the pool's requests make theirs. */
+function connect(settings: TunnelSettings): Socket {
+  const secure = settings.tls;
+  if (secure === undefined) return net.connect({ host: settings.host, port: settings.port, noDelay: true });
+  const servername = secure.servername ?? (isIP(settings.host) === 0 ? settings.host : undefined);
+  const socket = tls.connect({
+    host: settings.host,
+    port: settings.port,
+    secureContext: secure.context,
+    ...(servername !== undefined ? { servername } : {}),
+    rejectUnauthorized: secure.verify,
+    ALPNProtocols: ['http/1.1'],
+  });
+  socket.setNoDelay(true);
+  return socket;
+}
+
 /** Writes the upgrade request and reads the answer head; returns the socket (destroyed here on failure or after an ordinary answer). */
 function openTunnel(settings: TunnelSettings, request: UpstreamRequest, handler: TunnelHandler): Socket {
   let state = WAITING;
+  /** TCP is connected and the TLS handshake not done yet. */
+  let handshaking = false;
   let timer: NodeJS.Timeout | undefined;
   let switched: { statusText: string; headers: string[] } | undefined;
-  const socket = net.connect({ host: settings.host, port: settings.port, noDelay: true });
+  const socket = connect(settings);
   const parser = new Http1Parser('response', {
     onMessageBegin() {},
     onHead(_major, _minor, headers, _method, _url, status, statusText) {
@@ -127,7 +162,8 @@ function openTunnel(settings: TunnelSettings, request: UpstreamRequest, handler:
   };
   arm(settings.connectTimeoutMs, UPSTREAM_ERRORS.CONNECT_TIMEOUT, 'connecting');
   handler.onConnect((err) => fail(err ?? new UpstreamError(UPSTREAM_ERRORS.CLIENT_ABORTED, 'tunnel abandoned')));
-  socket.on('connect', () => {
+  socket.on(settings.tls === undefined ? 'connect' : 'secureConnect', () => {
+    handshaking = false;
     arm(request.headersTimeout ?? settings.headersTimeoutMs, UPSTREAM_ERRORS.HEADERS_TIMEOUT, 'waiting for the upgrade answer');
     let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
     const h = request.headers;
@@ -153,7 +189,10 @@ function openTunnel(settings: TunnelSettings, request: UpstreamRequest, handler:
   };
   socket.on('data', onData);
   socket.on('end', onEnd);
-  socket.on('error', fail);
+  // Failing between the TCP connect and the end of the handshake is the TLS failing (the
+  // certificate does not verify, no common protocol): told apart from a refused connection.
+  if (settings.tls !== undefined) socket.once('connect', () => (handshaking = true));
+  socket.on('error', (err: Error) => fail(handshaking ? tlsFailure(err) : err));
   socket.on('close', () => fail(new UpstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend closed the connection')));
   return socket;
 }

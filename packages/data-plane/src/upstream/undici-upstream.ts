@@ -92,7 +92,8 @@ export class UndiciUpstream implements Upstream {
       return;
     }
     const { host, port } = splitAddress(this.address);
-    this.tunnels.open({ host, port, connectTimeoutMs: this.options.connectTimeoutMs, headersTimeoutMs: this.options.headersTimeoutMs }, request, handler);
+    const { connectTimeoutMs, headersTimeoutMs, tls } = this.options;
+    this.tunnels.open({ host, port, connectTimeoutMs, headersTimeoutMs, tls }, request, handler);
   }
 
   close(): Promise<void> {
