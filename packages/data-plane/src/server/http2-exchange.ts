@@ -58,6 +58,8 @@ export class Http2ClientRequest extends Readable implements ProxyRequest {
   readonly trailersAllowed: boolean;
   private headerObject: IncomingHttpHeaders | undefined;
   private flowing = false;
+  /** The request ended with its headers and nobody has read the body yet: its end is pushed on the first read (see ClientRequest.received). */
+  private endPending: boolean;
 
   constructor(
     readonly stream: ServerHttp2Stream,
@@ -93,7 +95,9 @@ export class Http2ClientRequest extends Readable implements ProxyRequest {
     this.grpc = contentType?.startsWith('application/grpc') === true;
     this.trailersAllowed = headers.te === 'trailers';
     this.deadlineMs = this.grpc ? grpcTimeoutMs(headers['grpc-timeout'] as string | undefined) : undefined;
-    if (endStream) this.push(null);
+    // Ending a Readable costs state changes and ticks; most requests end with their headers and
+    // nobody reads their (empty) body, so the end is pushed only when someone does.
+    this.endPending = endStream;
   }
 
   get headers(): IncomingHttpHeaders {
@@ -110,6 +114,11 @@ export class Http2ClientRequest extends Readable implements ProxyRequest {
   }
 
   override _read(): void {
+    if (this.endPending) {
+      this.endPending = false;
+      this.push(null);
+      return;
+    }
     if (this.flowing) {
       this.stream.resume();
       return;
@@ -129,7 +138,8 @@ export class Http2ClientRequest extends Readable implements ProxyRequest {
 
   /** The stream closed before its body ended: whoever reads the body hears it, nobody else. */
   cut(): void {
-    if (this.readableEnded || this.destroyed) return;
+    // A body that ended (read or not) was received whole: there is nothing to cut.
+    if (this.endPending || this.readableEnded || this.destroyed) return;
     this.destroy(this.listenerCount('error') > 0 ? new Error('the client reset the stream') : undefined);
   }
 
