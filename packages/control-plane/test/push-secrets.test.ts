@@ -214,4 +214,16 @@ describe('keys on the stream', () => {
     await stranger.check();
     expect(stranger.current()).toBeUndefined();
   });
+
+  it('tell every listener of a new ticket key, even when one of them throws', async () => {
+    const ring = new TicketKeyRing({ store: new MemoryTicketKeyStore(), box: new SecretBox(randomBytes(32)), rotationMs: 60_000, logger });
+    let heard = 0;
+    ring.subscribe(() => {
+      throw new Error('a broken listener');
+    });
+    ring.subscribe(() => heard++);
+    await ring.check();
+    expect(ring.current()?.length).toBe(TICKET_KEY_BYTES);
+    expect(heard).toBe(1);
+  });
 });

@@ -5,26 +5,28 @@
  */
 import type { Logger } from '@lb/shared';
 import type { ConfigSource } from '../push/config-feed.js';
+import { Listeners } from '../push/listeners.js';
 import type { ConfigStore, StoredConfig } from '../store/config-store.js';
 import { encodeConfig } from '../store/encoded-config.js';
 
 export class StagedConfigSource implements ConfigSource<StoredConfig> {
   private current: StoredConfig | undefined;
   private loading: number | undefined;
-  private readonly listeners = new Set<(config: StoredConfig) => void>();
+  private readonly listeners: Listeners<StoredConfig>;
 
   constructor(
     private readonly store: ConfigStore,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.listeners = new Listeners(logger, 'staged config listener failed');
+  }
 
   latest(): StoredConfig | undefined {
     return this.current;
   }
 
   subscribe(listener: (config: StoredConfig) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   /** Loads `version` of `historyId` unless it is held or loading; failures are retried at the next call. */
@@ -35,7 +37,7 @@ export class StagedConfigSource implements ConfigSource<StoredConfig> {
       const record = await this.store.getVersion(version);
       if (record === undefined) throw new Error(`version ${version} is not stored`);
       this.current = { version, historyId, config: record.config, encoded: encodeConfig(record.config), guard: undefined };
-      for (const listener of [...this.listeners]) listener(this.current);
+      this.listeners.notify(this.current);
     } catch (err) {
       this.logger.warn({ version, err: (err as Error).message }, 'cannot read the version a rollout takes to its nodes; retrying');
     } finally {

@@ -12,6 +12,7 @@ import type { Logger } from '@lb/shared';
 import type { SealedValue, SecretBox } from '../secrets/secret-box.js';
 import { guarded } from '../store/etcd-client.js';
 import { EtcdKeys } from '../store/keys.js';
+import { Listeners } from '../push/listeners.js';
 
 /** Node's ticket keys: 16 bytes of key name, 16 of HMAC secret, 16 of AES key. */
 export const TICKET_KEY_BYTES = 48;
@@ -53,7 +54,7 @@ export interface TicketKeyRingOptions {
 export class TicketKeyRing implements TicketKeySource {
   private key: Buffer | undefined;
   private createdAt = '';
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners: Listeners<void>;
   private timer: NodeJS.Timeout | undefined;
   private stopWatch: (() => void) | undefined;
   private running: Promise<void> | undefined;
@@ -61,6 +62,7 @@ export class TicketKeyRing implements TicketKeySource {
 
   constructor(private readonly options: TicketKeyRingOptions) {
     this.now = options.now ?? Date.now;
+    this.listeners = new Listeners(options.logger, 'session-ticket key listener failed');
   }
 
   current(): Buffer | undefined {
@@ -68,8 +70,7 @@ export class TicketKeyRing implements TicketKeySource {
   }
 
   subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   start(): void {
@@ -112,7 +113,7 @@ export class TicketKeyRing implements TicketKeySource {
       if (key.length !== TICKET_KEY_BYTES) throw new Error(`the stored session-ticket key has ${key.length} bytes, not ${TICKET_KEY_BYTES}`);
       this.key = key;
       this.createdAt = stored.value.createdAt;
-      for (const listener of [...this.listeners]) listener();
+      this.listeners.notify();
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot read or rotate the shared session-ticket key; retrying');
     }
