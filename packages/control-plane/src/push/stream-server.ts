@@ -57,6 +57,9 @@ export class StreamServer {
       // DPs ping every KEEPALIVE.timeMs even between pushes; permit that so they are never refused.
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': Math.floor(KEEPALIVE.timeMs / 2),
+      // Nothing reads channelz here; with it on, grpc-js counts and timestamps every message of
+      // every stream, which is work per node on each push.
+      'grpc.enable_channelz': 0,
     });
     this.budget = new PushBudget(options.pushBudgetBytes ?? 64 * 1024 * 1024, options.pushBudgetFreeBelow);
     const deps = {
