@@ -260,6 +260,15 @@ describe('tcp listeners (issue 13)', () => {
     expect((await again.greeting()).backend).toBe('e1');
     again.destroy();
     a.destroy();
+    // The connection turned away is in the access log, with why.
+    const refusal = await waitFor(
+      () =>
+        readFileSync(accessLog, 'utf8')
+          .split('\n')
+          .find((l) => l.includes('"msg":"tcp"') && l.includes('"listener":"limits"') && l.includes('"end":"max-connections"')),
+      { message: 'the refused connection in the access log' },
+    );
+    expect(JSON.parse(refusal)).toMatchObject({ client: HOST, connects: 0, bytesIn: 0 });
   });
 
   it("count open sessions for least_connections, up to the breaker's maxConnections per backend", async () => {

@@ -63,8 +63,18 @@ export class TcpListener extends EventEmitter implements ProxyListener, SessionH
     if (this.sessions.size === 1) watch(this);
   };
 
+  /** Closes a connection no session is made for, counting and logging why (an operator sees a refusal in the log as an HTTP client's 503 is seen). */
   private turnAway(socket: Socket, reason: 'max-connections' | 'untrusted-source'): void {
     this.stats.refused[reason]++;
+    this.accessLog?.writeSession({
+      listener: this.name,
+      client: socket.remoteAddress,
+      connects: 0,
+      durationMs: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      end: reason,
+    });
     socket.on('error', () => undefined);
     socket.destroy();
   }
