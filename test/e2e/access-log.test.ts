@@ -146,7 +146,8 @@ describe('the access log', () => {
       expect(urls(log, 'kill')).toBeGreaterThanOrEqual(written);
       expect(waiting).toBe(0);
     } finally {
-      expect(await dp.stop()).toBe(0);
+      const code = await dp.stop();
+      expect(code, `the data plane's last output:\n${dp.process.logs().slice(-3000)}`).toBe(0);
     }
   });
 

@@ -2,6 +2,7 @@
 // worker on the same snapshot, NACKs from the primary, a dead worker replaced with the current
 // snapshot, no client left waiting when a worker dies, /metrics summed across workers, and
 // SIGTERM draining every worker.
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -278,6 +279,58 @@ describe('data plane with --workers 2', () => {
     }
     expect(outcome.waiting).toBe(0);
     expect(outcome.answered).toBeGreaterThan(150);
+  });
+
+  it('stays up when a worker dies while the primary is sending to it', async () => {
+    // A worker that died is still "connected" for the primary until the primary reads the end of
+    // its pipe; a message sent in between fails at once (EPIPE). Made certain here: the primary is
+    // stopped while scrapes arrive on open connections (each sends a query to every worker) and
+    // the worker is killed, so on waking the primary reads the scrapes before the pipe's end.
+    const primary = dp.process.process.pid!;
+    const admin = new Agent({ connections: 8 });
+    const scrape = () =>
+      request(`${dp.adminUrl}/metrics`, { dispatcher: admin }).then(
+        (r) => r.body.text().then(() => r.statusCode),
+        () => 0,
+      );
+    try {
+      for (let kill = 0; kill < 2; kill++) {
+        const before = await workerPids();
+        expect(before).toHaveLength(2);
+        // Eight kept-alive connections, so that the next scrapes arrive as data, not as new connections.
+        expect(await Promise.all(Array.from({ length: 8 }, scrape))).toEqual(Array(8).fill(200));
+        process.kill(primary, 'SIGSTOP');
+        let scrapes: Promise<number>[];
+        try {
+          scrapes = Array.from({ length: 8 }, scrape);
+          await new Promise((r) => setTimeout(r, 100));
+          process.kill(before[1]!, 'SIGKILL');
+          // Dead: a zombie until the stopped primary reaps it.
+          await waitFor(() => {
+            try {
+              return readFileSync(`/proc/${before[1]}/stat`, 'utf8').split(' ')[2] === 'Z';
+            } catch {
+              return true;
+            }
+          });
+        } finally {
+          process.kill(primary, 'SIGCONT');
+        }
+        // Every scrape is answered (by the workers still alive), and the node is still there.
+        expect(await Promise.all(scrapes)).toEqual(Array(8).fill(200));
+        await waitFor(
+          async () => {
+            const now = await workerPids();
+            return now.length === 2 && !now.includes(before[1]!) && (await metric('lb_dp_workers')) === 2;
+          },
+          { message: 'a replacement worker to serve', timeoutMs: 15_000 },
+        );
+        expect(dp.process.running).toBe(true);
+      }
+    } finally {
+      await admin.close();
+    }
+    expect(await spread(4)).toEqual({ b2: 4 });
   });
 
   it('drains every worker and exits 0 on SIGTERM', async () => {

@@ -367,6 +367,11 @@ export class ClusterPrimary implements AsyncPushHandler {
     const worker = cluster.fork();
     const state: WorkerState = { worker, initialized: false, initSeq: 0, failed: false, listening: false, startedAt: Date.now() };
     this.workers.set(worker.id, state);
+    // A worker that just died stays "connected" until this process reads the end of its pipe; a
+    // message sent in between fails at once (EPIPE), reported as the worker's 'error'. Unheard,
+    // that error would end the primary and every other worker with it. Its 'exit' follows and
+    // settles whatever it owed; this only has to be survived.
+    worker.on('error', (err: Error) => this.logger.warn({ worker: worker.id, err: err.message }, 'a message to a worker failed'));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.started.delete(worker.id);
