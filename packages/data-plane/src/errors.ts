@@ -77,6 +77,15 @@ export class UpstreamError extends Error {
   }
 }
 
+/** A socket error between the TCP connect and the end of the TLS handshake: the TLS failed (the certificate does not verify, no common protocol), told apart from a refused connection. */
+export function tlsHandshakeError(err: Error): UpstreamError {
+  const code = (err as { code?: string }).code;
+  return new UpstreamError(
+    UPSTREAM_ERRORS.TLS,
+    `TLS with the backend failed: ${err.message}${code !== undefined && !err.message.includes(code) ? ` (${code})` : ''}`,
+  );
+}
+
 /**
  * Why a forwarded request failed, as counted in lb_dp_upstream_errors_total{kind}.
  * `connect`: no connection to the backend (refused, unreachable, DNS, connect timeout) → 502.

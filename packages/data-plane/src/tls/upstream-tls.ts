@@ -5,7 +5,8 @@
  * that want mutual TLS. A pool that presents a certificate whose key the push lacks NACKs it.
  */
 import { createHash } from 'node:crypto';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { isIP } from 'node:net';
+import { type ConnectionOptions, createSecureContext, type SecureContext } from 'node:tls';
 import type { Config } from '@lb/shared';
 import type { KeyMaterial } from './key-material.js';
 
@@ -17,6 +18,24 @@ export interface UpstreamTls {
   readonly verify: boolean;
   /** What the settings are made of: upstream pools with different TLS never share a connection. */
   readonly identity: string;
+}
+
+/**
+ * What tls.connect takes for an HTTP/1.1 connection (a pooled one, or a WebSocket tunnel) to a
+ * backend of a pool with `secure`: SNI and the name the certificate must hold are the pool's
+ * serverName, else the backend's host when it is a name; `session` resumes an earlier one.
+ */
+export function http1TlsConnectOptions(secure: UpstreamTls, host: string, port: number, session?: Buffer): ConnectionOptions {
+  const servername = secure.servername ?? (isIP(host) === 0 ? host : undefined);
+  return {
+    host,
+    port,
+    secureContext: secure.context,
+    ...(servername !== undefined ? { servername } : {}),
+    rejectUnauthorized: secure.verify,
+    ...(session !== undefined ? { session } : {}),
+    ALPNProtocols: ['http/1.1'],
+  };
 }
 
 export type UpstreamTlsResult = { ok: true; byPool: ReadonlyMap<string, UpstreamTls> } | { ok: false; error: string };

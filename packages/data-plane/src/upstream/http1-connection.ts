@@ -22,15 +22,15 @@
  * its idle side as we wrote) replays the request once on a new connection, if the request has
  * no body and an idempotent method: nothing can have been processed twice that way.
  */
-import net, { isIP, type Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import { coarseClock, deadlineIn } from './connection-sweeper.js';
 import { SocketReadBuffers } from './read-buffers.js';
-import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
+import { tlsHandshakeError, UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import type { UpstreamHandler, UpstreamRequest } from './upstream.js';
-import type { UpstreamTls } from '../tls/upstream-tls.js';
+import { http1TlsConnectOptions, type UpstreamTls } from '../tls/upstream-tls.js';
 
 export interface ConnectionSettings {
   readonly host: string;
@@ -141,16 +141,7 @@ export class Http1Connection implements Http1Events {
     } else {
       // TLS reads come as node's own buffers ('data'), not through onread: bodies are passed on
       // as they arrive, without recycled buffers. The connect deadline covers the handshake.
-      const servername = secure.servername ?? (isIP(settings.host) === 0 ? settings.host : undefined);
-      const tlsSocket = tls.connect({
-        host: settings.host,
-        port: settings.port,
-        secureContext: secure.context,
-        ...(servername !== undefined ? { servername } : {}),
-        rejectUnauthorized: secure.verify,
-        ...(owner.tlsSession !== undefined ? { session: owner.tlsSession } : {}),
-        ALPNProtocols: ['http/1.1'],
-      });
+      const tlsSocket = tls.connect(http1TlsConnectOptions(secure, settings.host, settings.port, owner.tlsSession));
       tlsSocket.setNoDelay(true);
       tlsSocket.setKeepAlive(true, 60_000);
       tlsSocket.on('connect', () => (this.handshaking = true));
@@ -494,17 +485,7 @@ export class Http1Connection implements Http1Events {
   private readonly onSocketError = (err: Error): void => {
     // Failing between the TCP connect and the end of the handshake is the TLS failing (the
     // certificate does not verify, no common protocol): told apart from a refused connection.
-    if (this.handshaking) {
-      const code = (err as { code?: string }).code;
-      this.destroy(
-        new UpstreamError(
-          UPSTREAM_ERRORS.TLS,
-          `TLS with the backend failed: ${err.message}${code !== undefined && !err.message.includes(code) ? ` (${code})` : ''}`,
-        ),
-      );
-      return;
-    }
-    this.destroy(err);
+    this.destroy(this.handshaking ? tlsHandshakeError(err) : err);
   };
 
   private readonly onSocketClose = (): void => {

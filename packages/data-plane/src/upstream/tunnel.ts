@@ -13,11 +13,11 @@
  * A pool keeps its tunnels in a TunnelSet, so that closing the pool (a backend drained or
  * removed, the node draining) waits for them and destroying it cuts them, like its requests.
  */
-import net, { isIP, type Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
-import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
-import type { UpstreamTls } from '../tls/upstream-tls.js';
+import { tlsHandshakeError, UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
+import { http1TlsConnectOptions, type UpstreamTls } from '../tls/upstream-tls.js';
 import type { UpstreamRequest } from './upstream.js';
 
 export interface TunnelHandler {
@@ -89,27 +89,11 @@ const RELAYING = 1;
 /** Upgraded, failed or complete: nothing more is reported. */
 const DONE = 2;
 
-function tlsFailure(err: Error): UpstreamError {
-  const code = (err as { code?: string }).code;
-  return new UpstreamError(
-    UPSTREAM_ERRORS.TLS,
-    `TLS with the backend failed: ${err.message}${code !== undefined && !err.message.includes(code) ? ` (${code})` : ''}`,
-  );
-}
-
 /** A plain connection to the backend, or a TLS one made as the pool's requests make theirs. */
 function connect(settings: TunnelSettings): Socket {
   const secure = settings.tls;
   if (secure === undefined) return net.connect({ host: settings.host, port: settings.port, noDelay: true });
-  const servername = secure.servername ?? (isIP(settings.host) === 0 ? settings.host : undefined);
-  const socket = tls.connect({
-    host: settings.host,
-    port: settings.port,
-    secureContext: secure.context,
-    ...(servername !== undefined ? { servername } : {}),
-    rejectUnauthorized: secure.verify,
-    ALPNProtocols: ['http/1.1'],
-  });
+  const socket = tls.connect(http1TlsConnectOptions(secure, settings.host, settings.port));
   socket.setNoDelay(true);
   return socket;
 }
@@ -189,10 +173,8 @@ function openTunnel(settings: TunnelSettings, request: UpstreamRequest, handler:
   };
   socket.on('data', onData);
   socket.on('end', onEnd);
-  // Failing between the TCP connect and the end of the handshake is the TLS failing (the
-  // certificate does not verify, no common protocol): told apart from a refused connection.
   if (settings.tls !== undefined) socket.once('connect', () => (handshaking = true));
-  socket.on('error', (err: Error) => fail(handshaking ? tlsFailure(err) : err));
+  socket.on('error', (err: Error) => fail(handshaking ? tlsHandshakeError(err) : err));
   socket.on('close', () => fail(new UpstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend closed the connection')));
   return socket;
 }
