@@ -41,10 +41,11 @@ function poolOf(n: number, weight = (_i: number) => 1): Pool {
   };
 }
 
-async function commit(store: EtcdConfigStore, config: Config, base?: StoredConfig): Promise<boolean> {
+async function commit(store: EtcdConfigStore, config: Config, base?: StoredConfig, staged = false): Promise<boolean> {
   const from = base ?? (await store.current());
   const record: ConfigVersionRecord = {
-    version: from.version + 1,
+    ...(staged ? { staged: true } : {}),
+    version: Math.max(from.version, from.staged ?? 0) + 1,
     parent: from.version,
     createdAt: new Date().toISOString(),
     author: 't',
@@ -52,6 +53,23 @@ async function commit(store: EtcdConfigStore, config: Config, base?: StoredConfi
     config,
   };
   return store.commit(record, encodeConfig(config, from.encoded), from);
+}
+
+/** Requests etcd has answered, by method (its own Prometheus counters). */
+async function etcdRequests(): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const line of (await (await fetch(`${etcd.url}/metrics`)).text()).split('\n')) {
+    const m = /^grpc_server_handled_total\{.*grpc_method="(\w+)".*\} (\d+)/.exec(line);
+    if (m) counts[m[1]!] = (counts[m[1]!] ?? 0) + Number(m[2]);
+  }
+  return counts;
+}
+
+async function requestsDuring(work: () => Promise<unknown>): Promise<Record<string, number>> {
+  const before = await etcdRequests();
+  await work();
+  const after = await etcdRequests();
+  return Object.fromEntries(Object.entries(after).flatMap(([method, n]) => (n > (before[method] ?? 0) ? [[method, n - (before[method] ?? 0)]] : [])));
 }
 
 async function values(prefix: string): Promise<Record<string, string>> {
@@ -76,6 +94,33 @@ describe('EtcdConfigStore', () => {
     const manifest = JSON.parse((await values('/objects/config/manifests/'))['/objects/config/manifests/000000000002']!);
     expect(manifest).toMatchObject({ version: 2, parent: 1, historyId: current.historyId, bytes: Buffer.byteLength(JSON.stringify(two)) });
     expect(JSON.parse((await client().get('/objects/config/current').string())!)).toEqual({ version: 2, historyId: current.historyId });
+  });
+
+  it('writes a small change in one transaction, reads the pointer and fence in one request, and follows another replica that moved the pointer', async () => {
+    const mine = new EtcdConfigStore({ client: client(), prefix: '/head', logger });
+    const other = new EtcdConfigStore({ client: client(), prefix: '/head', logger });
+    const one: Config = { pools: { web: poolOf(2) }, routes: {} };
+    expect(await commit(mine, one)).toBe(true);
+    const base = await mine.current();
+    const two: Config = { pools: { web: poolOf(2, () => 3) }, routes: {} };
+    // The new pool, the resource table, the manifest and the pointer: one guarded transaction.
+    expect(await requestsDuring(() => commit(mine, two, base))).toEqual({ Txn: 1 });
+    // The pointer did not move since this replica wrote it: no manifest or object is read back.
+    let read: StoredConfig | undefined;
+    expect(await requestsDuring(async () => (read = await mine.current()))).toEqual({ Txn: 1 });
+    expect(read).toMatchObject({ version: 2, historyId: base.historyId });
+    expect(read!.config).toBe(two);
+    expect(Object.isFrozen(two.pools.web!.backends[0])).toBe(true);
+    // Another replica moves it: this one reads what it points at.
+    const three: Config = { pools: { web: poolOf(2, () => 4) }, routes: {} };
+    expect(await commit(other, three)).toBe(true);
+    expect((await mine.current()).config).toEqual(three);
+    expect(await commit(mine, one, read)).toBe(false);
+    // A staged version moves the pointer's text, not the current config.
+    expect(await commit(mine, one, undefined, true)).toBe(true);
+    expect(await mine.current()).toMatchObject({ version: 3, staged: 4, config: three });
+    expect(await other.current()).toMatchObject({ version: 3, staged: 4, config: three });
+    expect((await mine.getVersion(4))?.config).toEqual(one);
   });
 
   it('splits a pool of 50,000 backends into chunks, none near etcd limit, and stores one new chunk when one backend changes', async () => {

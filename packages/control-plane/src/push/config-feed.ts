@@ -108,23 +108,21 @@ export class ConfigFeed implements ConfigSource<StoredConfig> {
   private async readOnce(): Promise<void> {
     let next: StoredConfig;
     try {
-      // The pointer first: the periodic re-read must not fetch a config that did not change.
-      const pointer = await this.options.store.pointer();
+      // The store answers from memory when the pointer did not move (the periodic re-read, the
+      // write this replica just made): one small etcd request.
+      next = await this.options.store.current();
       // A node may run a staged version (a rollout's canary): the store holds it, it is not lost.
-      if (pointer.historyId !== '' && nextVersion(pointer) - 1 < (this.highest.get(pointer.historyId) ?? 0)) {
-        await this.startNewHistory(pointer);
+      if (next.historyId !== '' && nextVersion(next) - 1 < (this.highest.get(next.historyId) ?? 0)) {
+        await this.startNewHistory({ version: next.version, historyId: next.historyId, ...(next.staged !== undefined ? { staged: next.staged } : {}) });
         return;
       }
-      const known = this.current;
-      if (known && pointer.historyId === known.historyId && pointer.version === known.version) return;
-      next = await this.options.store.current();
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'cannot read the current config; retrying');
       this.retryLater();
       return;
     }
     const known = this.current;
-    // current() may have moved past the pointer read above; only ever move forward in a history.
+    // Nothing new (a re-read), or a lagging read: only ever move forward in a history.
     if (this.stopped || (known && next.historyId === known.historyId && next.version <= known.version)) return;
     if (next.historyId !== '') this.highest.set(next.historyId, Math.max(next.version, this.highest.get(next.historyId) ?? 0));
     if (known && next.historyId !== known.historyId) {

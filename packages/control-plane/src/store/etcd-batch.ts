@@ -4,7 +4,7 @@
  * then cost a handful of round trips instead of one each, which matters most when etcd is slow
  * (a shutdown marking every node seen, a reconnect storm, a large config written).
  */
-import type { Etcd3 } from 'etcd3';
+import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import { inParallel } from './bounded-parallel.js';
 
 /** etcd's default --max-txn-ops is 128. */
@@ -18,6 +18,29 @@ export interface BatchWrite {
   value?: string;
   /** A lease to put the key on. */
   lease?: string;
+}
+
+/**
+ * A transaction that always runs its `then` branch. etcd wants a comparison: a key's version is
+ * never -1 or below, so this one always holds.
+ */
+export function unconditional(client: Etcd3, anyKey: string): ComparatorBuilder {
+  return client.if(anyKey, 'Version', '>', -1);
+}
+
+/** The etcd operation that carries out one write. */
+export function operationOf(client: Etcd3, w: BatchWrite) {
+  if (w.value === undefined) return client.delete().key(w.key);
+  const put = client.put(w.key).value(w.value);
+  return w.lease === undefined ? put : put.lease(w.lease);
+}
+
+/** Whether `writes` fit in one transaction beside `otherOps` operations of their own. */
+export function fitsOneTransaction(writes: readonly BatchWrite[], otherOps: number): boolean {
+  if (writes.length + otherOps > MAX_OPS) return false;
+  let bytes = 0;
+  for (const w of writes) bytes += w.key.length + (w.value?.length ?? 0);
+  return bytes <= MAX_BYTES;
 }
 
 /** Resolves with the revision each key was written (or deleted) at. */
@@ -38,16 +61,8 @@ export async function writeInBatches(client: Etcd3, writes: readonly BatchWrite[
   if (batch.length > 0) batches.push(batch);
   const revisions = new Map<string, number>();
   await inParallel(batches, 4, async (ops) => {
-    // A transaction needs a comparison: a key's version is never -1 or below, so this one always holds.
-    const result = await client
-      .if(ops[0]!.key, 'Version', '>', -1)
-      .then(
-        ...ops.map((w) => {
-          if (w.value === undefined) return client.delete().key(w.key);
-          const put = client.put(w.key).value(w.value);
-          return w.lease === undefined ? put : put.lease(w.lease);
-        }),
-      )
+    const result = await unconditional(client, ops[0]!.key)
+      .then(...ops.map((w) => operationOf(client, w)))
       .commit();
     for (const w of ops) revisions.set(w.key, Number(result.header.revision));
   });

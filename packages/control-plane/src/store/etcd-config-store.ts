@@ -10,8 +10,10 @@ import type { Etcd3 } from 'etcd3';
 import { emptyConfig, resourceHash, resourceKey, type Config, type ConfigVersionRecord, type Logger } from '@lb/shared';
 import type { ConfigPointer, ConfigStore, ListVersionsOptions, StoredConfig, VersionSummary } from './config-store.js';
 import { encodeConfig, resourceTable, type EncodedConfig, type EncodedResource } from './encoded-config.js';
+import { deepFreeze } from './deep-freeze.js';
+import { fitsOneTransaction, operationOf, unconditional, writeInBatches } from './etcd-batch.js';
 import { guarded } from './etcd-client.js';
-import { EtcdObjectStore } from './etcd-object-store.js';
+import { EtcdObjectStore, type StoredText } from './etcd-object-store.js';
 import { inParallel } from './bounded-parallel.js';
 import { EtcdKeys } from './keys.js';
 import { ObjectCollector } from './object-gc.js';
@@ -40,6 +42,11 @@ interface BuiltConfig {
   encoded: EncodedConfig;
 }
 
+/** The config the current pointer named when this replica last read or wrote it, by the pointer's text. */
+interface KnownHead extends BuiltConfig {
+  pointerText: string;
+}
+
 /** Configs built from resource tables, kept for the few tables read last (current and recent versions). */
 const BUILT_CONFIGS_KEPT = 4;
 
@@ -58,6 +65,7 @@ export class EtcdConfigStore implements ConfigStore {
   private readonly collector: ObjectCollector;
   private readonly stops = new Set<() => void>();
   private readonly built = new Map<string, BuiltConfig>();
+  private head: KnownHead | undefined;
 
   constructor(options: EtcdConfigStoreOptions) {
     this.client = options.client;
@@ -73,9 +81,16 @@ export class EtcdConfigStore implements ConfigStore {
     this.collector = new ObjectCollector({ client: this.client, keys: this.keys, objects: this.objects, manifests: () => this.manifests() });
   }
 
-  private async readPointer(): Promise<{ pointer: ConfigPointer; text: string | null }> {
-    const text = await this.client.get(this.keys.current).string();
-    return { pointer: text === null ? { version: 0, historyId: '' } : parsePointer(text, this.keys.current), text };
+  private pointerOf(text: string | null): ConfigPointer {
+    return text === null ? { version: 0, historyId: '' } : parsePointer(text, this.keys.current);
+  }
+
+  /** The pointer and the collector's fence, read at one revision in one request. */
+  private async readHead(): Promise<{ pointer: ConfigPointer; guard: EtcdGuard }> {
+    const result = await unconditional(this.client, this.keys.current).then(this.client.get(this.keys.current), this.client.get(this.keys.gcFence)).commit();
+    const [pointerRead, fenceRead] = result.responses.map((r) => r.response_range?.kvs[0]);
+    const text = pointerRead === undefined ? null : pointerRead.value.toString();
+    return { pointer: this.pointerOf(text), guard: { pointer: text, fence: fenceRead?.mod_revision ?? '0' } };
   }
 
   private async manifest(version: number): Promise<VersionManifest | undefined> {
@@ -106,7 +121,10 @@ export class EtcdConfigStore implements ConfigStore {
     }
     const config = frozenConfig(sections);
     // The byte count needs the whole walk anyway; encodeConfig reuses every text above.
-    const built = { config, encoded: encodeConfig(config, { resources, sections: Object.keys(table), bytes: 0 }) };
+    return this.keepBuilt(tableHash, { config, encoded: encodeConfig(config, { resources, sections: Object.keys(table), bytes: 0 }) });
+  }
+
+  private keepBuilt(tableHash: string, built: BuiltConfig): BuiltConfig {
     this.built.set(tableHash, built);
     for (const oldest of this.built.keys()) {
       if (this.built.size <= BUILT_CONFIGS_KEPT) break;
@@ -115,24 +133,31 @@ export class EtcdConfigStore implements ConfigStore {
     return built;
   }
 
+  /**
+   * One etcd request when the pointer has not moved since this replica last read or wrote it (the
+   * common case: the periodic re-read, the feed after a local write, the next write): the pointer
+   * text names one config forever (its version within its history), so the config is reused.
+   */
   current(): Promise<StoredConfig> {
     return guarded('reading the current config', this.deadlineMs, async () => {
-      const [{ pointer, text }, fenceRange] = await Promise.all([this.readPointer(), this.client.get(this.keys.gcFence).exec()]);
-      const guard: EtcdGuard = { pointer: text, fence: fenceRange.kvs[0]?.mod_revision ?? '0' };
-      if (pointer.version === 0) {
+      const { pointer, guard } = await this.readHead();
+      if (pointer.version === 0 || guard.pointer === null) {
         const config = emptyConfig();
         return { ...pointer, config, encoded: encodeConfig(config), guard };
       }
+      const known = this.head;
+      if (known !== undefined && known.pointerText === guard.pointer) return { ...pointer, config: known.config, encoded: known.encoded, guard };
       // Manifests are immutable, so reading the pointer and then its manifest is consistent.
       const manifest = await this.manifest(pointer.version);
       if (!manifest) throw new Error(`version ${pointer.version} is current but its manifest is missing`);
       const { config, encoded } = await this.build(manifest.resources);
+      this.head = { pointerText: guard.pointer, config, encoded };
       return { ...pointer, config, encoded, guard };
     });
   }
 
   pointer(): Promise<ConfigPointer> {
-    return guarded('reading the current version', this.deadlineMs, async () => (await this.readPointer()).pointer);
+    return guarded('reading the current version', this.deadlineMs, async () => this.pointerOf(await this.client.get(this.keys.current).string()));
   }
 
   async currentVersion(): Promise<number> {
@@ -169,24 +194,36 @@ export class EtcdConfigStore implements ConfigStore {
       // every other one is written now (again, if etcd has it: see EtcdObjectStore.put).
       const held = new Set<string>();
       for (const r of base.encoded.resources.values()) held.add(r.hash);
-      const fresh = new Map<string, { hash: string; text: string; value: unknown }>();
+      const fresh = new Map<string, StoredText>();
       for (const r of encoded.resources.values()) if (!held.has(r.hash)) fresh.set(r.hash, { hash: r.hash, text: r.json, value: r.value });
       const table = resourceTable(encoded);
       const tableText = JSON.stringify(table);
       const tableHash = resourceHash(tableText);
-      await this.objects.put([...fresh.values(), { hash: tableHash, text: tableText, value: table }]);
+      const objects = [...fresh.values(), { hash: tableHash, text: tableText, value: table }];
+      // A small change (one pool of a large config) goes in the commit's own transaction: one
+      // request instead of two. A large one is written first, in batches, as the layout requires.
+      const objectWrites = this.objects.writesOf(objects);
+      const inline = fitsOneTransaction(objectWrites, 2);
+      if (!inline) await writeInBatches(this.client, objectWrites);
+      this.objects.remember(objects);
       const manifest = manifestOf(record, historyId, tableHash, encoded.bytes);
+      const after = pointerText(pointerAfter(base, record, historyId));
       // Version 0 is "no pointer yet": compare create revision 0, which etcd reads as "key absent".
       const txn =
         guard.pointer === null ? this.client.if(this.keys.current, 'Create', '==', 0) : this.client.if(this.keys.current, 'Value', '==', guard.pointer);
       const result = await txn
         .and(this.keys.gcFence, 'Mod', '==', guard.fence)
         .then(
+          ...(inline ? objectWrites.map((w) => operationOf(this.client, w)) : []),
           this.client.put(this.keys.manifest(record.version)).value(JSON.stringify(manifest)),
-          this.client.put(this.keys.current).value(pointerText(pointerAfter(base, record, historyId))),
+          this.client.put(this.keys.current).value(after),
         )
         .commit();
-      return result.succeeded;
+      if (!result.succeeded) return false;
+      // What the next read of the pointer will find: reused by current() instead of read back.
+      const written = this.keepBuilt(tableHash, { config: deepFreeze(record.config), encoded });
+      this.head = record.staged === true ? { pointerText: after, config: base.config, encoded: base.encoded } : { pointerText: after, ...written };
+      return true;
     });
   }
 

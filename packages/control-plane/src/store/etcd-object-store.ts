@@ -12,7 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import { resourceHash } from '@lb/shared';
 import { inParallel } from './bounded-parallel.js';
 import { DEFAULT_CHUNK_SIZES, splitText, type ChunkSizes } from './chunking.js';
-import { writeInBatches } from './etcd-batch.js';
+import { type BatchWrite, writeInBatches } from './etcd-batch.js';
 import { CHUNK_LIST_SUFFIX, type EtcdKeys } from './keys.js';
 import { TextCache } from './text-cache.js';
 
@@ -25,6 +25,13 @@ export interface ObjectStoreOptions {
   /** Characters of texts kept in memory. Default 64 Mi (several versions of a 100,000-backend config). */
   cacheChars?: number;
   chunkSizes?: ChunkSizes;
+}
+
+/** A text to store: `hash` is resourceHash(text); `value` is the parsed text when the caller has it, kept for later reads. */
+export interface StoredText {
+  hash: string;
+  text: string;
+  value?: unknown;
 }
 
 /** An object key as listed, split into its hash and whether it is a chunk list. */
@@ -48,12 +55,20 @@ export class EtcdObjectStore {
   }
 
   /**
-   * Writes texts under their hashes (`hash` must be resourceHash(text)); `value` is the parsed text
-   * when the caller has it, kept for later reads. Always written, even when etcd may hold them:
+   * Writes texts under their hashes. Always written, even when etcd may hold them:
    * the write is what protects a new version's objects from a collection running meanwhile.
    */
-  async put(items: ReadonlyArray<{ hash: string; text: string; value?: unknown }>): Promise<void> {
-    const writes: Array<{ key: string; value: string }> = [];
+  async put(items: readonly StoredText[]): Promise<void> {
+    await writeInBatches(this.client, this.writesOf(items));
+    this.remember(items);
+  }
+
+  /**
+   * The etcd writes that store `items` (split where long), for a caller that puts them in a
+   * transaction of its own (a small commit: etcd-config-store.ts); remember() them after.
+   */
+  writesOf(items: readonly StoredText[]): BatchWrite[] {
+    const writes: BatchWrite[] = [];
     for (const item of items) {
       const chunks = splitText(item.text, this.chunkSizes);
       if (chunks.length === 1) writes.push({ key: this.keys.object(item.hash), value: item.text });
@@ -65,7 +80,14 @@ export class EtcdObjectStore {
         writes.push({ key: this.keys.chunkList(item.hash), value: JSON.stringify(hashes) });
       }
     }
-    await writeInBatches(this.client, writes);
+    return writes;
+  }
+
+  /**
+   * Keeps texts in the cache. Safe whether or not etcd got them: a text is cached under its own
+   * hash, and only a committed manifest, whose commit wrote them, makes anyone read them.
+   */
+  remember(items: readonly StoredText[]): void {
     for (const item of items) this.cache.add(item.hash, item.text, item.value);
   }
 
