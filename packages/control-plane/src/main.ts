@@ -176,6 +176,7 @@ async function main(): Promise<void> {
     keepVersions: settings.keepVersions,
     nodeRetentionMs: settings.nodeRetentionSeconds * 1000,
     keepAuditEntries: settings.keepAuditEntries,
+    knownVersion: () => feed.latest()?.version,
   });
   // Every new version may push an old one past --keep-versions.
   feed.subscribe(() => retention.request());

@@ -50,6 +50,35 @@ describe('Retention', () => {
     expect(collections).toBe(2);
   });
 
+  it("skips the pointer read while the feed's version is within keepVersions, and cuts at the store's pointer, not a feed ahead of it", async () => {
+    const store = new MemoryConfigStore();
+    commits(store, 5);
+    let pointerReads = 0;
+    const currentVersion = store.currentVersion.bind(store);
+    store.currentVersion = () => {
+      pointerReads++;
+      return currentVersion();
+    };
+    let known = 3;
+    const retention = new Retention({
+      store,
+      nodes: new MemoryNodeStore(),
+      audit: new MemoryAuditLog(),
+      logger,
+      keepVersions: 3,
+      nodeRetentionMs: 86_400_000,
+      keepAuditEntries: 100,
+      knownVersion: () => known,
+    });
+    expect((await retention.runOnce()).versions).toBe(0);
+    expect(pointerReads).toBe(0);
+    // The feed still holds version 50 of a history etcd was restored to before: the store's pointer says 5.
+    known = 50;
+    expect((await retention.runOnce()).versions).toBe(2);
+    expect(pointerReads).toBe(1);
+    expect((await store.listVersions({ limit: 100 })).map((v) => v.version)).toEqual([5, 4, 3]);
+  });
+
   it('looks again soon when a node record kept a version: records lag the nodes they describe', async () => {
     const store = new MemoryConfigStore();
     const nodes = new MemoryNodeStore();

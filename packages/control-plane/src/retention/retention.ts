@@ -35,6 +35,12 @@ export interface RetentionOptions {
   inUseRecheckMs?: number;
   /** Longest time between two garbage collections of stored objects. Default 10 minutes. */
   collectIntervalMs?: number;
+  /**
+   * The current version as this replica last read it (the config feed): while it is within
+   * `keepVersions` there is nothing to prune, and the store's pointer is not read (an etcd read per
+   * new version spared). Lagging is safe: it only prunes later.
+   */
+  knownVersion?: () => number | undefined;
   now?: () => Date;
 }
 
@@ -88,8 +94,10 @@ export class Retention {
     const { store, nodes, audit, logger } = this.options;
     const forgotten = await nodes.forgetDisconnected(new Date(this.now().getTime() - this.options.nodeRetentionMs));
     let versions = 0;
-    const current = await store.currentVersion();
     const keep = this.options.keepVersions;
+    const known = this.options.knownVersion?.();
+    // The store's own pointer sets the cut: a feed that has not yet seen an etcd restore could be ahead of it.
+    const current = keep > 0 && (known === undefined || known > keep) ? await store.currentVersion() : 0;
     if (keep > 0 && current > keep) {
       const inUse = new Set((await nodes.known()).map((n) => n.configVersion));
       const cut = current - keep + 1;
