@@ -14,7 +14,7 @@
  * time, the hello deadline and draining are checked on the sweeper's tick by the listener
  * (tcp-listener.ts), which costs the data path nothing.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type HostPort, parseHostPort, POOL_DEFAULTS } from '@lb/shared';
 import type { AccessLog } from '../access-log/access-log.js';
 import { EMPTY_PICK_CONTEXT } from '../balancer/balancer.js';
@@ -25,6 +25,7 @@ import { FailureKind } from '../resilience/retry-policy.js';
 import { type CompiledBackend, type CompiledRoute, pickBackend, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
 import type { TableSource } from '../routing/table-source.js';
 import { scanClientHello } from '../tls/client-hello.js';
+import { connectPlain } from '../runtime/plain-connect.js';
 import { readIntoBuffers } from '../runtime/socket-reads.js';
 import { SocketReadBuffers } from '../upstream/read-buffers.js';
 import { AddressPickContext } from './address-pick-context.js';
@@ -209,11 +210,10 @@ export class TcpSession {
     sessionOpened(target, backend);
     const parsed = hostPortOf(backend.address);
     if (typeof parsed === 'string') return this.connectFailed('connect');
-    const upstream = connect({
+    const upstream = connectPlain({
       host: parsed.host,
       port: parsed.port,
       allowHalfOpen: true,
-      noDelay: true,
       onread: { buffer: this.upstreamReads.next, callback: this.onUpstreamRead },
     });
     this.upstream = upstream;

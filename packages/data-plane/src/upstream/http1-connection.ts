@@ -22,10 +22,11 @@
  * its idle side as we wrote) replays the request once on a new connection, if the request has
  * no body and an idempotent method: nothing can have been processed twice that way.
  */
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
+import { connectPlain } from '../runtime/plain-connect.js';
 import { coarseClock, deadlineIn } from './connection-sweeper.js';
 import { SocketReadBuffers } from './read-buffers.js';
 import { tlsHandshakeError, UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
@@ -129,12 +130,10 @@ export class Http1Connection implements Http1Events {
     const secure = settings.tls;
     let socket: Socket;
     if (secure === undefined) {
-      socket = net.connect({
+      socket = connectPlain({
         host: settings.host,
         port: settings.port,
-        noDelay: true,
-        keepAlive: true,
-        keepAliveInitialDelay: 60_000,
+        keepAliveMs: 60_000,
         onread: { buffer: this.reads.next, callback: this.onSocketRead },
       });
       socket.on('connect', this.onSocketConnect);

@@ -14,10 +14,10 @@
  * other clients.
  */
 import http2, { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
-import net from 'node:net';
 import tls from 'node:tls';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { CONNECTION_SPECIFIC, withoutPseudo, SINGLE_VALUE } from '../http2/header-fields.js';
+import { connectPlain } from '../runtime/plain-connect.js';
 import { splitAddress, type Http1PoolOptions } from './http1-pool.js';
 import { TunnelSet, type TunnelHandler } from './tunnel.js';
 import type { Upstream, UpstreamHandler, UpstreamRequest } from './upstream.js';
@@ -119,7 +119,7 @@ export class Http2Upstream implements Upstream {
     const session = http2.connect(`${this.scheme}://${this.address}`, {
       createConnection: () =>
         upstreamTls === undefined
-          ? net.connect({ host, port, noDelay: true })
+          ? connectPlain({ host, port })
           : tls.connect({
               host,
               port,

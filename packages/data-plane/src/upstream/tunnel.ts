@@ -13,10 +13,11 @@
  * A pool keeps its tunnels in a TunnelSet, so that closing the pool (a backend drained or
  * removed, the node draining) waits for them and destroying it cuts them, like its requests.
  */
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
 import { tlsHandshakeError, UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
+import { connectPlain } from '../runtime/plain-connect.js';
 import { http1TlsConnectOptions, type UpstreamTls } from '../tls/upstream-tls.js';
 import type { UpstreamRequest } from './upstream.js';
 
@@ -92,7 +93,7 @@ const DONE = 2;
 /** A plain connection to the backend, or a TLS one made as the pool's requests make theirs. */
 function connect(settings: TunnelSettings): Socket {
   const secure = settings.tls;
-  if (secure === undefined) return net.connect({ host: settings.host, port: settings.port, noDelay: true });
+  if (secure === undefined) return connectPlain({ host: settings.host, port: settings.port });
   const socket = tls.connect(http1TlsConnectOptions(secure, settings.host, settings.port));
   socket.setNoDelay(true);
   return socket;
