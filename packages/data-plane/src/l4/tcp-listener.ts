@@ -9,11 +9,12 @@
  * the upstream sweeper's tick (upstream/connection-sweeper.ts) for their deadlines and byte counts.
  */
 import { EventEmitter } from 'node:events';
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import type { AccessLog } from '../access-log/access-log.js';
 import type { L4ListenerStats, L4Stats } from '../metrics/l4-stats.js';
 import type { ProxyListener } from '../proxy/proxy-server.js';
 import type { TableSource } from '../routing/table-source.js';
+import { createListenerServer } from '../runtime/accepted-sockets.js';
 import { type Sweepable, unwatch, watch } from '../upstream/connection-sweeper.js';
 import { isTrustedSource, type L4ListenerSettings } from './l4-settings.js';
 import { type SessionHost, TcpSession } from './tcp-session.js';
@@ -43,7 +44,7 @@ export class TcpListener extends EventEmitter implements ProxyListener, SessionH
     this.l4 = deps.l4;
     this.accessLog = deps.accessLog;
     this.stats = deps.l4.listener(name);
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, this.onConnection);
+    this.server = createListenerServer(this.onConnection);
     this.server.on('error', (err) => this.emit('error', err));
   }
 

@@ -20,7 +20,8 @@
  * (http2-server.ts); closing the server sends those GOAWAY.
  */
 import { EventEmitter } from 'node:events';
-import net, { type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { createListenerServer } from '../runtime/accepted-sockets.js';
 import { acceptTls, type TlsAcceptor } from '../tls/tls-acceptor.js';
 import type { RequestListener } from '../proxy/exchange.js';
 import { ServerConnection, type ConnectionServer, type ServerConnectionSettings } from './http1-server-connection.js';
@@ -40,7 +41,7 @@ export interface Http2Handoff {
 }
 
 export class Http1Server extends EventEmitter implements ConnectionServer {
-  private readonly server: net.Server;
+  private readonly server: Server;
   /** TLS connections whose handshake is not done: no request yet, so closing them loses nothing. */
   private readonly handshaking = new Set<Socket>();
   private readonly connections = new Set<ServerConnection>();
@@ -62,11 +63,10 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
     super();
     const idleSeconds = Math.floor(settings.keepAliveTimeoutMs / 1000);
     this.keepAliveHeader = idleSeconds > 0 ? `Keep-Alive: timeout=${idleSeconds}\r\n` : '';
-    // allowHalfOpen: a client that half-closes after its last request still gets the answers.
     if (transport === undefined && http2?.h2c === true) {
       // Until its first bytes tell, a connection is neither: like a handshake, it holds no request.
       const h2 = http2.sessions;
-      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (raw) => {
+      this.server = createListenerServer((raw) => {
         this.handshaking.add(raw);
         raw.once('close', () => this.handshaking.delete(raw));
         sniffPreface(raw, settings.headersTimeoutMs, (socket, isHttp2) => {
@@ -79,7 +79,7 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
         });
       });
     } else if (transport === undefined) {
-      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+      this.server = createListenerServer((socket) => this.onConnection(socket));
     } else {
       // A handshake is held to the same limit as a request head: a client that stalls it is cut.
       const acceptor: TlsAcceptor = {
@@ -95,7 +95,7 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
         },
         onHandshakeError: (err) => transport.onHandshakeError(err),
       };
-      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (raw) => {
+      this.server = createListenerServer((raw) => {
         this.handshaking.add(raw);
         raw.once('close', () => this.handshaking.delete(raw));
         acceptTls(raw, acceptor);
