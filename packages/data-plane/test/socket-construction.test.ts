@@ -1,14 +1,15 @@
 /**
- * Listener servers build their accepted sockets themselves (runtime/accepted-sockets.ts), so that
- * node 20 builds them on V8's fast path. What node's own accept did must still hold: the
- * 'connection' event, half-open sockets, the server's connection count that close() waits on, the
- * diagnostics channel.
+ * Listener servers build their accepted sockets themselves (runtime/accepted-sockets.ts) and plain
+ * backend connections shape their options (runtime/plain-connect.ts), so that node 20 builds
+ * sockets on V8's fast path. What node's own accept did must still hold: the 'connection' event,
+ * half-open sockets, the server's connection count that close() waits on, the diagnostics channel.
  */
 import diagnostics from 'node:diagnostics_channel';
 import { once } from 'node:events';
-import { type AddressInfo, connect, type Server, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acceptsOnFastPath, createListenerServer } from '../src/runtime/accepted-sockets.js';
+import { connectPlain } from '../src/runtime/plain-connect.js';
 import { waitFor } from './helpers.js';
 
 const open: Array<Server | Socket> = [];
@@ -92,5 +93,41 @@ describe('accepted sockets', () => {
     } finally {
       diagnostics.unsubscribe('net.server.socket', onSocket);
     }
+  });
+});
+
+describe('plain connections to backends', () => {
+  it('connect with the options asked for, reading through onread', async () => {
+    const server = createServer((socket) => socket.end('from the backend'));
+    const port = await listening(server);
+    const buffer = Buffer.alloc(64);
+    let got = '';
+    const socket = connectPlain({
+      host: '127.0.0.1',
+      port,
+      allowHalfOpen: true,
+      keepAliveMs: 60_000,
+      onread: {
+        buffer,
+        callback: (nread: number, buf: Uint8Array) => {
+          got += Buffer.from(buf.subarray(0, nread)).toString();
+          return true;
+        },
+      },
+    });
+    open.push(socket);
+    expect(socket.allowHalfOpen).toBe(true);
+    await once(socket, 'end');
+    expect(got).toBe('from the backend');
+    // Half-open: the backend's FIN leaves this side writable.
+    expect(socket.writable).toBe(true);
+  });
+
+  it('are not half-open unless asked', async () => {
+    const server = createServer(() => undefined);
+    const socket = connectPlain({ host: '127.0.0.1', port: await listening(server) });
+    open.push(socket);
+    expect(socket.allowHalfOpen).toBe(false);
+    await once(socket, 'connect');
   });
 });
