@@ -9,7 +9,8 @@
  * much as a new connection's other JavaScript in the L4 proxy. When the options already carry those
  * four fields, the copy has them and the constructor's writes are plain stores. The values given
  * here are the ones the constructor writes anyway (allowHalfOpen as the caller asks). Node 22
- * (V8 12) takes the fast path either way; sockets node builds itself (accepted ones, TLS) still pay.
+ * (V8 12) takes the fast path either way. Accepted sockets are shaped the same way by
+ * accepted-sockets.ts; the TLS sockets node builds around them, and TLS connections to backends, still pay.
  *
  * One literal with every field in one order keeps the constructor's copies of one hidden class.
  */
