@@ -223,3 +223,42 @@ describe('HTTP/2 stream silence', () => {
     }
   });
 });
+
+describe('HTTP/2 clients that half-close', () => {
+  it('end their session, and the backend requests of their unfinished streams are cancelled', async () => {
+    let arrived = 0;
+    let cut = 0;
+    const uploads = await startBackend('uploads', (req) => {
+      arrived++;
+      req.resume();
+      req.on('close', () => {
+        if (!req.complete) cut++;
+      });
+    });
+    const quick = await startTestNode({ proxy: { requestTimeoutMs: 60_000 } });
+    const quickPort = await freePort();
+    try {
+      const config = {
+        pools: { up: { algorithm: 'round_robin', backends: [{ id: 'u1', address: uploads.address, weight: 1, state: 'active' }] } },
+        routes: { up: { match: { pathPrefix: '/' }, pools: [{ pool: 'up', weight: 1 }] } },
+        listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
+      };
+      expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+      const raw = await RawH2.connect(quickPort);
+      try {
+        raw.request(1, [[':method', 'POST'], ...get('/upload').slice(1)], false);
+        raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('part of a body')));
+        await waitFor(() => arrived === 1, 3000, 'the request at the backend');
+        // FIN: the client can send nothing more, so the body can never end.
+        raw.socket.end();
+        await waitFor(() => raw.closed, 3000, 'the proxy closing the connection');
+        await waitFor(() => cut === 1, 3000, "the backend's request cancelled");
+      } finally {
+        raw.destroy();
+      }
+    } finally {
+      await quick.node.stop();
+      await uploads.close();
+    }
+  });
+});

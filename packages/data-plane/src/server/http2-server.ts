@@ -115,6 +115,11 @@ export class Http2Sessions {
     this.sessions.add(session);
     session.on('error', ignore);
     session.once('close', () => this.sessions.delete(session));
+    // The listener's sockets allow half-open (an HTTP/1.1 client may half-close and still read its
+    // answers), so node would keep a session whose client sent FIN. An HTTP/2 client that closes
+    // its side can send nothing more — not the rest of a request body, not a WINDOW_UPDATE — so the
+    // session ends there, as nginx ends it, and its streams' backend requests are cancelled.
+    socket.once('end', () => session.destroy());
     session.once('connect', () => {
       // The connection window is one setting HTTP/2 sends as a WINDOW_UPDATE, not in SETTINGS.
       if (this.settings.connectionWindowBytes > 65_535 && !session.destroyed) session.setLocalWindowSize(this.settings.connectionWindowBytes);
