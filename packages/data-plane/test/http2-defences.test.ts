@@ -222,6 +222,36 @@ describe('HTTP/2 stream silence', () => {
       await quick.node.stop();
     }
   });
+
+  it('keeps a stream whose request body keeps coming, past the request timeout in total', async () => {
+    const quick = await startTestNode({ proxy: { requestTimeoutMs: 400, headersTimeoutMs: 400 } });
+    const quickPort = await freePort();
+    try {
+      const config = {
+        pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] } },
+        routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
+        listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
+      };
+      expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+      const raw = await RawH2.connect(quickPort);
+      try {
+        raw.request(1, [[':method', 'POST'], ...get('/slow-but-steady').slice(1)], false);
+        // A byte every 100 ms for 1.2 s: never silent for the 400 ms limit, three times it in total.
+        for (let i = 0; i < 12; i++) {
+          raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('a')));
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        raw.write(frame(FRAME.DATA, FLAG.END_STREAM, 1, Buffer.from('z')));
+        await waitFor(() => raw.answered(1) || raw.resetCode(1) !== undefined, 3000, 'an answer or a reset');
+        expect(raw.resetCode(1)).toBeUndefined();
+        expect(raw.answered(1)).toBe(true);
+      } finally {
+        raw.destroy();
+      }
+    } finally {
+      await quick.node.stop();
+    }
+  });
 });
 
 describe('HTTP/2 clients that half-close', () => {
@@ -259,6 +289,38 @@ describe('HTTP/2 clients that half-close', () => {
     } finally {
       await quick.node.stop();
       await uploads.close();
+    }
+  });
+});
+
+describe('HTTP/2 idle connections', () => {
+  it('closes a connection with no stream open for the keep-alive timeout, and not one with a stream in flight', async () => {
+    const quick = await startTestNode({ proxy: { keepAliveTimeoutMs: 300, requestTimeoutMs: 5_000 } });
+    const quickPort = await freePort();
+    try {
+      const config = {
+        pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] } },
+        routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
+        listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
+      };
+      expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+      const idle = await RawH2.connect(quickPort);
+      const busy = await RawH2.connect(quickPort);
+      try {
+        idle.request(1, get('/once'));
+        await waitFor(() => idle.answered(1), 3000, 'the first answer');
+        // A request body that keeps its stream open (silent, but under the 5 s request timeout).
+        busy.request(1, [[':method', 'POST'], ...get('/open').slice(1)], false);
+        await waitFor(() => idle.goawayCode() !== undefined, 3000, 'GOAWAY on the idle connection');
+        expect(idle.goawayCode()).toBe(0 /* NO_ERROR */);
+        await idle.whenClosed();
+        expect(busy.goawayCode()).toBeUndefined();
+      } finally {
+        idle.destroy();
+        busy.destroy();
+      }
+    } finally {
+      await quick.node.stop();
     }
   });
 });

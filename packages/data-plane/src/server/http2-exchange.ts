@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { http2HeaderObject } from '../http2/header-fields.js';
 import type { ProxyRequest, ProxyResponse } from '../proxy/exchange.js';
+import { coarseClock } from '../upstream/connection-sweeper.js';
 
 /** grpc-timeout (`1*8DIGIT unit`, units H M S m u n) in ms, or undefined when absent or malformed. */
 export function grpcTimeoutMs(value: string | undefined): number | undefined {
@@ -56,6 +57,8 @@ export class Http2ClientRequest extends Readable implements ProxyRequest {
   readonly deadlineMs: number | undefined;
   /** The client takes trailers (`TE: trailers`, which every gRPC client sends). */
   readonly trailersAllowed: boolean;
+  /** coarseClock() when the client last sent something on this stream (its idle limit, http2-server.ts). */
+  lastActivity = coarseClock();
   private headerObject: IncomingHttpHeaders | undefined;
   private flowing = false;
   /** The request ended with its headers and nobody has read the body yet: its end is pushed on the first read (see ClientRequest.received). */
@@ -131,6 +134,7 @@ export class Http2ClientRequest extends Readable implements ProxyRequest {
       return;
     }
     stream.on('data', (chunk: Buffer) => {
+      this.lastActivity = coarseClock();
       if (!this.push(chunk)) stream.pause();
     });
     stream.once('end', () => this.push(null));
@@ -173,6 +177,8 @@ export class Http2ClientResponse extends EventEmitter implements ProxyResponse {
   private head: OutgoingHttpHeaders | undefined;
   /** Set by passTrailers: sent after the body when the client takes trailers. */
   trailers: readonly string[] | undefined;
+  /** coarseClock() when the proxy last sent something on this stream, or its start. */
+  lastActivity = coarseClock();
   private responded = false;
 
   constructor(
@@ -230,6 +236,7 @@ export class Http2ClientResponse extends EventEmitter implements ProxyResponse {
   }
 
   write(chunk: Buffer | string, callback?: (err?: Error | null) => void): boolean {
+    this.lastActivity = coarseClock();
     if (!this.responded && !this.respond(false)) {
       callback?.();
       return true;
