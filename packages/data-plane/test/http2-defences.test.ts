@@ -7,6 +7,7 @@
 import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '@lb/shared';
+import type { ProxyServerOptions } from '../src/proxy/proxy-server.js';
 import { FLAG, FRAME, frame, get, headerBlock, RawH2, rstStream } from './h2-frames.js';
 import { type Backend, snapshot, startBackend, startTestNode, type TestNode, waitFor } from './helpers.js';
 import { freePort } from '../../../test/support/wait.js';
@@ -194,17 +195,30 @@ describe('HTTP/2 limits and floods', () => {
   });
 });
 
+/**
+ * A node of its own, with `proxy` settings and one h2c listener whose every request goes to the
+ * backend at `address`; `run` gets the listener's port. For the tests of limits the shared node keeps
+ * at their defaults.
+ */
+async function withNode(proxy: ProxyServerOptions, address: string, run: (port: number) => Promise<void>): Promise<void> {
+  const quick = await startTestNode({ proxy });
+  const quickPort = await freePort();
+  try {
+    const config = {
+      pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address, weight: 1, state: 'active' }] } },
+      routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
+      listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
+    };
+    expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+    await run(quickPort);
+  } finally {
+    await quick.node.stop();
+  }
+}
+
 describe('HTTP/2 stream silence', () => {
   it('resets a stream whose request body trickles past the request timeout, so it cannot hold a backend', async () => {
-    const quick = await startTestNode({ proxy: { requestTimeoutMs: 400, headersTimeoutMs: 400 } });
-    const quickPort = await freePort();
-    try {
-      const config = {
-        pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] } },
-        routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
-        listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
-      };
-      expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+    await withNode({ requestTimeoutMs: 400, headersTimeoutMs: 400 }, backend.address, async (quickPort) => {
       const raw = await RawH2.connect(quickPort);
       try {
         // A POST whose body never ends.
@@ -218,21 +232,11 @@ describe('HTTP/2 stream silence', () => {
       } finally {
         raw.destroy();
       }
-    } finally {
-      await quick.node.stop();
-    }
+    });
   });
 
   it('keeps a stream whose request body keeps coming, past the request timeout in total', async () => {
-    const quick = await startTestNode({ proxy: { requestTimeoutMs: 400, headersTimeoutMs: 400 } });
-    const quickPort = await freePort();
-    try {
-      const config = {
-        pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] } },
-        routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
-        listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
-      };
-      expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+    await withNode({ requestTimeoutMs: 400, headersTimeoutMs: 400 }, backend.address, async (quickPort) => {
       const raw = await RawH2.connect(quickPort);
       try {
         raw.request(1, [[':method', 'POST'], ...get('/slow-but-steady').slice(1)], false);
@@ -248,9 +252,7 @@ describe('HTTP/2 stream silence', () => {
       } finally {
         raw.destroy();
       }
-    } finally {
-      await quick.node.stop();
-    }
+    });
   });
 });
 
@@ -265,29 +267,22 @@ describe('HTTP/2 clients that half-close', () => {
         if (!req.complete) cut++;
       });
     });
-    const quick = await startTestNode({ proxy: { requestTimeoutMs: 60_000 } });
-    const quickPort = await freePort();
     try {
-      const config = {
-        pools: { up: { algorithm: 'round_robin', backends: [{ id: 'u1', address: uploads.address, weight: 1, state: 'active' }] } },
-        routes: { up: { match: { pathPrefix: '/' }, pools: [{ pool: 'up', weight: 1 }] } },
-        listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
-      };
-      expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
-      const raw = await RawH2.connect(quickPort);
-      try {
-        raw.request(1, [[':method', 'POST'], ...get('/upload').slice(1)], false);
-        raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('part of a body')));
-        await waitFor(() => arrived === 1, 3000, 'the request at the backend');
-        // FIN: the client can send nothing more, so the body can never end.
-        raw.socket.end();
-        await waitFor(() => raw.closed, 3000, 'the proxy closing the connection');
-        await waitFor(() => cut === 1, 3000, "the backend's request cancelled");
-      } finally {
-        raw.destroy();
-      }
+      await withNode({ requestTimeoutMs: 60_000 }, uploads.address, async (quickPort) => {
+        const raw = await RawH2.connect(quickPort);
+        try {
+          raw.request(1, [[':method', 'POST'], ...get('/upload').slice(1)], false);
+          raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('part of a body')));
+          await waitFor(() => arrived === 1, 3000, 'the request at the backend');
+          // FIN: the client can send nothing more, so the body can never end.
+          raw.socket.end();
+          await waitFor(() => raw.closed, 3000, 'the proxy closing the connection');
+          await waitFor(() => cut === 1, 3000, "the backend's request cancelled");
+        } finally {
+          raw.destroy();
+        }
+      });
     } finally {
-      await quick.node.stop();
       await uploads.close();
     }
   });
@@ -295,15 +290,7 @@ describe('HTTP/2 clients that half-close', () => {
 
 describe('HTTP/2 idle connections', () => {
   it('closes a connection with no stream open for the keep-alive timeout, and not one with a stream in flight', async () => {
-    const quick = await startTestNode({ proxy: { keepAliveTimeoutMs: 300, requestTimeoutMs: 5_000 } });
-    const quickPort = await freePort();
-    try {
-      const config = {
-        pools: { web: { algorithm: 'round_robin', backends: [{ id: 'b1', address: backend.address, weight: 1, state: 'active' }] } },
-        routes: { web: { match: { pathPrefix: '/' }, pools: [{ pool: 'web', weight: 1 }] } },
-        listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
-      };
-      expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
+    await withNode({ keepAliveTimeoutMs: 300, requestTimeoutMs: 5_000 }, backend.address, async (quickPort) => {
       const idle = await RawH2.connect(quickPort);
       const busy = await RawH2.connect(quickPort);
       try {
@@ -319,8 +306,6 @@ describe('HTTP/2 idle connections', () => {
         idle.destroy();
         busy.destroy();
       }
-    } finally {
-      await quick.node.stop();
-    }
+    });
   });
 });
