@@ -74,6 +74,10 @@ const FLAGS = {
     description: 'how long an idle client keep-alive connection stays open',
     default: String(PROXY_DEFAULTS.keepAliveTimeoutMs),
   },
+  'client-http2-ping-interval-ms': {
+    description: 'an HTTP/2 client connection silent this long gets a PING, and is closed if it does not answer within as long again; 0: never',
+    default: String(PROXY_DEFAULTS.http2PingIntervalMs),
+  },
   'worker-apply-timeout-ms': {
     description: 'with --workers > 1: a worker that takes longer than this to apply a push is killed and replaced',
     default: '10000',
@@ -179,8 +183,15 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     headersTimeoutMs: whole('client-header-timeout-ms', 100),
     requestTimeoutMs: whole('client-request-timeout-ms', 0),
     keepAliveTimeoutMs: whole('client-keep-alive-timeout-ms', 0),
+    http2PingIntervalMs: pingInterval(whole('client-http2-ping-interval-ms', 0)),
     accessLog: accessLogFlag(String(flags['access-log'] ?? 'off')),
   };
+}
+
+/** --client-http2-ping-interval-ms: 0 (off) or at least a second, so that clients are not pinged on every tick. */
+function pingInterval(ms: number): number {
+  if (ms > 0 && ms < 1000) throw new FlagError('--client-http2-ping-interval-ms must be 0 (never) or at least 1000');
+  return ms;
 }
 
 /** --access-log: a file must be writable now, not found unwritable at the first request. */

@@ -19,7 +19,7 @@ export function frame(type: number, flags: number, stream: number, payload: Buff
 }
 
 /** An HPACK integer with an N-bit prefix (RFC 7541 §5.1). */
-function integer(value: number, prefixBits: number, first = 0): number[] {
+export function hpackInteger(value: number, prefixBits: number, first = 0): number[] {
   const max = (1 << prefixBits) - 1;
   if (value < max) return [first | value];
   const out = [first | max];
@@ -34,7 +34,7 @@ function integer(value: number, prefixBits: number, first = 0): number[] {
 
 function literal(text: string): Buffer {
   const bytes = Buffer.from(text, 'latin1');
-  return Buffer.concat([Buffer.from(integer(bytes.length, 7)), bytes]);
+  return Buffer.concat([Buffer.from(hpackInteger(bytes.length, 7)), bytes]);
 }
 
 /** A header block of literal fields without indexing, new names (RFC 7541 §6.2.2). */
@@ -58,6 +58,8 @@ export interface ReceivedFrame {
 export class RawH2 {
   readonly frames: ReceivedFrame[] = [];
   closed = false;
+  /** Acknowledge the server's PINGs, as a real client does; false plays a client that stopped answering. */
+  answerPings = true;
   private buffer = Buffer.alloc(0);
   private readonly closedPromise: Promise<void>;
 
@@ -97,6 +99,8 @@ export class RawH2 {
       this.buffer = this.buffer.subarray(9 + length);
       // Acknowledge the server's SETTINGS, as a real client does.
       if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0 && !this.socket.destroyed) this.socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+      if (f.type === FRAME.PING && (f.flags & FLAG.ACK) === 0 && this.answerPings && !this.socket.destroyed)
+        this.socket.write(frame(FRAME.PING, FLAG.ACK, 0, f.payload));
       this.frames.push(f);
     }
   }

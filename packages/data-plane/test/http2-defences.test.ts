@@ -309,3 +309,74 @@ describe('HTTP/2 idle connections', () => {
     });
   });
 });
+
+describe('HTTP/2 connections that stop answering', () => {
+  /** A backend that takes request bodies and never answers, counting the requests that arrive and those cut before their end. */
+  async function uploadSink(): Promise<{ backend: Backend; arrived: () => number; cut: () => number }> {
+    let arrived = 0;
+    let cut = 0;
+    const sink = await startBackend('uploads', (req) => {
+      arrived++;
+      req.resume();
+      req.on('close', () => {
+        if (!req.complete) cut++;
+      });
+    });
+    return { backend: sink, arrived: () => arrived, cut: () => cut };
+  }
+
+  const post = (path: string): Array<[string, string]> => [[':method', 'POST'], ...get(path).slice(1)];
+
+  it('closes a session nghttp2 ended with GOAWAY (a HEADERS where a CONTINUATION must come), cancelling its backend requests', async () => {
+    // Node 20 neither closes such a session nor reads the client's FIN after it; the liveness PING does.
+    const sink = await uploadSink();
+    try {
+      await withNode({ requestTimeoutMs: 60_000, http2PingIntervalMs: 300 }, sink.backend.address, async (quickPort) => {
+        const raw = await RawH2.connect(quickPort);
+        try {
+          raw.request(1, post('/upload'), false);
+          raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('part of a body')));
+          await waitFor(() => sink.arrived() === 1, 3000, 'the request at the backend');
+          raw.write(frame(FRAME.HEADERS, 0, 3, headerBlock(get('/a'))));
+          raw.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 5, headerBlock(get('/b'))));
+          await waitFor(() => raw.goawayCode() !== undefined, 3000, 'GOAWAY');
+          expect(raw.goawayCode()).toBe(PROTOCOL_ERROR);
+          await waitFor(() => raw.closed, 3000, 'the proxy closing the connection');
+          await waitFor(() => sink.cut() === 1, 3000, "the backend's request cancelled");
+        } finally {
+          raw.destroy();
+        }
+      });
+    } finally {
+      await sink.backend.close();
+    }
+  });
+
+  it('pings a silent connection: one that answers keeps its stream, one that does not is closed', async () => {
+    const sink = await uploadSink();
+    try {
+      await withNode({ requestTimeoutMs: 60_000, http2PingIntervalMs: 200 }, sink.backend.address, async (quickPort) => {
+        const answering = await RawH2.connect(quickPort);
+        const mute = await RawH2.connect(quickPort);
+        mute.answerPings = false;
+        try {
+          answering.request(1, post('/answering'), false);
+          mute.request(1, post('/mute'), false);
+          await waitFor(() => sink.arrived() === 2, 3000, 'both requests at the backend');
+          await waitFor(() => mute.closed, 3000, 'the proxy closing the connection that does not answer');
+          await waitFor(() => sink.cut() === 1, 3000, "the mute client's backend request cancelled");
+          // The answering one was pinged too (silent for longer than the interval), and is still open.
+          expect(answering.frames.some((f) => f.type === FRAME.PING)).toBe(true);
+          expect(answering.closed).toBe(false);
+          expect(answering.goawayCode()).toBeUndefined();
+          expect(sink.cut()).toBe(1);
+        } finally {
+          answering.destroy();
+          mute.destroy();
+        }
+      });
+    } finally {
+      await sink.backend.close();
+    }
+  });
+});

@@ -30,6 +30,8 @@ export interface ProxyServerOptions {
   headersTimeoutMs?: number;
   /** Time allowed to receive a whole request, body included (ms); 0: none. Default 300000. */
   requestTimeoutMs?: number;
+  /** An HTTP/2 connection silent this long gets a PING and is closed if it does not answer within as long again (ms); 0: never. Default 20000. */
+  http2PingIntervalMs?: number;
   /** Largest request head (request line and headers) in bytes; larger ones get 431. Default 16384. */
   maxHeaderSize?: number;
   /** Most header fields in a request; more get 431. Default 100 (forwarder.ts). */
@@ -67,6 +69,7 @@ export const PROXY_DEFAULTS = Object.freeze({
   keepAliveTimeoutMs: 60_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 300_000,
+  http2PingIntervalMs: 20_000,
   maxHeaderSize: 16_384,
   maxHeaders: DEFAULT_MAX_HEADERS,
   underscoreHeaders: 'drop' as UnderscoreHeaders,
@@ -194,6 +197,7 @@ function http2Handoff(
       idleTimeoutMs,
       // A stream is not a connection: what bounds a whole HTTP/1.1 request bounds a stream's silence.
       streamIdleTimeoutMs,
+      pingIntervalMs: options.http2PingIntervalMs ?? PROXY_DEFAULTS.http2PingIntervalMs,
     },
     forwarder.handle,
   );

@@ -154,7 +154,11 @@ export class Http2ClientRequest extends Readable implements ProxyRequest {
 }
 
 function emitDrain(this: ServerHttp2Stream & { [kResponse]?: Http2ClientResponse }): void {
-  this[kResponse]?.emit('drain');
+  const res = this[kResponse];
+  if (res === undefined) return;
+  // The client took what was queued: a slow reader is not a silent one.
+  res.lastActivity = coarseClock();
+  res.emit('drain');
 }
 
 function sendTrailers(this: ServerHttp2Stream & { [kResponse]?: Http2ClientResponse }): void {

@@ -19,6 +19,15 @@
  * stream and per session that every frame would refresh (those timers were about 6 % of an h2
  * profile's samples; about 1 % is left).
  *
+ * Liveness: a session silent for pingIntervalMs gets a PING, and one that has not answered it
+ * within pingIntervalMs more is destroyed. Besides clients that vanished without a FIN, this is
+ * what ends a session nghttp2 itself terminated on Node 20: after a connection error found inside
+ * a read (a HEADERS where a CONTINUATION must come, say) nghttp2 sends GOAWAY and wants neither to
+ * read nor to write, node 20 stops reading the socket and tells JavaScript nothing (no 'error',
+ * no 'close', not even the client's FIN), and the streams already handed on never close: their
+ * backend requests would be held until the request timeout. Node 22 destroys such a session
+ * itself. A stuck session cannot send the PING, so it is never answered.
+ *
  * Draining (close): every session gets GOAWAY, streams in flight finish, then the socket closes.
  */
 import http2, { constants, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -44,6 +53,8 @@ export interface Http2ServerSettings {
   readonly idleTimeoutMs: number;
   /** A stream with no frame either way for this long is reset (ms): a trickling request must not hold a backend forever; 0: never. */
   readonly streamIdleTimeoutMs: number;
+  /** A session silent this long gets a PING, and is destroyed if no answer comes within as long again (ms); 0: never. */
+  readonly pingIntervalMs: number;
 }
 
 export const HTTP2_SERVER_DEFAULTS = Object.freeze({
@@ -61,6 +72,10 @@ interface SessionState {
   streams: number;
   /** coarseClock() when the session last had no stream open. */
   idleSince: number;
+  /** coarseClock() of the last sign of life: a stream opened, closed or moved bytes, or a PING answered. */
+  lastSeen: number;
+  /** coarseClock() when the unanswered liveness PING went out; 0: none outstanding. */
+  pingSentAt: number;
 }
 
 const kState = Symbol('lb.http2Session');
@@ -71,8 +86,8 @@ function ignore(): void {}
 export class Http2Sessions implements Sweepable {
   private readonly server: http2.Http2Server;
   private readonly sessions = new Set<TrackedSession>();
-  /** The streams open now, by their response (which knows its request and its stream). */
-  private readonly open = new Set<Http2ClientResponse>();
+  /** The streams open now: each one's response (which knows its request and its stream) and its session's state. */
+  private readonly open = new Map<Http2ClientResponse, SessionState>();
   /** The socket being handed over, read by the 'session' listener that emit() runs synchronously. */
   private arriving: Socket | undefined;
   private closing = false;
@@ -123,7 +138,8 @@ export class Http2Sessions implements Sweepable {
     this.sessions.add(session);
     // Watched first: the coarse clock is current only while the sweeper ticks.
     if (this.sessions.size === 1) watch(this);
-    const state: SessionState = { socket, streams: 0, idleSince: coarseClock() };
+    const now = coarseClock();
+    const state: SessionState = { socket, streams: 0, idleSince: now, lastSeen: now, pingSentAt: 0 };
     session[kState] = state;
     session.on('error', ignore);
     session.once('close', () => {
@@ -151,13 +167,15 @@ export class Http2Sessions implements Sweepable {
       return;
     }
     state.streams++;
+    state.lastSeen = coarseClock();
     const req = new Http2ClientRequest(stream, state.socket, headers, raw, (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
     const res = new Http2ClientResponse(stream, req);
     stream.on('error', ignore);
-    this.open.add(res);
+    this.open.set(res, state);
     stream.once('close', () => {
       this.open.delete(res);
-      if (--state.streams === 0) state.idleSince = coarseClock();
+      state.lastSeen = coarseClock();
+      if (--state.streams === 0) state.idleSince = state.lastSeen;
       req.cut();
       res.emit('close');
       if (state.streams === 0 && this.closing) session.close();
@@ -165,21 +183,45 @@ export class Http2Sessions implements Sweepable {
     this.listener(req, res);
   }
 
-  /** The sweeper's tick: streams silent past streamIdleTimeoutMs are reset, sessions idle past idleTimeoutMs closed. */
+  /**
+   * The sweeper's tick: streams silent past streamIdleTimeoutMs are reset, sessions idle past
+   * idleTimeoutMs closed, sessions silent past pingIntervalMs pinged, and those that left a PING
+   * unanswered as long destroyed.
+   */
   sweep(now: number): void {
     const streamIdle = this.settings.streamIdleTimeoutMs;
-    if (streamIdle > 0)
-      for (const res of this.open) {
-        if (now - res.lastActivity <= streamIdle || now - res.req.lastActivity <= streamIdle) continue;
-        this.open.delete(res);
-        if (!res.stream.destroyed) res.stream.close(constants.NGHTTP2_CANCEL);
-      }
+    for (const [res, state] of this.open) {
+      const last = Math.max(res.lastActivity, res.req.lastActivity);
+      if (last > state.lastSeen) state.lastSeen = last;
+      if (streamIdle === 0 || now - last <= streamIdle) continue;
+      this.open.delete(res);
+      if (!res.stream.destroyed) res.stream.close(constants.NGHTTP2_CANCEL);
+    }
     const idle = this.settings.idleTimeoutMs;
-    if (idle > 0)
-      for (const session of this.sessions) {
-        const state = session[kState]!;
-        if (state.streams === 0 && now - state.idleSince > idle && !session.closed) session.close();
-      }
+    const ping = this.settings.pingIntervalMs;
+    for (const session of this.sessions) {
+      const state = session[kState]!;
+      if (idle > 0 && state.streams === 0 && now - state.idleSince > idle && !session.closed) session.close();
+      if (ping > 0 && !session.destroyed) this.checkLiveness(session, state, now, ping);
+    }
+  }
+
+  private checkLiveness(session: TrackedSession, state: SessionState, now: number, interval: number): void {
+    if (state.pingSentAt !== 0) {
+      if (now - state.pingSentAt > interval) session.destroy();
+      return;
+    }
+    if (now - state.lastSeen <= interval) return;
+    state.pingSentAt = now;
+    try {
+      session.ping((err) => {
+        state.pingSentAt = 0;
+        if (err === null) state.lastSeen = coarseClock();
+      });
+    } catch {
+      // A session node will not let ping any more (too many unanswered): it is not answering.
+      session.destroy();
+    }
   }
 
   /** Draining: every session gets GOAWAY; streams in flight finish, then each connection closes. */
