@@ -200,7 +200,7 @@ describe('HTTP/2 limits and floods', () => {
  * backend at `address`; `run` gets the listener's port. For the tests of limits the shared node keeps
  * at their defaults.
  */
-async function withNode(proxy: ProxyServerOptions, address: string, run: (port: number) => Promise<void>): Promise<void> {
+async function withNode(proxy: ProxyServerOptions, address: string, run: (port: number, node: TestNode) => Promise<void>): Promise<void> {
   const quick = await startTestNode({ proxy });
   const quickPort = await freePort();
   try {
@@ -210,7 +210,7 @@ async function withNode(proxy: ProxyServerOptions, address: string, run: (port: 
       listeners: { plain: { port: quickPort, protocol: 'http', h2c: true } },
     };
     expect(await quick.node.applier.onConfig(snapshot(1, config))).toEqual({ ok: true });
-    await run(quickPort);
+    await run(quickPort, quick);
   } finally {
     await quick.node.stop();
   }
@@ -377,6 +377,61 @@ describe('HTTP/2 connections that stop answering', () => {
       });
     } finally {
       await sink.backend.close();
+    }
+  });
+});
+
+describe('HTTP/2 clients that would abort a Node 20 process (nghttp2 1.61)', () => {
+  const goaway = (code = 0): Buffer => frame(FRAME.GOAWAY, 0, 0, Buffer.from([0, 0, 0, 0, 0, 0, 0, code]));
+  /** A WINDOW_UPDATE one byte too long: a connection error nghttp2 finds in the frame header. */
+  const wrongLength = (stream: number): Buffer => frame(FRAME.WINDOW_UPDATE, 0, stream, Buffer.from([0, 0, 0, 1, 0]));
+
+  it('survives GOAWAY, a request and a frame of the wrong length in one read; other clients are answered', async () => {
+    // Node's own close() after the client's GOAWAY destroyed the session inside nghttp2's HEADERS
+    // callback, and the next frame's length error then tripped nghttp2's assert: SIGABRT.
+    const { result, failed } = await bystander(async () => {
+      const raw = await RawH2.connect(port);
+      try {
+        raw.write(Buffer.concat([goaway(), frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, headerBlock(get('/a'))), wrongLength(1)]));
+        await waitFor(() => raw.goawayCode() !== undefined, 3000, 'GOAWAY');
+        return raw.goawayCode();
+      } finally {
+        raw.destroy();
+      }
+    });
+    expect(result === 0 /* ours, after the client's */ || result === 6 /* FRAME_SIZE_ERROR */).toBe(true);
+    expect(failed).toBe(0);
+    expect((await attempt((raw) => raw.request(1, get('/after')))).answered).toBe(true);
+  });
+
+  it('ends a draining session whose client resets its last stream and then sends a new request and a frame of the wrong length', async () => {
+    await withNode({}, backend.address, async (quickPort, quick) => {
+      const raw = await RawH2.connect(quickPort);
+      try {
+        const before = completed;
+        raw.request(1, get('/held?ms=60000'));
+        await waitFor(() => completed > before, 3000, 'the request at the backend');
+        const drained = quick.node.stop();
+        await waitFor(() => raw.goawayCode() !== undefined, 3000, 'the drain GOAWAY');
+        raw.write(Buffer.concat([rstStream(1), frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3, headerBlock(get('/b'))), wrongLength(0)]));
+        await raw.whenClosed();
+        await drained;
+      } finally {
+        raw.destroy();
+      }
+    });
+  });
+
+  it("answers a request whose client sent GOAWAY(NO_ERROR) right after it: the client's streams go on", async () => {
+    const raw = await RawH2.connect(port);
+    try {
+      raw.request(1, get('/goaway-after?ms=50'));
+      raw.write(goaway());
+      await waitFor(() => raw.answered(1), 3000, 'the answer');
+      await raw.whenClosed();
+      expect(raw.resetCode(1)).toBeUndefined();
+    } finally {
+      raw.destroy();
     }
   });
 });

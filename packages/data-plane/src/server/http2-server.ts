@@ -28,6 +28,17 @@
  * backend requests would be held until the request timeout. Node 22 destroys such a session
  * itself. A stuck session cannot send the PING, so it is never answered.
  *
+ * Closing a session never goes through node's Http2Session.close(). Node 20 carries nghttp2 1.61,
+ * which aborts the whole process (an assert in nghttp2_session_mem_recv2, fixed in 1.69, which
+ * Node 22 and 24 carry) when a session is terminated inside one of nghttp2's callbacks and a frame
+ * of the wrong length follows in the same read. Node's close() leads there: it marks the session
+ * closed, refuses the next stream the client opens, and that refusal destroys the session from
+ * inside the HEADERS callback. Node calls close() itself when a client sends GOAWAY(NO_ERROR), so
+ * four frames from any client (GOAWAY, HEADERS, a WINDOW_UPDATE of five bytes) would kill the
+ * node; the HTTP/2 fuzz target found it. Each session's close() is therefore replaced by one that
+ * sends GOAWAY (after which nghttp2 ignores new streams by itself) and destroys the session from a
+ * later turn of the event loop, once its streams are done: never on nghttp2's stack.
+ *
  * Draining (close): every session gets GOAWAY, streams in flight finish, then the socket closes.
  */
 import http2, { constants, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -76,12 +87,37 @@ interface SessionState {
   lastSeen: number;
   /** coarseClock() when the unanswered liveness PING went out; 0: none outstanding. */
   pingSentAt: number;
+  /** GOAWAY sent: the session ends when its last stream does. */
+  closing: boolean;
 }
 
 const kState = Symbol('lb.http2Session');
 type TrackedSession = ServerHttp2Session & { [kState]?: SessionState };
 
 function ignore(): void {}
+
+/**
+ * Destroys a closing session from outside nghttp2's callbacks (see the header), unless a stream
+ * opened meanwhile: node emits 'stream' on the next tick, so a request that came in the same read
+ * as the client's GOAWAY is reported after it.
+ */
+function destroyLater(session: ServerHttp2Session, state: SessionState): void {
+  setImmediate(() => {
+    if (state.streams === 0) session.destroy();
+  });
+}
+
+/**
+ * What a session's close() does here instead of node's: GOAWAY now, the end once no stream is
+ * open. Node's own calls to close() (a client's GOAWAY, a frame error) come here too.
+ */
+function closeGracefully(session: ServerHttp2Session, state: SessionState, callback?: () => void): void {
+  if (typeof callback === 'function') session.once('close', callback);
+  if (state.closing || session.destroyed) return;
+  state.closing = true;
+  session.goaway(constants.NGHTTP2_NO_ERROR);
+  if (state.streams === 0) destroyLater(session, state);
+}
 
 export class Http2Sessions implements Sweepable {
   private readonly server: http2.Http2Server;
@@ -139,8 +175,9 @@ export class Http2Sessions implements Sweepable {
     // Watched first: the coarse clock is current only while the sweeper ticks.
     if (this.sessions.size === 1) watch(this);
     const now = coarseClock();
-    const state: SessionState = { socket, streams: 0, idleSince: now, lastSeen: now, pingSentAt: 0 };
+    const state: SessionState = { socket, streams: 0, idleSince: now, lastSeen: now, pingSentAt: 0, closing: false };
     session[kState] = state;
+    session.close = (callback?: () => void) => closeGracefully(session, state, callback);
     session.on('error', ignore);
     session.once('close', () => {
       this.sessions.delete(session);
@@ -178,7 +215,7 @@ export class Http2Sessions implements Sweepable {
       if (--state.streams === 0) state.idleSince = state.lastSeen;
       req.cut();
       res.emit('close');
-      if (state.streams === 0 && this.closing) session.close();
+      if (state.streams === 0 && state.closing) destroyLater(session, state);
     });
     this.listener(req, res);
   }
@@ -201,7 +238,7 @@ export class Http2Sessions implements Sweepable {
     const ping = this.settings.pingIntervalMs;
     for (const session of this.sessions) {
       const state = session[kState]!;
-      if (idle > 0 && state.streams === 0 && now - state.idleSince > idle && !session.closed) session.close();
+      if (idle > 0 && state.streams === 0 && now - state.idleSince > idle) session.close();
       if (ping > 0 && !session.destroyed) this.checkLiveness(session, state, now, ping);
     }
   }
@@ -227,7 +264,7 @@ export class Http2Sessions implements Sweepable {
   /** Draining: every session gets GOAWAY; streams in flight finish, then each connection closes. */
   close(): void {
     this.closing = true;
-    for (const session of this.sessions) if (!session.closed) session.close();
+    for (const session of this.sessions) session.close();
   }
 
   /** Closes the sessions that have no stream open now. */
