@@ -115,7 +115,8 @@ function closeGracefully(session: ServerHttp2Session, state: SessionState, callb
   if (typeof callback === 'function') session.once('close', callback);
   if (state.closing || session.destroyed) return;
   state.closing = true;
-  session.goaway(constants.NGHTTP2_NO_ERROR);
+  // Node's own close() on a socket that is gone (socketOnClose) needs no GOAWAY: nobody reads it.
+  if (!state.socket.destroyed) session.goaway(constants.NGHTTP2_NO_ERROR);
   if (state.streams === 0) destroyLater(session, state);
 }
 
