@@ -46,6 +46,9 @@ afterAll(async () => {
 const PROTOCOL_ERROR = 1;
 const REFUSED_STREAM = 7;
 
+/** The request pseudo-headers of a POST for `path`. */
+const post = (path: string): Array<[string, string]> => [[':method', 'POST'], ...get(path).slice(1)];
+
 /** Sends one request on a fresh connection; resolves with what came back for it once the server answered, reset it, or closed. */
 async function attempt(build: (raw: RawH2) => void): Promise<{ answered: boolean; reset: number | undefined; goaway: number | undefined }> {
   const raw = await RawH2.connect(port);
@@ -222,7 +225,7 @@ describe('HTTP/2 stream silence', () => {
       const raw = await RawH2.connect(quickPort);
       try {
         // A POST whose body never ends.
-        raw.request(1, [[':method', 'POST'], ...get('/trickle').slice(1)], false);
+        raw.request(1, post('/trickle'), false);
         raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('a')));
         await waitFor(() => raw.resetCode(1) !== undefined, 3000, 'the stream reset');
         expect(raw.resetCode(1)).toBe(8 /* CANCEL */);
@@ -239,7 +242,7 @@ describe('HTTP/2 stream silence', () => {
     await withNode({ requestTimeoutMs: 400, headersTimeoutMs: 400 }, backend.address, async (quickPort) => {
       const raw = await RawH2.connect(quickPort);
       try {
-        raw.request(1, [[':method', 'POST'], ...get('/slow-but-steady').slice(1)], false);
+        raw.request(1, post('/slow-but-steady'), false);
         // A byte every 100 ms for 1.2 s: never silent for the 400 ms limit, three times it in total.
         for (let i = 0; i < 12; i++) {
           raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('a')));
@@ -256,35 +259,51 @@ describe('HTTP/2 stream silence', () => {
   });
 });
 
+/** A backend that takes request bodies and never answers, counting the requests that arrive and those cut before their end. */
+async function uploadSink(): Promise<{ backend: Backend; arrived: () => number; cut: () => number }> {
+  let arrived = 0;
+  let cut = 0;
+  const sink = await startBackend('uploads', (req) => {
+    arrived++;
+    req.resume();
+    req.on('close', () => {
+      if (!req.complete) cut++;
+    });
+  });
+  return { backend: sink, arrived: () => arrived, cut: () => cut };
+}
+
+/**
+ * A POST whose body never ends, through a node with `proxy` options to an upload sink; after
+ * `then` has done its part, the proxy must close the connection and cancel the backend's request.
+ */
+async function uploadThenCut(proxy: ProxyServerOptions, then: (raw: RawH2) => void | Promise<void>): Promise<void> {
+  const sink = await uploadSink();
+  try {
+    await withNode(proxy, sink.backend.address, async (quickPort) => {
+      const raw = await RawH2.connect(quickPort);
+      try {
+        raw.request(1, post('/upload'), false);
+        raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('part of a body')));
+        await waitFor(() => sink.arrived() === 1, 3000, 'the request at the backend');
+        await then(raw);
+        await waitFor(() => raw.closed, 3000, 'the proxy closing the connection');
+        await waitFor(() => sink.cut() === 1, 3000, "the backend's request cancelled");
+      } finally {
+        raw.destroy();
+      }
+    });
+  } finally {
+    await sink.backend.close();
+  }
+}
+
 describe('HTTP/2 clients that half-close', () => {
   it('end their session, and the backend requests of their unfinished streams are cancelled', async () => {
-    let arrived = 0;
-    let cut = 0;
-    const uploads = await startBackend('uploads', (req) => {
-      arrived++;
-      req.resume();
-      req.on('close', () => {
-        if (!req.complete) cut++;
-      });
+    await uploadThenCut({ requestTimeoutMs: 60_000 }, (raw) => {
+      // FIN: the client can send nothing more, so the body can never end.
+      raw.socket.end();
     });
-    try {
-      await withNode({ requestTimeoutMs: 60_000 }, uploads.address, async (quickPort) => {
-        const raw = await RawH2.connect(quickPort);
-        try {
-          raw.request(1, [[':method', 'POST'], ...get('/upload').slice(1)], false);
-          raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('part of a body')));
-          await waitFor(() => arrived === 1, 3000, 'the request at the backend');
-          // FIN: the client can send nothing more, so the body can never end.
-          raw.socket.end();
-          await waitFor(() => raw.closed, 3000, 'the proxy closing the connection');
-          await waitFor(() => cut === 1, 3000, "the backend's request cancelled");
-        } finally {
-          raw.destroy();
-        }
-      });
-    } finally {
-      await uploads.close();
-    }
   });
 });
 
@@ -297,7 +316,7 @@ describe('HTTP/2 idle connections', () => {
         idle.request(1, get('/once'));
         await waitFor(() => idle.answered(1), 3000, 'the first answer');
         // A request body that keeps its stream open (silent, but under the 5 s request timeout).
-        busy.request(1, [[':method', 'POST'], ...get('/open').slice(1)], false);
+        busy.request(1, post('/open'), false);
         await waitFor(() => idle.goawayCode() !== undefined, 3000, 'GOAWAY on the idle connection');
         expect(idle.goawayCode()).toBe(0 /* NO_ERROR */);
         await idle.whenClosed();
@@ -311,45 +330,14 @@ describe('HTTP/2 idle connections', () => {
 });
 
 describe('HTTP/2 connections that stop answering', () => {
-  /** A backend that takes request bodies and never answers, counting the requests that arrive and those cut before their end. */
-  async function uploadSink(): Promise<{ backend: Backend; arrived: () => number; cut: () => number }> {
-    let arrived = 0;
-    let cut = 0;
-    const sink = await startBackend('uploads', (req) => {
-      arrived++;
-      req.resume();
-      req.on('close', () => {
-        if (!req.complete) cut++;
-      });
-    });
-    return { backend: sink, arrived: () => arrived, cut: () => cut };
-  }
-
-  const post = (path: string): Array<[string, string]> => [[':method', 'POST'], ...get(path).slice(1)];
-
   it('closes a session nghttp2 ended with GOAWAY (a HEADERS where a CONTINUATION must come), cancelling its backend requests', async () => {
     // Node 20 neither closes such a session nor reads the client's FIN after it; the liveness PING does.
-    const sink = await uploadSink();
-    try {
-      await withNode({ requestTimeoutMs: 60_000, http2PingIntervalMs: 300 }, sink.backend.address, async (quickPort) => {
-        const raw = await RawH2.connect(quickPort);
-        try {
-          raw.request(1, post('/upload'), false);
-          raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('part of a body')));
-          await waitFor(() => sink.arrived() === 1, 3000, 'the request at the backend');
-          raw.write(frame(FRAME.HEADERS, 0, 3, headerBlock(get('/a'))));
-          raw.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 5, headerBlock(get('/b'))));
-          await waitFor(() => raw.goawayCode() !== undefined, 3000, 'GOAWAY');
-          expect(raw.goawayCode()).toBe(PROTOCOL_ERROR);
-          await waitFor(() => raw.closed, 3000, 'the proxy closing the connection');
-          await waitFor(() => sink.cut() === 1, 3000, "the backend's request cancelled");
-        } finally {
-          raw.destroy();
-        }
-      });
-    } finally {
-      await sink.backend.close();
-    }
+    await uploadThenCut({ requestTimeoutMs: 60_000, http2PingIntervalMs: 300 }, async (raw) => {
+      raw.write(frame(FRAME.HEADERS, 0, 3, headerBlock(get('/a'))));
+      raw.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 5, headerBlock(get('/b'))));
+      await waitFor(() => raw.goawayCode() !== undefined, 3000, 'GOAWAY');
+      expect(raw.goawayCode()).toBe(PROTOCOL_ERROR);
+    });
   });
 
   it('pings a silent connection: one that answers keeps its stream, one that does not is closed', async () => {
