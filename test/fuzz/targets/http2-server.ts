@@ -37,6 +37,7 @@ import { Http1Server } from '../../../packages/data-plane/src/server/http1-serve
 import { HTTP2_PREFACE, Http2Sessions } from '../../../packages/data-plane/src/server/http2-server.js';
 import { coarseClock } from '../../../packages/data-plane/src/upstream/connection-sweeper.js';
 import type { FuzzTarget } from '../engine/types.js';
+import { serve } from '../support/application.js';
 
 const PAUSE = 0xfd;
 const FIN = 0xfe;
@@ -132,18 +133,7 @@ function answer(req: ProxyRequest, res: ProxyResponse): void {
 function onRequest(req: ProxyRequest, res: ProxyResponse): void {
   const id = (req as Http2ClientRequest).stream.id;
   if (id === undefined || !opened.has(id)) throw new Error(`a request on stream ${id}, which the client never opened`);
-  req.on('error', () => {});
-  const go = () => {
-    if (mode & MODE.LATER) setImmediate(answer, req, res);
-    else answer(req, res);
-  };
-  if (mode & MODE.READ_BODY) {
-    req.on('end', go);
-    req.on('close', () => {
-      if (!res.writableFinished && !res.destroyed) res.destroy();
-    });
-    req.resume();
-  } else go();
+  serve(req, res, { readBody: (mode & MODE.READ_BODY) !== 0, later: (mode & MODE.LATER) !== 0 }, answer);
 }
 
 /** A header block from field bytes: literals from FIELDS, and indexed fields (valid or not) as they come. */

@@ -20,6 +20,7 @@ import { AFTER_HEAD, Http1Parser, type Http1Events } from '../../../packages/dat
 import type { ProxyRequest, ProxyResponse } from '../../../packages/data-plane/src/proxy/exchange.js';
 import { Http1Server } from '../../../packages/data-plane/src/server/http1-server.js';
 import type { FuzzTarget } from '../engine/types.js';
+import { serve } from '../support/application.js';
 
 const PAUSE = 0xfd;
 const FIN = 0xfe;
@@ -60,19 +61,7 @@ function answer(req: ProxyRequest, res: ProxyResponse): void {
 
 function onRequest(req: ProxyRequest, res: ProxyResponse): void {
   methods.push(req.method ?? '');
-  req.on('error', () => {});
-  const go = () => {
-    if (mode & MODE.LATER) setImmediate(answer, req, res);
-    else answer(req, res);
-  };
-  if (mode & MODE.READ_BODY) {
-    req.on('end', go);
-    req.on('close', () => {
-      // A client that left mid-body: the application gives up too, as a real one would.
-      if (!res.writableFinished && !res.destroyed) res.destroy();
-    });
-    req.resume();
-  } else go();
+  serve(req, res, { readBody: (mode & MODE.READ_BODY) !== 0, later: (mode & MODE.LATER) !== 0 }, answer);
 }
 
 /** Counts the final responses in what the client received; throws on bytes that are not HTTP/1.1. */
