@@ -8,7 +8,8 @@
  * A session that gets GOAWAY takes no new stream; its streams in flight finish, and streams past
  * the backend's last one (REFUSED_STREAM) fail with LB_UPSTREAM_REFUSED_STREAM, which the call
  * retries like a refused connection: the backend never saw them. Trailers (gRPC's status) are
- * handed to onComplete as they came. An idle session closes after keepAliveTimeoutMs.
+ * handed to onComplete as they came. A session idle for keepAliveTimeoutMs (no stream
+ * open, or only streams already answered or given up) is destroyed.
  *
  * WebSocket tunnels are HTTP/1.1 upgrades on a connection of their own (tunnel.ts), as with the
  * other clients.
@@ -37,7 +38,13 @@ interface Session {
   ready: boolean;
   /** GOAWAY received or sent: no new stream. */
   closing: boolean;
+  /** Streams open on it (node has not closed them yet). */
   active: number;
+  /**
+   * Of those, the ones whose exchange has ended (answered, or failed and reset): nothing is lost
+   * if the session goes. On Node 20 a reset stream of a stuck session (see retire) never closes.
+   */
+  settled: number;
   /** Streams it may carry at once: the pool's limit, lowered by the backend's SETTINGS when they arrive. */
   limit: number;
 }
@@ -131,7 +138,7 @@ export class Http2Upstream implements Upstream {
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
       maxSessionMemory: 64,
     });
-    const s: Session = { session, ready: false, closing: false, active: 0, limit: options.maxStreamsPerConnection };
+    const s: Session = { session, ready: false, closing: false, active: 0, settled: 0, limit: options.maxStreamsPerConnection };
     this.sessions.push(s);
     const timer = setTimeout(
       () => session.destroy(new UpstreamError(UPSTREAM_ERRORS.CONNECT_TIMEOUT, `no connection to ${this.address} within ${options.connectTimeoutMs} ms`)),
@@ -158,9 +165,9 @@ export class Http2Upstream implements Upstream {
       if (!s.ready) this.failWaiting(err);
     });
     session.setTimeout(options.keepAliveTimeoutMs, () => {
-      if (s.active === 0) {
+      if (s.active === s.settled) {
         s.closing = true;
-        session.close();
+        session.destroy();
       }
     });
     session.once('close', () => {
@@ -227,11 +234,22 @@ export class Http2Upstream implements Upstream {
       return;
     }
     s.active++;
-    new StreamExchange(stream, request, handler, this.options, () => {
-      s.active--;
-      if (this.waiting.length > 0) this.drain(s);
-      else if (s.active === 0 && this.closing) s.session.close();
-    });
+    new StreamExchange(
+      stream,
+      request,
+      handler,
+      this.options,
+      () => {
+        s.settled++;
+        if (this.closing) this.retireWhenSettled(s);
+      },
+      () => {
+        s.active--;
+        s.settled--;
+        if (this.waiting.length > 0) this.drain(s);
+        else if (this.closing) this.retireWhenSettled(s);
+      },
+    );
   }
 
   tunnel(request: UpstreamRequest, handler: TunnelHandler): void {
@@ -252,6 +270,18 @@ export class Http2Upstream implements Upstream {
     );
   }
 
+  /**
+   * Destroys a session of a closing pool once every stream on it has settled. Never close(): on
+   * Node 20 a session whose backend sent GOAWAY and then a malformed frame is stuck (nghttp2 wants
+   * neither to read nor to write, node is never told), close() would wait for it for ever, and
+   * its reset streams never close. destroy() loses nothing once all have settled, and sends
+   * GOAWAY too. On the next turn, since this runs as a stream closes, inside nghttp2's callback,
+   * where Node 20's nghttp2 must not see its session terminated (http2-server.ts has the story).
+   */
+  private retireWhenSettled(s: Session): void {
+    if (s.active === s.settled) setImmediate(() => s.session.destroy());
+  }
+
   private checkClosed(): void {
     if (this.closing && this.sessions.length === 0) this.onClosed?.();
   }
@@ -264,7 +294,9 @@ export class Http2Upstream implements Upstream {
       // Each closes once its streams in flight are done.
       for (const s of this.sessions) {
         s.closing = true;
-        s.session.close();
+        // GOAWAY now; each session goes once its streams have settled.
+        if (s.active === s.settled) s.session.destroy();
+        else s.session.goaway(constants.NGHTTP2_NO_ERROR);
       }
       this.checkClosed();
     });
@@ -292,6 +324,7 @@ class StreamExchange {
     private readonly request: UpstreamRequest,
     private readonly handler: UpstreamHandler,
     options: Http2UpstreamOptions,
+    private readonly settled: () => void,
     released: () => void,
   ) {
     const headersMs = request.headersTimeout ?? options.headersTimeoutMs;
@@ -349,6 +382,7 @@ class StreamExchange {
   private finish(): boolean {
     if (this.done) return false;
     this.done = true;
+    this.settled();
     clearTimeout(this.timer);
     this.stream.setTimeout(0);
     const body = this.request.body;

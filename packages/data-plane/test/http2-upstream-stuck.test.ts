@@ -1,0 +1,94 @@
+// An HTTP/2 backend that sends GOAWAY and then a malformed frame leaves, on Node 20, a client
+// session nghttp2 has ended and node is never told about: it neither reads nor closes. The pool
+// must still let such a session go once it is idle, and still close, instead of keeping its
+// socket for ever.
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Http2Upstream } from '../src/upstream/http2-upstream.js';
+import type { UpstreamHandler } from '../src/upstream/upstream.js';
+import { FRAME, frame } from './h2-frames.js';
+import { waitFor } from './helpers.js';
+
+/** A raw h2c backend: SETTINGS, then on the first request GOAWAY and a WINDOW_UPDATE one byte too long. Counts its open sockets. */
+async function hostileBackend(): Promise<{ server: Server; address: string; open: () => number }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let seen = Buffer.alloc(0);
+    let struck = false;
+    socket.write(Buffer.concat([frame(FRAME.SETTINGS, 0, 0), frame(FRAME.SETTINGS, 1, 0)]));
+    socket.on('data', (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      // The client's first HEADERS (after its 24-byte preface): answer it with the fatal pair.
+      if (struck || !hasFrame(seen.subarray(24), FRAME.HEADERS)) return;
+      struck = true;
+      socket.write(
+        Buffer.concat([frame(FRAME.GOAWAY, 0, 0, Buffer.from([0, 0, 0, 1, 0, 0, 0, 0])), frame(FRAME.WINDOW_UPDATE, 0, 0, Buffer.from([0, 0, 0, 1, 0]))]),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { server, address: `127.0.0.1:${port}`, open: () => sockets.size };
+}
+
+function hasFrame(bytes: Buffer, type: number): boolean {
+  for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) if (bytes[at + 3] === type) return true;
+  return false;
+}
+
+/** Sends one GET; resolves with the error it ends with. */
+function failedRequest(pool: Http2Upstream): Promise<Error> {
+  return new Promise((resolve, reject) => {
+    const handler: UpstreamHandler = {
+      onConnect: () => {},
+      onHeaders: () => {
+        reject(new Error('the hostile backend answered'));
+        return false;
+      },
+      onData: () => true,
+      onComplete: () => reject(new Error('the request completed')),
+      onError: resolve,
+    };
+    pool.dispatch({ path: '/', method: 'GET', headers: ['host', 'b'], body: null, headersTimeout: 300 }, handler);
+  });
+}
+
+let backend: Awaited<ReturnType<typeof hostileBackend>> | undefined;
+afterEach(async () => {
+  await new Promise<void>((resolve) => backend?.server.close(() => resolve()) ?? resolve());
+});
+
+const options = { connectTimeoutMs: 1000, headersTimeoutMs: 300, bodyTimeoutMs: 1000, keepAliveTimeoutMs: 300, maxStreamsPerConnection: 10 };
+
+describe('an HTTP/2 backend that sends GOAWAY and then a malformed frame', () => {
+  it('costs its request a timeout, and its session is let go once idle', async () => {
+    backend = await hostileBackend();
+    const pool = new Http2Upstream(backend.address, options);
+    try {
+      const err = (await failedRequest(pool)) as Error & { code?: string };
+      // Node 20: the head never comes. Node 22 and 24 end the session themselves (a protocol error).
+      expect(['LB_UPSTREAM_HEADERS_TIMEOUT', 'LB_UPSTREAM_CLOSED', 'ERR_HTTP2_SESSION_ERROR', 'ERR_HTTP2_ERROR']).toContain(err.code);
+      await waitFor(() => pool.openConnections === 0 && backend!.open() === 0, 3000, 'the idle session closed');
+    } finally {
+      await pool.destroy();
+    }
+  });
+
+  it('does not keep the pool from closing', async () => {
+    backend = await hostileBackend();
+    const pool = new Http2Upstream(backend.address, { ...options, keepAliveTimeoutMs: 60_000 });
+    try {
+      await failedRequest(pool);
+      let closed = false;
+      void pool.close().then(() => {
+        closed = true;
+      });
+      await waitFor(() => closed && backend!.open() === 0, 3000, 'the pool closed');
+    } finally {
+      await pool.destroy();
+    }
+  });
+});
