@@ -316,6 +316,8 @@ export class Http2Upstream implements Upstream {
 /** One request as one stream: timeouts, back-pressure both ways, trailers, and exactly one ending. */
 class StreamExchange {
   private done = false;
+  /** The final response head came: only then is the stream's end a complete response. */
+  private answered = false;
   private timer: NodeJS.Timeout | undefined;
   private trailers: string[] | undefined;
 
@@ -339,6 +341,7 @@ class StreamExchange {
     });
     stream.on('response', (headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
       if (this.done) return;
+      this.answered = true;
       clearTimeout(this.timer);
       if (bodyMs > 0)
         stream.setTimeout(bodyMs, () => this.fail(new UpstreamError(UPSTREAM_ERRORS.BODY_TIMEOUT, `the response body went silent for ${bodyMs} ms`)));
@@ -351,7 +354,10 @@ class StreamExchange {
       this.trailers = withoutPseudo(raw);
     });
     stream.once('end', () => {
-      if (this.finish()) handler.onComplete(this.trailers);
+      // A stream can end with no response at all (the backend closed the connection after the
+      // request): that is a failure like an HTTP/1.1 backend's hang-up, never an empty answer.
+      if (!this.answered) this.fail(new UpstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend ended the stream without a response'));
+      else if (this.finish()) handler.onComplete(this.trailers);
     });
     handler.onConnect(this.abort);
     const body = request.body;

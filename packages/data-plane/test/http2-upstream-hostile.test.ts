@@ -1,16 +1,17 @@
-// An HTTP/2 backend that sends GOAWAY and then a malformed frame leaves, on Node 20, a client
-// session nghttp2 has ended and node is never told about: it neither reads nor closes. The pool
-// must still let such a session go once it is idle, and still close, instead of keeping its
-// socket for ever.
+// HTTP/2 backends that misbehave. One that sends GOAWAY and then a malformed frame leaves, on
+// Node 20, a client session nghttp2 has ended and node is never told about: it neither reads nor
+// closes. The pool must still let such a session go once it is idle, and still close, instead of
+// keeping its socket for ever. One that closes its connection without answering must cost the
+// client a 502, never a made-up 200 (found by the http2-upstream fuzz target).
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Http2Upstream } from '../src/upstream/http2-upstream.js';
 import type { UpstreamHandler } from '../src/upstream/upstream.js';
 import { FRAME, frame } from './h2-frames.js';
-import { waitFor } from './helpers.js';
+import { call, startTestNode, waitFor } from './helpers.js';
 
-/** A raw h2c backend: SETTINGS, then on the first request GOAWAY and a WINDOW_UPDATE one byte too long. Counts its open sockets. */
-async function hostileBackend(): Promise<{ server: Server; address: string; open: () => number }> {
+/** A raw h2c backend: SETTINGS, then on the first request `reply` (by default GOAWAY and a WINDOW_UPDATE one byte too long). Counts its open sockets. */
+async function hostileBackend(reply: (socket: Socket) => void = strike): Promise<{ server: Server; address: string; open: () => number }> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -21,17 +22,21 @@ async function hostileBackend(): Promise<{ server: Server; address: string; open
     socket.write(Buffer.concat([frame(FRAME.SETTINGS, 0, 0), frame(FRAME.SETTINGS, 1, 0)]));
     socket.on('data', (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);
-      // The client's first HEADERS (after its 24-byte preface): answer it with the fatal pair.
+      // The client's first HEADERS (after its 24-byte preface): answer it.
       if (struck || !hasFrame(seen.subarray(24), FRAME.HEADERS)) return;
       struck = true;
-      socket.write(
-        Buffer.concat([frame(FRAME.GOAWAY, 0, 0, Buffer.from([0, 0, 0, 1, 0, 0, 0, 0])), frame(FRAME.WINDOW_UPDATE, 0, 0, Buffer.from([0, 0, 0, 1, 0]))]),
-      );
+      reply(socket);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return { server, address: `127.0.0.1:${port}`, open: () => sockets.size };
+}
+
+function strike(socket: Socket): void {
+  socket.write(
+    Buffer.concat([frame(FRAME.GOAWAY, 0, 0, Buffer.from([0, 0, 0, 1, 0, 0, 0, 0])), frame(FRAME.WINDOW_UPDATE, 0, 0, Buffer.from([0, 0, 0, 1, 0]))]),
+  );
 }
 
 function hasFrame(bytes: Buffer, type: number): boolean {
@@ -89,6 +94,23 @@ describe('an HTTP/2 backend that sends GOAWAY and then a malformed frame', () =>
       await waitFor(() => closed && backend!.open() === 0, 3000, 'the pool closed');
     } finally {
       await pool.destroy();
+    }
+  });
+});
+
+describe('an HTTP/2 backend that closes its connection without answering', () => {
+  it('costs the client a 502, not an empty 200', async () => {
+    backend = await hostileBackend((socket) => socket.end());
+    const t = await startTestNode();
+    try {
+      t.apply({
+        pools: { web: { algorithm: 'round_robin', protocol: 'h2c', backends: [{ id: 'b', address: backend.address, weight: 1, state: 'active' }] } },
+        routes: { all: { match: {}, pools: [{ pool: 'web', weight: 1 }] } },
+      });
+      const reply = await call(t.node.proxyUrl, '/');
+      expect(reply.status).toBe(502);
+    } finally {
+      await t.node.stop();
     }
   });
 });
