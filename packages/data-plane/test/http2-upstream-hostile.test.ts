@@ -114,3 +114,39 @@ describe('an HTTP/2 backend that closes its connection without answering', () =>
     }
   });
 });
+
+describe('an HTTP/2 pool closed as a response ends, with a malformed frame behind the response', () => {
+  it('does not abort the process (Node 20), and closes', async () => {
+    // The response's end runs inside nghttp2's callback; a pool closed in its continuation used to
+    // destroy the session right there, and the SETTINGS of the wrong length behind it tripped
+    // nghttp2's assert (SIGABRT). Found by the http2-upstream fuzz target.
+    backend = await hostileBackend((socket) =>
+      socket.write(
+        Buffer.concat([
+          frame(FRAME.HEADERS, 0x4, 1, Buffer.from([0x88])),
+          frame(FRAME.DATA, 0x1, 1, Buffer.from('hi')),
+          frame(FRAME.SETTINGS, 0, 0, Buffer.from([1])),
+        ]),
+      ),
+    );
+    const pool = new Http2Upstream(backend.address, options);
+    try {
+      const closed = await new Promise<Promise<void>>((resolve, reject) => {
+        pool.dispatch(
+          { path: '/', method: 'GET', headers: ['host', 'b'], body: null },
+          {
+            onConnect: () => {},
+            onHeaders: () => true,
+            onData: () => true,
+            onComplete: () => resolve(pool.close()),
+            onError: reject,
+          },
+        );
+      });
+      await closed;
+      await waitFor(() => backend!.open() === 0, 3000, 'the backend connection closed');
+    } finally {
+      await pool.destroy();
+    }
+  });
+});
