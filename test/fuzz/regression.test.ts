@@ -34,7 +34,7 @@ function regress(target: string): Promise<{ code: number | null; out: string }> 
 describe('fuzz regression', { timeout: 120_000 }, () => {
   it('finds the fuzz targets (an empty list would make this suite pass by checking nothing)', () => {
     expect(targets.map((t) => basename(t, '.ts'))).toEqual(
-      expect.arrayContaining(['server', 'upstream', 'tls-client-hello', 'proxy-protocol', 'http2-server']),
+      expect.arrayContaining(['server', 'upstream', 'tls-client-hello', 'proxy-protocol', 'http2-server', 'http2-upstream']),
     );
   });
   for (const target of targets) {

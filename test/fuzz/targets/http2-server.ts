@@ -10,19 +10,10 @@
  *   [mode byte] [ops…]
  *
  * The target always opens with the connection preface and, unless the mode says not to, an empty
- * SETTINGS frame. The mode's other bits pick how the application behind the server answers. An op
- * is one of:
- *
- *   0x00-0x0f [flags] [stream] [len] [len bytes]   a frame of that type, payload as given
- *   0x11 [flags] [stream] [n] [n field bytes]      a HEADERS frame whose block the target encodes in
- *                                                  HPACK: a field byte < 0x80 is a literal from FIELDS,
- *                                                  >= 0x80 an indexed field (b & 0x7f), valid or not.
- *                                                  END_HEADERS is set unless flags has 0x80.
- *   0xfd / 0xfe / 0xfb                             wait a tick / half-close (FIN) / destroy (RST)
- *   any other byte                                 that byte, sent as it is
- *
- * Stream byte 0xff means stream 2^31-1. A script that has not hung up by its end waits briefly for
- * the streams to finish and then half-closes, so every input settles.
+ * SETTINGS frame. The mode's other bits pick how the application behind the server answers. The
+ * ops are the HTTP/2 script language of support/h2-script.ts, with FIELDS below as its field
+ * table. A script that has not hung up by its end waits briefly for the streams to finish and then
+ * half-closes, so every input settles.
  *
  * Besides crashes and hangs it fails an input when: the server's bytes do not open with SETTINGS
  * or hold a frame of an unknown type; it sends HEADERS or DATA on a stream the client never opened, or a PUSH_PROMISE; the
@@ -30,7 +21,7 @@
  * outlives its connection in the server's books.
  */
 import { connect, type AddressInfo } from 'node:net';
-import { frame, headerBlock, hpackInteger } from '../../../packages/data-plane/test/h2-frames.js';
+import { frame } from '../../../packages/data-plane/test/h2-frames.js';
 import type { ProxyRequest, ProxyResponse } from '../../../packages/data-plane/src/proxy/exchange.js';
 import type { Http2ClientRequest } from '../../../packages/data-plane/src/server/http2-exchange.js';
 import { Http1Server } from '../../../packages/data-plane/src/server/http1-server.js';
@@ -38,11 +29,7 @@ import { HTTP2_PREFACE, Http2Sessions } from '../../../packages/data-plane/src/s
 import { coarseClock } from '../../../packages/data-plane/src/upstream/connection-sweeper.js';
 import type { FuzzTarget } from '../engine/types.js';
 import { serve } from '../support/application.js';
-
-const PAUSE = 0xfd;
-const FIN = 0xfe;
-const RST = 0xfb;
-const BUILT_HEADERS = 0x11;
+import { compileScript, FRAME } from '../support/h2-script.js';
 
 const MODE = {
   READ_BODY: 1,
@@ -54,8 +41,6 @@ const MODE = {
   NO_BODY: 64,
   NO_SETTINGS: 128,
 } as const;
-
-const FRAME = { DATA: 0, HEADERS: 1, PUSH_PROMISE: 5, SETTINGS: 4, CONTINUATION: 9 } as const;
 
 /** Literal fields a built HEADERS frame picks from: what a request needs, and what HTTP/2 forbids. */
 const FIELDS: readonly (readonly [string, string])[] = [
@@ -134,62 +119,6 @@ function onRequest(req: ProxyRequest, res: ProxyResponse): void {
   const id = (req as Http2ClientRequest).stream.id;
   if (id === undefined || !opened.has(id)) throw new Error(`a request on stream ${id}, which the client never opened`);
   serve(req, res, { readBody: (mode & MODE.READ_BODY) !== 0, later: (mode & MODE.LATER) !== 0 }, answer);
-}
-
-/** A header block from field bytes: literals from FIELDS, and indexed fields (valid or not) as they come. */
-function fieldBlock(fieldBytes: Buffer): Buffer {
-  return Buffer.concat([...fieldBytes].map((b) => (b >= 0x80 ? Buffer.from(hpackInteger(b & 0x7f, 7, 0x80)) : headerBlock([FIELDS[b % FIELDS.length]!]))));
-}
-
-type Step = Buffer | 'pause' | 'fin' | 'rst';
-
-/** The script as bytes to send and the control steps between them; records the streams it opens. */
-function compile(script: Buffer): Step[] {
-  const steps: Step[] = [];
-  let bytes: number[] = [];
-  const flush = () => {
-    if (bytes.length > 0) steps.push(Buffer.from(bytes));
-    bytes = [];
-  };
-  let i = 0;
-  while (i < script.length) {
-    const op = script[i]!;
-    if (op === PAUSE || op === FIN || op === RST) {
-      flush();
-      steps.push(op === PAUSE ? 'pause' : op === FIN ? 'fin' : 'rst');
-      i++;
-      continue;
-    }
-    if ((op <= 0x0f || op === BUILT_HEADERS) && i + 4 <= script.length) {
-      const flags = script[i + 1]!;
-      const streamByte = script[i + 2]!;
-      const stream = streamByte === 0xff ? 0x7fffffff : streamByte;
-      const len = script[i + 3]!;
-      const payload = script.subarray(i + 4, i + 4 + len);
-      i += 4 + len;
-      let f: Buffer;
-      if (op === BUILT_HEADERS) {
-        let frameFlags = flags & 0x29; // END_STREAM, PADDED, PRIORITY
-        if ((flags & 0x80) === 0) frameFlags |= 0x04; // END_HEADERS
-        const parts: Buffer[] = [];
-        if (frameFlags & 0x08) parts.push(Buffer.from([3]));
-        if (frameFlags & 0x20) parts.push(Buffer.from([0, 0, 0, flags & 0x40 ? stream : 0, 15]));
-        parts.push(fieldBlock(payload));
-        if (frameFlags & 0x08) parts.push(Buffer.alloc(3));
-        f = frame(FRAME.HEADERS, frameFlags, stream, Buffer.concat(parts));
-        opened.add(stream);
-      } else {
-        f = frame(op, flags, stream, payload);
-        if (op === FRAME.HEADERS) opened.add(stream);
-      }
-      for (const b of f) bytes.push(b);
-      continue;
-    }
-    bytes.push(op);
-    i++;
-  }
-  flush();
-  return steps;
 }
 
 interface ServerFrame {
@@ -307,7 +236,7 @@ export const target: FuzzTarget = {
     seen = 0;
     opened.clear();
     const opening = mode & MODE.NO_SETTINGS ? HTTP2_PREFACE : Buffer.concat([HTTP2_PREFACE, frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))]);
-    const steps = compile(data.subarray(1));
+    const steps = compileScript(data.subarray(1), FIELDS, (stream) => opened.add(stream));
     const received: Buffer[] = [];
     let fastForward: NodeJS.Timeout | undefined;
     const clientGone = () => {
