@@ -28,16 +28,10 @@
  * backend requests would be held until the request timeout. Node 22 destroys such a session
  * itself. A stuck session cannot send the PING, so it is never answered.
  *
- * Closing a session never goes through node's Http2Session.close(). Node 20 carries nghttp2 1.61,
- * which aborts the whole process (an assert in nghttp2_session_mem_recv2, fixed in 1.69, which
- * Node 22 and 24 carry) when a session is terminated inside one of nghttp2's callbacks and a frame
- * of the wrong length follows in the same read. Node's close() leads there: it marks the session
- * closed, refuses the next stream the client opens, and that refusal destroys the session from
- * inside the HEADERS callback. Node calls close() itself when a client sends GOAWAY(NO_ERROR), so
- * four frames from any client (GOAWAY, HEADERS, a WINDOW_UPDATE of five bytes) would kill the
- * node; the HTTP/2 fuzz target found it. Each session's close() is therefore replaced by one that
- * sends GOAWAY (after which nghttp2 ignores new streams by itself) and destroys the session from a
- * later turn of the event loop, once its streams are done: never on nghttp2's stack.
+ * Closing a session never goes through node's Http2Session.close(), which can abort a Node 20
+ * process (http2/session-end.ts). Node calls close() itself when a client sends GOAWAY(NO_ERROR),
+ * so each session's close() is replaced by one that sends GOAWAY (after which nghttp2 ignores new
+ * streams by itself) and destroys the session off nghttp2's stack once its streams are done.
  *
  * Draining (close): every session gets GOAWAY, streams in flight finish, then the socket closes.
  */
@@ -45,6 +39,7 @@ import http2, { constants, type IncomingHttpHeaders, type ServerHttp2Session, ty
 import type { Socket } from 'node:net';
 import type { RequestListener } from '../proxy/exchange.js';
 import { coarseClock, type Sweepable, unwatch, watch } from '../upstream/connection-sweeper.js';
+import { destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { Http2ClientRequest, Http2ClientResponse } from './http2-exchange.js';
 
 export interface Http2ServerSettings {
@@ -97,14 +92,12 @@ type TrackedSession = ServerHttp2Session & { [kState]?: SessionState };
 function ignore(): void {}
 
 /**
- * Destroys a closing session from outside nghttp2's callbacks (see the header), unless a stream
- * opened meanwhile: node emits 'stream' on the next tick, so a request that came in the same read
- * as the client's GOAWAY is reported after it.
+ * Destroys a closing session off nghttp2's stack, unless a stream opened meanwhile: node emits
+ * 'stream' on the next tick, so a request that came in the same read as the client's GOAWAY is
+ * reported after it.
  */
 function destroyLater(session: ServerHttp2Session, state: SessionState): void {
-  setImmediate(() => {
-    if (state.streams === 0) session.destroy();
-  });
+  destroyOffNghttp2Stack(session, () => state.streams > 0);
 }
 
 /**

@@ -18,6 +18,7 @@ import http2, { constants, type ClientHttp2Session, type ClientHttp2Stream, type
 import tls from 'node:tls';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { CONNECTION_SPECIFIC, withoutPseudo, SINGLE_VALUE } from '../http2/header-fields.js';
+import { destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { connectPlain } from '../runtime/plain-connect.js';
 import { splitAddress, type Http1PoolOptions } from './http1-pool.js';
 import { TunnelSet, type TunnelHandler } from './tunnel.js';
@@ -42,7 +43,8 @@ interface Session {
   active: number;
   /**
    * Of those, the ones whose exchange has ended (answered, or failed and reset): nothing is lost
-   * if the session goes. On Node 20 a reset stream of a stuck session (see retire) never closes.
+   * if the session goes. On Node 20 a reset stream of a stuck session never closes
+   * (http2/session-end.ts), so sessions end once all their streams have settled.
    */
   settled: number;
   /** Streams it may carry at once: the pool's limit, lowered by the backend's SETTINGS when they arrive. */
@@ -167,7 +169,7 @@ export class Http2Upstream implements Upstream {
     session.setTimeout(options.keepAliveTimeoutMs, () => {
       if (s.active === s.settled) {
         s.closing = true;
-        destroyLater(session);
+        destroyOffNghttp2Stack(session);
       }
     });
     session.once('close', () => {
@@ -272,7 +274,7 @@ export class Http2Upstream implements Upstream {
 
   /** Destroys a session of a closing pool once every stream on it has settled. */
   private retireWhenSettled(s: Session): void {
-    if (s.active === s.settled) destroyLater(s.session);
+    if (s.active === s.settled) destroyOffNghttp2Stack(s.session);
   }
 
   private checkClosed(): void {
@@ -288,7 +290,7 @@ export class Http2Upstream implements Upstream {
       for (const s of this.sessions) {
         s.closing = true;
         // GOAWAY now; each session goes once its streams have settled.
-        if (s.active === s.settled) destroyLater(s.session);
+        if (s.active === s.settled) destroyOffNghttp2Stack(s.session);
         else s.session.goaway(constants.NGHTTP2_NO_ERROR);
       }
       this.checkClosed();
@@ -301,33 +303,9 @@ export class Http2Upstream implements Upstream {
     this.tunnels.destroyAll();
     const waiting = this.waiting.splice(0);
     for (const w of waiting) w.handler.onError(new UpstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the upstream pool is closed'));
-    const sessions = [...this.sessions];
-    return new Promise((resolve) =>
-      setImmediate(() => {
-        for (const s of sessions) s.session.destroy();
-        resolve();
-      }),
-    );
+    for (const s of this.sessions) destroyOffNghttp2Stack(s.session);
+    return new Promise((resolve) => setImmediate(resolve));
   }
-}
-
-/**
- * How every session of the pool ends: destroy(), never close(), and on a later turn of the event
- * loop, never now.
- *
- * Not close(): on Node 20 a session whose backend sent GOAWAY and then a malformed frame is stuck
- * (nghttp2 wants neither to read nor to write, node is never told), close() would wait for it for
- * ever, and its reset streams never close. destroy() loses nothing once every stream has settled,
- * and sends GOAWAY too.
- *
- * Not now: Node 20's nghttp2 (1.61) aborts the process when a session is terminated inside one of
- * its callbacks and a frame of the wrong length follows in the same read (http2-server.ts has the
- * story). A stream's end, and whatever a caller runs on it (a promise settled, a pool closed in
- * its continuation), can be inside such a callback: the http2-upstream fuzz target found a pool
- * closed from the continuation of a response's end aborting the process.
- */
-function destroyLater(session: ClientHttp2Session): void {
-  setImmediate(() => session.destroy());
 }
 
 /** One request as one stream: timeouts, back-pressure both ways, trailers, and exactly one ending. */

@@ -1,0 +1,25 @@
+/**
+ * How the proxy ends a node:http2 session, client side and backend side alike: destroy() on a
+ * later turn of the event loop, never on nghttp2's stack, and never through node's close().
+ *
+ * Node 20 carries nghttp2 1.61, which aborts the whole process (an assert in
+ * nghttp2_session_mem_recv2, fixed in nghttp2 1.69, which Node 22 and 24 carry) when a session is
+ * terminated inside one of nghttp2's callbacks and a frame of the wrong length follows in the same
+ * read. A stream's events, and whatever runs on them (a promise settled, a pool closed in its
+ * continuation), can be inside such a callback; so can node's close(), which destroys the session
+ * while refusing a stream that came after it. The fuzz targets found both: four frames from a
+ * client (GOAWAY, HEADERS, a WINDOW_UPDATE of five bytes) and a pool closed as a response ended.
+ *
+ * close() has a second fault on Node 20: after a connection error nghttp2 finds inside a read it
+ * wants neither to read nor to write, node is never told, and close() waits for such a session for
+ * ever. destroy() ends it; callers wait until nothing is left to lose (no stream, or only streams
+ * already settled), and destroy() sends GOAWAY too.
+ */
+import type { Http2Session } from 'node:http2';
+
+/** Destroys `session` on the next turn of the event loop, unless `stillNeeded()` says otherwise by then. */
+export function destroyOffNghttp2Stack(session: Http2Session, stillNeeded?: () => boolean): void {
+  setImmediate(() => {
+    if (!session.destroyed && stillNeeded?.() !== true) session.destroy();
+  });
+}
