@@ -1,9 +1,10 @@
 /**
  * A raw HTTP/2 client for hostile-input tests: writes frames byte by byte as a test builds them
  * (HPACK literals without indexing or Huffman, so any name or value goes on the wire as given,
- * upper case and CR/LF included) and records what the server sends back, frame by frame.
+ * upper case and CR/LF included) and records what the server sends back, frame by frame. And a raw
+ * h2c backend, for the same on the upstream side.
  */
-import net, { type Socket } from 'node:net';
+import net, { type Server, type Socket } from 'node:net';
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
 export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
@@ -149,4 +150,43 @@ export function get(path: string, authority = 'localhost'): Array<[string, strin
     [':path', path],
     [':authority', authority],
   ];
+}
+
+/** Whether `bytes`, read as whole frames from their start, hold one of `type` (a partial last frame is not looked at). */
+export function hasFrame(bytes: Buffer, type: number): boolean {
+  for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) if (bytes[at + 3] === type) return true;
+  return false;
+}
+
+export interface RawH2Backend {
+  readonly server: Server;
+  /** `127.0.0.1:port`. */
+  readonly address: string;
+  /** Its connections still open. */
+  readonly sockets: ReadonlySet<Socket>;
+}
+
+/**
+ * A raw h2c backend: on each connection its SETTINGS (unless `settings()` says not) and an ACK of
+ * the client's, then, once the client's first HEADERS has come whole, `reply(socket)`: whatever
+ * bytes the test wants a backend to send.
+ */
+export async function rawH2Backend(reply: (socket: Socket) => void, settings: () => boolean = () => true): Promise<RawH2Backend> {
+  const sockets = new Set<Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.write(settings() ? Buffer.concat([frame(FRAME.SETTINGS, 0, 0), frame(FRAME.SETTINGS, FLAG.ACK, 0)]) : frame(FRAME.SETTINGS, FLAG.ACK, 0));
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      if (!hasFrame(seen.subarray(PREFACE.length), FRAME.HEADERS)) return;
+      socket.off('data', onData);
+      reply(socket);
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, address: `127.0.0.1:${(server.address() as { port: number }).port}`, sockets };
 }

@@ -3,45 +3,18 @@
 // closes. The pool must still let such a session go once it is idle, and still close, instead of
 // keeping its socket for ever. One that closes its connection without answering must cost the
 // client a 502, never a made-up 200 (found by the http2-upstream fuzz target).
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Http2Upstream } from '../src/upstream/http2-upstream.js';
 import type { UpstreamHandler } from '../src/upstream/upstream.js';
-import { FRAME, frame } from './h2-frames.js';
+import { FRAME, frame, type RawH2Backend, rawH2Backend } from './h2-frames.js';
 import { call, startTestNode, waitFor } from './helpers.js';
 
-/** A raw h2c backend: SETTINGS, then on the first request `reply` (by default GOAWAY and a WINDOW_UPDATE one byte too long). Counts its open sockets. */
-async function hostileBackend(reply: (socket: Socket) => void = strike): Promise<{ server: Server; address: string; open: () => number }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let seen = Buffer.alloc(0);
-    let struck = false;
-    socket.write(Buffer.concat([frame(FRAME.SETTINGS, 0, 0), frame(FRAME.SETTINGS, 1, 0)]));
-    socket.on('data', (chunk: Buffer) => {
-      seen = Buffer.concat([seen, chunk]);
-      // The client's first HEADERS (after its 24-byte preface): answer it.
-      if (struck || !hasFrame(seen.subarray(24), FRAME.HEADERS)) return;
-      struck = true;
-      reply(socket);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return { server, address: `127.0.0.1:${port}`, open: () => sockets.size };
-}
-
+/** GOAWAY, then a WINDOW_UPDATE one byte too long: what leaves a Node 20 session stuck. */
 function strike(socket: Socket): void {
   socket.write(
     Buffer.concat([frame(FRAME.GOAWAY, 0, 0, Buffer.from([0, 0, 0, 1, 0, 0, 0, 0])), frame(FRAME.WINDOW_UPDATE, 0, 0, Buffer.from([0, 0, 0, 1, 0]))]),
   );
-}
-
-function hasFrame(bytes: Buffer, type: number): boolean {
-  for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) if (bytes[at + 3] === type) return true;
-  return false;
 }
 
 /** Sends one GET; resolves with the error it ends with. */
@@ -61,7 +34,7 @@ function failedRequest(pool: Http2Upstream): Promise<Error> {
   });
 }
 
-let backend: Awaited<ReturnType<typeof hostileBackend>> | undefined;
+let backend: RawH2Backend | undefined;
 afterEach(async () => {
   await new Promise<void>((resolve) => backend?.server.close(() => resolve()) ?? resolve());
 });
@@ -70,20 +43,20 @@ const options = { connectTimeoutMs: 1000, headersTimeoutMs: 300, bodyTimeoutMs: 
 
 describe('an HTTP/2 backend that sends GOAWAY and then a malformed frame', () => {
   it('costs its request a timeout, and its session is let go once idle', async () => {
-    backend = await hostileBackend();
+    backend = await rawH2Backend(strike);
     const pool = new Http2Upstream(backend.address, options);
     try {
       const err = (await failedRequest(pool)) as Error & { code?: string };
       // Node 20: the head never comes. Node 22 and 24 end the session themselves (a protocol error).
       expect(['LB_UPSTREAM_HEADERS_TIMEOUT', 'LB_UPSTREAM_CLOSED', 'ERR_HTTP2_SESSION_ERROR', 'ERR_HTTP2_ERROR']).toContain(err.code);
-      await waitFor(() => pool.openConnections === 0 && backend!.open() === 0, 3000, 'the idle session closed');
+      await waitFor(() => pool.openConnections === 0 && backend!.sockets.size === 0, 3000, 'the idle session closed');
     } finally {
       await pool.destroy();
     }
   });
 
   it('does not keep the pool from closing', async () => {
-    backend = await hostileBackend();
+    backend = await rawH2Backend(strike);
     const pool = new Http2Upstream(backend.address, { ...options, keepAliveTimeoutMs: 60_000 });
     try {
       await failedRequest(pool);
@@ -91,7 +64,7 @@ describe('an HTTP/2 backend that sends GOAWAY and then a malformed frame', () =>
       void pool.close().then(() => {
         closed = true;
       });
-      await waitFor(() => closed && backend!.open() === 0, 3000, 'the pool closed');
+      await waitFor(() => closed && backend!.sockets.size === 0, 3000, 'the pool closed');
     } finally {
       await pool.destroy();
     }
@@ -100,7 +73,7 @@ describe('an HTTP/2 backend that sends GOAWAY and then a malformed frame', () =>
 
 describe('an HTTP/2 backend that closes its connection without answering', () => {
   it('costs the client a 502, not an empty 200', async () => {
-    backend = await hostileBackend((socket) => socket.end());
+    backend = await rawH2Backend((socket) => socket.end());
     const t = await startTestNode();
     try {
       t.apply({
@@ -120,7 +93,7 @@ describe('an HTTP/2 pool closed as a response ends, with a malformed frame behin
     // The response's end runs inside nghttp2's callback; a pool closed in its continuation used to
     // destroy the session right there, and the SETTINGS of the wrong length behind it tripped
     // nghttp2's assert (SIGABRT). Found by the http2-upstream fuzz target.
-    backend = await hostileBackend((socket) =>
+    backend = await rawH2Backend((socket) =>
       socket.write(
         Buffer.concat([
           frame(FRAME.HEADERS, 0x4, 1, Buffer.from([0x88])),
@@ -144,7 +117,7 @@ describe('an HTTP/2 pool closed as a response ends, with a malformed frame behin
         );
       });
       await closed;
-      await waitFor(() => backend!.open() === 0, 3000, 'the backend connection closed');
+      await waitFor(() => backend!.sockets.size === 0, 3000, 'the backend connection closed');
     } finally {
       await pool.destroy();
     }

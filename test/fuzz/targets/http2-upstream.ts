@@ -19,13 +19,13 @@
  * close() must resolve once its streams have settled, whatever the backend did); or a connection
  * outlives the pool.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { Http2Upstream } from '../../../packages/data-plane/src/upstream/http2-upstream.js';
 import type { UpstreamHandler } from '../../../packages/data-plane/src/upstream/upstream.js';
-import { frame } from '../../../packages/data-plane/test/h2-frames.js';
+import { type RawH2Backend, rawH2Backend } from '../../../packages/data-plane/test/h2-frames.js';
 import type { FuzzTarget } from '../engine/types.js';
-import { compileScript, FRAME, type Step } from '../support/h2-script.js';
+import { compileScript, type Step } from '../support/h2-script.js';
 
 const MODE = {
   BODY: 1,
@@ -61,9 +61,7 @@ const FIELDS: readonly (readonly [string, string])[] = [
   ['x-long', 'v'.repeat(300)],
 ];
 
-let server: Server;
-let address = '';
-const sockets = new Set<Socket>();
+let backend: RawH2Backend;
 /** The current input's backend script and mode. */
 let steps: Step[] = [];
 let mode = 0;
@@ -76,28 +74,6 @@ async function play(socket: Socket): Promise<void> {
     else if (step === 'rst') return void socket.destroy();
     else socket.write(step);
   }
-}
-
-/** True once `bytes` (after the 24-byte client preface) hold a whole HEADERS frame. */
-function hasHeaders(bytes: Buffer): boolean {
-  for (let at = 24; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) if (bytes[at + 3] === FRAME.HEADERS) return true;
-  return false;
-}
-
-function onConnection(socket: Socket): void {
-  sockets.add(socket);
-  socket.on('close', () => sockets.delete(socket));
-  socket.on('error', () => {});
-  socket.write(mode & MODE.NO_SETTINGS ? frame(FRAME.SETTINGS, 1, 0) : Buffer.concat([frame(FRAME.SETTINGS, 0, 0), frame(FRAME.SETTINGS, 1, 0)]));
-  let seen = Buffer.alloc(0);
-  let started = false;
-  socket.on('data', (chunk: Buffer) => {
-    if (started) return;
-    seen = Buffer.concat([seen, chunk]);
-    if (!hasHeaders(seen)) return;
-    started = true;
-    void play(socket);
-  });
 }
 
 /** One request through the pool; resolves when it has ended, and checks it ended once, in order. */
@@ -173,18 +149,19 @@ export const target: FuzzTarget = {
     '\xfb',
   ],
   async setup() {
-    server = createServer(onConnection);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    address = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    backend = await rawH2Backend(
+      (socket) => void play(socket),
+      () => (mode & MODE.NO_SETTINGS) === 0,
+    );
   },
   async teardown() {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of backend.sockets) s.destroy();
+    await new Promise<void>((resolve) => backend.server.close(() => resolve()));
   },
   async run(data) {
     mode = data.length > 0 ? data[0]! : 0;
     steps = compileScript(data.subarray(1), FIELDS);
-    const pool = new Http2Upstream(address, {
+    const pool = new Http2Upstream(backend.address, {
       connectTimeoutMs: 500,
       headersTimeoutMs: 60,
       bodyTimeoutMs: 60,
@@ -199,6 +176,7 @@ export const target: FuzzTarget = {
     } finally {
       await pool.destroy();
     }
+    const sockets = backend.sockets;
     for (let i = 0; i < 200 && sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 1));
     if (sockets.size > 0) {
       for (const s of sockets) s.destroy();
