@@ -49,13 +49,19 @@ export function acceptsOnFastPath(server: Server): boolean {
  * that half-closes after its last request still gets the answers; an L4 session passes the FIN
  * on), Nagle off, and from `listening` on built here (see the module's comment).
  */
-export function createListenerServer(onConnection: (socket: Socket) => void): Server {
+export function createListenerServer(onConnection: (socket: Socket) => void, onHandle?: (handle: unknown) => void): Server {
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
-  server.on('listening', () => install(server));
+  server.on('listening', () => install(server, onHandle));
   return server;
 }
 
-function install(server: Server): void {
+/**
+ * With `onHandle`, accepted connections are handed over as libuv handles, with no net.Socket (the
+ * L4 proxy drives them through raw-tcp.ts); they are not counted in the server's connections, so
+ * close()'s callback does not wait for them. A server that takes connections only through node's
+ * own accept (maxConnections set, another node) still gives sockets to `onConnection`.
+ */
+function install(server: Server, onHandle: ((handle: unknown) => void) | undefined): void {
   const internals = server as unknown as ServerInternals;
   const handle = internals._handle;
   if (handle === null || handle === undefined || typeof handle.onconnection !== 'function' || typeof internals._connections !== 'number') return;
@@ -65,6 +71,10 @@ function install(server: Server): void {
   const inheritsNoDelay = process.platform === 'linux' && typeof handle.setNoDelay === 'function' && handle.setNoDelay(true) === 0;
   handle.onconnection = function onconnection(this: unknown, err: number, clientHandle: unknown): void {
     if (err !== 0 || clientHandle === undefined || internals.maxConnections) return nodes.call(this, err, clientHandle);
+    if (onHandle !== undefined) {
+      if (!inheritsNoDelay) (clientHandle as { setNoDelay(enable: boolean): number }).setNoDelay(true);
+      return onHandle(clientHandle);
+    }
     // Every field node's constructor writes is here already, with the value it writes (one literal, one hidden class).
     const socketOptions = {
       allowHalfOpen: true,

@@ -31,6 +31,11 @@ export class ReadBuffer {
     this.holds++;
   }
 
+  /** Whether a view handed on still holds it, beside the socket that reads into it. */
+  heldElsewhere(): boolean {
+    return this.holds > 1;
+  }
+
   /** A free buffer, held once (by the socket that will read into it). */
   static take(): ReadBuffer {
     const b = free.pop() ?? new ReadBuffer();

@@ -1,0 +1,309 @@
+/**
+ * TCP connections driven through node's libuv stream handles directly (`tcp_wrap`, `stream_wrap`),
+ * without a net.Socket around them: for the L4 proxy, whose sessions only move bytes between two
+ * connections and need none of a Duplex stream's machinery.
+ *
+ * Why: a new L4 connection through net.Socket cost the data plane about 60 µs of user-space CPU on
+ * AMD EPYC (two Socket objects and their stream state, a write request per write through
+ * Writable, a tick per read, a shutdown through the Writable's finish, destroy() and its close
+ * ticks), against HAProxy's 17 µs. On handles, it is the system calls and little else
+ * (bench/README.md, "TCP proxying against peers").
+ *
+ * This is the only module that knows the handles' calling convention (the one node:net itself
+ * uses, unchanged from node 20 to 24): a read is reported to `onread` with its length in
+ * `streamBaseState[kReadBytesOrError]` and lands in the buffer given by `useUserBuffer()` (the
+ * value `onread` returns is the next one); a write or shutdown is a request object whose
+ * `oncomplete(status)` runs if it did not finish at once (`kLastWriteWasAsync`); a connect is a
+ * `TCPConnectWrap` completed the same way. Whether it still holds is checked by a behavioural
+ * self-test at start-up (raw-tcp-self-test.ts); where it does not, the L4 proxy uses net.Socket.
+ */
+import { getSystemErrorName } from 'node:util';
+import { ReadBuffer } from '../upstream/read-buffers.js';
+import type { TcpEnd, TcpEndEvents, TcpPeer } from './tcp-end.js';
+
+/** A libuv TCP handle as node's tcp_wrap exposes it (the members used here). */
+export interface TcpHandle {
+  onread: (this: TcpHandle) => Uint8Array | undefined;
+  owner?: RawTcp;
+  readStart(): number;
+  readStop(): number;
+  useUserBuffer(buffer: Uint8Array): void;
+  writeBuffer(req: object, data: Uint8Array): number;
+  shutdown(req: object): number;
+  close(callback?: () => void): void;
+  connect(req: object, address: string, port: number): number;
+  connect6(req: object, address: string, port: number): number;
+  setNoDelay(enable: boolean): number;
+  getpeername(out: Record<string, unknown>): number;
+  getsockname(out: Record<string, unknown>): number;
+}
+
+interface Request {
+  oncomplete: (this: Request, status: number) => void;
+  owner?: RawTcp;
+  handle?: TcpHandle;
+  /** What a write request keeps alive until libuv has written it. */
+  data?: Uint8Array;
+  buffer?: ReadBuffer;
+}
+
+interface Bindings {
+  TCP: new (type: number) => TcpHandle;
+  TCPConnectWrap: new () => Request;
+  WriteWrap: new () => Request;
+  ShutdownWrap: new () => Request;
+  state: Int32Array;
+  readBytesOrError: number;
+  lastWriteWasAsync: number;
+  socketType: number;
+  eof: number;
+}
+
+type Binding = (name: string) => Record<string, unknown>;
+
+/** The bindings, or why they cannot be had. */
+function load(): Bindings | string {
+  try {
+    // process.binding is deprecated for new uses (DEP0111) but keeps these two modules on its allow list.
+    const binding = (process as unknown as { binding?: Binding }).binding;
+    if (typeof binding !== 'function') return 'process.binding is gone';
+    const tcp = binding('tcp_wrap');
+    const stream = binding('stream_wrap');
+    const uv = binding('uv');
+    const constants = tcp.constants as Record<string, unknown> | undefined;
+    const b = {
+      TCP: tcp.TCP,
+      TCPConnectWrap: tcp.TCPConnectWrap,
+      WriteWrap: stream.WriteWrap,
+      ShutdownWrap: stream.ShutdownWrap,
+      state: stream.streamBaseState,
+      readBytesOrError: stream.kReadBytesOrError,
+      lastWriteWasAsync: stream.kLastWriteWasAsync,
+      socketType: constants?.SOCKET,
+      eof: uv.UV_EOF,
+    };
+    for (const [name, value] of Object.entries(b)) {
+      const want = name === 'state' ? value instanceof Int32Array : /^[A-Z]/.test(name) ? typeof value === 'function' : typeof value === 'number';
+      if (!want) return `the tcp_wrap/stream_wrap bindings have no usable ${name}`;
+    }
+    return b as Bindings;
+  } catch (err) {
+    return `the tcp_wrap/stream_wrap bindings cannot be loaded: ${(err as Error).message}`;
+  }
+}
+
+const loaded = load();
+const bindings: Bindings | undefined = typeof loaded === 'string' ? undefined : loaded;
+
+/** Why raw handles cannot be used on this node (undefined: the bindings are there; the self-test says whether they behave). */
+export const rawTcpBindingProblem: string | undefined = typeof loaded === 'string' ? loaded : undefined;
+
+function errorCode(status: number): string {
+  try {
+    return getSystemErrorName(status);
+  } catch {
+    return `E${-status}`;
+  }
+}
+
+function onHandleRead(this: TcpHandle): Uint8Array | undefined {
+  return this.owner?.read(bindings!.state[bindings!.readBytesOrError]!);
+}
+
+function afterWrite(this: Request, status: number): void {
+  this.buffer?.release();
+  this.owner!.wrote(status);
+}
+
+function afterShutdown(this: Request, status: number): void {
+  this.owner!.shutDown(status);
+}
+
+function afterConnect(this: Request, status: number): void {
+  this.owner!.connected(status);
+}
+
+/**
+ * One TCP connection on a libuv handle. Reads go into recycled buffers (upstream/read-buffers.ts),
+ * one at a time: a read's buffer is read into again unless a write still holds a view of it.
+ */
+export class RawTcp implements TcpEnd {
+  bytesRead = 0;
+  bytesWritten = 0;
+  private events: TcpEndEvents | undefined;
+  private onConnect: ((status: number) => void) | undefined;
+  private buffer: ReadBuffer | undefined;
+  /** Writes handed to libuv that have not completed. */
+  private pendingWrites = 0;
+  private reading = false;
+  /** The peer's FIN was read: nothing more to read (a read started again would report it again). */
+  private ended = false;
+  private closed = false;
+  private failed = false;
+
+  private constructor(private readonly handle: TcpHandle) {
+    handle.owner = this;
+    handle.onread = onHandleRead;
+  }
+
+  /** A connection a listener accepted (its handle from the listening handle's onconnection). */
+  static accepted(handle: unknown): RawTcp {
+    return new RawTcp(handle as TcpHandle);
+  }
+
+  /**
+   * Connects to an IP address (`family` 4 or 6) with Nagle off; `onConnect(status)` runs once, with
+   * 0 or a negative libuv error (also for a connect that could not start, on a later tick).
+   */
+  static connect(address: string, port: number, family: 4 | 6, onConnect: (status: number) => void): RawTcp {
+    const b = bindings!;
+    const end = new RawTcp(new b.TCP(b.socketType));
+    end.onConnect = onConnect;
+    end.handle.setNoDelay(true);
+    const req = new b.TCPConnectWrap();
+    req.oncomplete = afterConnect;
+    req.owner = end;
+    const err = family === 6 ? end.handle.connect6(req, address, port) : end.handle.connect(req, address, port);
+    if (err !== 0) process.nextTick(() => end.connected(err));
+    return end;
+  }
+
+  /** The connect's completion (afterConnect). */
+  connected(status: number): void {
+    const onConnect = this.onConnect;
+    this.onConnect = undefined;
+    if (!this.closed) onConnect?.(status);
+  }
+
+  start(events: TcpEndEvents): void {
+    this.events = events;
+    this.buffer = ReadBuffer.take();
+    this.handle.useUserBuffer(this.buffer.data);
+    this.resume();
+  }
+
+  /** One read (onHandleRead): its bytes to the events; returns the buffer for the next read if it changes. */
+  read(nread: number): Uint8Array | undefined {
+    if (this.closed) return undefined;
+    const events = this.events!;
+    if (nread > 0) {
+      const buffer = this.buffer!;
+      this.bytesRead += nread;
+      events.onRead(buffer.data.subarray(0, nread), buffer);
+      // A write still holds a view of it: read into another from now on.
+      if (!this.closed && buffer.heldElsewhere()) {
+        buffer.release();
+        this.buffer = ReadBuffer.take();
+        return this.buffer.data;
+      }
+      return undefined;
+    }
+    if (nread === 0) return undefined;
+    this.reading = false;
+    this.ended = true;
+    if (nread === bindings!.eof) events.onEnd();
+    else this.fail(nread);
+    return undefined;
+  }
+
+  pause(): void {
+    if (this.reading && !this.closed) {
+      this.reading = false;
+      this.handle.readStop();
+    }
+  }
+
+  resume(): void {
+    if (this.reading || this.ended || this.closed || this.events === undefined) return;
+    const err = this.handle.readStart();
+    if (err === 0) this.reading = true;
+    else this.fail(err);
+  }
+
+  get writing(): boolean {
+    return this.pendingWrites > 0;
+  }
+
+  write(data: Uint8Array, holds?: ReadBuffer): boolean {
+    if (this.closed) return true;
+    const b = bindings!;
+    const req = new b.WriteWrap();
+    req.oncomplete = afterWrite;
+    req.owner = this;
+    req.handle = this.handle;
+    const err = this.handle.writeBuffer(req, data);
+    if (err !== 0) {
+      this.fail(err);
+      return true;
+    }
+    this.bytesWritten += data.length;
+    if (b.state[b.lastWriteWasAsync] === 0) return true;
+    // libuv writes the rest when the socket is writable: the bytes must stay as they are until then.
+    req.data = data;
+    if (holds !== undefined) {
+      holds.hold();
+      req.buffer = holds;
+    }
+    this.pendingWrites++;
+    return false;
+  }
+
+  /** A write that went on after write() returned (afterWrite). */
+  wrote(status: number): void {
+    this.pendingWrites--;
+    if (this.closed) return;
+    if (status < 0) return this.fail(status);
+    if (this.pendingWrites === 0) this.events?.onDrain();
+  }
+
+  end(): void {
+    if (this.closed) return;
+    const req = new bindings!.ShutdownWrap();
+    req.oncomplete = afterShutdown;
+    req.owner = this;
+    req.handle = this.handle;
+    const err = this.handle.shutdown(req);
+    // Not connected any more (the peer reset): nothing to send a FIN on, the close will tell.
+    if (err !== 0) this.shutDown(0);
+  }
+
+  /** The FIN went out after every write (afterShutdown). */
+  shutDown(status: number): void {
+    if (this.closed) return;
+    if (status < 0) return this.fail(status);
+    this.events?.onFinished();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reading = false;
+    this.buffer?.release();
+    this.buffer = undefined;
+    this.handle.owner = undefined;
+    // Writes libuv still holds complete with ECANCELED, and give back the buffers they hold.
+    this.handle.close();
+  }
+
+  /** Reports the first error only: a reset fails the read and the waiting write alike. */
+  private fail(status: number): void {
+    if (this.closed || this.failed) return;
+    this.failed = true;
+    this.events?.onError(errorCode(status));
+  }
+
+  peer(): TcpPeer | undefined {
+    return this.name('getpeername');
+  }
+
+  local(): TcpPeer | undefined {
+    return this.name('getsockname');
+  }
+
+  private name(which: 'getpeername' | 'getsockname'): TcpPeer | undefined {
+    if (this.closed) return undefined;
+    const out: Record<string, unknown> = {};
+    if (this.handle[which](out) !== 0 || typeof out.address !== 'string' || typeof out.port !== 'number') return undefined;
+    return { address: out.address, port: out.port };
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * A TcpEnd on a net.Socket: what an L4 session uses where raw handles (raw-tcp.ts) are not used —
+ * their self-test failed on this node, or a backend is named by a host name that node:net resolves.
+ * Reads go into recycled buffers through onread where the socket allows it (socket-reads.ts), else
+ * through 'data'.
+ */
+import type { Socket } from 'node:net';
+import { SocketReadBuffers, type ReadBuffer } from '../upstream/read-buffers.js';
+import { connectPlain } from './plain-connect.js';
+import { readIntoBuffers } from './socket-reads.js';
+import type { TcpEnd, TcpEndEvents, TcpPeer } from './tcp-end.js';
+
+export class SocketEnd implements TcpEnd {
+  private events: TcpEndEvents | undefined;
+  private closed = false;
+  private onConnect: ((status: number) => void) | undefined;
+  /** Connected by connect(), with onread from the start. */
+  private readsThroughOnread = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly reads = new SocketReadBuffers(),
+  ) {
+    socket.on('error', this.onError);
+  }
+
+  /** Connects to `host` (a name is resolved by node:net); `onConnect(status)` runs once, 0 or negative. */
+  static connect(host: string, port: number, onConnect: (status: number) => void): SocketEnd {
+    let end: SocketEnd | undefined;
+    const reads = new SocketReadBuffers();
+    const onread = {
+      buffer: reads.next,
+      // Reads come only once connected, after `end` is made.
+      callback: (nread: number): boolean => {
+        end!.onReadInto(nread);
+        return true;
+      },
+    };
+    end = new SocketEnd(connectPlain({ host, port, allowHalfOpen: true, onread }), reads);
+    end.onConnect = onConnect;
+    end.readsThroughOnread = true;
+    end.socket.once('connect', end.onConnected);
+    return end;
+  }
+
+  get bytesRead(): number {
+    return this.socket.bytesRead;
+  }
+
+  get bytesWritten(): number {
+    return this.socket.bytesWritten;
+  }
+
+  get writing(): boolean {
+    return this.socket.writableLength > 0;
+  }
+
+  private readonly onConnected = (): void => {
+    const onConnect = this.onConnect;
+    this.onConnect = undefined;
+    // A connected socket reads at once; until the session starts this end, it must not.
+    if (this.events === undefined) this.socket.pause();
+    onConnect?.(0);
+  };
+
+  start(events: TcpEndEvents): void {
+    this.events = events;
+    const s = this.socket;
+    s.on('end', () => this.closed || events.onEnd());
+    s.on('drain', () => this.closed || events.onDrain());
+    s.on('finish', () => this.closed || events.onFinished());
+    // Connected sockets read through onread from the start; accepted ones switch if they can.
+    if (!this.readsThroughOnread && !readIntoBuffers(s, this.reads.next, (nread) => this.onReadInto(nread))) s.on('data', this.onData);
+    s.resume();
+  }
+
+  private onReadInto(nread: number): void {
+    if (this.closed || this.events === undefined) return;
+    const buffer = this.reads.current!;
+    this.events.onRead(buffer.data.subarray(0, nread), buffer);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (!this.closed) this.events?.onRead(chunk, undefined);
+  };
+
+  private readonly onError = (err: Error & { code?: string }): void => {
+    if (this.closed) return;
+    const onConnect = this.onConnect;
+    if (onConnect !== undefined) {
+      this.onConnect = undefined;
+      return onConnect(-1);
+    }
+    this.events?.onError(err.code ?? 'EIO');
+  };
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  write(data: Uint8Array, holds?: ReadBuffer): boolean {
+    if (this.closed) return true;
+    if (holds === undefined) return this.socket.write(data);
+    holds.hold();
+    return this.socket.write(data, holds.release);
+  }
+
+  end(): void {
+    if (!this.closed) this.socket.end();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reads.close();
+    this.socket.destroy();
+  }
+
+  peer(): TcpPeer | undefined {
+    const { remoteAddress: address, remotePort: port } = this.socket;
+    return address === undefined || port === undefined ? undefined : { address, port };
+  }
+
+  local(): TcpPeer | undefined {
+    const { localAddress: address, localPort: port } = this.socket;
+    return address === undefined || port === undefined ? undefined : { address, port };
+  }
+}
