@@ -15,14 +15,29 @@ import type { L4ListenerStats, L4Stats } from '../metrics/l4-stats.js';
 import type { ProxyListener } from '../proxy/proxy-server.js';
 import type { TableSource } from '../routing/table-source.js';
 import { createListenerServer } from '../runtime/accepted-sockets.js';
+import { RawTcp } from '../runtime/raw-tcp.js';
+import { rawTcp } from '../runtime/raw-tcp-self-test.js';
+import { SocketEnd } from '../runtime/socket-end.js';
+import type { TcpEnd } from '../runtime/tcp-end.js';
 import { type Sweepable, unwatch, watch } from '../upstream/connection-sweeper.js';
 import { isTrustedSource, type L4ListenerSettings } from './l4-settings.js';
 import { type SessionHost, TcpSession } from './tcp-session.js';
+
+export const L4_IOS = ['handles', 'sockets'] as const;
+/** handles: libuv handles driven directly (runtime/raw-tcp.ts); sockets: net.Socket. */
+export type L4Io = (typeof L4_IOS)[number];
+/** Handles where they passed their self-test, net.Socket elsewhere. */
+export const DEFAULT_L4_IO: L4Io = rawTcp.ok ? 'handles' : 'sockets';
 
 export interface TcpListenerDeps {
   readonly tables: TableSource;
   readonly l4: L4Stats;
   readonly accessLog: AccessLog | undefined;
+  /**
+   * Connections on libuv handles (runtime/raw-tcp.ts) rather than net.Socket: accepted ones, and
+   * those to backends named by IP address. Only where the handles passed their self-test.
+   */
+  readonly rawHandles: boolean;
 }
 
 export class TcpListener extends EventEmitter implements ProxyListener, SessionHost, Sweepable {
@@ -32,6 +47,9 @@ export class TcpListener extends EventEmitter implements ProxyListener, SessionH
   readonly tables: TableSource;
   readonly l4: L4Stats;
   readonly accessLog: AccessLog | undefined;
+  readonly rawHandles: boolean;
+  /** close() callbacks waiting for the last session (sessions on raw handles are not the server's connections). */
+  private whenEmpty: Array<() => void> = [];
 
   constructor(
     readonly name: string,
@@ -43,8 +61,9 @@ export class TcpListener extends EventEmitter implements ProxyListener, SessionH
     this.tables = deps.tables;
     this.l4 = deps.l4;
     this.accessLog = deps.accessLog;
+    this.rawHandles = deps.rawHandles;
     this.stats = deps.l4.listener(name);
-    this.server = createListenerServer(this.onConnection);
+    this.server = createListenerServer(this.onConnection, deps.rawHandles ? this.onHandle : undefined);
     this.server.on('error', (err) => this.emit('error', err));
   }
 
@@ -54,36 +73,49 @@ export class TcpListener extends EventEmitter implements ProxyListener, SessionH
   }
 
   private readonly onConnection = (socket: Socket): void => {
+    this.admit(new SocketEnd(socket));
+  };
+
+  private readonly onHandle = (handle: unknown): void => {
+    this.admit(RawTcp.accepted(handle));
+  };
+
+  private admit(client: TcpEnd): void {
     const stats = this.stats;
     stats.accepted++;
     const trusted = this.settings.trustedSources;
-    if (this.sessions.size >= this.settings.maxConnections) return this.turnAway(socket, 'max-connections');
-    if (trusted !== undefined && !isTrustedSource(trusted, socket.remoteAddress)) return this.turnAway(socket, 'untrusted-source');
+    if (this.sessions.size >= this.settings.maxConnections) return this.turnAway(client, 'max-connections');
+    if (trusted !== undefined && !isTrustedSource(trusted, client.peer()?.address)) return this.turnAway(client, 'untrusted-source');
     stats.active++;
-    this.sessions.add(new TcpSession(this, socket));
+    const session = new TcpSession(this, client);
+    this.sessions.add(session);
     if (this.sessions.size === 1) watch(this);
-  };
+    session.start();
+  }
 
   /** Closes a connection no session is made for, counting and logging why (an operator sees a refusal in the log as an HTTP client's 503 is seen). */
-  private turnAway(socket: Socket, reason: 'max-connections' | 'untrusted-source'): void {
+  private turnAway(client: TcpEnd, reason: 'max-connections' | 'untrusted-source'): void {
     this.stats.refused[reason]++;
     this.accessLog?.writeSession({
       listener: this.name,
-      client: socket.remoteAddress,
+      client: client.peer()?.address,
       connects: 0,
       durationMs: 0,
       bytesIn: 0,
       bytesOut: 0,
       end: reason,
     });
-    socket.on('error', () => undefined);
-    socket.destroy();
+    client.close();
   }
 
   ended(session: TcpSession): void {
     if (!this.sessions.delete(session)) return;
     this.stats.active--;
-    if (this.sessions.size === 0) unwatch(this);
+    if (this.sessions.size > 0) return;
+    unwatch(this);
+    const waiting = this.whenEmpty;
+    this.whenEmpty = [];
+    for (const callback of waiting) callback();
   }
 
   sweep(now: number): void {
@@ -106,7 +138,10 @@ export class TcpListener extends EventEmitter implements ProxyListener, SessionH
 
   /** Stops accepting; `callback` runs once every session has ended. */
   close(callback?: (err?: Error) => void): this {
-    this.server.close(callback);
+    this.server.close((err) => {
+      if (err !== undefined || this.sessions.size === 0) return callback?.(err);
+      this.whenEmpty.push(() => callback?.());
+    });
     return this;
   }
 

@@ -14,7 +14,7 @@
  * time, the hello deadline and draining are checked on the sweeper's tick by the listener
  * (tcp-listener.ts), which costs the data path nothing.
  */
-import type { Socket } from 'node:net';
+import { isIP } from 'node:net';
 import { type HostPort, parseHostPort, POOL_DEFAULTS } from '@lb/shared';
 import type { AccessLog } from '../access-log/access-log.js';
 import { EMPTY_PICK_CONTEXT } from '../balancer/balancer.js';
@@ -25,9 +25,10 @@ import { FailureKind } from '../resilience/retry-policy.js';
 import { type CompiledBackend, type CompiledRoute, pickBackend, type RouteTarget, type RoutingTable } from '../routing/routing-table.js';
 import type { TableSource } from '../routing/table-source.js';
 import { scanClientHello } from '../tls/client-hello.js';
-import { connectPlain } from '../runtime/plain-connect.js';
-import { readIntoBuffers } from '../runtime/socket-reads.js';
-import { SocketReadBuffers } from '../upstream/read-buffers.js';
+import { RawTcp } from '../runtime/raw-tcp.js';
+import { SocketEnd } from '../runtime/socket-end.js';
+import type { TcpEnd, TcpEndEvents } from '../runtime/tcp-end.js';
+import type { ReadBuffer } from '../upstream/read-buffers.js';
 import { AddressPickContext } from './address-pick-context.js';
 import type { L4ListenerSettings } from './l4-settings.js';
 import { proxyProtocolHeader, unmapIPv4 } from './proxy-protocol-header.js';
@@ -42,6 +43,8 @@ export interface SessionHost {
   readonly stats: L4ListenerStats;
   readonly l4: L4Stats;
   readonly accessLog: AccessLog | undefined;
+  /** Whether backends named by IP address are connected to on raw handles (runtime/raw-tcp.ts). */
+  readonly rawHandles: boolean;
   ended(session: TcpSession): void;
 }
 
@@ -56,17 +59,51 @@ const enum Phase {
 /** Most picks tried to find a backend within its limits (or not tried yet) before giving up. */
 const MAX_PICKS = 16;
 
-/** Backend addresses parsed once (validation has checked them), not per connection. */
-const parsedAddresses = new Map<string, HostPort | string>();
+/** A backend's address as a connect takes it: family 4 or 6 for an IP address, 0 for a name to resolve. */
+interface Dial extends HostPort {
+  readonly family: 0 | 4 | 6;
+}
 
-function hostPortOf(address: string): HostPort | string {
-  let parsed = parsedAddresses.get(address);
-  if (parsed === undefined) {
+/** Backend addresses parsed once (validation has checked them), not per connection. */
+const parsedAddresses = new Map<string, Dial | string>();
+
+function dialOf(address: string): Dial | string {
+  let dial = parsedAddresses.get(address);
+  if (dial === undefined) {
     if (parsedAddresses.size >= 10_000) parsedAddresses.clear();
-    parsed = parseHostPort(address);
-    parsedAddresses.set(address, parsed);
+    const parsed = parseHostPort(address);
+    dial = typeof parsed === 'string' ? parsed : { ...parsed, family: isIP(parsed.host) as 0 | 4 | 6 };
+    parsedAddresses.set(address, dial);
   }
-  return parsed;
+  return dial;
+}
+
+/** The two ends of a session, as indexes of its per-end state. */
+const CLIENT = 0;
+const UPSTREAM = 1;
+type Side = typeof CLIENT | typeof UPSTREAM;
+
+/** What one end reports, passed to its session with the end's side. */
+class SideEvents implements TcpEndEvents {
+  constructor(
+    private readonly session: TcpSession,
+    private readonly side: Side,
+  ) {}
+  onRead(data: Buffer, buffer: ReadBuffer | undefined): void {
+    this.session.read(this.side, data, buffer);
+  }
+  onEnd(): void {
+    this.session.peerEnded(this.side);
+  }
+  onDrain(): void {
+    this.session.drained(this.side);
+  }
+  onFinished(): void {
+    this.session.finSent(this.side);
+  }
+  onError(code: string): void {
+    this.session.failed(this.side, code);
+  }
 }
 
 export class TcpSession {
@@ -81,16 +118,15 @@ export class TcpSession {
   private target: RouteTarget | undefined;
   private backend: CompiledBackend | undefined;
   private backendStats: L4BackendStats | undefined;
-  private upstream: Socket | undefined;
+  private upstream: TcpEnd | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
-  /** What the backend's socket reads into (recycled once the client has written it). */
-  private readonly upstreamReads = new SocketReadBuffers();
-  /** What the client's socket reads into, once it reads through readIntoBuffers. */
-  private readonly clientReads = new SocketReadBuffers();
+  private clientStarted = false;
+  // Per end (CLIENT, UPSTREAM): its peer's FIN was read; our FIN went out; it is closed.
+  private readonly eof = [false, false];
+  private readonly fin = [false, false];
+  private readonly closed = [false, false];
   private connects = 0;
   private readonly tried: BackendRuntime[] = [];
-  private clientClosed = false;
-  private upstreamClosed = false;
   private finished = false;
   private backendError: UpstreamErrorKind | undefined;
   private end = 'closed';
@@ -103,36 +139,58 @@ export class TcpSession {
   private lastBytes = 0;
   // Bytes already added to the counters: [client in, client out, backend in, backend out].
   private readonly counted = [0, 0, 0, 0];
-  /** The socket's peer address, read at accept only for the access log (reading it is a system call). */
-  private readonly peer: string | undefined;
+  /** The client's address, read once when first needed (reading it is a system call); null: not yet. */
+  private peerAddress: string | undefined | null = null;
 
   constructor(
     private readonly host: SessionHost,
-    private readonly client: Socket,
+    private readonly client: TcpEnd,
   ) {
     const settings = host.settings;
-    // The access log names the client after its socket has closed, when the address is gone.
-    this.peer = host.accessLog === undefined ? undefined : client.remoteAddress;
+    // The access log names the client after its connection has closed, when the address is gone.
+    if (host.accessLog !== undefined) this.clientAddress();
     this.proxyHeaderDone = settings.trustedSources === undefined;
     this.helloDeadline = this.startedAt + settings.helloTimeoutMs;
-    client.on('error', this.onClientError);
-    client.on('close', this.onClientClose);
-    if (this.proxyHeaderDone && !settings.passthrough) {
-      this.routeAndConnect();
-      return;
-    }
-    client.on('data', this.onHelloData);
-    client.on('end', this.onHelloEnd);
+  }
+
+  /**
+   * Reads the hello, or routes and connects at once. Apart from the constructor: a session can
+   * end inside (no route, say), and its host must know it by then.
+   */
+  start(): void {
+    if (this.proxyHeaderDone && !this.host.settings.passthrough) return this.routeAndConnect();
+    this.startClient();
+  }
+
+  private startClient(): void {
+    if (this.clientStarted) return this.client.resume();
+    this.clientStarted = true;
+    this.client.start(new SideEvents(this, CLIENT));
   }
 
   /** The client's address as balancers hash it and PROXY headers carry it. */
   private readonly clientAddress = (): string | undefined => {
-    const a = this.addresses?.sourceAddress ?? this.peer ?? this.client.remoteAddress;
-    return a === undefined ? undefined : unmapIPv4(a);
+    if (this.addresses !== undefined) return unmapIPv4(this.addresses.sourceAddress);
+    if (this.peerAddress === null) {
+      const a = this.client.peer()?.address;
+      this.peerAddress = a === undefined ? undefined : unmapIPv4(a);
+    }
+    return this.peerAddress;
   };
 
-  private readonly onHelloData = (chunk: Buffer): void => {
-    let data = this.preamble === undefined ? chunk : Buffer.concat([this.preamble, chunk]);
+  /** Bytes from one end: before routing, the client's hello; then to the other end. */
+  read(side: Side, data: Buffer, buffer: ReadBuffer | undefined): void {
+    if (this.phase === Phase.Piping) {
+      const to = side === CLIENT ? this.upstream! : this.client;
+      if (!to.write(data, buffer)) (side === CLIENT ? this.client : this.upstream!).pause();
+      return;
+    }
+    if (this.phase === Phase.Hello && side === CLIENT) this.helloData(data);
+  }
+
+  private helloData(chunk: Buffer): void {
+    // A copy: the read buffer is the client's next read's.
+    let data = this.preamble === undefined ? Buffer.from(chunk) : Buffer.concat([this.preamble, chunk]);
     if (!this.proxyHeaderDone) {
       const scan = scanProxyHeader(data);
       if (scan.state === 'more') {
@@ -150,16 +208,61 @@ export class TcpSession {
       if (scan.state === 'more') return;
       this.sni = scan.servername;
     } else this.preamble = data.length > 0 ? data : undefined;
-    this.client.off('data', this.onHelloData);
-    this.client.off('end', this.onHelloEnd);
     this.client.pause();
     this.routeAndConnect();
-  };
+  }
 
-  /** The client gave up (FIN) before its PROXY header or ClientHello was whole. */
-  private readonly onHelloEnd = (): void => {
-    this.close('closed');
-  };
+  /** The other end has drained what waited: the end that was paused for it reads again. */
+  drained(side: Side): void {
+    if (this.phase !== Phase.Piping) return;
+    (side === CLIENT ? this.upstream! : this.client).resume();
+  }
+
+  /** An end's peer sent its FIN: passed on to the other end (before routing: the client gave up). */
+  peerEnded(side: Side): void {
+    this.eof[side] = true;
+    if (this.phase !== Phase.Piping) return this.close('closed');
+    this.passFin(side === CLIENT ? UPSTREAM : CLIENT);
+    this.settle();
+  }
+
+  /**
+   * A FIN for `side`, whose peer has ended. When that end's own peer has ended too and nothing
+   * waits to be written, it is closed at once: the close sends the same FIN after what the kernel
+   * holds, and saves a shutdown() and its completion (the common end of a short connection: the
+   * backend answers and closes, then the client closes).
+   */
+  private passFin(side: Side): void {
+    if (this.closed[side]) return;
+    const end = side === CLIENT ? this.client : this.upstream!;
+    if (this.eof[side] && !end.writing) return this.closeEnd(side);
+    end.end();
+  }
+
+  finSent(side: Side): void {
+    this.fin[side] = true;
+    this.settle();
+  }
+
+  /** Ends that are done both ways are closed; the session finishes once both are. */
+  private settle(): void {
+    if (!this.closed[CLIENT] && this.eof[CLIENT] && this.fin[CLIENT]) this.closeEnd(CLIENT);
+    if (!this.closed[UPSTREAM] && this.eof[UPSTREAM] && this.fin[UPSTREAM]) this.closeEnd(UPSTREAM);
+    this.finishIfDone();
+  }
+
+  private closeEnd(side: Side): void {
+    this.closed[side] = true;
+    this.fin[side] = true;
+    (side === CLIENT ? this.client : this.upstream!).close();
+  }
+
+  failed(side: Side, code: string): void {
+    if (side === CLIENT) return this.close('client-error');
+    // A backend that resets or breaks a piped session: passive health hears of it.
+    this.backendError = code === 'ECONNRESET' || code === 'EPIPE' ? 'reset' : 'other';
+    this.close('backend-error');
+  }
 
   private routeAndConnect(): void {
     this.phase = Phase.Connecting;
@@ -208,18 +311,17 @@ export class TcpSession {
     this.backendStats = this.host.l4.backend(target.pool.name, backend.id);
     this.connects++;
     sessionOpened(target, backend);
-    const parsed = hostPortOf(backend.address);
-    if (typeof parsed === 'string') return this.connectFailed('connect');
-    const upstream = connectPlain({
-      host: parsed.host,
-      port: parsed.port,
-      allowHalfOpen: true,
-      onread: { buffer: this.upstreamReads.next, callback: this.onUpstreamRead },
-    });
+    const dial = dialOf(backend.address);
+    if (typeof dial === 'string') return this.connectFailed('connect');
+    let upstream: TcpEnd | undefined;
+    const onConnect = (status: number): void => {
+      if (upstream === this.upstream) this.upstreamConnected(status);
+    };
+    upstream =
+      this.host.rawHandles && dial.family !== 0
+        ? RawTcp.connect(dial.host, dial.port, dial.family, onConnect)
+        : SocketEnd.connect(dial.host, dial.port, onConnect);
     this.upstream = upstream;
-    upstream.on('error', this.onUpstreamError);
-    upstream.on('close', this.onUpstreamClose);
-    upstream.once('connect', this.onUpstreamConnect);
     this.connectTimer = setTimeout(this.onConnectTimeout, target.pool.resilience.upstream.connectTimeoutMs);
   }
 
@@ -254,116 +356,48 @@ export class TcpSession {
     this.refuse('connect-failed');
   }
 
-  /** Forgets the current upstream socket (a failed connect): its events no longer reach the session. */
+  /** Forgets the current upstream connection (a failed connect): nothing of it reaches the session. */
   private dropUpstream(): void {
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     const upstream = this.upstream;
     if (upstream === undefined) return;
     this.upstream = undefined;
-    upstream.off('error', this.onUpstreamError);
-    upstream.off('close', this.onUpstreamClose);
-    upstream.off('connect', this.onUpstreamConnect);
-    upstream.on('error', ignore);
-    upstream.destroy();
+    upstream.close();
   }
 
-  private readonly onUpstreamConnect = (): void => {
+  private upstreamConnected(status: number): void {
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
+    if (status !== 0) return this.connectFailed('connect');
     const upstream = this.upstream!;
-    const client = this.client;
     this.phase = Phase.Piping;
     this.backendStats!.active++;
     this.backendStats!.connections++;
+    upstream.start(new SideEvents(this, UPSTREAM));
     const version = this.target!.pool.settings.proxyProtocol;
-    upstream.cork();
-    if (version !== undefined) {
-      const addresses = this.addresses ?? {
-        sourceAddress: client.remoteAddress ?? '',
-        sourcePort: client.remotePort ?? 0,
-        destinationAddress: client.localAddress ?? '',
-        destinationPort: client.localPort ?? 0,
-      };
-      upstream.write(proxyProtocolHeader(version, addresses));
-    }
-    if (this.preamble !== undefined) upstream.write(this.preamble);
+    let first = this.preamble;
     this.preamble = undefined;
-    upstream.uncork();
-    client.on('data', this.onClientData);
-    client.on('end', this.onClientEnd);
-    client.on('drain', this.onClientDrain);
-    upstream.on('end', this.onUpstreamEnd);
-    upstream.on('drain', this.onUpstreamDrain);
-    client.resume();
-  };
-
-  private readonly onClientData = (chunk: Buffer): void => {
-    if (!this.upstream!.write(chunk)) return void this.client.pause();
-    // A client that sends goes on reading into recycled buffers (where the socket allows it): from
-    // its first bytes on, not from its accept, so an idle connection holds no read buffer. Not
-    // while paused: reads through onread would not wait for the backend to drain.
-    if (this.client.readableLength === 0 && readIntoBuffers(this.client, this.clientReads.next, this.onClientRead)) this.client.off('data', this.onClientData);
-  };
-
-  /** A client read, passed to the backend as a view of its buffer, held until written. */
-  private readonly onClientRead = (nread: number): void => {
-    if (this.phase !== Phase.Piping) return;
-    if (!this.clientReads.writeTo(this.upstream!, nread)) this.client.pause();
-  };
-
-  private readonly onUpstreamDrain = (): void => {
-    this.client.resume();
-  };
-
-  private readonly onClientEnd = (): void => {
-    this.upstream!.end();
-  };
-
-  /** onread's callback: the bytes go to the client as a view of the read buffer, held until written. */
-  private readonly onUpstreamRead = (nread: number): boolean => {
-    if (this.phase !== Phase.Piping) return true;
-    if (!this.upstreamReads.writeTo(this.client, nread)) this.upstream!.pause();
-    return true;
-  };
-
-  private readonly onClientDrain = (): void => {
-    this.upstream?.resume();
-  };
-
-  private readonly onUpstreamEnd = (): void => {
-    this.client.end();
-  };
-
-  private readonly onUpstreamError = (err: Error & { code?: string }): void => {
-    if (this.phase === Phase.Connecting) {
-      this.connectFailed('connect');
-      return;
+    if (version !== undefined) {
+      const header = proxyProtocolHeader(version, this.addresses ?? this.acceptedAddresses());
+      first = first === undefined ? header : Buffer.concat([header, first]);
     }
-    // A backend that resets or breaks a piped session: passive health hears of it.
-    this.backendError = err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'reset' : 'other';
-    this.close('backend-error');
-  };
+    // One write: the PROXY header and the bytes read before routing go in one packet.
+    if (first !== undefined && !upstream.write(first)) this.client.pause();
+    this.startClient();
+  }
 
-  private readonly onUpstreamClose = (): void => {
-    this.upstreamClosed = true;
-    // Closed cleanly both ways (its FIN passed on, ours sent): the client side finishes on its own.
-    // Otherwise (destroyed) nothing more can flow to it, so the client goes too.
-    const u = this.upstream!;
-    if (!(u.readableEnded && u.writableFinished)) this.close(this.end);
-    this.finishIfDone();
-  };
-
-  private readonly onClientError = (): void => {
-    this.close('client-error');
-  };
-
-  private readonly onClientClose = (): void => {
-    this.clientClosed = true;
-    const c = this.client;
-    if (this.phase !== Phase.Piping || !(c.readableEnded && c.writableFinished)) this.close(this.end);
-    this.finishIfDone();
-  };
+  /** The connection's own addresses, for a PROXY header when no outer balancer sent one. */
+  private acceptedAddresses(): ProxiedAddresses {
+    const peer = this.client.peer();
+    const local = this.client.local();
+    return {
+      sourceAddress: peer?.address ?? '',
+      sourcePort: peer?.port ?? 0,
+      destinationAddress: local?.address ?? '',
+      destinationPort: local?.port ?? 0,
+    };
+  }
 
   /** Closes before any backend took the connection, counting why. */
   private refuse(reason: L4Refusal): void {
@@ -372,7 +406,7 @@ export class TcpSession {
     this.close(reason);
   }
 
-  /** Ends the session now: both sockets destroyed (what they buffered is dropped). */
+  /** Ends the session now: both connections closed (what they buffered is dropped). */
   close(reason: string): void {
     if (this.phase === Phase.Closed) return;
     const connecting = this.phase === Phase.Connecting && this.upstream !== undefined;
@@ -383,10 +417,10 @@ export class TcpSession {
       this.dropUpstream();
       sessionClosed(this.target!, this.backend!);
       this.backend = undefined;
-      this.upstreamClosed = true;
-    } else if (this.upstream === undefined) this.upstreamClosed = true;
-    else this.upstream.destroy();
-    this.client.destroy();
+    } else this.upstream?.close();
+    this.closed[UPSTREAM] = true;
+    this.closed[CLIENT] = true;
+    this.client.close();
     this.finishIfDone();
   }
 
@@ -441,11 +475,9 @@ export class TcpSession {
   }
 
   private finishIfDone(): void {
-    if (!this.clientClosed || !this.upstreamClosed || this.finished) return;
+    if (!this.closed[CLIENT] || !this.closed[UPSTREAM] || this.finished) return;
     this.finished = true;
     this.phase = Phase.Closed;
-    this.upstreamReads.close();
-    this.clientReads.close();
     this.countBytes();
     const target = this.target;
     const backend = this.backend;
@@ -473,5 +505,3 @@ export class TcpSession {
     }
   }
 }
-
-function ignore(): void {}

@@ -22,7 +22,7 @@ import {
   type ProxyServerOptions,
   type RequestGuards,
 } from '../proxy/proxy-server.js';
-import { TcpListener } from '../l4/tcp-listener.js';
+import { DEFAULT_L4_IO, TcpListener } from '../l4/tcp-listener.js';
 import { ListenerSet } from './listener-set.js';
 
 export interface TrafficRuntimeOptions {
@@ -75,7 +75,13 @@ export class TrafficRuntime {
       logger: options.logger,
       drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
       onHandshakeError: (listener) => options.metrics.tlsHandshakeFailed(listener),
-      tcpListenerFor: (name, settings) => new TcpListener(name, settings, { tables: this.applier, l4: options.metrics.l4, accessLog: this.guards.accessLog }),
+      tcpListenerFor: (name, settings) =>
+        new TcpListener(name, settings, {
+          tables: this.applier,
+          l4: options.metrics.l4,
+          accessLog: this.guards.accessLog,
+          rawHandles: (options.proxy?.l4Io ?? DEFAULT_L4_IO) === 'handles',
+        }),
     });
     this.applier = new SnapshotApplier({
       upstreams: this.upstreams,
