@@ -162,6 +162,53 @@ export function l4Suite(io: 'handles' | 'sockets'): void {
       await waitFor(() => client.closed);
     });
 
+    it('survive clients and backends that hang up or reset at any point, and leave no session behind', async () => {
+      // Each connection sends a few bytes to a few KiB, and then: half-closes, closes, resets (at
+      // once, or after part of the echo came back), or has the backend reset mid-stream. A seeded
+      // generator, so that a failure names the connection that caused it.
+      let seed = 0x13579bdf;
+      const random = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        return (seed >>> 8) % n;
+      };
+      const hangUp = async (i: number): Promise<void> => {
+        const socket = netConnect({ host: HOST, port: ports.echo! });
+        socket.on('error', () => undefined);
+        socket.on('data', () => undefined);
+        await new Promise<void>((resolve) => {
+          socket.once('connect', resolve);
+          socket.once('error', () => resolve());
+        });
+        const bytes = Buffer.alloc(1 + random(8192), 0x61 + (i % 26));
+        const how = random(6);
+        if (how === 5) bytes.write('!reset', random(bytes.length));
+        socket.write(bytes);
+        if (how === 0) socket.end();
+        else if (how === 1) socket.destroy();
+        else if (how === 2) socket.resetAndDestroy();
+        else {
+          const after = random(40);
+          await new Promise((r) => setTimeout(r, after));
+          if (how === 3) socket.resetAndDestroy();
+          else socket.destroy();
+        }
+      };
+      const started = Date.now();
+      for (let batch = 0; batch < 8 && Date.now() - started < 20_000; batch++) {
+        await Promise.all(Array.from({ length: 50 }, (_, j) => hangUp(batch * 50 + j)));
+      }
+      // The node still serves, and every one of those sessions has ended, on both sides.
+      const client = await open('echo');
+      await client.greeting();
+      client.write('still here\n');
+      await client.expect(/still here\n/);
+      client.destroy();
+      await waitFor(async () => (await series('lb_dp_l4_connections{listener="echo"}')) === 0, { message: 'every session to end' });
+      for (const b of ['e1', 'e2', 'e3'])
+        await waitFor(async () => (await series(`lb_dp_l4_backend_connections{pool="echo",backend="${b}"}`)) === 0, { message: `${b}'s sessions to end` });
+      expect(stack.dps[0]!.process.process.exitCode).toBeNull();
+    });
+
     it('hash the client address: every connection from one address reaches one backend, addresses spread', async () => {
       const chosen = new Map<string, Set<string>>();
       for (let i = 2; i <= 9; i++) {

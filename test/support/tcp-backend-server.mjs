@@ -4,7 +4,7 @@
 // protocol header with a parser of its own — not the data plane's — and closes the connection on
 // anything malformed; (with --tls) terminates TLS. It answers `hello NAME from ADDR:PORT[ sni=NAME]\n`
 // (the client address the header named, or the socket's) and then echoes every byte, half-close included;
-// a line `bye` makes it end the connection.
+// a line `bye` makes it end the connection, and `!reset` makes it reset the connection at once.
 import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -45,6 +45,7 @@ function serve(socket, sni) {
     socket.pipe(socket);
     // A line `bye` ends the connection from this side (what openssl s_client waits for).
     socket.on('data', (d) => {
+      if (d.includes('!reset')) return socket.resetAndDestroy();
       if (d.includes('bye\n')) {
         socket.unpipe(socket);
         socket.end();
