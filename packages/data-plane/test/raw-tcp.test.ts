@@ -54,6 +54,28 @@ describe('raw TCP handles', () => {
     expect(rawTcp).toEqual({ ok: true });
   });
 
+  it('connect to IPv6 backends, and name both ends of the connection', async () => {
+    const server = net.createServer((s) => s.end('v6'));
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '::1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const end = await new Promise<RawTcp>((resolve, reject) => {
+      const e = RawTcp.connect('::1', port, 6, (status) => (status === 0 ? resolve(e) : reject(new Error(`connect ${status}`))));
+    });
+    expect(end.peer()).toEqual({ address: '::1', port });
+    expect(end.local()?.address).toBe('::1');
+    const answers: string[] = [];
+    const events = new (class extends Events {
+      override onRead(data: Buffer): void {
+        answers.push(data.toString());
+      }
+    })();
+    end.start(events);
+    await waitFor(() => events.log.includes('end'));
+    expect(answers.join('')).toBe('v6');
+    end.close();
+  });
+
   it('report a connect nobody answers as a failed status, once', async () => {
     const port = await listen(() => undefined);
     servers.pop()!.close();
