@@ -4,14 +4,15 @@
 # The data plane builds on node's own HTTP parser through _http_common (DEP0199); this is what
 # tells us early when a Node release changes what that bet relies on, so by default it runs what
 # exercises that bet — the data plane's own tests (its parser, server and upstream client against
-# raw sockets) and the front-door end-to-end test of a data-plane process — not the whole suite
-# again (which would triple its time). Usage:
+# raw sockets) and the front-door end-to-end test of a data-plane process — and the L4 end-to-end
+# test, whose sessions run on libuv handles driven directly (runtime/raw-tcp.ts, another bet on
+# node's internals); not the whole suite again (which would triple its time). Usage:
 # test/other-nodes.sh [vitest args: files, filters]; LB_TEST_NODE_MAJORS overrides the list ("" skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 majors="${LB_TEST_NODE_MAJORS-22 24}"
 if [ "$#" -eq 0 ]; then
-  set -- packages/data-plane test/e2e/front-door.test.ts
+  set -- packages/data-plane test/e2e/front-door.test.ts test/e2e/l4.test.ts
 fi
 for major in $majors; do
   dir=".cache/node/$major"
