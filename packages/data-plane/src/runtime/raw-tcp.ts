@@ -23,7 +23,7 @@ import type { TcpEnd, TcpEndEvents, TcpPeer } from './tcp-end.js';
 
 /** A libuv TCP handle as node's tcp_wrap exposes it (the members used here). */
 export interface TcpHandle {
-  onread: (this: TcpHandle) => Uint8Array | undefined;
+  onread: (this: TcpHandle, arrayBuffer?: ArrayBuffer) => Uint8Array | undefined;
   owner?: RawTcp;
   readStart(): number;
   readStop(): number;
@@ -54,6 +54,7 @@ interface Bindings {
   ShutdownWrap: new () => Request;
   state: Int32Array;
   readBytesOrError: number;
+  arrayBufferOffset: number;
   lastWriteWasAsync: number;
   socketType: number;
   eof: number;
@@ -78,6 +79,7 @@ function load(): Bindings | string {
       ShutdownWrap: stream.ShutdownWrap,
       state: stream.streamBaseState,
       readBytesOrError: stream.kReadBytesOrError,
+      arrayBufferOffset: stream.kArrayBufferOffset,
       lastWriteWasAsync: stream.kLastWriteWasAsync,
       socketType: constants?.SOCKET,
       eof: uv.UV_EOF,
@@ -106,8 +108,8 @@ function errorCode(status: number): string {
   }
 }
 
-function onHandleRead(this: TcpHandle): Uint8Array | undefined {
-  return this.owner?.read(bindings!.state[bindings!.readBytesOrError]!);
+function onHandleRead(this: TcpHandle, arrayBuffer?: ArrayBuffer): Uint8Array | undefined {
+  return this.owner?.read(bindings!.state[bindings!.readBytesOrError]!, arrayBuffer);
 }
 
 function afterWrite(this: Request, status: number): void {
@@ -123,9 +125,16 @@ function afterConnect(this: Request, status: number): void {
   this.owner!.connected(status);
 }
 
+/** Reads into buffers node allocates before a connection switches to recycled ones. */
+const NODE_BUFFER_READS = 2;
+
 /**
- * One TCP connection on a libuv handle. Reads go into recycled buffers (upstream/read-buffers.ts),
- * one at a time: a read's buffer is read into again unless a write still holds a view of it.
+ * One TCP connection on a libuv handle. Its first reads go into buffers node allocates for each
+ * (trimmed to the bytes read), so a connection that has sent nothing holds no read buffer (an
+ * idle L4 session costs about 3 KB, not a resident page of a 64 KiB buffer per end), and a short
+ * one never takes one. After NODE_BUFFER_READS, reads go into recycled buffers
+ * (upstream/read-buffers.ts), one at a time: a read's buffer is read into again unless a write
+ * still holds a view of it.
  */
 export class RawTcp implements TcpEnd {
   bytesRead = 0;
@@ -133,6 +142,8 @@ export class RawTcp implements TcpEnd {
   private events: TcpEndEvents | undefined;
   private onConnect: ((status: number) => void) | undefined;
   private buffer: ReadBuffer | undefined;
+  /** Reads into buffers node allocated, before reads switch to recycled ones. */
+  private nodeBufferReads = 0;
   /** Writes handed to libuv that have not completed. */
   private pendingWrites = 0;
   private reading = false;
@@ -177,18 +188,29 @@ export class RawTcp implements TcpEnd {
 
   start(events: TcpEndEvents): void {
     this.events = events;
-    this.buffer = ReadBuffer.take();
-    this.handle.useUserBuffer(this.buffer.data);
     this.resume();
   }
 
-  /** One read (onHandleRead): its bytes to the events; returns the buffer for the next read if it changes. */
-  read(nread: number): Uint8Array | undefined {
+  /**
+   * One read (onHandleRead): its bytes to the events; returns the buffer for the next read if it
+   * changes. `arrayBuffer`: where node put the bytes, until reads go into recycled buffers.
+   */
+  read(nread: number, arrayBuffer: ArrayBuffer | undefined): Uint8Array | undefined {
     if (this.closed) return undefined;
     const events = this.events!;
     if (nread > 0) {
-      const buffer = this.buffer!;
       this.bytesRead += nread;
+      const buffer = this.buffer;
+      if (buffer === undefined) {
+        // Into node's buffer (a write that waits holds it). Switching costs a listener object in
+        // node per handle, which a short connection (one read each way) would pay for nothing.
+        events.onRead(Buffer.from(arrayBuffer!, bindings!.state[bindings!.arrayBufferOffset]!, nread), undefined);
+        if (!this.closed && ++this.nodeBufferReads === NODE_BUFFER_READS) {
+          this.buffer = ReadBuffer.take();
+          this.handle.useUserBuffer(this.buffer.data);
+        }
+        return undefined;
+      }
       events.onRead(buffer.data.subarray(0, nread), buffer);
       // A write still holds a view of it: read into another from now on.
       if (!this.closed && buffer.heldElsewhere()) {

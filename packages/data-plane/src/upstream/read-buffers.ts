@@ -16,28 +16,8 @@ const FREE_LIMIT = 256;
 
 const free: ReadBuffer[] = [];
 
-/** Read buffers are cut from slabs of this many. */
-const SLAB_BUFFERS = 16;
-let slab: Buffer | undefined;
-let carved = SLAB_BUFFERS;
-
-/**
- * A fresh buffer, cut from a slab: a buffer malloc() gives alone has its header written, so each
- * costs a resident page even while nothing was ever read into it (an idle L4 connection holds one
- * per end: 8 KB of its memory). Cut from a slab, a buffer's pages become resident only once
- * something is read into them.
- */
-function carve(): Buffer {
-  if (carved === SLAB_BUFFERS) {
-    slab = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE * SLAB_BUFFERS);
-    carved = 0;
-  }
-  const start = carved++ * READ_BUFFER_SIZE;
-  return slab!.subarray(start, start + READ_BUFFER_SIZE);
-}
-
 export class ReadBuffer {
-  readonly data = carve();
+  readonly data = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
   /** The socket reading into it, plus one per view still being written to a client. */
   private holds = 0;
 
