@@ -11,8 +11,9 @@
  *
  * This is the only module that knows the handles' calling convention (the one node:net itself
  * uses, unchanged from node 20 to 24): a read is reported to `onread` with its length in
- * `streamBaseState[kReadBytesOrError]` and lands in the buffer given by `useUserBuffer()` (the
- * value `onread` returns is the next one); a write or shutdown is a request object whose
+ * `streamBaseState[kReadBytesOrError]`, and lands in a buffer node allocates (passed to `onread`,
+ * at `kArrayBufferOffset`) or, once `useUserBuffer()` was called, in the buffer given (the value
+ * `onread` returns is the next one); a write or shutdown is a request object whose
  * `oncomplete(status)` runs if it did not finish at once (`kLastWriteWasAsync`); a connect is a
  * `TCPConnectWrap` completed the same way. Whether it still holds is checked by a behavioural
  * self-test at start-up (raw-tcp-self-test.ts); where it does not, the L4 proxy uses net.Socket.
