@@ -46,9 +46,15 @@ describe('lb-data-plane process', () => {
     const report = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', '--traffic-report-ms', '50'], { encoding: 'utf8' });
     expect(report.status).toBe(2);
     expect(report.stderr).toContain('--traffic-report-ms must be 0 (off) or a whole number of milliseconds of at least 100');
-    const ping = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', '--client-http2-ping-interval-ms', '10'], { encoding: 'utf8' });
-    expect(ping.status).toBe(2);
-    expect(ping.stderr).toContain('--client-http2-ping-interval-ms must be 0 (never) or at least 1000');
+    for (const [flag, value] of [
+      ['--client-http2-ping-interval-ms', '10'],
+      ['--upstream-http2-ping-interval-ms', '10'],
+      ['--upstream-http2-ping-interval-ms', 'soon'],
+    ] as const) {
+      const ping = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', flag, value], { encoding: 'utf8' });
+      expect(ping.status).toBe(2);
+      expect(ping.stderr).toContain(`${flag} must be 0 (never) or a whole number of at least 1000`);
+    }
   });
 
   it('serves from its cache file while no control plane answers, then exits 0 on SIGTERM', async () => {

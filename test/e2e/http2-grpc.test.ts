@@ -3,7 +3,8 @@
 // HTTP/1.1 backends, and @grpc/grpc-js clients through h2c pools to three real @grpc/grpc-js
 // servers: every kind of call, trailers and statuses unchanged, each call balanced on its own,
 // gRPC-shaped local errors, grpc-timeout and the route's timeout, retries of calls that never
-// reached a backend, and GOAWAY on SIGTERM with the stream in flight finishing.
+// reached a backend, a backend connection that went silent found by the data plane's PING, and
+// GOAWAY on SIGTERM with the stream in flight finishing.
 import http2 from 'node:http2';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testPki } from '../support/pki.js';
+import { type SilenceableRelay, silenceableRelay } from '../support/silenceable-relay.js';
 import type { Stack } from '../support/stack.js';
 import { curl, run } from '../support/tls-clients.js';
 import { startTlsStack } from '../support/tls-stack.js';
@@ -22,6 +24,7 @@ let stack: Stack;
 let h2cPort: number;
 let tlsPort: number;
 let caFile: string;
+let silentPath: SilenceableRelay;
 
 // A JSON-coded service, so that no .proto file is needed: grpc-js takes any serializer.
 const json = {
@@ -99,10 +102,15 @@ async function startGrpcBackend(name: string): Promise<GrpcBackend> {
 const backends: GrpcBackend[] = [];
 
 beforeAll(async () => {
-  stack = await startTlsStack({ dataPlanes: 1, backends: 1, nodeArgs: () => ['--drain-timeout-ms', '3000'] });
+  stack = await startTlsStack({
+    dataPlanes: 1,
+    backends: 1,
+    nodeArgs: () => ['--drain-timeout-ms', '3000', '--upstream-http2-ping-interval-ms', '1000'],
+  });
   for (const name of ['g1', 'g2', 'g3']) {
     backends.push(await startGrpcBackend(name));
   }
+  silentPath = await silenceableRelay(backends[0]!.address);
   h2cPort = await freePort();
   tlsPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'lb-h2-'));
@@ -120,6 +128,7 @@ beforeAll(async () => {
     ],
   });
   await stack.write('PUT', '/v1/pools/nobody', { protocol: 'h2c', backends: [] });
+  await stack.write('PUT', '/v1/pools/silent', { protocol: 'h2c', backends: [{ id: 'via-relay', address: silentPath.address }] });
   await stack.write('PUT', '/v1/routes/web', { match: { pathPrefix: '/' }, pools: [{ pool: 'web' }] });
   await stack.write('PUT', '/v1/routes/grpc', { match: { pathPrefix: '/demo.Echo/' }, pools: [{ pool: 'grpc' }], timeouts: { requestMs: 1000 } });
   await stack.write('PUT', '/v1/routes/flaky', {
@@ -130,12 +139,17 @@ beforeAll(async () => {
     match: { pathPrefix: '/demo.Echo/', headers: [{ name: 'x-pool', exact: 'nobody' }] },
     pools: [{ pool: 'nobody' }],
   });
+  await stack.write('PUT', '/v1/routes/silent', {
+    match: { pathPrefix: '/demo.Echo/', headers: [{ name: 'x-pool', exact: 'silent' }] },
+    pools: [{ pool: 'silent' }],
+  });
   await stack.write('PUT', '/v1/listeners/h2c', { port: h2cPort, protocol: 'http', h2c: true });
   await stack.write('PUT', '/v1/listeners/h2', { port: tlsPort, protocol: 'https', tls: { certificates: ['site'], alpn: ['h2', 'http/1.1'] } });
 });
 
 afterAll(async () => {
   await stack?.stop();
+  await silentPath?.close();
   for (const b of backends) b.server.forceShutdown();
 });
 
@@ -294,6 +308,29 @@ describe('gRPC end to end (issue 12, points 2 and 3)', () => {
       const results = await Promise.all(Array.from({ length: 20 }, () => unary(c, 'Unary', { text: 'r' }, md)));
       for (const r of results) expect(r.err).toBeNull();
       for (const r of results) expect(r.value!.by).toBe('g1');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('finds a backend connection that went silent by a PING (--upstream-http2-ping-interval-ms 1000): its call fails in seconds, the next gets a new connection', async () => {
+    const c = client();
+    try {
+      const md = new grpc.Metadata();
+      md.set('x-pool', 'silent');
+      expect((await unary(c, 'Unary', { text: 'before' }, md)).err).toBeNull();
+      expect(silentPath.accepted).toBe(1);
+      silentPath.goSilent();
+      // The call goes out on the silent connection. Its deadline is 30 s away; the PING goes out
+      // after 1 s of silence, and the connection is given up 1 s later without an answer.
+      const started = Date.now();
+      const lost = await unary(c, 'Unary', { text: 'lost' }, md, { deadline: Date.now() + 30_000 });
+      expect(lost.err?.code).toBe(grpc.status.UNAVAILABLE);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const next = await unary(c, 'Unary', { text: 'after' }, md);
+      expect(next.err).toBeNull();
+      expect(next.value).toMatchObject({ echo: 'after', by: 'g1' });
+      expect(silentPath.accepted).toBe(2);
     } finally {
       c.close();
     }

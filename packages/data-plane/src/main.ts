@@ -20,7 +20,7 @@ import { DEFAULT_HTTP_SERVER, HTTP_SERVERS, PROXY_DEFAULTS, type ProxyServerOpti
 import { nativeHttp1 } from './http1/parser-self-test.js';
 import { DEFAULT_L4_IO, L4_IOS, type L4Io } from './l4/tcp-listener.js';
 import { rawTcp } from './runtime/raw-tcp-self-test.js';
-import { DEFAULT_UPSTREAM_CLIENT, UPSTREAM_CLIENTS } from './upstream/upstream-pools.js';
+import { DEFAULT_UPSTREAM_CLIENT, UPSTREAM_CLIENTS, UPSTREAM_DEFAULTS } from './upstream/upstream-pools.js';
 
 const COMMAND = 'lb-data-plane';
 
@@ -80,6 +80,11 @@ const FLAGS = {
     description: 'an HTTP/2 client connection silent this long gets a PING, and is closed if it does not answer within as long again; 0: never',
     default: String(PROXY_DEFAULTS.http2PingIntervalMs),
   },
+  'upstream-http2-ping-interval-ms': {
+    description:
+      'an HTTP/2 connection to a backend silent this long gets a PING, and is closed (its streams failed) if it does not answer within as long again; 0: never',
+    default: String(UPSTREAM_DEFAULTS.http2PingIntervalMs),
+  },
   'worker-apply-timeout-ms': {
     description: 'with --workers > 1: a worker that takes longer than this to apply a push is killed and replaced',
     default: '10000',
@@ -133,7 +138,10 @@ async function main(): Promise<void> {
   if (!Number.isInteger(workerApplyTimeoutMs) || workerApplyTimeoutMs < 100)
     throw new FlagError('--worker-apply-timeout-ms must be a whole number of at least 100');
 
-  const upstream = { client: implementationFlag('upstream-client', flags['upstream-client']!, UPSTREAM_CLIENTS) };
+  const upstream = {
+    client: implementationFlag('upstream-client', flags['upstream-client']!, UPSTREAM_CLIENTS),
+    http2PingIntervalMs: pingInterval('upstream-http2-ping-interval-ms', Number(flags['upstream-http2-ping-interval-ms'])),
+  };
 
   if (cluster.isWorker) {
     const logger = createLogger('data-plane').child({ worker: cluster.worker!.id });
@@ -191,14 +199,14 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
     headersTimeoutMs: whole('client-header-timeout-ms', 100),
     requestTimeoutMs: whole('client-request-timeout-ms', 0),
     keepAliveTimeoutMs: whole('client-keep-alive-timeout-ms', 0),
-    http2PingIntervalMs: pingInterval(whole('client-http2-ping-interval-ms', 0)),
+    http2PingIntervalMs: pingInterval('client-http2-ping-interval-ms', whole('client-http2-ping-interval-ms', 0)),
     accessLog: accessLogFlag(String(flags['access-log'] ?? 'off')),
   };
 }
 
-/** --client-http2-ping-interval-ms: 0 (off) or at least a second, so that clients are not pinged on every tick. */
-function pingInterval(ms: number): number {
-  if (ms > 0 && ms < 1000) throw new FlagError('--client-http2-ping-interval-ms must be 0 (never) or at least 1000');
+/** --client- and --upstream-http2-ping-interval-ms: 0 (off) or at least a second, so that peers are not pinged on every tick. */
+function pingInterval(name: string, ms: number): number {
+  if (!Number.isInteger(ms) || ms < 0 || (ms > 0 && ms < 1000)) throw new FlagError(`--${name} must be 0 (never) or a whole number of at least 1000`);
   return ms;
 }
 

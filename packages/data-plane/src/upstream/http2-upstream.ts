@@ -8,8 +8,17 @@
  * A session that gets GOAWAY takes no new stream; its streams in flight finish, and streams past
  * the backend's last one (REFUSED_STREAM) fail with LB_UPSTREAM_REFUSED_STREAM, which the call
  * retries like a refused connection: the backend never saw them. Trailers (gRPC's status) are
- * handed to onComplete as they came. A session idle for keepAliveTimeoutMs (no stream
- * open, or only streams already answered or given up) is destroyed.
+ * handed to onComplete as they came.
+ *
+ * Time limits are numbers checked on the upstream sweeper's tick (connection-sweeper.ts), not a
+ * node timer per stream and per session that every frame would refresh (what the client side
+ * moved off in http2-server.ts): a stream's response head within headersTimeoutMs, its body
+ * never silent for bodyTimeoutMs while the proxy is reading it; a session idle for
+ * keepAliveTimeoutMs (no stream open, or only streams already answered or given up) is
+ * destroyed. Liveness: a session silent for pingIntervalMs gets a PING, and one that has not
+ * answered within as long again is destroyed, its streams failed. A backend that vanished without
+ * a FIN or RST (a host gone, a NAT or firewall that dropped the connection's state) would
+ * otherwise keep its session: every call multiplexed onto it would hang until its own timeout.
  *
  * WebSocket tunnels are HTTP/1.1 upgrades on a connection of their own (tunnel.ts), as with the
  * other clients.
@@ -20,6 +29,7 @@ import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { CONNECTION_SPECIFIC, withoutPseudo, SINGLE_VALUE } from '../http2/header-fields.js';
 import { destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { connectPlain } from '../runtime/plain-connect.js';
+import { coarseClock, deadlineIn, type Sweepable, unwatch, watch } from './connection-sweeper.js';
 import { splitAddress, type Http1PoolOptions } from './http1-pool.js';
 import { TunnelSet, type TunnelHandler } from './tunnel.js';
 import type { Upstream, UpstreamHandler, UpstreamRequest } from './upstream.js';
@@ -27,6 +37,8 @@ import type { Upstream, UpstreamHandler, UpstreamRequest } from './upstream.js';
 export interface Http2UpstreamOptions extends Http1PoolOptions {
   /** Streams one session carries at once (the backend's SETTINGS may say fewer). */
   readonly maxStreamsPerConnection: number;
+  /** A session silent this long gets a PING, and is destroyed if no answer comes within as long again (ms); 0 or absent: never. */
+  readonly pingIntervalMs?: number | undefined;
 }
 
 /** Per-stream and per-session receive windows: enough to stream a response without waiting on WINDOW_UPDATEs. */
@@ -49,6 +61,12 @@ interface Session {
   settled: number;
   /** Streams it may carry at once: the pool's limit, lowered by the backend's SETTINGS when they arrive. */
   limit: number;
+  /** coarseClock() since when every stream on it has settled (its keep-alive clock). */
+  idleSince: number;
+  /** coarseClock() of the last sign of life: a stream opened or ended, or a PING answered. */
+  lastSeen: number;
+  /** coarseClock() when the unanswered liveness PING went out; 0: none outstanding. */
+  pingSentAt: number;
 }
 
 interface Waiting {
@@ -67,9 +85,11 @@ function streamError(stream: ClientHttp2Stream, err?: Error & { code?: string })
   return new UpstreamError(UPSTREAM_ERRORS.CLOSED, `the backend reset the stream (HTTP/2 error ${stream.rstCode ?? 'unknown'})`);
 }
 
-export class Http2Upstream implements Upstream {
+export class Http2Upstream implements Upstream, Sweepable {
   private readonly sessions: Session[] = [];
   private readonly waiting: Waiting[] = [];
+  /** Streams whose exchange has not ended: their deadlines are checked on the sweeper's tick. */
+  private readonly exchanges = new Set<StreamExchange>();
   private readonly tunnels = new TunnelSet();
   private readonly host: string;
   private readonly port: number;
@@ -140,8 +160,21 @@ export class Http2Upstream implements Upstream {
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
       maxSessionMemory: 64,
     });
-    const s: Session = { session, ready: false, closing: false, active: 0, settled: 0, limit: options.maxStreamsPerConnection };
+    const now = coarseClock();
+    const s: Session = {
+      session,
+      ready: false,
+      closing: false,
+      active: 0,
+      settled: 0,
+      limit: options.maxStreamsPerConnection,
+      idleSince: now,
+      lastSeen: now,
+      pingSentAt: 0,
+    };
     this.sessions.push(s);
+    // Watched from the first session on: the coarse clock is current only while the sweeper ticks.
+    if (this.sessions.length === 1) watch(this);
     const timer = setTimeout(
       () => session.destroy(new UpstreamError(UPSTREAM_ERRORS.CONNECT_TIMEOUT, `no connection to ${this.address} within ${options.connectTimeoutMs} ms`)),
       options.connectTimeoutMs,
@@ -149,6 +182,7 @@ export class Http2Upstream implements Upstream {
     session.once('connect', () => {
       clearTimeout(timer);
       s.ready = true;
+      s.idleSince = s.lastSeen = coarseClock();
       if (!session.destroyed) session.setLocalWindowSize(SESSION_WINDOW);
       this.drain(s);
     });
@@ -166,20 +200,58 @@ export class Http2Upstream implements Upstream {
       // Requests waiting for this session fail with the reason it never came up (connect kind: retried elsewhere).
       if (!s.ready) this.failWaiting(err);
     });
-    session.setTimeout(options.keepAliveTimeoutMs, () => {
-      if (s.active === s.settled) {
-        s.closing = true;
-        destroyOffNghttp2Stack(session);
-      }
-    });
     session.once('close', () => {
       clearTimeout(timer);
       const i = this.sessions.indexOf(s);
       if (i >= 0) this.sessions.splice(i, 1);
+      if (this.sessions.length === 0) unwatch(this);
       if (!s.ready) this.failWaiting(new UpstreamError(UPSTREAM_ERRORS.CLOSED, `the connection to ${this.address} closed before HTTP/2 was set up`));
       if (this.waiting.length > 0 && !this.closing) this.grow();
       this.checkClosed();
     });
+  }
+
+  /**
+   * The sweeper's tick: streams past their deadlines fail; sessions idle past keepAliveTimeoutMs
+   * go; sessions silent past pingIntervalMs are pinged, and those that left a PING unanswered as
+   * long are destroyed.
+   */
+  sweep(now: number): void {
+    for (const exchange of this.exchanges) exchange.expire(now);
+    const idle = this.options.keepAliveTimeoutMs;
+    const ping = this.options.pingIntervalMs ?? 0;
+    for (const s of this.sessions) {
+      if (!s.ready || s.session.destroyed) continue;
+      if (s.active === s.settled && idle > 0 && now - s.idleSince > idle) {
+        s.closing = true;
+        destroyOffNghttp2Stack(s.session);
+        continue;
+      }
+      if (ping > 0) this.checkLiveness(s, now, ping);
+    }
+  }
+
+  private checkLiveness(s: Session, now: number, interval: number): void {
+    const session = s.session;
+    if (s.pingSentAt !== 0) {
+      if (now - s.pingSentAt > interval) {
+        s.closing = true;
+        session.destroy(new UpstreamError(UPSTREAM_ERRORS.CLOSED, `${this.address} did not answer a PING within ${interval} ms: the connection is dead`));
+      }
+      return;
+    }
+    if (now - s.lastSeen <= interval) return;
+    s.pingSentAt = now;
+    try {
+      session.ping((err) => {
+        s.pingSentAt = 0;
+        if (err === null) s.lastSeen = coarseClock();
+      });
+    } catch {
+      // A session node will not let ping any more (too many unanswered): it is not answering.
+      s.closing = true;
+      session.destroy();
+    }
   }
 
   private failWaiting(err: Error): void {
@@ -236,18 +308,23 @@ export class Http2Upstream implements Upstream {
       return;
     }
     s.active++;
+    s.lastSeen = coarseClock();
     new StreamExchange(
       stream,
       request,
       handler,
       this.options,
+      this.exchanges,
       () => {
         s.settled++;
+        if (s.active === s.settled) s.idleSince = coarseClock();
         if (this.closing) this.retireWhenSettled(s);
       },
       () => {
         s.active--;
         s.settled--;
+        s.lastSeen = coarseClock();
+        if (s.active === s.settled) s.idleSince = s.lastSeen;
         if (this.waiting.length > 0) this.drain(s);
         else if (this.closing) this.retireWhenSettled(s);
       },
@@ -313,21 +390,29 @@ class StreamExchange {
   private done = false;
   /** The final response head came: only then is the stream's end a complete response. */
   private answered = false;
-  private timer: NodeJS.Timeout | undefined;
   private trailers: string[] | undefined;
+  /** performance.now() ms by which the response head must come; 0: no limit. */
+  private headersDeadline = 0;
+  private readonly headersMs: number;
+  private readonly bodyMs: number;
+  /** coarseClock() of the last body bytes (or the head); the body's silence is measured from it. */
+  private lastData = 0;
+  /** The proxy stopped reading (its client is slow): the backend is not the one keeping silent. */
+  private paused = false;
 
   constructor(
     private readonly stream: ClientHttp2Stream,
     private readonly request: UpstreamRequest,
     private readonly handler: UpstreamHandler,
     options: Http2UpstreamOptions,
+    private readonly open: Set<StreamExchange>,
     private readonly settled: () => void,
     released: () => void,
   ) {
-    const headersMs = request.headersTimeout ?? options.headersTimeoutMs;
-    const bodyMs = request.bodyTimeout ?? options.bodyTimeoutMs;
-    if (headersMs > 0)
-      this.timer = setTimeout(() => this.fail(new UpstreamError(UPSTREAM_ERRORS.HEADERS_TIMEOUT, `no response head within ${headersMs} ms`)), headersMs);
+    this.headersMs = request.headersTimeout ?? options.headersTimeoutMs;
+    this.bodyMs = request.bodyTimeout ?? options.bodyTimeoutMs;
+    if (this.headersMs > 0) this.headersDeadline = deadlineIn(this.headersMs);
+    open.add(this);
     stream.on('error', (err: Error) => this.fail(streamError(stream, err)));
     stream.once('close', () => {
       // Building an error costs a stack trace: only for a stream that closed before its end.
@@ -337,13 +422,16 @@ class StreamExchange {
     stream.on('response', (headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
       if (this.done) return;
       this.answered = true;
-      clearTimeout(this.timer);
-      if (bodyMs > 0)
-        stream.setTimeout(bodyMs, () => this.fail(new UpstreamError(UPSTREAM_ERRORS.BODY_TIMEOUT, `the response body went silent for ${bodyMs} ms`)));
+      this.lastData = coarseClock();
       handler.onHeaders(Number(headers[':status']), withoutPseudo(raw), this.resume, '');
     });
     stream.on('data', (chunk: Buffer) => {
-      if (!this.done && !handler.onData(chunk)) stream.pause();
+      if (this.done) return;
+      this.lastData = coarseClock();
+      if (!handler.onData(chunk)) {
+        this.paused = true;
+        stream.pause();
+      }
     });
     stream.on('trailers', (_headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
       this.trailers = withoutPseudo(raw);
@@ -363,7 +451,22 @@ class StreamExchange {
     }
   }
 
+  /** The sweeper's tick: the head late, or the body silent too long while the proxy reads it. */
+  expire(now: number): void {
+    if (!this.answered) {
+      if (this.headersDeadline !== 0 && now > this.headersDeadline)
+        this.fail(new UpstreamError(UPSTREAM_ERRORS.HEADERS_TIMEOUT, `no response head within ${this.headersMs} ms`));
+    } else if (this.bodyMs > 0 && !this.paused && now - this.lastData > this.bodyMs) {
+      this.fail(new UpstreamError(UPSTREAM_ERRORS.BODY_TIMEOUT, `the response body went silent for ${this.bodyMs} ms`));
+    }
+  }
+
   private readonly resume = (): void => {
+    if (this.paused) {
+      this.paused = false;
+      // Silence is measured from here: the wait was the client's.
+      this.lastData = coarseClock();
+    }
     this.stream.resume();
   };
 
@@ -383,9 +486,8 @@ class StreamExchange {
   private finish(): boolean {
     if (this.done) return false;
     this.done = true;
+    this.open.delete(this);
     this.settled();
-    clearTimeout(this.timer);
-    this.stream.setTimeout(0);
     const body = this.request.body;
     if (body !== null) {
       body.off('error', this.onBodyError);

@@ -34,7 +34,11 @@ export interface UpstreamOptions {
   keepAliveTimeoutMs?: number;
   /** Which HTTP/1.1 client talks to backends. Default DEFAULT_UPSTREAM_CLIENT. */
   client?: UpstreamClient;
+  /** An HTTP/2 session to a backend silent this long is pinged, and destroyed without an answer within as long again (ms); 0: never. Default 20000. */
+  http2PingIntervalMs?: number;
 }
+
+export const UPSTREAM_DEFAULTS = Object.freeze({ http2PingIntervalMs: 20_000 });
 
 /** A config pool's connection settings (its `timeouts` and circuit breaker); absent fields: the node's UpstreamOptions. */
 export interface UpstreamSettings {
@@ -78,6 +82,7 @@ export class UpstreamPools implements UpstreamSource {
   /** By upstreamKey(); several config pools naming an address with the same settings share one. */
   private readonly pools = new Map<string, { address: string; pool: Upstream }>();
   private readonly options: Http1PoolOptions;
+  private readonly http2PingIntervalMs: number;
   readonly client: UpstreamClient;
 
   constructor(options: UpstreamOptions = {}) {
@@ -87,6 +92,7 @@ export class UpstreamPools implements UpstreamSource {
       bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 30_000,
     };
+    this.http2PingIntervalMs = options.http2PingIntervalMs ?? UPSTREAM_DEFAULTS.http2PingIntervalMs;
     const client = options.client ?? DEFAULT_UPSTREAM_CLIENT;
     const native = nativeHttp1();
     if (client === 'native' && !native.ok) throw new Error(`the native upstream client needs node's HTTP parser (${native.reason}); use the undici client`);
@@ -109,7 +115,11 @@ export class UpstreamPools implements UpstreamSource {
       const protocol = settings?.protocol ?? 'http1';
       const pool =
         protocol !== 'http1'
-          ? new Http2Upstream(address, { ...options, maxStreamsPerConnection: settings?.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION })
+          ? new Http2Upstream(address, {
+              ...options,
+              maxStreamsPerConnection: settings?.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION,
+              pingIntervalMs: this.http2PingIntervalMs,
+            })
           : this.client === 'native'
             ? new Http1Pool(address, options)
             : new UndiciUpstream(address, options);
