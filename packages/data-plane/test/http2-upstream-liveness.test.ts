@@ -111,13 +111,14 @@ describe('an HTTP/2 connection to a backend that went silent (upstream liveness 
     expect(path.accepted).toBe(2);
   });
 
-  it('without the PING (pingIntervalMs 0), the same call waits for its own headers timeout on the dead connection', async () => {
+  it('without the PING (pingIntervalMs 0), the same call waits for its own headers timeout (on the sweeper: never early, at most two ticks late)', async () => {
     const { pool, path } = await setUp({ pingIntervalMs: 0 });
     expect((await request(pool, '/')).status).toBe(200);
     path.goSilent();
     const lost = await request(pool, '/', { headersTimeout: 1_500 });
     expect(lost.error?.code).toBe('LB_UPSTREAM_HEADERS_TIMEOUT');
     expect(lost.ms).toBeGreaterThanOrEqual(1_500);
+    expect(lost.ms).toBeLessThan(2_500);
     expect(pool.openConnections).toBe(1);
   });
 
@@ -139,16 +140,6 @@ describe('HTTP/2 upstream time limits on the sweeper', () => {
     expect(held.error).toBeUndefined();
     expect(held.body).toBe(1024 * 1024);
     expect(held.ms).toBeGreaterThanOrEqual(900);
-  });
-
-  it('fails a call whose head does not come within headersTimeout', async () => {
-    const { pool, path } = await setUp({});
-    expect((await request(pool, '/')).status).toBe(200);
-    path.goSilent();
-    const late = await request(pool, '/', { headersTimeout: 300 });
-    expect(late.error?.code).toBe('LB_UPSTREAM_HEADERS_TIMEOUT');
-    expect(late.ms).toBeGreaterThanOrEqual(300);
-    expect(late.ms).toBeLessThan(1_500);
   });
 
   it('lets a session go once it has been idle for keepAliveTimeoutMs', async () => {

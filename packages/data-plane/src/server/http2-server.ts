@@ -39,6 +39,7 @@ import http2, { constants, type IncomingHttpHeaders, type ServerHttp2Session, ty
 import type { Socket } from 'node:net';
 import type { RequestListener } from '../proxy/exchange.js';
 import { coarseClock, type Sweepable, unwatch, watch } from '../upstream/connection-sweeper.js';
+import { checkLiveness } from '../http2/liveness.js';
 import { destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { Http2ClientRequest, Http2ClientResponse } from './http2-exchange.js';
 
@@ -233,25 +234,7 @@ export class Http2Sessions implements Sweepable {
     for (const session of this.sessions) {
       const state = session[kState]!;
       if (idle > 0 && state.streams === 0 && now - state.idleSince > idle) session.close();
-      if (ping > 0 && !session.destroyed) this.checkLiveness(session, state, now, ping);
-    }
-  }
-
-  private checkLiveness(session: TrackedSession, state: SessionState, now: number, interval: number): void {
-    if (state.pingSentAt !== 0) {
-      if (now - state.pingSentAt > interval) session.destroy();
-      return;
-    }
-    if (now - state.lastSeen <= interval) return;
-    state.pingSentAt = now;
-    try {
-      session.ping((err) => {
-        state.pingSentAt = 0;
-        if (err === null) state.lastSeen = coarseClock();
-      });
-    } catch {
-      // A session node will not let ping any more (too many unanswered): it is not answering.
-      session.destroy();
+      if (ping > 0 && !session.destroyed) checkLiveness(session, state, now, ping, () => session.destroy());
     }
   }
 

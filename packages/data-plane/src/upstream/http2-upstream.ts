@@ -27,6 +27,7 @@ import http2, { constants, type ClientHttp2Session, type ClientHttp2Stream, type
 import tls from 'node:tls';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { CONNECTION_SPECIFIC, withoutPseudo, SINGLE_VALUE } from '../http2/header-fields.js';
+import { checkLiveness } from '../http2/liveness.js';
 import { destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { connectPlain } from '../runtime/plain-connect.js';
 import { coarseClock, deadlineIn, type Sweepable, unwatch, watch } from './connection-sweeper.js';
@@ -227,30 +228,11 @@ export class Http2Upstream implements Upstream, Sweepable {
         destroyOffNghttp2Stack(s.session);
         continue;
       }
-      if (ping > 0) this.checkLiveness(s, now, ping);
-    }
-  }
-
-  private checkLiveness(s: Session, now: number, interval: number): void {
-    const session = s.session;
-    if (s.pingSentAt !== 0) {
-      if (now - s.pingSentAt > interval) {
-        s.closing = true;
-        session.destroy(new UpstreamError(UPSTREAM_ERRORS.CLOSED, `${this.address} did not answer a PING within ${interval} ms: the connection is dead`));
-      }
-      return;
-    }
-    if (now - s.lastSeen <= interval) return;
-    s.pingSentAt = now;
-    try {
-      session.ping((err) => {
-        s.pingSentAt = 0;
-        if (err === null) s.lastSeen = coarseClock();
-      });
-    } catch {
-      // A session node will not let ping any more (too many unanswered): it is not answering.
-      s.closing = true;
-      session.destroy();
+      if (ping > 0)
+        checkLiveness(s.session, s, now, ping, () => {
+          s.closing = true;
+          s.session.destroy(new UpstreamError(UPSTREAM_ERRORS.CLOSED, `${this.address} did not answer a PING within ${ping} ms: the connection is dead`));
+        });
     }
   }
 
