@@ -10,6 +10,13 @@
  * while refusing a stream that came after it. The fuzz targets found both: four frames from a
  * client (GOAWAY, HEADERS, a WINDOW_UPDATE of five bytes) and a pool closed as a response ended.
  *
+ * Node destroys a session itself too: when nghttp2 reports an error node does not handle
+ * (onSessionInternalError), after a GOAWAY with an error code, when its socket fails. On Node 20
+ * that can happen while nghttp2 is still reading: the http2-upstream fuzz target found 56 bytes
+ * from a backend that abort the process that way, every time (`nghttp2_session_mem_recv2:
+ * Assertion iframe->state == NGHTTP2_IB_IGN_ALL`). destroyLater() makes every destroy() of a
+ * session, node's own included, take effect on the next turn of the event loop.
+ *
  * close() has a second fault on Node 20: after a connection error nghttp2 finds inside a read it
  * wants neither to read nor to write, node is never told, and close() waits for such a session for
  * ever. destroy() ends it; callers wait until nothing is left to lose (no stream, or only streams
@@ -22,4 +29,22 @@ export function destroyOffNghttp2Stack(session: Http2Session, stillNeeded?: () =
   setImmediate(() => {
     if (!session.destroyed && stillNeeded?.() !== true) session.destroy();
   });
+}
+
+/**
+ * From now on `session.destroy()` — whoever calls it, node's internals included — only asks: the
+ * session is destroyed, with the first error and code given, on the next turn of the event loop.
+ * `onRequested` hears each request at once, so that the owner stops putting streams on a session
+ * that is going.
+ */
+export function destroyLater(session: Http2Session, onRequested?: () => void): void {
+  const destroyNow = session.destroy.bind(session);
+  let requested = false;
+  session.destroy = ((error?: Error | number, code?: number) => {
+    onRequested?.();
+    if (requested) return session;
+    requested = true;
+    setImmediate(() => destroyNow(error as Error, code));
+    return session;
+  }) as Http2Session['destroy'];
 }
