@@ -82,6 +82,7 @@ function request(pool: Http2Upstream, n: number): Promise<void> {
     let head = false;
     let ended = false;
     let abort: ((err?: Error) => void) | undefined;
+    let resume: (() => void) | undefined;
     const end = (what: string) => {
       if (ended) reject(new Error(`request ${n} ended twice (${what})`));
       ended = true;
@@ -91,17 +92,23 @@ function request(pool: Http2Upstream, n: number): Promise<void> {
       onConnect: (a) => {
         abort = a;
       },
-      onHeaders: (_status, _raw, resume) => {
+      onHeaders: (_status, _raw, resumeReading) => {
         if (head) reject(new Error(`request ${n} got two heads`));
         if (ended) reject(new Error(`request ${n} got a head after its end`));
         head = true;
+        resume = resumeReading;
         if (mode & MODE.ABORT_AFTER_HEAD) setImmediate(() => abort?.());
-        if (mode & MODE.SLOW_READER) setTimeout(resume, 2);
+        if (mode & MODE.SLOW_READER) setTimeout(resumeReading, 2);
         return true;
       },
       onData: () => {
         if (!head || ended) reject(new Error(`request ${n} got body bytes ${ended ? 'after its end' : 'before its head'}`));
-        return (mode & MODE.SLOW_READER) === 0;
+        if ((mode & MODE.SLOW_READER) === 0) return true;
+        // A slow reader, not a stopped one: time the proxy holds a body paused is not the
+        // backend's silence (the body timeout does not run), so a reader that never resumed
+        // would hold its request until its client gave up, which here nobody does.
+        if (resume !== undefined) setTimeout(resume, 2);
+        return false;
       },
       onComplete: () => {
         if (!head) reject(new Error(`request ${n} completed without a head`));
