@@ -16,7 +16,7 @@
  * from a backend that abort the process that way, every time (`nghttp2_session_mem_recv2:
  * Assertion iframe->state == NGHTTP2_IB_IGN_ALL`), and an input that aborted it about once in
  * 3,400 replays later, in the garbage collector (`~Http2Session`: `current_nghttp2_memory_ == 0`),
- * which has not aborted since in 24,000. destroyLater() makes every destroy() of a session, node's
+ * which has not aborted since in 24,000. deferDestroys() makes every destroy() of a session, node's
  * own included, take effect on the next turn of the event loop.
  *
  * close() has a second fault on Node 20: after a connection error nghttp2 finds inside a read it
@@ -39,7 +39,7 @@ export function destroyOffNghttp2Stack(session: Http2Session, stillNeeded?: () =
  * `onRequested` hears each request at once, so that the owner stops putting streams on a session
  * that is going.
  */
-export function destroyLater(session: Http2Session, onRequested?: () => void): void {
+export function deferDestroys(session: Http2Session, onRequested?: () => void): void {
   const destroyNow = session.destroy.bind(session);
   let requested = false;
   session.destroy = ((error?: Error | number, code?: number) => {

@@ -29,7 +29,8 @@
  * itself. A stuck session cannot send the PING, so it is never answered.
  *
  * Closing a session never goes through node's Http2Session.close(), which can abort a Node 20
- * process (http2/session-end.ts). Node calls close() itself when a client sends GOAWAY(NO_ERROR),
+ * process (http2/session-end.ts), and destroying one, node's own destroy() included, takes effect
+ * on the next turn of the event loop. Node calls close() itself when a client sends GOAWAY(NO_ERROR),
  * so each session's close() is replaced by one that sends GOAWAY (after which nghttp2 ignores new
  * streams by itself) and destroys the session off nghttp2's stack once its streams are done.
  *
@@ -40,7 +41,7 @@ import type { Socket } from 'node:net';
 import type { RequestListener } from '../proxy/exchange.js';
 import { coarseClock, type Sweepable, unwatch, watch } from '../upstream/connection-sweeper.js';
 import { checkLiveness } from '../http2/liveness.js';
-import { destroyOffNghttp2Stack } from '../http2/session-end.js';
+import { deferDestroys, destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { Http2ClientRequest, Http2ClientResponse } from './http2-exchange.js';
 
 export interface Http2ServerSettings {
@@ -173,6 +174,8 @@ export class Http2Sessions implements Sweepable {
     const state: SessionState = { socket, streams: 0, idleSince: now, lastSeen: now, pingSentAt: 0, closing: false };
     session[kState] = state;
     session.close = (callback?: () => void) => closeGracefully(session, state, callback);
+    // Node destroys sessions itself on some errors, possibly inside nghttp2's read (session-end.ts).
+    deferDestroys(session);
     session.on('error', ignore);
     session.once('close', () => {
       this.sessions.delete(session);

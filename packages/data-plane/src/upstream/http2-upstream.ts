@@ -28,7 +28,7 @@ import tls from 'node:tls';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { CONNECTION_SPECIFIC, withoutPseudo, SINGLE_VALUE } from '../http2/header-fields.js';
 import { checkLiveness } from '../http2/liveness.js';
-import { destroyLater, destroyOffNghttp2Stack } from '../http2/session-end.js';
+import { deferDestroys, destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { connectPlain } from '../runtime/plain-connect.js';
 import { coarseClock, deadlineIn, type Sweepable, unwatch, watch } from './connection-sweeper.js';
 import { splitAddress, type Http1PoolOptions } from './http1-pool.js';
@@ -174,7 +174,7 @@ export class Http2Upstream implements Upstream, Sweepable {
       pingSentAt: 0,
     };
     // Never on nghttp2's stack, even when node itself destroys the session (http2/session-end.ts).
-    destroyLater(session, () => {
+    deferDestroys(session, () => {
       s.closing = true;
     });
     this.sessions.push(s);
