@@ -40,7 +40,7 @@ import http2, { constants, type IncomingHttpHeaders, type ServerHttp2Session, ty
 import type { Socket } from 'node:net';
 import type { RequestListener } from '../proxy/exchange.js';
 import { coarseClock, type Sweepable, unwatch, watch } from '../upstream/connection-sweeper.js';
-import { checkLiveness } from '../http2/liveness.js';
+import { checkLiveness, type Liveness } from '../http2/liveness.js';
 import { deferDestroys, destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { Http2ClientRequest, Http2ClientResponse } from './http2-exchange.js';
 
@@ -75,15 +75,11 @@ export const HTTP2_SERVER_DEFAULTS = Object.freeze({
 /** The HTTP/2 connection preface a client with prior knowledge opens with (RFC 9113 §3.4). */
 export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-interface SessionState {
+interface SessionState extends Liveness {
   readonly socket: Socket;
   streams: number;
   /** coarseClock() when the session last had no stream open. */
   idleSince: number;
-  /** coarseClock() of the last sign of life: a stream opened, closed or moved bytes, or a PING answered. */
-  lastSeen: number;
-  /** coarseClock() when the unanswered liveness PING went out; 0: none outstanding. */
-  pingSentAt: number;
   /** GOAWAY sent: the session ends when its last stream does. */
   closing: boolean;
 }

@@ -27,7 +27,7 @@ import http2, { constants, type ClientHttp2Session, type ClientHttp2Stream, type
 import tls from 'node:tls';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { CONNECTION_SPECIFIC, withoutPseudo, SINGLE_VALUE } from '../http2/header-fields.js';
-import { checkLiveness } from '../http2/liveness.js';
+import { checkLiveness, type Liveness } from '../http2/liveness.js';
 import { deferDestroys, destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { connectPlain } from '../runtime/plain-connect.js';
 import { coarseClock, deadlineIn, type Sweepable, unwatch, watch } from './connection-sweeper.js';
@@ -46,7 +46,7 @@ export interface Http2UpstreamOptions extends Http1PoolOptions {
 const STREAM_WINDOW = 1024 * 1024;
 const SESSION_WINDOW = 8 * 1024 * 1024;
 
-interface Session {
+interface Session extends Liveness {
   readonly session: ClientHttp2Session;
   /** The HTTP/2 preface and SETTINGS are exchanged: streams may go out. */
   ready: boolean;
@@ -64,10 +64,6 @@ interface Session {
   limit: number;
   /** coarseClock() since when every stream on it has settled (its keep-alive clock). */
   idleSince: number;
-  /** coarseClock() of the last sign of life: a stream opened or ended, or a PING answered. */
-  lastSeen: number;
-  /** coarseClock() when the unanswered liveness PING went out; 0: none outstanding. */
-  pingSentAt: number;
 }
 
 interface Waiting {
@@ -233,10 +229,10 @@ export class Http2Upstream implements Upstream, Sweepable {
         continue;
       }
       if (ping > 0)
-        checkLiveness(s.session, s, now, ping, () => {
-          s.closing = true;
-          s.session.destroy(new UpstreamError(UPSTREAM_ERRORS.CLOSED, `${this.address} did not answer a PING within ${ping} ms: the connection is dead`));
-        });
+        // destroy() marks the session closing at once (deferDestroys' onRequested, in connect()).
+        checkLiveness(s.session, s, now, ping, () =>
+          s.session.destroy(new UpstreamError(UPSTREAM_ERRORS.CLOSED, `${this.address} did not answer a PING within ${ping} ms: the connection is dead`)),
+        );
     }
   }
 
