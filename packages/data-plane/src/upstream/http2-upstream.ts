@@ -28,6 +28,7 @@ import tls from 'node:tls';
 import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { CONNECTION_SPECIFIC, withoutPseudo, SINGLE_VALUE } from '../http2/header-fields.js';
 import { checkLiveness, type Liveness } from '../http2/liveness.js';
+import { openStream } from '../http2/open-stream.js';
 import { deferDestroys, destroyOffNghttp2Stack } from '../http2/session-end.js';
 import { connectPlain } from '../runtime/plain-connect.js';
 import { coarseClock, deadlineIn, type Sweepable, unwatch, watch } from './connection-sweeper.js';
@@ -284,7 +285,7 @@ export class Http2Upstream implements Upstream, Sweepable {
     const body = request.body;
     let stream: ClientHttp2Stream;
     try {
-      stream = s.session.request(this.requestHeaders(request), { endStream: body === null });
+      stream = openStream(s.session, this.requestHeaders(request), body === null);
     } catch (err) {
       handler.onError(err as Error);
       return;
