@@ -161,9 +161,13 @@ class CurrentInput {
   }
 }
 
+function ignoreSendError(): void {}
+
 async function child(opts: Options, index: number, currentFile: string): Promise<number> {
   const send = (m: ChildMessage): void => {
-    process.send?.(m);
+    // The supervisor may be gone already (a `pkill -f` signals it and its children at once): what
+    // the child has to say then goes to its own stderr only, not into an unhandled IPC error.
+    if (process.connected) process.send?.(m, undefined, undefined, ignoreSendError);
   };
   const target = await loadTarget(opts.target);
   const timeoutMs = opts.timeout ?? target.timeoutMs ?? DEFAULT_TIMEOUT_MS;
