@@ -5,7 +5,9 @@
  * AsyncResource.prototype.bind defines an `asyncResource` accessor on every function it binds, made
  * of two fresh deprecate() wrappers (DEP0172), each a new function whose prototype is then set: a
  * map transition V8 takes the slow way. Per gRPC call through the proxy that was about 4 % of the
- * data plane's CPU samples, plus the garbage (a perf profile under `h2load` gRPC load, 2026-12-03).
+ * data plane's CPU samples, plus the garbage and the megamorphic property loads it caused
+ * elsewhere (a perf profile under `h2load` gRPC load, 2026-12-03). Without it: a quarter less CPU
+ * per gRPC call, a third more calls/s (bench/README.md).
  *
  * For the length of the synchronous request() call only, AsyncResource.prototype.bind is one that
  * returns the same bound function — it runs `fn` in the resource's async scope, as node's does —
