@@ -26,10 +26,15 @@
  */
 import type { Http2Session } from 'node:http2';
 
-/** Destroys `session` on the next turn of the event loop, unless `stillNeeded()` says otherwise by then. */
-export function destroyOffNghttp2Stack(session: Http2Session, stillNeeded?: () => boolean): void {
+/**
+ * Destroys `session` on the next turn of the event loop, unless `stillNeeded()` says otherwise by
+ * then. A session under deferDestroys needs this only for the wait itself: the client side closes
+ * a session after its last stream, but node reports a stream that came in the same read one tick
+ * later. Anything else just calls destroy().
+ */
+export function destroyOffNghttp2Stack(session: Http2Session, stillNeeded: () => boolean): void {
   setImmediate(() => {
-    if (!session.destroyed && stillNeeded?.() !== true) session.destroy();
+    if (!session.destroyed && !stillNeeded()) session.destroy();
   });
 }
 

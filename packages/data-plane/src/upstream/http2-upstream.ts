@@ -29,7 +29,7 @@ import { UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import { CONNECTION_SPECIFIC, withoutPseudo, SINGLE_VALUE } from '../http2/header-fields.js';
 import { checkLiveness, type Liveness } from '../http2/liveness.js';
 import { openStream } from '../http2/open-stream.js';
-import { deferDestroys, destroyOffNghttp2Stack } from '../http2/session-end.js';
+import { deferDestroys } from '../http2/session-end.js';
 import { connectPlain } from '../runtime/plain-connect.js';
 import { coarseClock, deadlineIn, type Sweepable, unwatch, watch } from './connection-sweeper.js';
 import { splitAddress, type Http1PoolOptions } from './http1-pool.js';
@@ -225,8 +225,8 @@ export class Http2Upstream implements Upstream, Sweepable {
     for (const s of this.sessions) {
       if (!s.ready || s.session.destroyed) continue;
       if (s.active === s.settled && idle > 0 && now - s.idleSince > idle) {
-        s.closing = true;
-        destroyOffNghttp2Stack(s.session);
+        // Marked closing at once, destroyed on the next turn (deferDestroys, in connect()).
+        s.session.destroy();
         continue;
       }
       if (ping > 0)
@@ -334,7 +334,7 @@ export class Http2Upstream implements Upstream, Sweepable {
 
   /** Destroys a session of a closing pool once every stream on it has settled. */
   private retireWhenSettled(s: Session): void {
-    if (s.active === s.settled) destroyOffNghttp2Stack(s.session);
+    if (s.active === s.settled) s.session.destroy();
   }
 
   private checkClosed(): void {
@@ -350,7 +350,7 @@ export class Http2Upstream implements Upstream, Sweepable {
       for (const s of this.sessions) {
         s.closing = true;
         // GOAWAY now; each session goes once its streams have settled.
-        if (s.active === s.settled) destroyOffNghttp2Stack(s.session);
+        if (s.active === s.settled) s.session.destroy();
         else s.session.goaway(constants.NGHTTP2_NO_ERROR);
       }
       this.checkClosed();
@@ -363,7 +363,7 @@ export class Http2Upstream implements Upstream, Sweepable {
     this.tunnels.destroyAll();
     const waiting = this.waiting.splice(0);
     for (const w of waiting) w.handler.onError(new UpstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the upstream pool is closed'));
-    for (const s of this.sessions) destroyOffNghttp2Stack(s.session);
+    for (const s of this.sessions) s.session.destroy();
     return new Promise((resolve) => setImmediate(resolve));
   }
 }
