@@ -21,6 +21,7 @@
  */
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { setSweepInterval } from '../../../packages/data-plane/src/upstream/connection-sweeper.js';
 import { Http2Upstream } from '../../../packages/data-plane/src/upstream/http2-upstream.js';
 import type { UpstreamHandler } from '../../../packages/data-plane/src/upstream/upstream.js';
 import { type RawH2Backend, rawH2Backend } from '../../../packages/data-plane/test/h2-frames.js';
@@ -117,7 +118,7 @@ function request(pool: Http2Upstream, n: number): Promise<void> {
       onError: () => end('error'),
     };
     const body = mode & MODE.BODY ? Readable.from([Buffer.from('hello'), Buffer.from(' world')]) : null;
-    pool.dispatch({ path: `/r${n}`, method: body === null ? 'GET' : 'POST', headers: ['host', 'backend'], body, headersTimeout: 60, bodyTimeout: 60 }, handler);
+    pool.dispatch({ path: `/r${n}`, method: body === null ? 'GET' : 'POST', headers: ['host', 'backend'], body, headersTimeout: 20, bodyTimeout: 20 }, handler);
   });
 }
 
@@ -156,12 +157,16 @@ export const target: FuzzTarget = {
     '\xfb',
   ],
   async setup() {
+    // Most mutated scripts never finish a response, so their requests end on a timeout: on a 5 ms
+    // tick with 20 ms timeouts that takes about 25 ms, not the 100–200 ms of the default tick.
+    setSweepInterval(5);
     backend = await rawH2Backend(
       (socket) => void play(socket),
       () => (mode & MODE.NO_SETTINGS) === 0,
     );
   },
   async teardown() {
+    setSweepInterval();
     for (const s of backend.sockets) s.destroy();
     await new Promise<void>((resolve) => backend.server.close(() => resolve()));
   },
@@ -170,8 +175,8 @@ export const target: FuzzTarget = {
     steps = compileScript(data.subarray(1), FIELDS);
     const pool = new Http2Upstream(backend.address, {
       connectTimeoutMs: 500,
-      headersTimeoutMs: 60,
-      bodyTimeoutMs: 60,
+      headersTimeoutMs: 20,
+      bodyTimeoutMs: 20,
       keepAliveTimeoutMs: 100,
       maxStreamsPerConnection: 4,
     });
