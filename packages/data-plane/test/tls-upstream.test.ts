@@ -111,3 +111,27 @@ describe.each<UpstreamClient>(['native', 'undici'])('TLS to backends (%s client)
     expect((await call(t.node.proxyUrl, '/')).status).toBe(502);
   });
 });
+
+describe('an http2 pool whose TLS backend does not speak HTTP/2', () => {
+  it('fails each request with 502 upstream_tls (ALPN refused in the handshake), then serves once the pool speaks HTTP/1.1', async () => {
+    const t = await startTestNode();
+    try {
+      let version = 0;
+      const push = (config: Config) => t.node.applier.onConfig({ ...snapshot(++version, config), secrets: null });
+      const h2 = (config: Config): Config => ({ ...config, pools: { web: { ...config.pools.web!, protocol: 'http2' } } }) as Config;
+      // `plain` offers ALPN http/1.1 only: the handshake fails with no_application_protocol.
+      expect(await push(h2(configWith(plainAddress, { caCertificate: 'ca' }, { ca: pki.root })))).toEqual({ ok: true });
+      for (let i = 0; i < 3; i++) {
+        const res = await call(t.node.proxyUrl, '/');
+        // Refused in the handshake (a TLS error), not left to the connect timeout.
+        expect(res.status).toBe(502);
+        expect(res.headers['x-lb-error']).toBe('upstream_tls');
+      }
+      // The same backend as an http1 pool: served.
+      expect(await push(configWith(plainAddress, { caCertificate: 'ca' }, { ca: pki.root }))).toEqual({ ok: true });
+      expect((await call(t.node.proxyUrl, '/')).status).toBe(200);
+    } finally {
+      await t.node.stop();
+    }
+  });
+});
