@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -74,6 +74,31 @@ describe('fuzz CLI', { timeout: 60_000 }, () => {
     expect(r.code).toBe(1);
     expect(r.out).toContain('FINDING died');
     expect(readFileSync(join(artifacts, `crash-${sha1(Buffer.from('KILL'))}`), 'latin1')).toBe('KILL');
+  });
+
+  it('stops cleanly on Ctrl-C (SIGINT to the whole process group), with no finding', async () => {
+    const { corpus, artifacts } = dirs({ a: 'GET' });
+    // Its own process group, as a terminal's foreground job: tsx, the supervisor and the fuzzing process.
+    const proc = spawn(TSX, [CLI, '--target', `${FIXTURES}/slow.ts`, '--corpus', corpus, '--artifacts', artifacts, '--seconds', '60', '--stats-every', '0.2'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    const exited = new Promise<number | null>((done) => proc.on('exit', (code) => done(code)));
+    await new Promise<void>((running) => {
+      const read = (b: Buffer) => {
+        out += b.toString();
+        // A stats line: the fuzzing process is in its loop, an input (nearly) always running.
+        if (/#\d+ runs/.test(out)) running();
+      };
+      proc.stdout.on('data', read);
+      proc.stderr.on('data', read);
+    });
+    process.kill(-proc.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/done \(signal\)/);
+    expect(out).not.toContain('FINDING');
+    expect(existsSync(artifacts) ? readdirSync(artifacts) : []).toEqual([]);
   });
 
   it('a clean regression run exits 0; a bad option exits 2', async () => {

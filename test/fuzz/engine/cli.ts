@@ -14,7 +14,7 @@
  * either as an artifact. Children are processes, not worker threads, because V8's coverage take is
  * about three times as costly in a worker.
  */
-import { fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
@@ -200,8 +200,10 @@ async function child(opts: Options, index: number, currentFile: string): Promise
   const line = (s: FuzzStats): string =>
     `#${s.runs} runs, ${s.execs} execs, ${Math.round(s.execsPerSecond)} execs/s, corpus ${s.corpus}, features ${s.features} (blocks ${s.boundaries}), findings ${s.findings}, batch ${s.batch}, ${(s.elapsedMs / 1000).toFixed(0)} s`;
   const abort = new AbortController();
-  process.once('SIGINT', () => abort.abort());
-  process.once('SIGTERM', () => abort.abort());
+  // Every signal, not only the first: a Ctrl-C reaches this process from the terminal and again
+  // from the supervisor, and a second default SIGINT would kill it in the middle of an input.
+  process.on('SIGINT', () => abort.abort());
+  process.on('SIGTERM', () => abort.abort());
   const result = await fuzz({
     target,
     corpusDir: opts.corpus,
@@ -268,6 +270,16 @@ async function supervise(opts: Options, argv: string[]): Promise<number> {
   const self = fileURLToPath(import.meta.url);
   const jobs = opts.regress || opts.minimize || opts.files.length > 0 ? 1 : opts.jobs;
   const started = performance.now();
+  // Ctrl-C or SIGTERM: each job finishes its input and stops. A job killed by a signal meanwhile
+  // (a `kill` aimed at it too) was stopped, not crashed: its input is no finding.
+  let stopping = false;
+  const procs: ChildProcess[] = [];
+  const stop = (signal: NodeJS.Signals): void => {
+    stopping = true;
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill(signal);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   const codes = await Promise.all(
     Array.from({ length: jobs }, (_, index) => {
       const job: Job = {
@@ -285,6 +297,7 @@ async function supervise(opts: Options, argv: string[]): Promise<number> {
       return new Promise<number>((resolve) => {
         // The child inherits this process's execArgv: under tsx that is its loader, so .ts targets load.
         const proc = fork(self, [...argv, '--child-index', String(index), '--current-file', job.currentFile], { stdio: 'inherit' });
+        procs.push(proc);
         const watchdog = setInterval(() => {
           if (!job.ready || job.done) return;
           const now = performance.now();
@@ -318,6 +331,10 @@ async function supervise(opts: Options, argv: string[]): Promise<number> {
           clearInterval(watchdog);
           if (job.hung) return resolve(1);
           if (code === 0 || code === 1) return resolve(code);
+          if (stopping && signal !== null) {
+            console.error(`job ${index} stopped by ${signal}`);
+            return resolve(0);
+          }
           // Died without saying why: keep the input it was running.
           const cur = readCurrent(job.currentFile);
           if (job.ready && cur.running) {
@@ -332,10 +349,11 @@ async function supervise(opts: Options, argv: string[]): Promise<number> {
           }
           resolve(code === 2 ? 2 : 1);
         });
-        process.once('SIGINT', () => proc.kill('SIGINT'));
       });
     }),
   );
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
   rmSync(dir, { recursive: true, force: true });
   const code = codes.includes(2) ? 2 : codes.includes(1) ? 1 : 0;
   if (jobs > 1) console.error(`all ${jobs} jobs done in ${((performance.now() - started) / 1000).toFixed(0)} s: ${code === 0 ? 'no findings' : 'FINDINGS'}`);
