@@ -155,5 +155,5 @@ export function machine() {
   const model = /^model name\s*:\s*(.+)$/m.exec(read('/proc/cpuinfo'))?.[1] ?? process.arch;
   const clock = read('/sys/devices/system/clocksource/clocksource0/current_clocksource');
   const pti = read('/sys/devices/system/cpu/vulnerabilities/meltdown').includes('PTI') ? 'PTI on' : 'PTI off';
-  return `${new Date().toISOString().slice(0, 10)}, ${model}, ${cpus} cores, clock ${clock}, ${pti}, node ${process.version}`;
+  return `${new Date().toISOString().slice(0, 10)}, ${model}, ${cpus} cores, clock ${clock}, ${pti}, node ${process.version}, data plane on ${process.env.LB_BENCH_MALLOC ?? 'jemalloc'} malloc`;
 }

@@ -8,6 +8,8 @@
 // TLS and the config adds an HTTPS listener on P (TLS 1.3 only) with DIR's demo certificate, and
 // with --https-full-port Q one more on Q without session resumption (every handshake a full one);
 // --nodes N starts N data planes, node i binding those listeners on 127.0.0.i (bench/tls.sh).
+// The data plane runs on jemalloc as shipped; --malloc system (or LB_BENCH_MALLOC=system for every
+// bench) puts it on glibc's malloc, for side-by-side runs.
 // With --tcp-port P the config adds a tcp listener on P, routed to a pool of the same backends
 // with connection limits out of the way (bench/tcp.sh).
 import { spawn } from 'node:child_process';
@@ -17,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { localTls } from '../deploy/local-tls.mjs';
+import { withJemalloc } from '../packages/data-plane/dist/runtime/allocator.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -35,8 +38,11 @@ const { values } = parseArgs({
     'port-offset': { type: 'string', default: '0' },
     // More data-plane flags, space-separated (bench/metrics-cost.mjs: --metrics-backend-limit 0 …).
     'data-plane-args': { type: 'string', default: '' },
+    // The data plane's malloc: jemalloc, as the shipped launchers give it, or system (glibc's).
+    malloc: { type: 'string', default: process.env.LB_BENCH_MALLOC ?? 'jemalloc' },
   },
 });
+if (values.malloc !== 'jemalloc' && values.malloc !== 'system') throw new Error('--malloc must be jemalloc or system');
 const nodeIds = Array.from({ length: Number(values.nodes) }, (_, i) => (i === 0 ? 'bench' : `bench-${i + 1}`));
 const tls = values['tls-dir'] === undefined ? undefined : localTls(values['tls-dir'], nodeIds);
 const dir = mkdtempSync(join(tmpdir(), 'lb-bench-'));
@@ -44,8 +50,8 @@ const children = [];
 const offset = Number(values['port-offset']);
 const ports = { etcd: 22379 + offset, etcdPeer: 22380 + offset, cpHttp: 28080 + offset, cpGrpc: 28000 + offset, admin: 29901 + offset };
 
-function start(name, command, args) {
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LB_LOG_LEVEL: 'warn' } });
+function start(name, command, args, env = process.env) {
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...env, LB_LOG_LEVEL: 'warn' } });
   child.on('exit', (code) => {
     if (!stopping) {
       console.error(`${name} exited (${code})`);
@@ -164,25 +170,31 @@ const res = await fetch(`http://127.0.0.1:${ports.cpHttp}/v1/config`, {
 if (!res.ok) throw new Error(`config: ${res.status} ${await res.text()}`);
 const [host, port] = [values.listen.slice(0, values.listen.lastIndexOf(':')), Number(values.listen.slice(values.listen.lastIndexOf(':') + 1))];
 for (const [i, id] of nodeIds.entries()) {
-  start(id, process.execPath, [
-    'packages/data-plane/dist/main.js',
-    '--control-plane',
-    `127.0.0.1:${ports.cpGrpc}`,
-    '--listen',
-    `${host}:${port + i}`,
-    '--admin-listen',
-    `127.0.0.1:${ports.admin + i}`,
-    '--node-id',
+  // On the allocator the shipped launchers give the data plane (packages/data-plane/src/runtime/allocator.ts).
+  start(
     id,
-    '--cache-file',
-    join(dir, `snapshot-${id}.json`),
-    '--workers',
-    values.workers,
-    '--access-log',
-    values['access-log'],
-    ...(tls === undefined ? [] : ['--tls-ca', tls.ca, '--tls-cert', tls.node(id).cert, '--tls-key', tls.node(id).key, '--bind-address', `127.0.0.${i + 1}`]),
-    ...values['data-plane-args'].split(' ').filter((a) => a !== ''),
-  ]);
+    process.execPath,
+    [
+      'packages/data-plane/dist/main.js',
+      '--control-plane',
+      `127.0.0.1:${ports.cpGrpc}`,
+      '--listen',
+      `${host}:${port + i}`,
+      '--admin-listen',
+      `127.0.0.1:${ports.admin + i}`,
+      '--node-id',
+      id,
+      '--cache-file',
+      join(dir, `snapshot-${id}.json`),
+      '--workers',
+      values.workers,
+      '--access-log',
+      values['access-log'],
+      ...(tls === undefined ? [] : ['--tls-ca', tls.ca, '--tls-cert', tls.node(id).cert, '--tls-key', tls.node(id).key, '--bind-address', `127.0.0.${i + 1}`]),
+      ...values['data-plane-args'].split(' ').filter((a) => a !== ''),
+    ],
+    values.malloc === 'jemalloc' ? withJemalloc(process.env) : process.env,
+  );
   await waitOk(`http://127.0.0.1:${ports.admin + i}/readyz`);
 }
 console.error(`project ready on http://${values.listen} (workers ${values.workers}, nodes ${nodeIds.length})`);

@@ -10,6 +10,7 @@ import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } fro
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withJemalloc } from '../packages/data-plane/dist/runtime/allocator.js';
 import { localTls } from './local-tls.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -64,9 +65,9 @@ listeners:
 const children = [];
 let stopping = false;
 
-function start(name, command, args) {
+function start(name, command, args, env = process.env) {
   const log = createWriteStream(join(STACK, 'logs', `${name}.log`), { flags: 'a' });
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   child.on('exit', (code, signal) => {
@@ -203,27 +204,33 @@ for (const [id, port, admin] of [
   ['dp-1', PORTS.dp1, PORTS.dp1Admin],
   ['dp-2', PORTS.dp2, PORTS.dp2Admin],
 ]) {
-  start(id, process.execPath, [
-    'packages/data-plane/dist/main.js',
-    '--control-plane',
-    `127.0.0.1:${PORTS.cpGrpc}`,
-    '--listen',
-    `127.0.0.1:${port}`,
-    '--admin-listen',
-    `127.0.0.1:${admin}`,
-    '--node-id',
+  // jemalloc when installed (deploy/bootstrap.sh installs it), as the image and the systemd unit give it.
+  start(
     id,
-    '--cache-file',
-    join(STACK, `${id}-snapshot.json`),
-    '--bind-address',
-    BIND[id],
-    '--tls-ca',
-    tls.ca,
-    '--tls-cert',
-    tls.node(id).cert,
-    '--tls-key',
-    tls.node(id).key,
-  ]);
+    process.execPath,
+    [
+      'packages/data-plane/dist/main.js',
+      '--control-plane',
+      `127.0.0.1:${PORTS.cpGrpc}`,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--admin-listen',
+      `127.0.0.1:${admin}`,
+      '--node-id',
+      id,
+      '--cache-file',
+      join(STACK, `${id}-snapshot.json`),
+      '--bind-address',
+      BIND[id],
+      '--tls-ca',
+      tls.ca,
+      '--tls-cert',
+      tls.node(id).cert,
+      '--tls-key',
+      tls.node(id).key,
+    ],
+    withJemalloc(process.env),
+  );
   await waitOk(`http://127.0.0.1:${admin}/readyz`, id);
 }
 

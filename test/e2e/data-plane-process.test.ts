@@ -10,10 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Backend } from '../support/backends.js';
 import { get } from '../support/http.js';
+import { allocatorInUse, jemallocLibrary } from '../../packages/data-plane/src/runtime/allocator.js';
 import { DataPlane } from '../support/planes.js';
-import { freePort } from '../support/wait.js';
+import { freePort, waitFor } from '../support/wait.js';
 
 const DP_MAIN = fileURLToPath(new URL('../../packages/data-plane/dist/main.js', import.meta.url));
+const ALLOCATOR = fileURLToPath(new URL('../../packages/data-plane/dist/runtime/allocator.js', import.meta.url));
 
 describe('lb-data-plane process', () => {
   let one: Backend;
@@ -94,6 +96,34 @@ describe('lb-data-plane process', () => {
     } finally {
       expect(await dp.stop()).toBe(0);
     }
+  });
+
+  it('runs on jemalloc when its launcher preloads it, and says which malloc it got', async () => {
+    // deploy/bootstrap.sh installs Debian's libjemalloc2; the launchers (here the tests' harness,
+    // as deploy/local-stack.mjs, the image and the systemd unit) preload it.
+    const library = jemallocLibrary();
+    expect(library).toBeDefined();
+    const dp = await DataPlane.start({ controlPlanes: [`127.0.0.1:${await freePort()}`], nodeId: 'dp-malloc', waitReady: false, logLevel: 'info' });
+    try {
+      const line = await waitFor(
+        () =>
+          dp.process
+            .logs()
+            .split('\n')
+            .find((l) => l.includes('data plane listening')),
+        { message: 'the listening line' },
+      );
+      expect(JSON.parse(line)).toMatchObject({ nodeId: 'dp-malloc', allocator: 'jemalloc' });
+    } finally {
+      expect(await dp.stop()).toBe(0);
+    }
+    // What a process started without the preload reports, and with it.
+    const probe = `import(${JSON.stringify(ALLOCATOR)}).then((m) => console.log(m.allocatorInUse()))`;
+    const { LD_PRELOAD: _, ...plain } = process.env;
+    expect(spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', env: plain }).stdout.trim()).toBe('system');
+    expect(spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', env: { ...plain, LD_PRELOAD: library } }).stdout.trim()).toBe('jemalloc');
+    // The test runner itself was started without it.
+    expect(allocatorInUse()).toBe(process.env.LD_PRELOAD?.includes('jemalloc') ? 'jemalloc' : 'system');
   });
 
   it('starts unready with a corrupt cache file instead of crashing', async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
+import { withJemalloc } from '../../packages/data-plane/src/runtime/allocator.js';
 import { adminTokenFile } from './auth.js';
 import { Child } from './child.js';
 import { freePort, waitFor } from './wait.js';
@@ -109,6 +110,8 @@ export interface DataPlaneOptions {
   extraArgs?: string[];
   /** Wait for /readyz (a snapshot applied) before returning; default true. */
   waitReady?: boolean;
+  /** LB_LOG_LEVEL; default warn. */
+  logLevel?: string;
 }
 
 export class DataPlane {
@@ -153,7 +156,8 @@ export class DataPlane {
       ...(this.options.extraArgs ?? []),
     ];
     if (!args.includes('--workers')) args.push('--workers', String(this.options.workers ?? 1));
-    this.child = new Child(`data-plane ${this.options.nodeId}`, process.execPath, args, { LB_LOG_LEVEL: 'warn' });
+    // On the allocator the shipped launchers give it (runtime/allocator.ts).
+    this.child = new Child(`data-plane ${this.options.nodeId}`, process.execPath, args, { ...withJemalloc({}), LB_LOG_LEVEL: this.options.logLevel ?? 'warn' });
     const child = this.child;
     const path = this.options.waitReady === false ? '/healthz' : '/readyz';
     await waitFor(

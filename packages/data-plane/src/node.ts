@@ -16,6 +16,7 @@ import { TrafficRuntime } from './traffic/traffic-runtime.js';
 import { DiscoveryClient, type DiscoveryClientOptions } from './push/discovery-client.js';
 import { DEFAULT_TRAFFIC_REPORT_MS, TrafficReporter } from './push/traffic-reporter.js';
 import type { MetricJson } from './metrics/traffic-summary.js';
+import { allocatorInUse } from './runtime/allocator.js';
 import { systemClock, systemRandom, type Clock, type Random } from './runtime/clock.js';
 import type { UpstreamOptions, UpstreamPools } from './upstream/upstream-pools.js';
 
@@ -169,7 +170,7 @@ export class DataPlaneNode {
     await this.applier.loadCache();
     this.proxyAddress = await this.traffic.listen(this.options.listen.host, this.options.listen.port);
     this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
-    this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId }, 'data plane listening');
+    this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId, allocator: allocatorInUse() }, 'data plane listening');
     if (this.options.controlPlanes.length > 0) {
       this.discovery = createDiscoveryClient(this.options, this.proxyAddress, this.applier, this.logger, this.metrics);
       this.discovery.start();

@@ -33,6 +33,7 @@ import type { MetricJson } from '../metrics/traffic-summary.js';
 import type { TrafficReporter } from '../push/traffic-reporter.js';
 import { drainServer, listen } from '../proxy/proxy-server.js';
 import type { AsyncPushHandler, DiscoveryClient } from '../push/discovery-client.js';
+import { allocatorInUse } from '../runtime/allocator.js';
 import { keyMaterialOf, toSecrets } from '../tls/key-material.js';
 import { isOurs, LB, type FromWorker, type ToWorker } from './protocol.js';
 
@@ -178,7 +179,11 @@ export class ClusterPrimary implements AsyncPushHandler {
     await Promise.all(Array.from({ length: this.options.workers }, () => this.fork()));
     this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
     this.up = true;
-    this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId, workers: this.options.workers }, 'data plane listening');
+    // Workers inherit this process's environment, LD_PRELOAD included: they run on the same malloc.
+    this.logger.info(
+      { listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId, workers: this.options.workers, allocator: allocatorInUse() },
+      'data plane listening',
+    );
     if (this.options.controlPlanes.length > 0) {
       this.discovery = createDiscoveryClient(this.options, this.proxyAddress!, this, this.logger, this.metrics);
       this.discovery.start();
