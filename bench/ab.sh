@@ -55,22 +55,23 @@ done
 dp_pid() { for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q "data-plane/dist/main.js.*--admin-listen 127.0.0.1:$1 "; then basename "$d"; fi; done; }
 PID_A=$(dp_pid 30201); PID_B=$(dp_pid 30301)
 printf '\x00\x00\x00\x00\x0dhello, bench!' > "$tmp/grpc.bin"
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
+# cpu_ticks and HZ.
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # One measure of one side: "requests/s µs-CPU-per-request".
 measure() { # pid, h2c port, HTTP/1.1 port
   local out n rate t0 t1
   case $MODE in
     h2) h2load -c 64 -m 10 -D 1 "http://127.0.0.1:$2/" >/dev/null 2>&1
-        t0=$(ticks "$1"); out=$(h2load -c 64 -m 10 -D "$D" "http://127.0.0.1:$2/" 2>&1); t1=$(ticks "$1")
+        t0=$(cpu_ticks "$1"); out=$(h2load -c 64 -m 10 -D "$D" "http://127.0.0.1:$2/" 2>&1); t1=$(cpu_ticks "$1")
         n=$(awk '/^requests:/ { print $8 }' <<<"$out"); rate=$(awk '/^finished in/ { print $4 }' <<<"$out");;
     grpc) local g=(-d "$tmp/grpc.bin" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$2/bench.Echo/Unary")
         h2load -c 16 -m 10 -D 1 "${g[@]}" >/dev/null 2>&1
-        t0=$(ticks "$1"); out=$(h2load -c 16 -m 10 -D "$D" "${g[@]}" 2>&1); t1=$(ticks "$1")
+        t0=$(cpu_ticks "$1"); out=$(h2load -c 16 -m 10 -D "$D" "${g[@]}" 2>&1); t1=$(cpu_ticks "$1")
         n=$(awk '/^requests:/ { print $8 }' <<<"$out"); rate=$(awk '/^finished in/ { print $4 }' <<<"$out");;
     h1) wrk -t1 -c64 -d1s "http://127.0.0.1:$3/" >/dev/null
-        t0=$(ticks "$1"); out=$(wrk -t1 -c64 -d"${D}s" "http://127.0.0.1:$3/"); t1=$(ticks "$1")
+        t0=$(cpu_ticks "$1"); out=$(wrk -t1 -c64 -d"${D}s" "http://127.0.0.1:$3/"); t1=$(cpu_ticks "$1")
         n=$(awk '/requests in/ { print $1 }' <<<"$out"); rate=$(awk '/Requests\/sec/ { print $2 }' <<<"$out");;
   esac
   awk -v r="$rate" -v t=$((t1 - t0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.0f %.1f", r, (n > 0 ? 1e6 * t / hz / n : 0) }'

@@ -1,4 +1,4 @@
-# Shell helpers of the side-by-side benchmarks (tls.sh, tcp.sh): which processes do each proxy's
+# Shell helpers of the side-by-side benchmarks (tls.sh, tcp.sh, ab.sh): which processes do each proxy's
 # work, and how much CPU they used. Source it after setting nginx_master and haproxy_pid.
 
 # The processes that do each proxy's work: nginx's worker, HAProxy itself, the data plane (its
