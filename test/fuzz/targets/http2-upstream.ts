@@ -62,6 +62,9 @@ const FIELDS: readonly (readonly [string, string])[] = [
   ['x-long', 'v'.repeat(300)],
 ];
 
+/** Headers and body timeouts of every request (ms), on the 5 ms sweeper tick setup() sets. */
+const TIMEOUT_MS = 20;
+
 let backend: RawH2Backend;
 /** The current input's backend script and mode. */
 let steps: Step[] = [];
@@ -118,7 +121,10 @@ function request(pool: Http2Upstream, n: number): Promise<void> {
       onError: () => end('error'),
     };
     const body = mode & MODE.BODY ? Readable.from([Buffer.from('hello'), Buffer.from(' world')]) : null;
-    pool.dispatch({ path: `/r${n}`, method: body === null ? 'GET' : 'POST', headers: ['host', 'backend'], body, headersTimeout: 20, bodyTimeout: 20 }, handler);
+    pool.dispatch(
+      { path: `/r${n}`, method: body === null ? 'GET' : 'POST', headers: ['host', 'backend'], body, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS },
+      handler,
+    );
   });
 }
 
@@ -175,8 +181,8 @@ export const target: FuzzTarget = {
     steps = compileScript(data.subarray(1), FIELDS);
     const pool = new Http2Upstream(backend.address, {
       connectTimeoutMs: 500,
-      headersTimeoutMs: 20,
-      bodyTimeoutMs: 20,
+      headersTimeoutMs: TIMEOUT_MS,
+      bodyTimeoutMs: TIMEOUT_MS,
       keepAliveTimeoutMs: 100,
       maxStreamsPerConnection: 4,
     });
