@@ -98,7 +98,7 @@ describe('lb-data-plane process', () => {
     }
   });
 
-  it('runs on jemalloc when its launcher preloads it, and says which malloc it got', async () => {
+  it('runs on jemalloc when its launcher preloads it, and says which malloc and which Node it got', async () => {
     // deploy/bootstrap.sh installs Debian's libjemalloc2; the launchers (here the tests' harness,
     // as deploy/local-stack.mjs, the image and the systemd unit) preload it.
     const library = jemallocLibrary();
@@ -113,7 +113,8 @@ describe('lb-data-plane process', () => {
             .find((l) => l.includes('data plane listening')),
         { message: 'the listening line' },
       );
-      expect(JSON.parse(line)).toMatchObject({ nodeId: 'dp-malloc', allocator: 'jemalloc' });
+      // The harness starts it with the Node that runs the tests.
+      expect(JSON.parse(line)).toMatchObject({ nodeId: 'dp-malloc', allocator: 'jemalloc', node: process.version });
     } finally {
       expect(await dp.stop()).toBe(0);
     }

@@ -170,7 +170,10 @@ export class DataPlaneNode {
     await this.applier.loadCache();
     this.proxyAddress = await this.traffic.listen(this.options.listen.host, this.options.listen.port);
     this.adminAddress = await listen(this.adminServer, this.options.adminListen.host, this.options.adminListen.port);
-    this.logger.info({ listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId, allocator: allocatorInUse() }, 'data plane listening');
+    this.logger.info(
+      { listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId, allocator: allocatorInUse(), node: process.version },
+      'data plane listening',
+    );
     if (this.options.controlPlanes.length > 0) {
       this.discovery = createDiscoveryClient(this.options, this.proxyAddress, this.applier, this.logger, this.metrics);
       this.discovery.start();

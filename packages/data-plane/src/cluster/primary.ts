@@ -181,7 +181,14 @@ export class ClusterPrimary implements AsyncPushHandler {
     this.up = true;
     // Workers inherit this process's environment, LD_PRELOAD included: they run on the same malloc.
     this.logger.info(
-      { listen: this.proxyUrl, admin: this.adminUrl, nodeId: this.options.nodeId, workers: this.options.workers, allocator: allocatorInUse() },
+      {
+        listen: this.proxyUrl,
+        admin: this.adminUrl,
+        nodeId: this.options.nodeId,
+        workers: this.options.workers,
+        allocator: allocatorInUse(),
+        node: process.version,
+      },
       'data plane listening',
     );
     if (this.options.controlPlanes.length > 0) {
