@@ -3,8 +3,9 @@
 // nginx backends. Requests per second on a 2-core machine depend on how much CPU wrk and nginx
 // get from one run to the next; the CPU the proxy process itself burns per request (utime +
 // stime over a wrk run, from /proc) hardly moves with that, so it is the steadier way to compare
-// two proxies here. A benchmark, not a test: it prints figures and asserts nothing.
-//   node bench/cpu-per-request.mjs [--rounds 3] [--seconds 6] [--connections 64]
+// two proxies here. Rounds alternate which proxy goes first (ABBA); use an even number of them.
+// A benchmark, not a test: it prints figures and asserts nothing.
+//   node bench/cpu-per-request.mjs [--rounds 6] [--seconds 6] [--connections 64]
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { dataPlanePids, machine, ROOT, sleep, startProject, stopAll, waitOk, wrk } from './lib.mjs';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '6' }, connections: { type: 'string', default: '64' } },
+  options: { rounds: { type: 'string', default: '6' }, seconds: { type: 'string', default: '6' }, connections: { type: 'string', default: '64' } },
 });
 const BACKENDS = [9121, 9122, 9123];
 const LEAN_PORT = 8095;
@@ -57,9 +58,19 @@ const project = await startProject({ workers: 1, backends: BACKENDS });
 const [dpPid] = dataPlanePids();
 
 const rows = { lean: [], project: [] };
+const measureLean = async () => rows.lean.push(await measure(lean.pid, `http://127.0.0.1:${LEAN_PORT}/`));
+const measureProject = async () => rows.project.push(await measure(dpPid, 'http://127.0.0.1:8090/'));
+// ABBA: the order flips every round, so that a drift of the VM's speed within a round, and
+// whatever going first is worth, weigh on both proxies alike; each round's ratio compares two
+// measures taken seconds apart.
 for (let round = 1; round <= Number(values.rounds); round++) {
-  rows.lean.push(await measure(lean.pid, `http://127.0.0.1:${LEAN_PORT}/`));
-  rows.project.push(await measure(dpPid, 'http://127.0.0.1:8090/'));
+  if (round % 2 === 1) {
+    await measureLean();
+    await measureProject();
+  } else {
+    await measureProject();
+    await measureLean();
+  }
   await sleep(200);
 }
 await project.stop();
@@ -67,7 +78,11 @@ lean.kill('SIGTERM');
 nginx.kill('SIGTERM');
 stopAll();
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 console.log(
   `cpu per request: ${machine()}, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}, wrk -t1 -c${values.connections} -d${values.seconds}s x ${values.rounds} rounds, 16-byte responses from nginx`,
 );
@@ -91,4 +106,7 @@ const projectMin = Math.min(...rows.project.map((r) => r.usPerRequest));
 console.log(
   `  least disturbed round of each: lean ${leanMin.toFixed(1)} µs, data plane ${projectMin.toFixed(1)} µs: ${(leanMin / projectMin).toFixed(2)}x the requests per CPU-second`,
 );
+// The steadiest figure on a drifting VM: the median of the rounds' own ratios.
+const ratios = rows.lean.map((r, i) => r.usPerRequest / rows.project[i].usPerRequest);
+console.log(`  per round, lean / data plane: ${ratios.map((r) => r.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}x`);
 console.log(`  median requests/s: lean ${median(rows.lean.map((r) => r.rps)).toFixed(0)}, data plane ${median(rows.project.map((r) => r.rps)).toFixed(0)}`);
