@@ -4,7 +4,8 @@
 // The control plane makes its admin token in .stack/admin-token on the first start (and seeds
 // the empty etcd from deploy/demo/lb.yaml plus an HTTPS listener); this prints it with the lines
 // to use it. The planes speak mutual TLS with throwaway certificates (deploy/local-tls.mjs), and
-// the data planes serve the demo over HTTPS on :8443, dp-1 on 127.0.0.1 and dp-2 on 127.0.0.2.
+// the data planes serve the demo over HTTPS on :8443 (HTTP/2 or HTTP/1.1 by ALPN), dp-1 on 127.0.0.1
+// and dp-2 on 127.0.0.2.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -55,7 +56,8 @@ listeners:
   https:
     port: ${PORTS.https}
     protocol: https
-    tls: { certificates: [demo] }
+    # HTTP/2 for clients that ask for it in the handshake (curl --http2, browsers), HTTP/1.1 for the rest.
+    tls: { certificates: [demo], alpn: [h2, http/1.1] }
 `;
   const path = join(STACK, 'lb.yaml');
   writeFileSync(path, yaml, { mode: 0o600 });
