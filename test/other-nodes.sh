@@ -6,18 +6,22 @@
 # exercises that bet — the data plane's own tests (its parser, server and upstream client against
 # raw sockets) and the front-door end-to-end test of a data-plane process — and the L4 end-to-end
 # test, whose sessions run on libuv handles driven directly (runtime/raw-tcp.ts, another bet on
-# node's internals) — and the HTTP/2, gRPC and WebSocket end-to-end tests: the image ships Node 24
-# for its faster HTTP/2 (README, "Runtime"), so what rides on node:http2 is proven there too; not
-# the whole suite again (which would triple its time). Usage:
+# node's internals) — and, on Node 24 only, the HTTP/2, gRPC and WebSocket end-to-end tests: the
+# image ships Node 24 for its faster HTTP/2 (README, "Runtime"), so what rides on node:http2 is
+# proven on it too; not the whole suite again (which would triple its time). Usage:
 # test/other-nodes.sh [vitest args: files, filters]; LB_TEST_NODE_MAJORS overrides the list ("" skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 majors="${LB_TEST_NODE_MAJORS-22 24}"
-if [ "$#" -eq 0 ]; then
-  set -- packages/data-plane test/e2e/front-door.test.ts test/e2e/l4.test.ts test/e2e/http2-grpc.test.ts test/e2e/websocket.test.ts
-fi
+# The runtime the image ships (deploy/docker/Dockerfile).
+shipped=24
 for major in $majors; do
+  if [ "$#" -gt 0 ]; then files=("$@")
+  else
+    files=(packages/data-plane test/e2e/front-door.test.ts test/e2e/l4.test.ts)
+    [ "$major" = "$shipped" ] && files+=(test/e2e/http2-grpc.test.ts test/e2e/websocket.test.ts)
+  fi
   echo "other-nodes: the suite on $(bash deploy/with-node.sh "$major" node --version)" >&2
   # The e2e tests start the planes with process.execPath, so every process runs this Node.
-  bash deploy/with-node.sh "$major" node node_modules/vitest/vitest.mjs run "$@"
+  bash deploy/with-node.sh "$major" node node_modules/vitest/vitest.mjs run "${files[@]}"
 done
