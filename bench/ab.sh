@@ -52,12 +52,11 @@ for i in $(seq 1 300); do
   [ "$i" = 300 ] && { echo "the two projects did not come up" >&2; exit 1; }
   sleep 0.2
 done
-dp_pid() { for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q "data-plane/dist/main.js.*--admin-listen 127.0.0.1:$1 "; then basename "$d"; fi; done; }
-PID_A=$(dp_pid 30201); PID_B=$(dp_pid 30301)
-printf '\x00\x00\x00\x00\x0dhello, bench!' > "$tmp/grpc.bin"
-# cpu_ticks and HZ.
+# dataplane_pid, cpu_ticks and HZ.
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+PID_A=$(dataplane_pid 30201); PID_B=$(dataplane_pid 30301)
+printf '\x00\x00\x00\x00\x0dhello, bench!' > "$tmp/grpc.bin"
 
 # One measure of one side: "requests/s µs-CPU-per-request".
 measure() { # pid, h2c port, HTTP/1.1 port

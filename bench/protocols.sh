@@ -38,6 +38,9 @@ done
 GRPC_BODY=$(mktemp /tmp/lb-bench-grpc.XXXXXX)
 printf '\x00\x00\x00\x00\x0dhello, bench!' > "$GRPC_BODY"
 
+# dataplane_pid, cpu_ticks and HZ (its proxy_pids, for this script's proxies, is defined below).
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 h2rate() { awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) == "req/s,") print $i }' <<<"$1"; }
 h2ok() { awk '/^requests:/ { print $8 " of " $2 " succeeded" }' <<<"$1"; }
 # The processes that do each proxy's work: nginx's worker; the data plane (one worker: one process),
@@ -45,12 +48,10 @@ h2ok() { awk '/^requests:/ { print $8 " of " $2 " succeeded" }' <<<"$1"; }
 proxy_pids() {
   case $1 in
     nginx) pgrep -P "$nginx_master" ;;
-    project) for d in /proc/[0-9]*; do if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q 'data-plane/dist/main.js.*--admin-listen 127.0.0.1:30201 '; then basename "$d"; fi; done ;;
+    project) dataplane_pid 30201 ;;
   esac
   return 0
 }
-cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
-HZ=$(getconf CLK_TCK)
 # µs of the proxy's CPU per request: ticks before, ticks after, requests.
 us_per() { awk -v t=$(($2 - $1)) -v hz="$HZ" -v n="$3" 'BEGIN { printf "%.0f", (n > 0 ? 1e6 * t / hz / n : 0) }'; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
