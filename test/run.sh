@@ -18,4 +18,4 @@ bash test/other-nodes.sh "$@"
 # The HTTP/2 fuzzers again on Node 24, the runtime the image ships: node's HTTP/2 under them is
 # another nghttp2 and other code than Node 20's (Node 20 had aborts of its own that 24 has not),
 # and it runs http2-server about ten times faster (800 against 60 inputs a second).
-LB_FUZZ_SECONDS="${LB_FUZZ_SECONDS:-8}" bash deploy/with-node.sh 24 bash test/fuzz/bounded.sh http2-server http2-upstream
+LB_FUZZ_SECONDS="${LB_FUZZ_SECONDS:-8}" bash deploy/with-node.sh image bash test/fuzz/bounded.sh http2-server http2-upstream
