@@ -40,6 +40,8 @@ describe('lb-data-plane process', () => {
     for (const [flag, value] of [
       ['--http-server', 'apache'],
       ['--upstream-client', 'curl'],
+      ['--upstream-io', 'pipes'],
+      ['--l4-io', 'pipes'],
     ] as const) {
       const wrong = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', flag, value], { encoding: 'utf8' });
       expect(wrong.status).toBe(2);

@@ -18,8 +18,7 @@ import { DEFAULT_TRAFFIC_REPORT_MS } from './push/traffic-reporter.js';
 import { UNDERSCORE_HEADERS } from './proxy/hop-by-hop.js';
 import { DEFAULT_HTTP_SERVER, HTTP_SERVERS, PROXY_DEFAULTS, type ProxyServerOptions } from './proxy/proxy-server.js';
 import { nativeHttp1 } from './http1/parser-self-test.js';
-import { DEFAULT_L4_IO, L4_IOS, type L4Io } from './l4/tcp-listener.js';
-import { rawTcp } from './runtime/raw-tcp-self-test.js';
+import { DEFAULT_TCP_IO, rawTcp, TCP_IOS, type TcpIo } from './runtime/raw-tcp-self-test.js';
 import { DEFAULT_UPSTREAM_CLIENT, UPSTREAM_CLIENTS, UPSTREAM_DEFAULTS } from './upstream/upstream-pools.js';
 
 const COMMAND = 'lb-data-plane';
@@ -100,7 +99,12 @@ const FLAGS = {
   },
   'l4-io': {
     description: 'how tcp and tls-passthrough listeners move bytes: handles (libuv handles driven directly; the fast one) or sockets (net.Socket)',
-    default: DEFAULT_L4_IO,
+    default: DEFAULT_TCP_IO,
+  },
+  'upstream-io': {
+    description:
+      'how plain HTTP/1.1 connections to backends named by IP address move bytes: handles (libuv handles driven directly; the fast one) or sockets (net.Socket)',
+    default: DEFAULT_TCP_IO,
   },
   'sticky-secret': {
     description: 'key that signs sticky-session cookies; give every data plane the same one (default: a built-in key, which does not stop forged cookies)',
@@ -141,6 +145,7 @@ async function main(): Promise<void> {
   const upstream = {
     client: implementationFlag('upstream-client', flags['upstream-client']!, UPSTREAM_CLIENTS),
     http2PingIntervalMs: pingInterval('upstream-http2-ping-interval-ms', Number(flags['upstream-http2-ping-interval-ms'])),
+    io: ioFlag('upstream-io', String(flags['upstream-io'])),
   };
 
   if (cluster.isWorker) {
@@ -168,7 +173,7 @@ async function main(): Promise<void> {
   // The defaults already chose node:http and undici when the parser failed its self-test; say so once.
   const native = nativeHttp1();
   if (!native.ok) node.logger.warn({ reason: native.reason }, "node's HTTP parser is not usable here: serving with node:http and undici");
-  if (!rawTcp.ok) node.logger.warn({ reason: rawTcp.reason }, 'raw TCP handles are not usable here: L4 listeners use net.Socket');
+  if (!rawTcp.ok) node.logger.warn({ reason: rawTcp.reason }, 'raw TCP handles are not usable here: L4 listeners and backend connections use net.Socket');
   // Before start(): a signal while workers are still starting must drain them, not kill the primary.
   const stopping = stopOnSignals(node);
   try {
@@ -189,7 +194,7 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
   };
   return {
     server: implementationFlag('http-server', String(flags['http-server']), HTTP_SERVERS),
-    l4Io: l4IoFlag(String(flags['l4-io'])),
+    l4Io: ioFlag('l4-io', String(flags['l4-io'])),
     maxConcurrentRequests: whole('max-concurrent-requests', 0),
     maxEventLoopDelayMs: whole('max-event-loop-delay-ms', 0),
     maxHeaderSize: whole('max-header-size', 1024),
@@ -241,10 +246,10 @@ function controlPlaneTlsFlags(
   return { ca: read('tls-ca', ca!), cert: read('tls-cert', cert!), key: read('tls-key', key!) };
 }
 
-/** --l4-io: `handles` only where they passed their self-test. */
-function l4IoFlag(value: string): L4Io {
-  const chosen = choiceFlag('l4-io', value, L4_IOS);
-  if (chosen === 'handles' && !rawTcp.ok) throw new FlagError(`--l4-io handles: raw TCP handles are not usable here (${rawTcp.reason}); use sockets`);
+/** --l4-io and --upstream-io: `handles` only where they passed their self-test. */
+function ioFlag(flag: string, value: string): TcpIo {
+  const chosen = choiceFlag(flag, value, TCP_IOS);
+  if (chosen === 'handles' && !rawTcp.ok) throw new FlagError(`--${flag} handles: raw TCP handles are not usable here (${rawTcp.reason}); use sockets`);
   return chosen;
 }
 

@@ -6,12 +6,14 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createHash } from 'node:crypto';
 import { OWN_BODY_MIN } from '../src/upstream/http1-connection.js';
 import { freeReadBuffers } from '../src/upstream/read-buffers.js';
 import { nativeHttp1 } from '../src/http1/parser-self-test.js';
 import { Http1Pool, type Http1PoolOptions } from '../src/upstream/http1-pool.js';
+import { RawTcp } from '../src/runtime/raw-tcp.js';
+import { rawTcp } from '../src/runtime/raw-tcp-self-test.js';
 import { UPSTREAM_ERRORS } from '../src/errors.js';
 import type { UpstreamHandler, UpstreamRequest } from '../src/upstream/upstream.js';
 import { waitFor } from './helpers.js';
@@ -122,17 +124,41 @@ async function httpServer(handler: Parameters<typeof createHttpServer>[1]): Prom
   return { address: `127.0.0.1:${port}`, server, connections: () => connections };
 }
 
+/** Whether the pools of the suite running now put plain connections on libuv handles (--upstream-io). */
+let rawHandles = true;
+
 function pool(address: string, options: Partial<Http1PoolOptions> = {}): Http1Pool {
-  const p = new Http1Pool(address, { ...OPTIONS, ...options });
+  const p = new Http1Pool(address, { ...OPTIONS, rawHandles, ...options });
   cleanups.push(() => p.destroy());
   return p;
 }
 
 const OK = (body: string, extra = ''): string => `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 
-describe('Http1Pool (the built-in upstream client)', () => {
+// Every case on both ways a plain connection moves bytes: libuv handles (the default) and net.Socket.
+describe.each(['handles', 'sockets'] as const)('Http1Pool (the built-in upstream client), connections on %s', (io) => {
+  beforeEach(() => {
+    rawHandles = io === 'handles';
+  });
+
   it("finds node's native parser on this runtime, and it passes its self-test", () => {
     expect(nativeHttp1()).toEqual({ ok: true });
+  });
+
+  it(`connects to a backend named by IP address on ${io}, and to one named by a host name on a socket`, async () => {
+    expect(rawTcp).toEqual({ ok: true });
+    const connect = vi.spyOn(RawTcp, 'connect');
+    try {
+      const server = await rawServer((_head, socket) => socket.write(OK('hi')));
+      const byAddress = await send(pool(server.address)).done;
+      expect(byAddress.body.toString()).toBe('hi');
+      expect(connect).toHaveBeenCalledTimes(io === 'handles' ? 1 : 0);
+      const byName = await send(pool(server.address.replace('127.0.0.1', 'localhost'))).done;
+      expect(byName.body.toString()).toBe('hi');
+      expect(connect).toHaveBeenCalledTimes(io === 'handles' ? 1 : 0);
+    } finally {
+      connect.mockRestore();
+    }
   });
 
   it('reuses one keep-alive connection for requests one after another', async () => {

@@ -16,18 +16,11 @@ import type { ProxyListener } from '../proxy/proxy-server.js';
 import type { TableSource } from '../routing/table-source.js';
 import { createListenerServer } from '../runtime/accepted-sockets.js';
 import { RawTcp } from '../runtime/raw-tcp.js';
-import { rawTcp } from '../runtime/raw-tcp-self-test.js';
 import { SocketEnd } from '../runtime/socket-end.js';
 import type { TcpEnd } from '../runtime/tcp-end.js';
 import { type Sweepable, unwatch, watch } from '../upstream/connection-sweeper.js';
 import { isTrustedSource, type L4ListenerSettings } from './l4-settings.js';
 import { type SessionHost, TcpSession } from './tcp-session.js';
-
-export const L4_IOS = ['handles', 'sockets'] as const;
-/** handles: libuv handles driven directly (runtime/raw-tcp.ts); sockets: net.Socket. */
-export type L4Io = (typeof L4_IOS)[number];
-/** Handles where they passed their self-test, net.Socket elsewhere. */
-export const DEFAULT_L4_IO: L4Io = rawTcp.ok ? 'handles' : 'sockets';
 
 export interface TcpListenerDeps {
   readonly tables: TableSource;

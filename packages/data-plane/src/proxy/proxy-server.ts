@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { nativeHttp1 } from '../http1/parser-self-test.js';
-import type { L4Io } from '../l4/tcp-listener.js';
+import type { TcpIo } from '../runtime/raw-tcp-self-test.js';
 import { type Http2Handoff, Http1Server, type TlsTransport } from '../server/http1-server.js';
 import { HTTP2_SERVER_DEFAULTS, Http2Sessions } from '../server/http2-server.js';
 import { upgradeResponse } from '../server/upgrade-exchange.js';
@@ -49,8 +49,8 @@ export interface ProxyServerOptions {
   accessLog?: AccessLogTarget;
   /** Which server parses client requests. Default DEFAULT_HTTP_SERVER. */
   server?: HttpServerKind;
-  /** How tcp and tls-passthrough listeners move bytes. Default DEFAULT_L4_IO (l4/tcp-listener.ts). */
-  l4Io?: L4Io;
+  /** How tcp and tls-passthrough listeners move bytes. Default DEFAULT_TCP_IO (runtime/raw-tcp-self-test.ts). */
+  l4Io?: TcpIo;
 }
 
 export const HTTP_SERVERS = ['native', 'node'] as const;

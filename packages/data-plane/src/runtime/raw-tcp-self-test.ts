@@ -2,9 +2,10 @@
  * A behavioural self-test of raw TCP handles (raw-tcp.ts), run once when the module is first
  * imported (before the data plane serves): a connection over loopback, accepted as a handle the
  * way the L4 listener accepts, that carries 3 MiB each way — enough that writes wait for the
- * kernel and reads switch buffers — with back-pressure, half-close in both directions, byte
- * counts and addresses checked. A shape probe would pass handles whose behaviour changed; this
- * fails them, and the L4 proxy then uses net.Socket, saying so in one log line (main.ts).
+ * kernel and reads switch buffers; half of it goes as a latin1 string, as request heads do — with
+ * back-pressure, half-close in both directions, byte counts and addresses checked. A shape probe
+ * would pass handles whose behaviour changed; this fails them, and the L4 proxy and the backend
+ * connections then use net.Socket, saying so in one log line (main.ts).
  */
 import type { Server } from 'node:net';
 import type { ReadBuffer } from '../upstream/read-buffers.js';
@@ -101,14 +102,23 @@ async function run(): Promise<RawTcpSelfTest> {
         if (!acceptsOnFastPath(s)) return fail("the listener's accept could not be replaced");
         const address = s.address();
         if (address === null || typeof address === 'string') return fail('the listener has no port');
-        const c = RawTcp.connect('127.0.0.1', address.port, 4, (status) => {
-          if (status !== 0) return fail(`cannot connect over loopback (${status})`);
-          clientSide = new Recorder(c, data, fail, check, undefined);
-          c.start(clientSide);
-          // One large write the kernel cannot take at once, then half-close: the FIN must wait for it.
-          c.write(data);
-          c.end();
-        });
+        // Connected as backend connections are (keep-alive probes, recycled buffers from the first read).
+        const c = RawTcp.connect(
+          '127.0.0.1',
+          address.port,
+          4,
+          (status) => {
+            if (status !== 0) return fail(`cannot connect over loopback (${status})`);
+            clientSide = new Recorder(c, data, fail, check, undefined);
+            c.start(clientSide);
+            // Two large writes the kernel cannot take at once — a latin1 string (a request head) and
+            // a buffer — then half-close: the FIN must wait for both.
+            c.writeLatin1(data.toString('latin1', 0, SIZE / 2));
+            c.write(data.subarray(SIZE / 2));
+            c.end();
+          },
+          { keepAliveMs: 60_000, recycledReads: true },
+        );
         client = c;
         ends.push(c);
       });
@@ -124,3 +134,10 @@ async function run(): Promise<RawTcpSelfTest> {
 
 /** The self-test's verdict, known once this module is imported. */
 export const rawTcp: RawTcpSelfTest = await run();
+
+/** How a kind of connection moves bytes (--l4-io, --upstream-io). */
+export const TCP_IOS = ['handles', 'sockets'] as const;
+/** handles: libuv handles driven directly (raw-tcp.ts); sockets: net.Socket. */
+export type TcpIo = (typeof TCP_IOS)[number];
+/** Handles where they passed this self-test, net.Socket elsewhere. */
+export const DEFAULT_TCP_IO: TcpIo = rawTcp.ok ? 'handles' : 'sockets';

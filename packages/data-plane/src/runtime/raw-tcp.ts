@@ -30,11 +30,13 @@ export interface TcpHandle {
   readStop(): number;
   useUserBuffer(buffer: Uint8Array): void;
   writeBuffer(req: object, data: Uint8Array): number;
+  writeLatin1String(req: object, data: string): number;
   shutdown(req: object): number;
   close(callback?: () => void): void;
   connect(req: object, address: string, port: number): number;
   connect6(req: object, address: string, port: number): number;
   setNoDelay(enable: boolean): number;
+  setKeepAlive(enable: boolean, initialDelaySeconds: number): number;
   getpeername(out: Record<string, unknown>): number;
   getsockname(out: Record<string, unknown>): number;
 }
@@ -129,6 +131,16 @@ function afterConnect(this: Request, status: number): void {
 /** Reads into buffers node allocates before a connection switches to recycled ones. */
 const NODE_BUFFER_READS = 2;
 
+export interface RawConnectOptions {
+  /** TCP keep-alive probes after this long idle; undefined: off. */
+  readonly keepAliveMs?: number;
+  /**
+   * Read into recycled buffers from the first read (a keep-alive connection to a backend, which
+   * reads large bodies and lives long), rather than after NODE_BUFFER_READS.
+   */
+  readonly recycledReads?: boolean;
+}
+
 /**
  * One TCP connection on a libuv handle. Its first reads go into buffers node allocates for each
  * (trimmed to the bytes read), so a connection that has sent nothing holds no read buffer (an
@@ -145,6 +157,8 @@ export class RawTcp implements TcpEnd {
   private buffer: ReadBuffer | undefined;
   /** Reads into buffers node allocated, before reads switch to recycled ones. */
   private nodeBufferReads = 0;
+  /** Reads go into recycled buffers from the first (RawConnectOptions.recycledReads). */
+  private recycledReads = false;
   /** Writes handed to libuv that have not completed. */
   private pendingWrites = 0;
   private reading = false;
@@ -167,11 +181,13 @@ export class RawTcp implements TcpEnd {
    * Connects to an IP address (`family` 4 or 6) with Nagle off; `onConnect(status)` runs once, with
    * 0 or a negative libuv error (also for a connect that could not start, on a later tick).
    */
-  static connect(address: string, port: number, family: 4 | 6, onConnect: (status: number) => void): RawTcp {
+  static connect(address: string, port: number, family: 4 | 6, onConnect: (status: number) => void, options?: RawConnectOptions): RawTcp {
     const b = bindings!;
     const end = new RawTcp(new b.TCP(b.socketType));
     end.onConnect = onConnect;
     end.handle.setNoDelay(true);
+    if (options?.keepAliveMs !== undefined) end.handle.setKeepAlive(true, Math.max(1, Math.floor(options.keepAliveMs / 1000)));
+    end.recycledReads = options?.recycledReads === true;
     const req = new b.TCPConnectWrap();
     req.oncomplete = afterConnect;
     req.owner = end;
@@ -189,6 +205,10 @@ export class RawTcp implements TcpEnd {
 
   start(events: TcpEndEvents): void {
     this.events = events;
+    if (this.recycledReads && this.buffer === undefined && !this.closed) {
+      this.buffer = ReadBuffer.take();
+      this.handle.useUserBuffer(this.buffer.data);
+    }
     this.resume();
   }
 
@@ -249,18 +269,11 @@ export class RawTcp implements TcpEnd {
 
   write(data: Uint8Array, holds?: ReadBuffer): boolean {
     if (this.closed) return true;
-    const b = bindings!;
-    const req = new b.WriteWrap();
-    req.oncomplete = afterWrite;
-    req.owner = this;
-    req.handle = this.handle;
+    const req = this.writeRequest();
     const err = this.handle.writeBuffer(req, data);
-    if (err !== 0) {
-      this.fail(err);
-      return true;
-    }
+    if (err !== 0) return this.writeFailed(err);
     this.bytesWritten += data.length;
-    if (b.state[b.lastWriteWasAsync] === 0) return true;
+    if (bindings!.state[bindings!.lastWriteWasAsync] === 0) return true;
     // libuv writes the rest when the socket is writable: the bytes must stay as they are until then.
     req.data = data;
     if (holds !== undefined) {
@@ -269,6 +282,31 @@ export class RawTcp implements TcpEnd {
     }
     this.pendingWrites++;
     return false;
+  }
+
+  writeLatin1(text: string): boolean {
+    if (this.closed) return true;
+    const req = this.writeRequest();
+    const err = this.handle.writeLatin1String(req, text);
+    if (err !== 0) return this.writeFailed(err);
+    this.bytesWritten += text.length;
+    if (bindings!.state[bindings!.lastWriteWasAsync] === 0) return true;
+    // What libuv has yet to write node copied into the request: the string need not be kept.
+    this.pendingWrites++;
+    return false;
+  }
+
+  private writeRequest(): Request {
+    const req = new bindings!.WriteWrap();
+    req.oncomplete = afterWrite;
+    req.owner = this;
+    req.handle = this.handle;
+    return req;
+  }
+
+  private writeFailed(status: number): boolean {
+    this.fail(status);
+    return true;
   }
 
   /** A write that went on after write() returned (afterWrite). */

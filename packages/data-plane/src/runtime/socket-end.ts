@@ -24,8 +24,11 @@ export class SocketEnd implements TcpEnd {
     socket.on('error', this.onError);
   }
 
-  /** Connects to `host` (a name is resolved by node:net); `onConnect(status)` runs once, 0 or negative. */
-  static connect(host: string, port: number, onConnect: (status: number) => void): SocketEnd {
+  /**
+   * Connects to `host` (a name is resolved by node:net), with TCP keep-alive after `keepAliveMs`
+   * idle when given; `onConnect(status)` runs once, 0 or a negative libuv error.
+   */
+  static connect(host: string, port: number, onConnect: (status: number) => void, keepAliveMs?: number): SocketEnd {
     let end: SocketEnd | undefined;
     const reads = new SocketReadBuffers();
     const onread = {
@@ -36,7 +39,7 @@ export class SocketEnd implements TcpEnd {
         return true;
       },
     };
-    end = new SocketEnd(connectPlain({ host, port, allowHalfOpen: true, onread }), reads);
+    end = new SocketEnd(connectPlain({ host, port, allowHalfOpen: true, keepAliveMs, onread }), reads);
     end.onConnect = onConnect;
     end.readsThroughOnread = true;
     end.socket.once('connect', end.onConnected);
@@ -84,12 +87,13 @@ export class SocketEnd implements TcpEnd {
     if (!this.closed) this.events?.onRead(chunk, undefined);
   };
 
-  private readonly onError = (err: Error & { code?: string }): void => {
+  private readonly onError = (err: Error & { code?: string; errno?: number }): void => {
     if (this.closed) return;
     const onConnect = this.onConnect;
     if (onConnect !== undefined) {
       this.onConnect = undefined;
-      return onConnect(-1);
+      // node's errno is libuv's (negative; ENOTFOUND's too), which getSystemErrorName names.
+      return onConnect(typeof err.errno === 'number' && err.errno < 0 ? err.errno : -1);
     }
     this.events?.onError(err.code ?? 'EIO');
   };
@@ -107,6 +111,10 @@ export class SocketEnd implements TcpEnd {
     if (holds === undefined) return this.socket.write(data);
     holds.hold();
     return this.socket.write(data, holds.release);
+  }
+
+  writeLatin1(text: string): boolean {
+    return this.closed || this.socket.write(text, 'latin1');
   }
 
   end(): void {

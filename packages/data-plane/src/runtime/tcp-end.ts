@@ -42,6 +42,8 @@ export interface TcpEnd {
    * it waits to go to the kernel, and onDrain follows once nothing does.
    */
   write(data: Uint8Array, holds?: ReadBuffer): boolean;
+  /** Writes `text` as latin1 bytes (an HTTP head), as write() does. */
+  writeLatin1(text: string): boolean;
   /** Sends a FIN after everything written; onFinished follows. */
   end(): void;
   /**

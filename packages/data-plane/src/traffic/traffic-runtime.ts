@@ -22,7 +22,8 @@ import {
   type ProxyServerOptions,
   type RequestGuards,
 } from '../proxy/proxy-server.js';
-import { DEFAULT_L4_IO, TcpListener } from '../l4/tcp-listener.js';
+import { TcpListener } from '../l4/tcp-listener.js';
+import { DEFAULT_TCP_IO } from '../runtime/raw-tcp-self-test.js';
 import { ListenerSet } from './listener-set.js';
 
 export interface TrafficRuntimeOptions {
@@ -80,7 +81,7 @@ export class TrafficRuntime {
           tables: this.applier,
           l4: options.metrics.l4,
           accessLog: this.guards.accessLog,
-          rawHandles: (options.proxy?.l4Io ?? DEFAULT_L4_IO) === 'handles',
+          rawHandles: (options.proxy?.l4Io ?? DEFAULT_TCP_IO) === 'handles',
         }),
     });
     this.applier = new SnapshotApplier({

@@ -5,7 +5,14 @@
  * method bound once per connection, so a request allocates only its head string and its abort
  * function.
  *
- * The socket reads into recycled buffers (read-buffers.ts). Small bodies and chunked ones go
+ * A plain connection to a backend named by IP address runs on a libuv handle driven directly
+ * (runtime/raw-tcp.ts), as L4 sessions do, where raw handles passed their self-test and
+ * `rawHandles` is set: a request's write and a response's read then cost the system calls and
+ * little else, without net.Socket's Writable and its tick per write (bench/README.md). Otherwise —
+ * a host name, TLS, or handles that do not behave on this node — it runs on a net.Socket
+ * (runtime/socket-end.ts); both sit behind TcpEnd.
+ *
+ * The connection reads into recycled buffers (read-buffers.ts). Small bodies and chunked ones go
  * through the parser, which hands over copies. A body with a Content-Length of at least
  * OWN_BODY_MIN is not given to the parser at all: the head is parsed as if the connection were
  * switching protocols (llhttp stops right after it and says where), the body's bytes go to the
@@ -22,13 +29,17 @@
  * its idle side as we wrote) replays the request once on a new connection, if the request has
  * no body and an idempotent method: nothing can have been processed twice that way.
  */
-import type { Socket } from 'node:net';
+import { isIP } from 'node:net';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
+import { getSystemErrorName } from 'node:util';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
-import { connectPlain } from '../runtime/plain-connect.js';
+import { RawTcp } from '../runtime/raw-tcp.js';
+import { rawTcp } from '../runtime/raw-tcp-self-test.js';
+import { SocketEnd } from '../runtime/socket-end.js';
+import type { TcpEnd, TcpEndEvents } from '../runtime/tcp-end.js';
 import { coarseClock, deadlineIn } from './connection-sweeper.js';
-import { SocketReadBuffers } from './read-buffers.js';
+import type { ReadBuffer } from './read-buffers.js';
 import { tlsHandshakeError, UPSTREAM_ERRORS, UpstreamError } from '../errors.js';
 import type { UpstreamHandler, UpstreamRequest } from './upstream.js';
 import { http1TlsConnectOptions, type UpstreamTls } from '../tls/upstream-tls.js';
@@ -42,6 +53,22 @@ export interface ConnectionSettings {
   readonly keepAliveTimeoutMs: number;
   /** TLS to the backend; absent: plain TCP. */
   readonly tls?: UpstreamTls | undefined;
+  /** Plain connections to IP addresses run on libuv handles (when they passed their self-test). Default true. */
+  readonly rawHandles?: boolean | undefined;
+}
+
+/** TCP keep-alive probes start after this long idle (as node:net's keepAliveInitialDelay). */
+const TCP_KEEP_ALIVE_MS = 60_000;
+
+/** A connect that failed with libuv's `status`, as node:net reports one (code, errno, syscall, address, port). */
+function connectError(status: number, host: string, port: number): Error {
+  let code: string;
+  try {
+    code = getSystemErrorName(status);
+  } catch {
+    code = `E${-status}`;
+  }
+  return Object.assign(new Error(`connect ${code} ${host}:${port}`), { code, errno: status, syscall: 'connect', address: host, port });
 }
 
 /** What a connection tells the pool that owns it. */
@@ -79,11 +106,13 @@ export const OWN_BODY_MIN = 16 * 1024;
 /** An 'error' listener a request body keeps once let go of, so that a late error has someone to hear it. */
 function ignoreBodyError(): void {}
 
-export class Http1Connection implements Http1Events {
-  private readonly socket: Socket;
+export class Http1Connection implements Http1Events, TcpEndEvents {
+  private readonly socket: TcpEnd;
   private readonly parser: Http1Parser;
-  /** The buffer the socket reads into now. */
-  private readonly reads = new SocketReadBuffers();
+  /** The recycled buffer of the read being handled (undefined over TLS, whose reads are node's buffers). */
+  private readBuffer: ReadBuffer | undefined = undefined;
+  /** The last socket error as node reported it (TLS: what tlsHandshakeError explains). */
+  private socketError: Error | undefined;
   /** Body bytes still to come of a response read past the parser (OWN_BODY_MIN). */
   private bodyRemaining = 0;
   private state = CONNECTING;
@@ -128,31 +157,27 @@ export class Http1Connection implements Http1Events {
     this.request = first;
     if (settings.connectTimeoutMs > 0) this.setDeadline(settings.connectTimeoutMs, UPSTREAM_ERRORS.CONNECT_TIMEOUT);
     const secure = settings.tls;
-    let socket: Socket;
     if (secure === undefined) {
-      socket = connectPlain({
-        host: settings.host,
-        port: settings.port,
-        keepAliveMs: 60_000,
-        onread: { buffer: this.reads.next, callback: this.onSocketRead },
-      });
-      socket.on('connect', this.onSocketConnect);
+      const family = settings.rawHandles !== false && rawTcp.ok ? isIP(settings.host) : 0;
+      this.socket =
+        family === 4 || family === 6
+          ? RawTcp.connect(settings.host, settings.port, family, this.onConnect, { keepAliveMs: TCP_KEEP_ALIVE_MS, recycledReads: true })
+          : SocketEnd.connect(settings.host, settings.port, this.onConnect, TCP_KEEP_ALIVE_MS);
     } else {
-      // TLS reads come as node's own buffers ('data'), not through onread: bodies are passed on
-      // as they arrive, without recycled buffers. The connect deadline covers the handshake.
+      // TLS reads come as node's own buffers ('data'), not recycled ones: bodies are passed on as
+      // they arrive. The connect deadline covers the handshake.
       const tlsSocket = tls.connect(http1TlsConnectOptions(secure, settings.host, settings.port, owner.tlsSession));
       tlsSocket.setNoDelay(true);
-      tlsSocket.setKeepAlive(true, 60_000);
+      tlsSocket.setKeepAlive(true, TCP_KEEP_ALIVE_MS);
       tlsSocket.on('connect', () => (this.handshaking = true));
       tlsSocket.on('secureConnect', this.onSecureConnect);
       tlsSocket.on('session', (session: Buffer) => (owner.tlsSession = session));
-      tlsSocket.on('data', this.onSocketData);
-      socket = tlsSocket;
+      // Before SocketEnd's own listener, which reports only the code: the handshake's failure is explained from the error.
+      tlsSocket.on('error', (err: Error) => (this.socketError = err));
+      const end = new SocketEnd(tlsSocket);
+      this.socket = end;
+      end.start(this);
     }
-    socket.on('end', this.onSocketEnd);
-    socket.on('error', this.onSocketError);
-    socket.on('close', this.onSocketClose);
-    this.socket = socket;
   }
 
   /** Sends `request` on this idle (or just connected) connection. */
@@ -191,12 +216,12 @@ export class Http1Connection implements Http1Events {
       head += `${name}: ${headers[i + 1]!}\r\n`;
     }
     if (body === null) {
-      this.socket.write(`${head}\r\n`, 'latin1');
+      this.socket.writeLatin1(`${head}\r\n`);
       return;
     }
     // A body of unknown length goes chunked (RFC 9112 §7.1); one with a Content-Length as is.
     this.chunked = !hasLength;
-    this.socket.write(hasLength ? `${head}\r\n` : `${head}transfer-encoding: chunked\r\n\r\n`, 'latin1');
+    this.socket.writeLatin1(hasLength ? `${head}\r\n` : `${head}transfer-encoding: chunked\r\n\r\n`);
     this.body = body;
     body.on('data', this.onBodyData);
     body.on('end', this.onBodyEnd);
@@ -204,28 +229,22 @@ export class Http1Connection implements Http1Events {
   }
 
   private readonly onBodyData = (chunk: Buffer): void => {
-    const socket = this.socket;
     let ok: boolean;
     if (this.chunked) {
       if (chunk.length === 0) return;
-      socket.cork();
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
-      ok = socket.write('\r\n', 'latin1');
-      socket.uncork();
-    } else ok = socket.write(chunk);
-    if (!ok) {
-      this.body!.pause();
-      socket.once('drain', this.onSocketDrain);
-    }
-  };
-
-  private readonly onSocketDrain = (): void => {
-    this.body?.resume();
+      // One write, one system call: the chunk framed in a copy.
+      const size = `${chunk.length.toString(16)}\r\n`;
+      const framed = Buffer.allocUnsafe(size.length + chunk.length + 2);
+      framed.write(size, 0, 'latin1');
+      chunk.copy(framed, size.length);
+      framed.write('\r\n', size.length + chunk.length, 'latin1');
+      ok = this.socket.write(framed);
+    } else ok = this.socket.write(chunk);
+    if (!ok) this.body!.pause();
   };
 
   private readonly onBodyEnd = (): void => {
-    if (this.chunked) this.socket.write('0\r\n\r\n', 'latin1');
+    if (this.chunked) this.socket.writeLatin1('0\r\n\r\n');
     this.detachBody();
   };
 
@@ -242,7 +261,6 @@ export class Http1Connection implements Http1Events {
     body.off('error', this.onBodyError);
     // The client's request may still fail (its client hangs up) after we let go of it.
     if (body.listenerCount('error') === 0) body.on('error', ignoreBodyError);
-    this.socket.off('drain', this.onSocketDrain);
     // Let the rest flow away unread: a paused client request would stall its keep-alive connection.
     body.resume();
   }
@@ -413,7 +431,7 @@ export class Http1Connection implements Http1Events {
     this.bodyRemaining -= n;
     if (this.bodyTimeoutMs > 0) this.deadline = deadlineIn(this.bodyTimeoutMs);
     // Over TLS the chunk is node's own buffer: nothing to give back.
-    const lease = this.reads.current;
+    const lease = this.readBuffer;
     lease?.hold();
     const more = handler.onData(buf.subarray(from, from + n), lease?.release);
     if (this.handler !== handler) return;
@@ -443,53 +461,55 @@ export class Http1Connection implements Http1Events {
     else if (this.bodyRemaining > 0 && r < input.length && this.state === BUSY) this.readOwnBody(buf, from + r, to);
   }
 
-  // --- socket events ---
+  // --- socket events (TcpEndEvents, and the connect) ---
+
+  private readonly onConnect = (status: number): void => {
+    if (this.state === CLOSED) return;
+    if (status < 0) return this.destroy(connectError(status, this.settings.host, this.settings.port));
+    this.socket.start(this);
+    this.onSocketConnect();
+  };
 
   private readonly onSecureConnect = (): void => {
     this.handshaking = false;
     this.onSocketConnect();
   };
 
-  /** TLS reads (plain TCP reads go through onSocketRead). */
-  private readonly onSocketData = (chunk: Buffer): void => {
-    if (this.state === CLOSED) return;
-    if (this.bodyRemaining > 0) {
-      if (this.state === BUSY) this.readOwnBody(chunk, 0, chunk.length);
-    } else this.parse(chunk, 0, chunk.length);
-  };
-
-  private readonly onSocketConnect = (): void => {
+  private onSocketConnect(): void {
     if (this.state !== CONNECTING) return;
     const request = this.request!;
     const handler = this.handler!;
     this.send(request, handler);
-  };
+  }
 
-  /** onread's callback; `buf` is this.reads.current's data. Pausing goes through socket.pause(). */
-  private readonly onSocketRead = (nread: number, buf: Uint8Array): boolean => {
-    if (this.state === CLOSED) return true;
+  onRead(data: Buffer, buffer: ReadBuffer | undefined): void {
+    if (this.state === CLOSED) return;
+    this.readBuffer = buffer;
     if (this.bodyRemaining > 0) {
-      if (this.state === BUSY) this.readOwnBody(buf as Buffer, 0, nread);
-    } else this.parse(buf as Buffer, 0, nread);
-    return true;
-  };
+      if (this.state === BUSY) this.readOwnBody(data, 0, data.length);
+    } else this.parse(data, 0, data.length);
+    this.readBuffer = undefined;
+  }
 
-  private readonly onSocketEnd = (): void => {
+  onEnd(): void {
     if (this.state === CLOSED) return;
     // A body delimited by the close ends here; finish() completes it.
     if (this.state === BUSY && this.bodyRemaining === 0) this.parser.finish();
     this.destroy(null);
-  };
+  }
 
-  private readonly onSocketError = (err: Error): void => {
+  onDrain(): void {
+    this.body?.resume();
+  }
+
+  onFinished(): void {}
+
+  onError(code: string): void {
+    const err = this.socketError ?? Object.assign(new Error(`${code} on the connection to the backend`), { code });
     // Failing between the TCP connect and the end of the handshake is the TLS failing (the
     // certificate does not verify, no common protocol): told apart from a refused connection.
     this.destroy(this.handshaking ? tlsHandshakeError(err) : err);
-  };
-
-  private readonly onSocketClose = (): void => {
-    this.destroy(null);
-  };
+  }
 
   /** Called by the pool's sweeper: time the current wait or the idle period out. */
   expire(now: number): void {
@@ -517,9 +537,8 @@ export class Http1Connection implements Http1Events {
     this.state = CLOSED;
     this.deadline = 0;
     this.bodyRemaining = 0;
-    this.reads.close();
     this.detachBody();
-    this.socket.destroy();
+    this.socket.close();
     this.parser.close();
     const handler = this.handler;
     const request = this.request;

@@ -21,6 +21,8 @@ export interface Http1PoolOptions {
   connections?: number | undefined;
   /** TLS to the backend; absent: plain HTTP. */
   tls?: UpstreamTls | undefined;
+  /** Plain connections to IP addresses on libuv handles (http1-connection.ts). Default true. */
+  rawHandles?: boolean | undefined;
 }
 
 interface Waiting {
@@ -61,6 +63,7 @@ export class Http1Pool implements Upstream, ConnectionOwner, Sweepable {
       bodyTimeoutMs: options.bodyTimeoutMs,
       keepAliveTimeoutMs: options.keepAliveTimeoutMs,
       tls: options.tls,
+      rawHandles: options.rawHandles,
     };
     this.limit = options.connections ?? Number.POSITIVE_INFINITY;
   }

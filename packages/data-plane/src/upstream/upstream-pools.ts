@@ -16,6 +16,7 @@ import { Http2Upstream } from './http2-upstream.js';
 import { UndiciUpstream } from './undici-upstream.js';
 import type { Upstream } from './upstream.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
+import { DEFAULT_TCP_IO, type TcpIo } from '../runtime/raw-tcp-self-test.js';
 
 export const UPSTREAM_CLIENTS = ['native', 'undici'] as const;
 export type UpstreamClient = (typeof UPSTREAM_CLIENTS)[number];
@@ -36,6 +37,8 @@ export interface UpstreamOptions {
   client?: UpstreamClient;
   /** An HTTP/2 session to a backend silent this long is pinged, and destroyed without an answer within as long again (ms); 0: never. Default 20000. */
   http2PingIntervalMs?: number;
+  /** How the built-in client's plain connections to IP addresses move bytes. Default DEFAULT_TCP_IO. */
+  io?: TcpIo;
 }
 
 export const UPSTREAM_DEFAULTS = Object.freeze({ http2PingIntervalMs: 20_000 });
@@ -91,6 +94,7 @@ export class UpstreamPools implements UpstreamSource {
       headersTimeoutMs: options.headersTimeoutMs ?? 60_000,
       bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 30_000,
+      rawHandles: (options.io ?? DEFAULT_TCP_IO) === 'handles',
     };
     this.http2PingIntervalMs = options.http2PingIntervalMs ?? UPSTREAM_DEFAULTS.http2PingIntervalMs;
     const client = options.client ?? DEFAULT_UPSTREAM_CLIENT;
