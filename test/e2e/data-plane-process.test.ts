@@ -42,6 +42,7 @@ describe('lb-data-plane process', () => {
       ['--upstream-client', 'curl'],
       ['--upstream-io', 'pipes'],
       ['--l4-io', 'pipes'],
+      ['--http-io', 'pipes'],
     ] as const) {
       const wrong = spawnSync(process.execPath, [DP_MAIN, '--control-plane', '127.0.0.1:1', flag, value], { encoding: 'utf8' });
       expect(wrong.status).toBe(2);

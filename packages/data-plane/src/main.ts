@@ -101,6 +101,11 @@ const FLAGS = {
     description: 'how tcp and tls-passthrough listeners move bytes: handles (libuv handles driven directly; the fast one) or sockets (net.Socket)',
     default: DEFAULT_TCP_IO,
   },
+  'http-io': {
+    description:
+      'how plain HTTP/1.1 client connections (not TLS, not h2c) move bytes: handles (libuv handles driven directly; the fast one) or sockets (net.Socket)',
+    default: DEFAULT_TCP_IO,
+  },
   'upstream-io': {
     description:
       'how plain HTTP/1.1 connections to backends named by IP address move bytes: handles (libuv handles driven directly; the fast one) or sockets (net.Socket)',
@@ -173,7 +178,8 @@ async function main(): Promise<void> {
   // The defaults already chose node:http and undici when the parser failed its self-test; say so once.
   const native = nativeHttp1();
   if (!native.ok) node.logger.warn({ reason: native.reason }, "node's HTTP parser is not usable here: serving with node:http and undici");
-  if (!rawTcp.ok) node.logger.warn({ reason: rawTcp.reason }, 'raw TCP handles are not usable here: L4 listeners and backend connections use net.Socket');
+  if (!rawTcp.ok)
+    node.logger.warn({ reason: rawTcp.reason }, 'raw TCP handles are not usable here: L4, HTTP/1.1 client and backend connections use net.Socket');
   // Before start(): a signal while workers are still starting must drain them, not kill the primary.
   const stopping = stopOnSignals(node);
   try {
@@ -195,6 +201,7 @@ function proxyOptions(flags: Readonly<Record<string, string | boolean | undefine
   return {
     server: implementationFlag('http-server', String(flags['http-server']), HTTP_SERVERS),
     l4Io: ioFlag('l4-io', String(flags['l4-io'])),
+    httpIo: ioFlag('http-io', String(flags['http-io'])),
     maxConcurrentRequests: whole('max-concurrent-requests', 0),
     maxEventLoopDelayMs: whole('max-event-loop-delay-ms', 0),
     maxHeaderSize: whole('max-header-size', 1024),
@@ -246,7 +253,7 @@ function controlPlaneTlsFlags(
   return { ca: read('tls-ca', ca!), cert: read('tls-cert', cert!), key: read('tls-key', key!) };
 }
 
-/** --l4-io and --upstream-io: `handles` only where they passed their self-test. */
+/** --l4-io, --http-io and --upstream-io: `handles` only where they passed their self-test. */
 function ioFlag(flag: string, value: string): TcpIo {
   const chosen = choiceFlag(flag, value, TCP_IOS);
   if (chosen === 'handles' && !rawTcp.ok) throw new FlagError(`--${flag} handles: raw TCP handles are not usable here (${rawTcp.reason}); use sockets`);

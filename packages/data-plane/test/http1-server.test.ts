@@ -5,10 +5,14 @@
  * covered by the forwarder suites and the e2e tests, which run on this server by default.
  */
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyRequest, ProxyResponse, RequestListener } from '../src/proxy/exchange.js';
+import { TCP_IOS, type TcpIo } from '../src/runtime/raw-tcp-self-test.js';
 import { Http1Server } from '../src/server/http1-server.js';
 import { waitFor } from './helpers.js';
+
+/** How the server under test moves bytes: every case runs on both (describe.each below). */
+let io: TcpIo = 'handles';
 
 const servers: Http1Server[] = [];
 const sockets: Socket[] = [];
@@ -25,6 +29,7 @@ async function serve(listener: RequestListener, settings: Partial<Http1Server['s
     { maxHeaderSize: 16_384, headersTimeoutMs: 5_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000, ...settings },
     listener,
     100,
+    { io },
   );
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -49,7 +54,11 @@ const hello: RequestListener = (req, res) => {
   res.end(body);
 };
 
-describe('Http1Server (the built-in client-side server)', () => {
+describe.each(TCP_IOS)('Http1Server (the built-in client-side server) on %s', (kind) => {
+  beforeAll(() => {
+    io = kind;
+  });
+
   it('answers requests one after another on a kept-alive connection', async () => {
     const { port } = await serve(hello);
     const c = client(port);
@@ -306,5 +315,23 @@ describe('Http1Server (the built-in client-side server)', () => {
     expect(idle.closed()).toBe(false);
     server.closeAllConnections();
     await waitFor(() => closed && idle.closed());
+  });
+  it('sends the whole of a large last answer to a client that half-closes while it is still being written', async () => {
+    const body = Buffer.alloc(8 * 1024 * 1024, 0x62);
+    const { port } = await serve((_req, res) => {
+      res.writeHead(200, ['Content-Length', String(body.length), 'Date', 'x', 'Connection', 'close']);
+      res.end(body);
+    });
+    // The request and the FIN arrive together: the server has answered (and queued its own FIN)
+    // when it reads the client's, long before 8 MiB have gone out.
+    const socket = connect(port, '127.0.0.1', () => socket.end('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    sockets.push(socket);
+    socket.on('error', () => {});
+    let received = 0;
+    let closed = false;
+    socket.on('data', (d: Buffer) => (received += d.length));
+    socket.on('close', () => (closed = true));
+    await waitFor(() => closed, 10_000);
+    expect(received).toBeGreaterThan(body.length);
   });
 });

@@ -220,8 +220,7 @@ export const target: FuzzTarget = {
         throw new Error('an HTTP/2 connection reached the HTTP/1.1 side');
       },
       50,
-      undefined,
-      { sessions, h2c: true },
+      { http2: { sessions, h2c: true } },
     );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;

@@ -6,7 +6,9 @@
  *
  * The mode byte picks how the application behind the server answers (read the body first or not,
  * answer now or a tick later, Content-Length or chunked, a large body that meets back-pressure,
- * destroy every third response). The script is bytes to send, with control bytes that are never
+ * destroy every third response), and which server takes the connection: one on libuv handles
+ * (raw-tcp.ts, the default) or one on net.Socket (--http-io sockets, and every TLS connection).
+ * The script is bytes to send, with control bytes that are never
  * sent: 0xFD waits a tick (so later bytes arrive in another read), 0xFE half-closes (FIN), 0xFB
  * destroys the connection (RST) — a hang-up can fall at any byte. A script that has not hung up by
  * its end half-closes, so every input settles.
@@ -32,10 +34,13 @@ const MODE = {
   CHUNKED: 4,
   DESTROY_SOME: 8,
   LARGE: 16,
+  SOCKETS: 32,
 } as const;
 
+/** The server on handles, and the one on net.Socket. */
+let servers: Http1Server[] = [];
+let ports: number[] = [];
 let server: Http1Server;
-let port = 0;
 let mode = 0;
 /** Requests the application was handed during the current input. */
 let seen = 0;
@@ -121,16 +126,26 @@ export const target: FuzzTarget = {
     '\xfb',
   ],
   async setup() {
-    server = new Http1Server({ maxHeaderSize: 8192, headersTimeoutMs: 2000, requestTimeoutMs: 2500, keepAliveTimeoutMs: 2000 }, onRequest, 50);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
+    servers = (['handles', 'sockets'] as const).map(
+      (io) => new Http1Server({ maxHeaderSize: 8192, headersTimeoutMs: 2000, requestTimeoutMs: 2500, keepAliveTimeoutMs: 2000 }, onRequest, 50, { io }),
+    );
+    ports = [];
+    for (const s of servers) {
+      await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+      ports.push((s.address() as AddressInfo).port);
+    }
   },
   async teardown() {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    }
   },
   async run(data) {
     mode = data.length > 0 ? data[0]! : 0;
+    const which = mode & MODE.SOCKETS ? 1 : 0;
+    server = servers[which]!;
+    const port = ports[which]!;
     seen = 0;
     destroyed = 0;
     methods.length = 0;

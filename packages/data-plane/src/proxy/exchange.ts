@@ -9,6 +9,14 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
+/** What a request tells of its client's connection (a node:net Socket is one). */
+export interface ClientSocket {
+  /** The client's address; undefined once the connection is gone, if it was never asked before. */
+  readonly remoteAddress?: string | undefined;
+  /** The connection is closed, or closing: nothing more will be written to it. */
+  readonly destroyed: boolean;
+}
+
 export interface ProxyRequest extends Readable {
   readonly method?: string | undefined;
   readonly url?: string | undefined;
@@ -17,7 +25,7 @@ export interface ProxyRequest extends Readable {
   /** Lower-cased header object; built on first use by the built-in server (the access log reads it). */
   readonly headers: IncomingHttpHeaders;
   readonly httpVersionMajor: number;
-  readonly socket: Socket;
+  readonly socket: ClientSocket;
   /** A gRPC call (HTTP/2, content-type application/grpc…): local replies are gRPC statuses; absent: false. */
   readonly grpc?: boolean;
   /** The call's own deadline (grpc-timeout) in ms; absent: none. */

@@ -51,6 +51,8 @@ export interface ProxyServerOptions {
   server?: HttpServerKind;
   /** How tcp and tls-passthrough listeners move bytes. Default DEFAULT_TCP_IO (runtime/raw-tcp-self-test.ts). */
   l4Io?: TcpIo;
+  /** How the built-in server's plain HTTP/1.1 connections move bytes (not TLS, not h2c). Default DEFAULT_TCP_IO. */
+  httpIo?: TcpIo;
 }
 
 export const HTTP_SERVERS = ['native', 'node'] as const;
@@ -160,8 +162,13 @@ export function createProxyServer(forwarder: Forwarder, options: ProxyServerOpti
           { maxHeaderSize, headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout, keepAliveTimeoutMs: keepAliveTimeout },
           forwarder.handle,
           checkIntervalMs,
-          transport,
-          wantsHttp2 ? http2Handoff(forwarder, options, keepAliveTimeout, requestTimeout, maxHeaderSize, http2!.h2c && transport === undefined) : undefined,
+          {
+            transport,
+            http2: wantsHttp2
+              ? http2Handoff(forwarder, options, keepAliveTimeout, requestTimeout, maxHeaderSize, http2!.h2c && transport === undefined)
+              : undefined,
+            io: options.httpIo,
+          },
         )
       : createServer(
           {

@@ -3,11 +3,13 @@
  * imported (before the data plane serves): a connection over loopback, accepted as a handle the
  * way the L4 listener accepts, that carries 3 MiB each way — enough that writes wait for the
  * kernel and reads switch buffers; half of it goes as a latin1 string, as request heads do — with
- * back-pressure, half-close in both directions, byte counts and addresses checked. A shape probe
- * would pass handles whose behaviour changed; this fails them, and the L4 proxy and the backend
- * connections then use net.Socket, saying so in one log line (main.ts).
+ * back-pressure, half-close in both directions, byte counts and addresses checked. Then one
+ * accepted as the HTTP/1.1 server accepts it (reads into the shared buffer) answers with a writev
+ * of three buffers and is handed over as a net.Socket, as an upgrade is, which echoes what follows.
+ * A shape probe would pass handles whose behaviour changed; this fails them, and the L4 proxy, the
+ * HTTP/1.1 server and the backend connections then use net.Socket, saying so in one log line (main.ts).
  */
-import type { Server } from 'node:net';
+import net, { type Server } from 'node:net';
 import type { ReadBuffer } from '../upstream/read-buffers.js';
 import { acceptsOnFastPath, createListenerServer } from './accepted-sockets.js';
 import { RawTcp, rawTcpBindingProblem } from './raw-tcp.js';
@@ -132,10 +134,105 @@ async function run(): Promise<RawTcpSelfTest> {
   }
 }
 
-/** The self-test's verdict, known once this module is imported. */
-export const rawTcp: RawTcpSelfTest = await run();
+/** Bytes a client sends as its request, then (to the socket made of the handle) after the hand-over. */
+const REQUEST = 'GET / HTTP/1.1\r\n\r\n';
+const AFTER = 'after the hand-over';
 
-/** How a kind of connection moves bytes (--l4-io, --upstream-io). */
+/** The HTTP/1.1 server's use: shared-buffer reads, a writev, and toSocket(). */
+async function runHandOver(): Promise<RawTcpSelfTest> {
+  // More than loopback's socket buffers hold while the client does not read (4 MiB by default): the
+  // writev waits, and its callback runs from libuv's completion.
+  const body = Buffer.alloc(SIZE * 2, 'b');
+  const head = Buffer.from('head:');
+  const tail = Buffer.from(':tail');
+  const answerLength = head.length + body.length + tail.length;
+  let server: Server | undefined;
+  let client: net.Socket | undefined;
+  let accepted: RawTcp | undefined;
+  let handedOver: net.Socket | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<RawTcpSelfTest>((resolve) => {
+      const fail = (reason: string): void => resolve({ ok: false, reason });
+      timer = setTimeout(() => fail(`a handed-over connection did not finish within ${DEADLINE_MS} ms`), DEADLINE_MS);
+      let request = '';
+      let written = false;
+      const onAccept = (handle: unknown): void => {
+        const end = RawTcp.accepted(handle, { sharedReads: true });
+        accepted = end;
+        end.start({
+          onRead: (data) => {
+            request += data.toString('latin1');
+            if (request.length < REQUEST.length) return;
+            if (request !== REQUEST) return fail('the request arrived changed');
+            end.writev([head, body, tail], () => (written = true));
+            // Only now does the client read: until then the writev had only the sockets' buffers.
+            client?.resume();
+            const socket = end.toSocket();
+            handedOver = socket;
+            socket.on('error', (err) => fail(`the handed-over socket failed: ${err.message}`));
+            socket.on('end', () => socket.end());
+            socket.on('data', (chunk: Buffer) => socket.write(chunk));
+            socket.resume();
+          },
+          onEnd: () => fail('the FIN went to the handle, not the socket it was handed over as'),
+          onDrain: () => {},
+          onFinished: () => {},
+          onError: (code) => fail(`an accepted connection failed: ${code}`),
+        });
+      };
+      const s = createListenerServer(() => fail('the listener accepted a net.Socket, not a handle'), onAccept);
+      server = s;
+      s.on('error', (err) => fail(`cannot listen on loopback: ${err.message}`));
+      s.listen(0, '127.0.0.1', () => {
+        const address = s.address();
+        if (address === null || typeof address === 'string') return fail('the listener has no port');
+        const c = net.connect(address.port, '127.0.0.1', () => c.write(REQUEST));
+        client = c;
+        c.pause();
+        const expected = Buffer.concat([head, Buffer.alloc(64 * 1024, 'b'), tail]);
+        let bytes = 0;
+        let echoed = '';
+        c.on('error', (err) => fail(`the client failed: ${err.message}`));
+        c.on('data', (chunk: Buffer) => {
+          for (let i = 0; i < chunk.length; i++, bytes++) {
+            if (bytes >= answerLength) echoed += String.fromCharCode(chunk[i]!);
+            else {
+              // The body's bytes are all alike: compare each with the head's, the body's or the tail's.
+              const at = bytes < head.length ? bytes : bytes >= answerLength - tail.length ? expected.length - (answerLength - bytes) : head.length;
+              if (chunk[i] !== expected[at]) return fail('the writev arrived changed');
+            }
+          }
+          if (bytes === answerLength) c.end(AFTER);
+        });
+        c.on('end', () => {
+          if (bytes < answerLength) return fail('the writev arrived cut short');
+          if (echoed !== AFTER) return fail('the handed-over socket did not echo what followed');
+          if (!written) return fail("the writev's callback did not run");
+          resolve({ ok: true });
+        });
+      });
+    });
+  } catch (err) {
+    return { ok: false, reason: `the self-test threw: ${(err as Error).message}` };
+  } finally {
+    clearTimeout(timer);
+    client?.destroy();
+    handedOver?.destroy();
+    accepted?.close();
+    server?.close();
+  }
+}
+
+async function runAll(): Promise<RawTcpSelfTest> {
+  const first = await run();
+  return first.ok ? runHandOver() : first;
+}
+
+/** The self-test's verdict, known once this module is imported. */
+export const rawTcp: RawTcpSelfTest = await runAll();
+
+/** How a kind of connection moves bytes (--l4-io, --http-io, --upstream-io). */
 export const TCP_IOS = ['handles', 'sockets'] as const;
 /** handles: libuv handles driven directly (raw-tcp.ts); sockets: net.Socket. */
 export type TcpIo = (typeof TCP_IOS)[number];

@@ -18,8 +18,10 @@
  * `TCPConnectWrap` completed the same way. Whether it still holds is checked by a behavioural
  * self-test at start-up (raw-tcp-self-test.ts); where it does not, the L4 proxy uses net.Socket.
  */
+import net, { type Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import { ReadBuffer } from '../upstream/read-buffers.js';
+import { sharedReadBuffer } from './socket-reads.js';
 import type { TcpEnd, TcpEndEvents, TcpPeer } from './tcp-end.js';
 
 /** A libuv TCP handle as node's tcp_wrap exposes it (the members used here). */
@@ -31,6 +33,7 @@ export interface TcpHandle {
   useUserBuffer(buffer: Uint8Array): void;
   writeBuffer(req: object, data: Uint8Array): number;
   writeLatin1String(req: object, data: string): number;
+  writev(req: object, chunks: readonly Uint8Array[], allBuffers: true): number;
   shutdown(req: object): number;
   close(callback?: () => void): void;
   connect(req: object, address: string, port: number): number;
@@ -46,8 +49,10 @@ interface Request {
   owner?: RawTcp;
   handle?: TcpHandle;
   /** What a write request keeps alive until libuv has written it. */
-  data?: Uint8Array;
+  data?: Uint8Array | readonly Uint8Array[];
   buffer?: ReadBuffer;
+  /** Called once written (or failed, or cancelled by a close). */
+  done?: () => void;
 }
 
 interface Bindings {
@@ -117,6 +122,7 @@ function onHandleRead(this: TcpHandle, arrayBuffer?: ArrayBuffer): Uint8Array | 
 
 function afterWrite(this: Request, status: number): void {
   this.buffer?.release();
+  this.done?.();
   this.owner!.wrote(status);
 }
 
@@ -141,6 +147,15 @@ export interface RawConnectOptions {
   readonly recycledReads?: boolean;
 }
 
+export interface RawAcceptOptions {
+  /**
+   * Every read goes into the one buffer all such connections share (socket-reads.ts), valid only
+   * until onRead returns: for a reader that copies what it keeps (the HTTP/1.1 server's parser).
+   * An idle connection then holds no read buffer at all, however long it stays.
+   */
+  readonly sharedReads?: boolean;
+}
+
 /**
  * One TCP connection on a libuv handle. Its first reads go into buffers node allocates for each
  * (trimmed to the bytes read), so a connection that has sent nothing holds no read buffer (an
@@ -159,6 +174,8 @@ export class RawTcp implements TcpEnd {
   private nodeBufferReads = 0;
   /** Reads go into recycled buffers from the first (RawConnectOptions.recycledReads). */
   private recycledReads = false;
+  /** Reads go into the shared buffer (RawAcceptOptions.sharedReads). */
+  private sharedReads = false;
   /** Writes handed to libuv that have not completed. */
   private pendingWrites = 0;
   private reading = false;
@@ -166,6 +183,8 @@ export class RawTcp implements TcpEnd {
   private ended = false;
   private closed = false;
   private failed = false;
+  /** end() was called: the FIN goes after the writes under way. */
+  private finSent = false;
 
   private constructor(private readonly handle: TcpHandle) {
     handle.owner = this;
@@ -173,8 +192,13 @@ export class RawTcp implements TcpEnd {
   }
 
   /** A connection a listener accepted (its handle from the listening handle's onconnection). */
-  static accepted(handle: unknown): RawTcp {
-    return new RawTcp(handle as TcpHandle);
+  static accepted(handle: unknown, options?: RawAcceptOptions): RawTcp {
+    const end = new RawTcp(handle as TcpHandle);
+    if (options?.sharedReads === true) {
+      end.sharedReads = true;
+      end.handle.useUserBuffer(sharedReadBuffer);
+    }
+    return end;
   }
 
   /**
@@ -221,6 +245,10 @@ export class RawTcp implements TcpEnd {
     const events = this.events!;
     if (nread > 0) {
       this.bytesRead += nread;
+      if (this.sharedReads) {
+        events.onRead(sharedReadBuffer.subarray(0, nread), undefined);
+        return undefined;
+      }
       const buffer = this.buffer;
       if (buffer === undefined) {
         // Into node's buffer (a write that waits holds it). Switching costs a listener object in
@@ -296,6 +324,33 @@ export class RawTcp implements TcpEnd {
     return false;
   }
 
+  /**
+   * Writes `chunks` in order with one system call (a response's head, body and chunk framing);
+   * `done` runs once they are written, or the write failed, or the connection closed first. The
+   * chunks must stay as they are until then.
+   */
+  writev(chunks: readonly Uint8Array[], done?: () => void): boolean {
+    if (this.closed) {
+      done?.();
+      return true;
+    }
+    const req = this.writeRequest();
+    const err = this.handle.writev(req, chunks, true);
+    if (err !== 0) {
+      done?.();
+      return this.writeFailed(err);
+    }
+    for (let i = 0; i < chunks.length; i++) this.bytesWritten += chunks[i]!.length;
+    if (bindings!.state[bindings!.lastWriteWasAsync] === 0) {
+      done?.();
+      return true;
+    }
+    req.data = chunks;
+    req.done = done;
+    this.pendingWrites++;
+    return false;
+  }
+
   private writeRequest(): Request {
     const req = new bindings!.WriteWrap();
     req.oncomplete = afterWrite;
@@ -318,7 +373,9 @@ export class RawTcp implements TcpEnd {
   }
 
   end(): void {
-    if (this.closed) return;
+    // A second shutdown would fail (ENOTCONN) and read as the first one done: once is enough.
+    if (this.closed || this.finSent) return;
+    this.finSent = true;
     const req = new bindings!.ShutdownWrap();
     req.oncomplete = afterShutdown;
     req.owner = this;
@@ -344,6 +401,27 @@ export class RawTcp implements TcpEnd {
     this.handle.owner = undefined;
     // Writes libuv still holds complete with ECANCELED, and give back the buffers they hold.
     this.handle.close();
+  }
+
+  /**
+   * Hands the connection over as a net.Socket, paused, that reads as a stream once resumed (an
+   * upgrade's tunnel pipes it): nothing more is reported here. Writes still under way complete in
+   * order before the socket's own.
+   */
+  toSocket(): Socket {
+    this.closed = true;
+    this.reading = false;
+    this.handle.readStop();
+    this.buffer?.release();
+    this.buffer = undefined;
+    this.handle.owner = undefined;
+    // net.Socket takes the handle over (its onread, its owner). The handle reads into a buffer of
+    // ours for good (useUserBuffer cannot be undone), so the socket does too, through `onread`:
+    // each read is copied out of the shared buffer and pushed, and a full stream stops reading.
+    const onread = { buffer: sharedReadBuffer, callback: (nread: number, buffer: Buffer): boolean => socket.push(Buffer.from(buffer.subarray(0, nread))) };
+    const options = { handle: this.handle, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true, onread };
+    const socket: Socket = new net.Socket(options as ConstructorParameters<typeof net.Socket>[0]);
+    return socket;
   }
 
   /** Reports the first error only: a reset fails the read and the waiting write alike. */

@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import { SocketReadBuffers, type ReadBuffer } from '../upstream/read-buffers.js';
 import { connectPlain } from './plain-connect.js';
-import { readIntoBuffers } from './socket-reads.js';
+import { readAsStream, readIntoBuffers, readIntoSharedBuffer } from './socket-reads.js';
 import type { TcpEnd, TcpEndEvents, TcpPeer } from './tcp-end.js';
 
 export class SocketEnd implements TcpEnd {
@@ -16,12 +16,24 @@ export class SocketEnd implements TcpEnd {
   private onConnect: ((status: number) => void) | undefined;
   /** Connected by connect(), with onread from the start. */
   private readsThroughOnread = false;
+  /** Reads go into the shared buffer (sharing()). */
+  private sharedReads = false;
 
   constructor(
     private readonly socket: Socket,
     private readonly reads = new SocketReadBuffers(),
   ) {
     socket.on('error', this.onError);
+  }
+
+  /**
+   * An end on an accepted socket whose reads all go into one shared buffer, valid until onRead
+   * returns (readIntoSharedBuffer): for a reader that copies what it keeps (the HTTP/1.1 server).
+   */
+  static sharing(socket: Socket): SocketEnd {
+    const end = new SocketEnd(socket);
+    end.sharedReads = true;
+    return end;
   }
 
   /**
@@ -69,13 +81,32 @@ export class SocketEnd implements TcpEnd {
   start(events: TcpEndEvents): void {
     this.events = events;
     const s = this.socket;
-    s.on('end', () => this.closed || events.onEnd());
-    s.on('drain', () => this.closed || events.onDrain());
-    s.on('finish', () => this.closed || events.onFinished());
+    s.on('end', this.onEnd);
+    s.on('drain', this.onDrain);
+    s.on('finish', this.onFinish);
     // Connected sockets read through onread from the start; accepted ones switch if they can.
-    if (!this.readsThroughOnread && !readIntoBuffers(s, this.reads.next, (nread) => this.onReadInto(nread))) s.on('data', this.onData);
+    const switched =
+      this.readsThroughOnread ||
+      (this.sharedReads ? readIntoSharedBuffer(s, this.onSharedRead) : readIntoBuffers(s, this.reads.next, (nread) => this.onReadInto(nread)));
+    if (!switched) s.on('data', this.onData);
     s.resume();
   }
+
+  private readonly onEnd = (): void => {
+    if (!this.closed) this.events!.onEnd();
+  };
+
+  private readonly onDrain = (): void => {
+    if (!this.closed) this.events!.onDrain();
+  };
+
+  private readonly onFinish = (): void => {
+    if (!this.closed) this.events!.onFinished();
+  };
+
+  private readonly onSharedRead = (nread: number, buffer: Buffer): void => {
+    if (!this.closed) this.events!.onRead(nread === buffer.length ? buffer : buffer.subarray(0, nread), undefined);
+  };
 
   private onReadInto(nread: number): void {
     if (this.closed || this.events === undefined) return;
@@ -115,6 +146,34 @@ export class SocketEnd implements TcpEnd {
 
   writeLatin1(text: string): boolean {
     return this.closed || this.socket.write(text, 'latin1');
+  }
+
+  writev(chunks: readonly Uint8Array[], done?: () => void): boolean {
+    if (this.closed) {
+      done?.();
+      return true;
+    }
+    const s = this.socket;
+    s.cork();
+    let ok = true;
+    for (let i = 0; i < chunks.length; i++) ok = s.write(chunks[i]!, i === chunks.length - 1 ? done : undefined);
+    s.uncork();
+    return ok;
+  }
+
+  toSocket(): Socket {
+    this.closed = true;
+    const s = this.socket;
+    s.off('error', this.onError);
+    s.off('end', this.onEnd);
+    s.off('drain', this.onDrain);
+    s.off('finish', this.onFinish);
+    s.off('data', this.onData);
+    readAsStream(s);
+    this.reads.close();
+    // Held still until the caller reads it (pipe() resumes it): nothing may flow to no listener.
+    s.pause();
+    return s;
   }
 
   end(): void {

@@ -5,9 +5,8 @@
  * schedules a tick to read more: about six microseconds of a proxied request on AMD EPYC
  * (bench/README.md). Two ways:
  *
- * - readIntoSharedBuffer: every socket reads into one buffer, for a reader that uses each read up
- *   before it returns (the HTTP/1 server: the request parser copies what it keeps). One buffer
- *   serves them all because the event loop reads the next only after the last callback returned.
+ * - readIntoSharedBuffer: every socket reads into one buffer (sharedReadBuffer), for a reader that
+ *   uses each read up before it returns (the HTTP/1 server: the request parser copies what it keeps).
  * - readIntoBuffers: each read goes into a buffer from the caller's source, for a reader that
  *   passes the bytes on as they are (an L4 session writes them to the backend).
  *
@@ -20,7 +19,11 @@
 import net, { type Socket } from 'node:net';
 
 const SHARED_SIZE = 64 * 1024;
-const shared = Buffer.allocUnsafeSlow(SHARED_SIZE);
+/**
+ * The one buffer that connections whose reader uses each read before it returns read into (here
+ * and raw-tcp.ts's sharedReads): the event loop reads the next only after the last callback returned.
+ */
+export const sharedReadBuffer = Buffer.allocUnsafeSlow(SHARED_SIZE);
 
 interface Slots {
   /** The buffer the next read goes into. */
@@ -79,7 +82,7 @@ function switchable(socket: Socket): UserBufferHandle | undefined {
  * until it returns); false when it cannot be, and the socket still reads into 'data'.
  */
 export function readIntoSharedBuffer(socket: Socket, onRead: (nread: number, buffer: Buffer) => void): boolean {
-  return switchReads(socket, shared, null, (nread, buffer) => {
+  return switchReads(socket, sharedReadBuffer, null, (nread, buffer) => {
     onRead(nread, buffer);
     return true;
   });
@@ -120,13 +123,18 @@ function switchReads(
 }
 
 /**
- * A socket switched by readIntoSharedBuffer goes back to being read as a stream: each read is
- * copied out of the shared buffer and pushed ('data', pipe()), and a full stream stops reading
- * until it is read again. For a connection handed to someone else (an upgrade's tunnel).
+ * A socket switched to onread (by this module, or connected with it) goes back to being read as a
+ * stream: reads go into the shared buffer, each is copied out and pushed ('data', pipe()), and a
+ * full stream stops reading until it is read again. For a connection handed to someone else (an
+ * upgrade's tunnel). A socket that reads into 'data' already is left as it is.
  */
 export function readAsStream(socket: Socket): void {
   if (slots === undefined) return;
   const slot = own(socket);
-  if (slot[slots.buffer] !== shared) return;
+  if (typeof slot[slots.callback] !== 'function') return;
+  const handle = (socket as unknown as { _handle?: UserBufferHandle | null })._handle;
+  slot[slots.buffer] = sharedReadBuffer;
+  slot[slots.source] = null;
   slot[slots.callback] = (nread: number, buffer: Buffer): boolean => socket.push(Buffer.from(buffer.subarray(0, nread)));
+  handle?.useUserBuffer?.(sharedReadBuffer);
 }

@@ -4,6 +4,7 @@
  * directly, raw-tcp.ts), and SocketEnd (a net.Socket, socket-end.ts) where raw handles do not
  * behave on this node or the connection needs what only net.Socket does (a host name to resolve).
  */
+import type { Socket } from 'node:net';
 import type { ReadBuffer } from '../upstream/read-buffers.js';
 
 export interface TcpPeer {
@@ -44,6 +45,12 @@ export interface TcpEnd {
   write(data: Uint8Array, holds?: ReadBuffer): boolean;
   /** Writes `text` as latin1 bytes (an HTTP head), as write() does. */
   writeLatin1(text: string): boolean;
+  /**
+   * Writes `chunks` in order, as one write where it can, as write() does; `done` runs once they
+   * have gone to the kernel, or the write failed, or the end was closed first. Until then the
+   * chunks must stay as they are.
+   */
+  writev(chunks: readonly Uint8Array[], done?: () => void): boolean;
   /** Sends a FIN after everything written; onFinished follows. */
   end(): void;
   /**
@@ -51,6 +58,11 @@ export interface TcpEnd {
    * then a FIN (a reset instead if bytes came in that were never read).
    */
   close(): void;
+  /**
+   * Hands the connection over as a paused net.Socket that reads as a stream once resumed (an HTTP
+   * upgrade's tunnel pipes it): nothing more is reported to the events, and the caller closes it.
+   */
+  toSocket(): Socket;
   peer(): TcpPeer | undefined;
   local(): TcpPeer | undefined;
 }

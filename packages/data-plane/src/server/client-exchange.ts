@@ -12,11 +12,15 @@ import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import type { ProxyRequest, ProxyResponse } from '../proxy/exchange.js';
+import type { ClientSocket, ProxyRequest, ProxyResponse } from '../proxy/exchange.js';
+import type { TcpEnd } from '../runtime/tcp-end.js';
 
 /** What a request and its response need of their connection (http1-server-connection.ts). */
 export interface ExchangeConnection {
-  readonly socket: Socket;
+  /** What the request shows of its connection (req.socket). */
+  readonly client: ClientSocket;
+  /** Where responses are written. */
+  readonly out: TcpEnd;
   /** `req`'s body is wanted again (Readable._read). */
   resumeReading(req: ClientRequest): void;
   /** `res` has been written whole. */
@@ -50,8 +54,8 @@ export class ClientRequest extends Readable implements ProxyRequest {
     super();
   }
 
-  get socket(): Socket {
-    return this.connection.socket;
+  get socket(): ClientSocket {
+    return this.connection.client;
   }
 
   /** Lower-cased names; repeated headers joined with ", " (Set-Cookie and Cookie aside), as node:http does. */
@@ -105,6 +109,7 @@ export class ClientRequest extends Readable implements ProxyRequest {
 
 /** Body chunks up to this size are copied to leave with their framing in one write (writeCopy). */
 const COPY_LIMIT = 16 * 1024;
+const CRLF = Buffer.from('\r\n', 'latin1');
 
 const FRAMING_NONE = 0;
 const FRAMING_LENGTH = 1;
@@ -218,21 +223,17 @@ export class ClientResponse<R extends AnsweredRequest = ClientRequest> extends E
       callback?.();
       return true;
     }
-    const socket = this.connection.socket;
-    if (typeof chunk !== 'string' && length <= COPY_LIMIT) return this.writeCopy(socket, chunk, callback);
-    socket.cork();
-    if (this.head !== null) {
-      socket.write(this.head, 'latin1');
-      this.head = null;
-    }
-    let ok: boolean;
-    if (this.framing === FRAMING_CHUNKED) {
-      socket.write(`${length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk, callback);
-      ok = socket.write('\r\n', 'latin1');
-    } else ok = socket.write(chunk, callback);
-    socket.uncork();
-    return ok;
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (length <= COPY_LIMIT) return this.writeCopy(data, callback);
+    // A large chunk is not copied: it leaves as it is, between the head and its framing, in one
+    // write of several buffers.
+    const chunked = this.framing === FRAMING_CHUNKED;
+    let prefix = this.head ?? '';
+    this.head = null;
+    if (chunked) prefix += `${length.toString(16)}\r\n`;
+    const chunks: Buffer[] = prefix === '' ? [data] : [Buffer.from(prefix, 'latin1'), data];
+    if (chunked) chunks.push(CRLF);
+    return this.connection.out.writev(chunks, callback);
   }
 
   /**
@@ -240,7 +241,7 @@ export class ClientResponse<R extends AnsweredRequest = ClientRequest> extends E
    * one plain write, instead of a corked writev and its bookkeeping, for the price of a copy. The
    * copy is this response's own, so `callback` (a read buffer's release) is called at once.
    */
-  private writeCopy(socket: Socket, chunk: Buffer, callback: ((err?: Error | null) => void) | undefined): boolean {
+  private writeCopy(chunk: Buffer, callback: ((err?: Error | null) => void) | undefined): boolean {
     const chunked = this.framing === FRAMING_CHUNKED;
     const length = chunk.length;
     let prefix = this.head ?? '';
@@ -251,7 +252,7 @@ export class ClientResponse<R extends AnsweredRequest = ClientRequest> extends E
     chunk.copy(out, prefix.length);
     if (chunked) out.write('\r\n', prefix.length + length, 'latin1');
     callback?.();
-    return socket.write(out);
+    return this.connection.out.write(out);
   }
 
   end(chunk?: Buffer | string): this {
@@ -259,13 +260,10 @@ export class ClientResponse<R extends AnsweredRequest = ClientRequest> extends E
     if (chunk !== undefined && chunk.length > 0) this.write(chunk);
     else if (!this.headersSent) this.writeHead(this.statusCode);
     this.finished = true;
-    const socket = this.connection.socket;
-    if (!socket.destroyed) {
-      // One write: what is left of the head, then the last chunk's framing.
-      const last = (this.head ?? '') + (this.framing === FRAMING_CHUNKED ? '0\r\n\r\n' : '');
-      this.head = null;
-      if (last !== '') socket.write(last, 'latin1');
-    }
+    // One write: what is left of the head, then the last chunk's framing.
+    const last = (this.head ?? '') + (this.framing === FRAMING_CHUNKED ? '0\r\n\r\n' : '');
+    this.head = null;
+    if (last !== '') this.connection.out.writeLatin1(last);
     this.writableFinished = true;
     this.emit('finish');
     this.connection.responseDone(this);

@@ -26,8 +26,8 @@
  */
 import type { Socket } from 'node:net';
 import { AFTER_HEAD, Http1Parser, type Http1Events } from '../http1/llhttp.js';
-import type { RequestListener } from '../proxy/exchange.js';
-import { readAsStream, readIntoSharedBuffer } from '../runtime/socket-reads.js';
+import type { ClientSocket, RequestListener } from '../proxy/exchange.js';
+import type { TcpEnd, TcpEndEvents } from '../runtime/tcp-end.js';
 import { type AnsweredRequest, ClientRequest, ClientResponse, type ExchangeConnection } from './client-exchange.js';
 
 export interface ServerConnectionSettings {
@@ -78,12 +78,13 @@ function headerValue(raw: readonly string[], lower: string): string | undefined 
   return undefined;
 }
 
-export class ServerConnection implements ExchangeConnection, Http1Events {
+export class ServerConnection implements ExchangeConnection, ClientSocket, Http1Events, TcpEndEvents {
   private readonly parser: Http1Parser;
-  /** Nothing more is parsed or answered (destroy() was called, or the socket closed). */
+  /** Nothing more is parsed or answered (destroy() was called, or the connection failed). */
   private closed = false;
-  /** The socket's 'close' has been handled. */
-  private gone = false;
+  /** The connection's end has been cleaned up (gone()). */
+  private isGone = false;
+  private address: string | undefined;
   /** The response being produced now. */
   private current: ClientResponse | null = null;
   /** Parsed requests waiting for their turn, in order. */
@@ -108,19 +109,35 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
   /** Requests expecting `100 Continue` when their turn comes. */
   private readonly expectsContinue = new WeakSet<ClientRequest>();
 
+  /**
+   * `out`: the client connection, a libuv handle (raw-tcp.ts) or a net.Socket (socket-end.ts, for
+   * TLS and where handles are not used), reading into the shared buffer: the parser copies what
+   * it keeps.
+   */
   constructor(
-    readonly socket: Socket,
+    readonly out: TcpEnd,
     private readonly server: ConnectionServer,
   ) {
     this.parser = new Http1Parser('request', this, server.settings.maxHeaderSize);
     // node:http counts a new connection's head time from the connection's start.
     this.requestStartedAt = server.now;
     this.idleSince = server.now;
-    if (!readIntoSharedBuffer(socket, this.onRead)) socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('error', this.onError);
-    socket.on('close', this.onClose);
-    socket.on('drain', this.onDrain);
+    out.start(this);
+  }
+
+  /** What requests show of the connection (req.socket): itself. */
+  get client(): ClientSocket {
+    return this;
+  }
+
+  /** The client's address, asked of the kernel once (the forwarder asks for every request). */
+  get remoteAddress(): string | undefined {
+    if (this.address === undefined && !this.closed) this.address = this.out.peer()?.address;
+    return this.address;
+  }
+
+  get destroyed(): boolean {
+    return this.closed;
   }
 
   get keepAliveHeader(): string {
@@ -197,13 +214,10 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     req.received();
   }
 
-  // --- socket events ---
+  // --- connection events (TcpEndEvents) ---
 
-  private readonly onRead = (nread: number, buffer: Buffer): void => {
-    this.onData(nread === buffer.length ? buffer : buffer.subarray(0, nread));
-  };
-
-  private readonly onData = (data: Buffer): void => {
+  /** Bytes from the client, valid until this returns (the shared buffer: what is kept is copied). */
+  onRead(data: Buffer): void {
     if (this.closed) return;
     // After an upgrade request the bytes are the other protocol's, kept for whoever takes the
     // connection; after a refusal nothing more is parsed and the bytes are dropped.
@@ -215,7 +229,7 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     if (typeof r !== 'number') return this.onParseError(r.code);
     if (r < data.length && this.upgradeRequest !== null) this.keepUpgradeBytes(data.subarray(r));
     this.next();
-  };
+  }
 
   private keepUpgradeBytes(data: Buffer): void {
     this.upgradeHeadBytes += data.length;
@@ -232,20 +246,13 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
   takeConnection(res: ClientResponse<AnsweredRequest>): { socket: Socket; head: Buffer } | undefined {
     const current = this.current;
     if (this.closed || current === null || res !== current || current.req !== this.upgradeRequest || res.headersSent) return undefined;
-    const socket = this.socket;
     this.closed = true;
-    this.gone = true;
+    this.isGone = true;
     this.current = null;
-    socket.off('data', this.onData);
-    readAsStream(socket);
-    socket.off('end', this.onEnd);
-    socket.off('error', this.onError);
-    socket.off('close', this.onClose);
-    socket.off('drain', this.onDrain);
+    // Paused until the caller reads it (pipe() resumes it): nothing may flow to no listener.
+    const socket = this.out.toSocket();
     this.parser.close();
     this.server.handedOff(this, socket);
-    // Held still until the caller reads it (pipe() resumes it): nothing may flow to no listener.
-    socket.pause();
     const head = Buffer.concat(this.upgradeHead);
     this.upgradeHead = [];
     return { socket, head };
@@ -275,9 +282,7 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     if (this.closed) return;
     this.noMoreRequests = true;
     const current = this.current;
-    if (current === null || !current.headersSent) {
-      if (this.socket.writable) this.socket.write(response, 'latin1');
-    }
+    if (current === null || !current.headersSent) this.out.writeLatin1(response);
     this.destroy();
   }
 
@@ -285,26 +290,34 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
    * The client closed its side. As node:http does by default (httpAllowHalfOpen off), requests
    * not yet answered are abandoned: the client will not read their answers.
    */
-  private readonly onEnd = (): void => {
+  onEnd(): void {
     this.readEnded = true;
     if (this.closed) return;
     this.parser.finish();
     if (this.current !== null || this.waiting.length > 0 || this.parsing !== null) return this.destroy();
     this.endSocket();
-  };
+  }
 
-  private readonly onError = (): void => {
+  onError(): void {
     this.destroy();
-  };
+  }
 
-  private readonly onDrain = (): void => {
+  onDrain(): void {
     this.current?.emit('drain');
-  };
+  }
 
-  private readonly onClose = (): void => {
-    if (this.gone) return;
-    this.gone = true;
-    this.closed = true;
+  /** Our FIN went out after the last answer (endSocket): the connection is done. */
+  onFinished(): void {
+    this.destroy();
+  }
+
+  /**
+   * The connection is closed: what was under way is abandoned. Run a tick after the close, as a
+   * socket's 'close' is, so that nothing is torn down under the parser or a response's write.
+   */
+  private readonly gone = (): void => {
+    if (this.isGone) return;
+    this.isGone = true;
     this.server.removed(this);
     this.parser.close();
     const current = this.current;
@@ -329,7 +342,7 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
       const res = this.waiting.shift()!;
       this.current = res;
       const req = res.req;
-      if (this.expectsContinue.has(req) && !req.complete) this.socket.write(RESPONSES.continue, 'latin1');
+      if (this.expectsContinue.has(req) && !req.complete) this.out.writeLatin1(RESPONSES.continue);
       this.server.listener(req, res);
     }
     this.updateReading();
@@ -358,10 +371,9 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     if (this.readEnded) this.endSocket();
   }
 
-  /** Sends what is queued, then closes (a client that keeps its side open cannot hold it). */
+  /** Sends what is queued and a FIN, then closes (onFinished: a client that keeps its side open cannot hold it). */
   private endSocket(): void {
-    const socket = this.socket;
-    socket.end(() => socket.destroy());
+    this.out.end();
   }
 
   /** The server is draining: responses not yet started say `Connection: close`. */
@@ -375,8 +387,8 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
     const read = !this.bodyFull && this.waiting.length < MAX_PIPELINED;
     if (read === !this.paused) return;
     this.paused = !read;
-    if (read) this.socket.resume();
-    else this.socket.pause();
+    if (read) this.out.resume();
+    else this.out.pause();
   }
 
   resumeReading(req: ClientRequest): void {
@@ -388,8 +400,8 @@ export class ServerConnection implements ExchangeConnection, Http1Events {
   destroy(): void {
     if (this.closed) return;
     this.closed = true;
-    // The socket's 'close' follows and finishes the clean-up (onClose).
-    this.socket.destroy();
+    this.out.close();
+    process.nextTick(this.gone);
   }
 
   /** Called by the server's tick: time the head, the request or the idle period out. */

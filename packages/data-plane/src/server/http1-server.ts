@@ -22,6 +22,9 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { createListenerServer } from '../runtime/accepted-sockets.js';
+import { RawTcp } from '../runtime/raw-tcp.js';
+import { DEFAULT_TCP_IO, type TcpIo } from '../runtime/raw-tcp-self-test.js';
+import { SocketEnd } from '../runtime/socket-end.js';
 import { acceptTls, type TlsAcceptor } from '../tls/tls-acceptor.js';
 import type { RequestListener } from '../proxy/exchange.js';
 import { ServerConnection, type ConnectionServer, type ServerConnectionSettings } from './http1-server-connection.js';
@@ -40,6 +43,18 @@ export interface Http2Handoff {
   readonly h2c: boolean;
 }
 
+export interface Http1ServerOptions {
+  /** Serve HTTPS. */
+  readonly transport?: TlsTransport | undefined;
+  /** HTTP/2 on the same port. */
+  readonly http2?: Http2Handoff | undefined;
+  /**
+   * How a plain listener's connections move bytes: libuv handles driven directly (raw-tcp.ts), or
+   * net.Socket. TLS and h2c listeners use net.Socket either way. Default DEFAULT_TCP_IO.
+   */
+  readonly io?: TcpIo | undefined;
+}
+
 export class Http1Server extends EventEmitter implements ConnectionServer {
   private readonly server: Server;
   /** TLS connections whose handshake is not done: no request yet, so closing them loses nothing. */
@@ -48,6 +63,10 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
   /** Sockets connections gave away (upgrades), until they close: a drain past its grace cuts them too. */
   private readonly handedOffSockets = new Set<Socket>();
   private timer: NodeJS.Timeout | undefined;
+  /** close() was called and net's server has closed: 'close' waits for our own connections too. */
+  private listenerClosed = false;
+  private closeCallbacks: ((err?: Error) => void)[] = [];
+  private readonly http2: Http2Handoff | undefined;
   closing = false;
   now = performance.now();
   readonly keepAliveHeader: string;
@@ -57,10 +76,11 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
     readonly listener: RequestListener,
     /** How often timeouts are checked (ms); node:http's connectionsCheckingInterval. */
     private readonly checkIntervalMs: number,
-    transport?: TlsTransport,
-    private readonly http2?: Http2Handoff,
+    options: Http1ServerOptions = {},
   ) {
     super();
+    const { transport, http2 } = options;
+    this.http2 = http2;
     const idleSeconds = Math.floor(settings.keepAliveTimeoutMs / 1000);
     this.keepAliveHeader = idleSeconds > 0 ? `Keep-Alive: timeout=${idleSeconds}\r\n` : '';
     if (transport === undefined && http2?.h2c === true) {
@@ -79,7 +99,10 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
         });
       });
     } else if (transport === undefined) {
-      this.server = createListenerServer((socket) => this.onConnection(socket));
+      // Accepted as handles (no net.Socket) where they are used; net's close() does not count
+      // those, so close() waits for them itself (done()).
+      const handles = (options.io ?? DEFAULT_TCP_IO) === 'handles';
+      this.server = createListenerServer((socket) => this.onConnection(socket), handles ? this.onHandle : undefined);
     } else {
       // A handshake is held to the same limit as a request head: a client that stalls it is cut.
       const acceptor: TlsAcceptor = {
@@ -102,7 +125,6 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
       });
     }
     this.server.on('error', (err) => this.emit('error', err));
-    this.server.on('close', () => this.emit('close'));
   }
 
   get listening(): boolean {
@@ -111,17 +133,26 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
 
   private onConnection(socket: Socket): void {
     this.now = performance.now();
-    this.connections.add(new ServerConnection(socket, this));
+    this.connections.add(new ServerConnection(SocketEnd.sharing(socket), this));
   }
+
+  private readonly onHandle = (handle: unknown): void => {
+    this.now = performance.now();
+    this.connections.add(new ServerConnection(RawTcp.accepted(handle, { sharedReads: true }), this));
+  };
 
   removed(conn: ServerConnection): void {
     this.connections.delete(conn);
+    this.closedIfDone();
   }
 
   handedOff(conn: ServerConnection, socket: Socket): void {
     this.connections.delete(conn);
     this.handedOffSockets.add(socket);
-    socket.once('close', () => this.handedOffSockets.delete(socket));
+    socket.once('close', () => {
+      this.handedOffSockets.delete(socket);
+      this.closedIfDone();
+    });
   }
 
   private readonly tick = (): void => {
@@ -148,11 +179,26 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
     for (const conn of this.connections) conn.stopKeepAlive();
     this.http2?.sessions.close();
     this.server.close((err) => {
-      clearInterval(this.timer);
-      this.timer = undefined;
-      callback?.(err);
+      // Not listening: the error is the caller's at once, as net's is.
+      if (err !== undefined) return callback?.(err);
+      if (callback !== undefined) this.closeCallbacks.push(callback);
+      this.listenerClosed = true;
+      this.closedIfDone();
     });
     return this;
+  }
+
+  /**
+   * net's close() waits for the sockets it counts; connections on handles, and the sockets made of
+   * them for upgrades, it does not see: the server is closed once those are gone too.
+   */
+  private closedIfDone(): void {
+    if (!this.listenerClosed || this.connections.size > 0 || this.handedOffSockets.size > 0) return;
+    this.listenerClosed = false;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    for (const callback of this.closeCallbacks.splice(0)) callback();
+    this.emit('close');
   }
 
   closeIdleConnections(): void {

@@ -7,16 +7,25 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { SocketEnd } from '../runtime/socket-end.js';
 import { ClientResponse, type ExchangeConnection } from './client-exchange.js';
 
 class UpgradeConnection implements ExchangeConnection {
   private taken = false;
   readonly keepAliveHeader = '';
+  /** Only written to: the socket is read by whoever takes it, or not at all. */
+  readonly out: SocketEnd;
 
   constructor(
     readonly socket: Socket,
     private readonly head: Buffer,
-  ) {}
+  ) {
+    this.out = new SocketEnd(socket);
+  }
+
+  get client(): Socket {
+    return this.socket;
+  }
 
   resumeReading(): void {}
 
