@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createHash } from 'node:crypto';
-import { OWN_BODY_MIN } from '../src/upstream/http1-connection.js';
+import { LEND_MIN } from '../src/upstream/http1-connection.js';
 import { freeReadBuffers } from '../src/upstream/read-buffers.js';
 import { nativeHttp1 } from '../src/http1/parser-self-test.js';
 import { Http1Pool, type Http1PoolOptions } from '../src/upstream/http1-pool.js';
@@ -449,7 +449,7 @@ describe.each(['handles', 'sockets'] as const)('Http1Pool (the built-in upstream
     const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
     it('hands over views of reused buffers, byte-exact, and the next response on the connection parses', async () => {
-      const sizes = [OWN_BODY_MIN, 3 * 1024 * 1024 + 7, 100, OWN_BODY_MIN - 1, 1024 * 1024];
+      const sizes = [LEND_MIN, 3 * 1024 * 1024 + 7, 100, LEND_MIN - 1, 1024 * 1024];
       const bodies = sizes.map((n, i) => pattern(n, i));
       const server = await rawServer((_head, socket, n) => {
         const body = bodies[n - 1]!;
@@ -464,8 +464,8 @@ describe.each(['handles', 'sockets'] as const)('Http1Pool (the built-in upstream
         const r = await h.done;
         expect(r.body.length).toBe(sizes[i]);
         expect(sha(r.body)).toBe(sha(bodies[i]!));
-        // Only bodies of OWN_BODY_MIN or more come as lent views.
-        expect(h.lent > 0).toBe(sizes[i]! >= OWN_BODY_MIN);
+        // Only pieces of LEND_MIN or more come as lent views; shorter bodies as copies.
+        expect(h.lent > 0).toBe(sizes[i]! >= LEND_MIN);
       }
       expect(server.connections).toBe(1);
       // Released views and the closed socket's own buffer go back to the free list.
@@ -489,18 +489,18 @@ describe.each(['handles', 'sockets'] as const)('Http1Pool (the built-in upstream
 
     it('fails a body cut short of its Content-Length, and drops a connection that sends more than it', async () => {
       const server = await rawServer((head, socket) => {
-        const big = Buffer.alloc(OWN_BODY_MIN * 2, 120);
+        const big = Buffer.alloc(LEND_MIN * 2, 120);
         if (head.includes('/short')) socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${big.length + 10}\r\n\r\n`), big]));
         else socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\n\r\n`), big, Buffer.from('EXTRA BYTES')]));
       });
       const p = pool(server.address);
       await expect(send(p, { path: '/short' }).done).rejects.toMatchObject({ code: UPSTREAM_ERRORS.CLOSED });
       const extra = await send(p, { path: '/extra' }).done;
-      expect(extra.body.length).toBe(OWN_BODY_MIN * 2);
+      expect(extra.body.length).toBe(LEND_MIN * 2);
       await waitFor(() => p.stats.connections === 0);
     });
     it('parses answers however the bytes are split across reads', async () => {
-      const big = pattern(OWN_BODY_MIN + 5_000, 3);
+      const big = pattern(LEND_MIN + 5_000, 3);
       const answers = [
         Buffer.concat([Buffer.from(`HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\nx-a: 1\r\n\r\n`), big]),
         Buffer.from('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\n\r\n'),

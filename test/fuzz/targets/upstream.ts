@@ -12,7 +12,7 @@
  * next connection's part, 0xFC the next request's answer on this connection (played once that
  * request has arrived), 0xFD waits a tick, 0xFE half-closes (FIN), 0xFB resets (RST), 0xFF
  * stands for the id of the request being answered, and 0xF9 n writes n × 512 bytes of `x` (so a
- * short input can send a body large enough to bypass the parser). A connection whose part ends
+ * short input can send a body large enough to go on as views of the read buffer). A connection whose part ends
  * closes.
  *
  * Besides crashes and hangs it fails an input when a request's handler sees another request's id
