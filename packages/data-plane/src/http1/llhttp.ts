@@ -45,7 +45,11 @@ export const AFTER_HEAD = {
   BODY: 0,
   /** The message has no body (a HEAD request's answer): go on to the next message. */
   NO_BODY: 1,
-  /** Stop right after the head: execute() returns, and the caller reads what follows itself. */
+  /**
+   * Stop right after the head: execute() returns, and the caller reads what follows itself. The
+   * parser goes on with the next message from the next execute() (node resumes it after what
+   * llhttp takes for a protocol switch), with no reset.
+   */
   STOP: 2,
 } as const;
 
@@ -130,8 +134,6 @@ function concatPairs(early: string[] | null, given: string[] | undefined): strin
  */
 export class Http1Parser {
   private readonly binding: Binding;
-  private readonly type: number;
-  private readonly lenient: number;
   /** Pairs handed over early for the head being parsed. */
   private early: string[] | null = null;
   private earlyUrl = '';
@@ -145,13 +147,12 @@ export class Http1Parser {
   constructor(
     kind: ParserKind,
     private readonly events: Http1Events,
-    private readonly maxHeaderSize = 0,
+    maxHeaderSize = 0,
   ) {
     if (Native === undefined) throw new Error(`node's HTTP parser is not available: ${bindingProblem}`);
     const binding = new Native();
-    this.type = kind === 'request' ? Native.REQUEST : Native.RESPONSE;
-    this.lenient = kind === 'response' ? (Native.kLenientChunkedLength ?? 0) : 0;
-    binding.initialize(this.type, {}, maxHeaderSize, this.lenient);
+    const lenient = kind === 'response' ? (Native.kLenientChunkedLength ?? 0) : 0;
+    binding.initialize(kind === 'request' ? Native.REQUEST : Native.RESPONSE, {}, maxHeaderSize, lenient);
     binding[Native.kOnMessageBegin] = this.onMessageBegin;
     binding[Native.kOnHeaders] = this.onHeaders;
     binding[Native.kOnHeadersComplete] = this.onHeadersComplete;
@@ -182,15 +183,6 @@ export class Http1Parser {
       this.busy = false;
       if (this.closed) this.binding.close();
     }
-  }
-
-  /** Starts afresh, as for a new connection (after a head answered STOP and its body was read past the parser). */
-  reset(): void {
-    if (this.closed) return;
-    this.binding.initialize(this.type, {}, this.maxHeaderSize, this.lenient);
-    this.early = null;
-    this.earlyUrl = '';
-    this.inBody = false;
   }
 
   /**

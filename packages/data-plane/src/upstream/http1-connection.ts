@@ -15,7 +15,7 @@
  * The connection reads into recycled buffers (read-buffers.ts). A body framed by Content-Length
  * is not given to the parser at all: the head is parsed as if the connection were switching
  * protocols (llhttp stops right after it and says where), the body's bytes go to the handler,
- * counted down to the length, and the parser starts afresh for the next response. Pieces of
+ * counted down to the length, and the parser goes on with the next response. Pieces of
  * LEND_MIN or more go as views of the read buffer (what keeps memory flat while large bodies
  * stream through), shorter ones as copies. The parser's own body callback would cost more than
  * the rest of the response's parse: a copy into a new ArrayBuffer and a full MakeCallback into
@@ -448,7 +448,7 @@ export class Http1Connection implements Http1Events, TcpEndEvents {
     }
     if (this.handler !== handler) return;
     if (this.bodyRemaining === 0) {
-      this.parser.reset();
+      // The parser is ready for the next response as it is (AFTER_HEAD.STOP).
       if (!this.completeResponse(handler)) return;
       // Bytes past the body belong to no request: the connection cannot be trusted with another.
       if (from + n < to) this.destroy(new UpstreamError(UPSTREAM_ERRORS.PROTOCOL, 'the backend sent bytes past the response it owed'));
