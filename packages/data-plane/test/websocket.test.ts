@@ -6,7 +6,7 @@
  * least_connections. Other upgrades are served as plain requests, never tunnelled.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { call, startTestNode, waitFor, type TestNode, ENGINE_PAIRS } from './helpers.js';
@@ -23,13 +23,17 @@ interface WsBackend {
   close(): Promise<void>;
 }
 
+/** What a backend answers to a plain GET /off/large: more than loopback's socket buffers hold. */
+const LARGE = Buffer.alloc(16 * 1024 * 1024, 0x6c);
+
 /** An HTTP server that echoes WebSocket messages (prefixed with its name) and answers plain requests with its name; `/forbidden` upgrades get 403. */
 async function wsBackend(name: string): Promise<WsBackend> {
   const upgrades: IncomingMessage['headers'][] = [];
   const plain: IncomingMessage['headers'][] = [];
   const server = createServer((req, res) => {
     plain.push(req.headers);
-    res.end(`${name} plain ${req.headers.upgrade ?? '-'}`);
+    if (req.url === '/off/large') res.end(LARGE);
+    else res.end(`${name} plain ${req.headers.upgrade ?? '-'}`);
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 8 * 1024 * 1024 });
   let open = 0;
@@ -159,6 +163,27 @@ describe.each(ENGINE_PAIRS)('WebSocket ($server server, $client upstream client)
     expect(h2c.body.toString()).toBe('a plain -');
     await expect(connectWs(`${base}/off`)).rejects.toMatchObject({ status: 200 });
     expect(a.plain.at(-1)!.upgrade).toBeUndefined();
+  });
+
+  it('streams a large plain answer to an upgrade request whose client reads slowly', async () => {
+    // Served as a plain request (the route tunnels nothing), the answer meets back-pressure: the
+    // response must hear the socket drain, or it stalls with most of the body unsent.
+    const socket = connect(Number(new URL(node.node.proxyUrl).port), '127.0.0.1');
+    let received = 0;
+    let ended = false;
+    socket.on('data', (d: Buffer) => (received += d.length));
+    socket.on('end', () => (ended = true));
+    socket.on('error', () => {});
+    socket.write(
+      'GET /off/large HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    // A slow client: nothing read for a while, so the proxy's writes wait for the kernel.
+    socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    socket.resume();
+    await waitFor(() => ended, 10_000);
+    socket.destroy();
+    expect(received).toBeGreaterThan(LARGE.length);
   });
 
   it('closes a tunnel that stays silent for the route idle timeout', async () => {

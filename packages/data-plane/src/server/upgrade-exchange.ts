@@ -49,6 +49,8 @@ export function upgradeResponse(req: IncomingMessage, socket: Socket, head: Buff
   // node:http has let go of the socket: nothing else hears its errors.
   socket.on('error', () => {});
   const res = new ClientResponse(req, new UpgradeConnection(socket, head), false);
+  // A plain answer that meets back-pressure waits for this (the forwarder pauses the backend).
+  socket.on('drain', () => res.emit('drain'));
   socket.once('close', () => {
     if (!res.writableFinished) {
       res.destroyed = true;
