@@ -19,7 +19,7 @@
  * LEND_MIN or more go as views of the read buffer (what keeps memory flat while large bodies
  * stream through), shorter ones as copies. The parser's own body callback would cost more than
  * the rest of the response's parse: a copy into a new ArrayBuffer and a full MakeCallback into
- * JavaScript, about 1.3 µs of a ~2.5 µs parse on AMD EPYC (bench/README.md). Chunked bodies, and
+ * JavaScript, about 1 µs of a 2 µs parse on AMD EPYC (bench/README.md). Chunked bodies, and
  * bodies delimited by the close, go through the parser, which hands over copies.
  *
  * Reuse rules (RFC 9112 §9): a connection goes back to its pool only when the response ended
@@ -437,11 +437,11 @@ export class Http1Connection implements Http1Events, TcpEndEvents {
     if (n > this.bodyRemaining) n = this.bodyRemaining;
     this.bodyRemaining -= n;
     if (this.bodyTimeoutMs > 0) this.deadline = deadlineIn(this.bodyTimeoutMs);
-    // Over TLS the chunk is node's own buffer: nothing to give back.
+    // Over TLS a large piece is a view of node's own buffer: nothing to give back.
     const lease = this.readBuffer;
     let more: boolean;
-    if (lease === undefined) more = handler.onData(buf.subarray(from, from + n));
-    else if (n < LEND_MIN) more = handler.onData(Buffer.from(buf.subarray(from, from + n)));
+    if (n < LEND_MIN) more = handler.onData(Buffer.from(buf.subarray(from, from + n)));
+    else if (lease === undefined) more = handler.onData(buf.subarray(from, from + n));
     else {
       lease.hold();
       more = handler.onData(buf.subarray(from, from + n), lease.release);
