@@ -218,12 +218,12 @@ export class ClientResponse<R extends AnsweredRequest = ClientRequest> extends E
       return false;
     }
     if (!this.headersSent) this.writeHead(this.statusCode);
-    const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const length = data.length;
     if (this.framing === FRAMING_NONE || length === 0) {
       callback?.();
       return true;
     }
-    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (length <= COPY_LIMIT) return this.writeCopy(data, callback);
     // A large chunk is not copied: it leaves as it is, between the head and its framing, in one
     // write of several buffers.

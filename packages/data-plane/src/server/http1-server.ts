@@ -65,7 +65,7 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
   private timer: NodeJS.Timeout | undefined;
   /** close() was called and net's server has closed: 'close' waits for our own connections too. */
   private listenerClosed = false;
-  private closeCallbacks: ((err?: Error) => void)[] = [];
+  private readonly closeCallbacks: ((err?: Error) => void)[] = [];
   private readonly http2: Http2Handoff | undefined;
   closing = false;
   now = performance.now();
@@ -100,7 +100,7 @@ export class Http1Server extends EventEmitter implements ConnectionServer {
       });
     } else if (transport === undefined) {
       // Accepted as handles (no net.Socket) where they are used; net's close() does not count
-      // those, so close() waits for them itself (done()).
+      // those, so close() waits for them itself (closedIfDone()).
       const handles = (options.io ?? DEFAULT_TCP_IO) === 'handles';
       this.server = createListenerServer((socket) => this.onConnection(socket), handles ? this.onHandle : undefined);
     } else {
